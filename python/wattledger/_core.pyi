@@ -1,0 +1,168 @@
+"""Type stubs for the Rust extension ``wattledger._core`` (binding crate in ``src/``).
+
+Arrow data crosses the boundary through the Arrow PyCapsule interface: functions that return
+"arrow" objects return a table object implementing ``__arrow_c_stream__`` (wrap it with
+``pyarrow.table(obj)`` or ``polars.DataFrame(obj)``); functions that take Arrow data accept any
+object implementing ``__arrow_c_stream__`` (pyarrow Table/RecordBatchReader, polars DataFrame,
+DuckDB relation via ``.arrow()``).
+"""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+__version__: str
+
+class ArrowStreamExportable(Protocol):
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+class WattledgerError(Exception):
+    """Base class of every error the engine raises. ``str(e)`` is one line for the user."""
+
+class InputError(WattledgerError):
+    """A log file is missing, unreadable, truncated/corrupt (compressed) or of unknown format."""
+
+class ConfigError(WattledgerError):
+    """The methodology pack (TOML) is invalid; the message names the key."""
+
+class GridError(WattledgerError):
+    """A grid intensity file is invalid; the message names file and line."""
+
+class UsageError(WattledgerError):
+    """A bad argument: column mapping, preset name, option value."""
+
+class OutputError(WattledgerError):
+    """An output (rejects file, spill file) could not be written."""
+
+class CancelledError(WattledgerError):
+    """The run was cancelled through ``Job.cancel()``."""
+
+class Config:
+    """A parsed, validated methodology pack."""
+
+    @staticmethod
+    def from_path(path: str) -> Config: ...
+    @staticmethod
+    def from_toml(text: str, origin: str = "<string>") -> Config: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the TOML text: the identity of the methodology in the ledger."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    def to_json(self) -> str:
+        """The resolved config (defaults applied) as JSON, for report methodology sections."""
+
+class Grid:
+    """Hourly grid carbon intensity, (zone, hour UTC) -> gCO2e/kWh."""
+
+    @staticmethod
+    def from_paths(paths: Sequence[str], lifecycle: bool = False) -> Grid: ...
+    @staticmethod
+    def empty() -> Grid: ...
+    def summary(self) -> list[dict[str, Any]]:
+        """Per zone: zone, first_hour, last_hour (ISO 8601 UTC), hours_with_value,
+        hours_missing, gaps (list of [start, end] ISO hours), mean_g_per_kwh."""
+    def to_arrow(self) -> ArrowStreamExportable:
+        """The hourly table: zone utf8, hour timestamp[us, UTC], g_per_kwh float64."""
+
+class Job:
+    """A handle shared with a running engine call: progress and cancel from another thread."""
+
+    def __init__(self) -> None: ...
+    def progress(self) -> dict[str, int]:
+        """bytes_total, bytes_read, records, rejects so far."""
+    def cancel(self) -> None: ...
+
+class EstimateResult:
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """Per input: path, format, compression, size_bytes, sha256 (hex or None), records,
+        rejected, rejects ({reason: count}), blank_lines, columns_found (list of names)."""
+    @property
+    def spill_files(self) -> list[str]:
+        """Parquet files holding aggregate rows flushed under the memory budget (same schema
+        as ``aggregates()``); the caller loads and then deletes them."""
+    def aggregates(self) -> ArrowStreamExportable:
+        """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
+
+def expand_inputs(inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """Files, directories (recursive) and globs -> [{path, format, compression, size_bytes}]."""
+
+def read_logs(
+    inputs: Sequence[str],
+    *,
+    columns: Sequence[str] = (),
+    preset: str | None = None,
+    config: Config | None = None,
+    rejects: str | None = None,
+    threads: int = 0,
+    job: Job | None = None,
+) -> tuple[ArrowStreamExportable, list[dict[str, Any]]]:
+    """Canonical records (plus ``source`` and ``line``) and per-file stats. Small data only."""
+
+def validate(
+    inputs: Sequence[str],
+    *,
+    columns: Sequence[str] = (),
+    preset: str | None = None,
+    config: Config | None = None,
+    rejects: str | None = None,
+    threads: int = 0,
+    job: Job | None = None,
+) -> list[dict[str, Any]]:
+    """Per-file stats without keeping records (same dicts as ``EstimateResult.files``)."""
+
+def estimate_files(
+    inputs: Sequence[str],
+    config: Config,
+    grid: Grid,
+    *,
+    columns: Sequence[str] = (),
+    preset: str | None = None,
+    rejects: str | None = None,
+    threads: int = 0,
+    memory_budget_cells: int = 4_000_000,
+    spill_dir: str | None = None,
+    dedupe: bool = False,
+    hash: bool = True,
+    job: Job | None = None,
+) -> EstimateResult:
+    """Read log files and apply the methodology; hourly partial aggregates per source file.
+    ``columns`` are ``canonical=source`` rules applied after the config's ``[columns]`` and
+    the preset."""
+
+def estimate_arrow(
+    data: ArrowStreamExportable,
+    config: Config,
+    grid: Grid,
+    *,
+    source_name: str = "<arrow>",
+    columns: Sequence[str] = (),
+    preset: str | None = None,
+    rejects: str | None = None,
+    threads: int = 0,
+    memory_budget_cells: int = 4_000_000,
+    spill_dir: str | None = None,
+    dedupe: bool = False,
+    job: Job | None = None,
+) -> EstimateResult:
+    """The same as ``estimate_files`` for Arrow record batches (polars, pyarrow, DuckDB)."""
+
+def accelerator_energy_wh(
+    config: Config,
+    model: ArrowStreamExportable,
+    hardware: ArrowStreamExportable,
+    site: ArrowStreamExportable,
+    input_tokens: ArrowStreamExportable,
+    output_tokens: ArrowStreamExportable,
+    duration_s: ArrowStreamExportable,
+    energy_j: ArrowStreamExportable,
+    gpus: ArrowStreamExportable,
+) -> ArrowStreamExportable:
+    """Vectorised E_acc (Wh) per row, the kernel's own formula; for DuckDB what-if UDFs.
+    Each argument is a one-column Arrow object of equal length (nulls allowed)."""

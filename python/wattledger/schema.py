@@ -1,0 +1,179 @@
+"""Column lists and SQL of the ledger: one definition shared by the ledger, the views and reports.
+
+The names follow methodology sections 8 (hourly aggregate keys and measures) and 9 (per-model
+report). Keeping them here, and generating every SUM from them, is what keeps the views, the
+report and the ingest summary from drifting apart.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: Section 8 keys, in order.
+KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
+
+#: Section 8 measures, in the engine's aggregate order (docs/internals.md).
+MEASURE_COLUMNS: tuple[str, ...] = (
+    "records",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "energy_acc_kwh",
+    "energy_it_kwh",
+    "energy_kwh",
+    "energy_kwh_low",
+    "energy_kwh_high",
+    "co2e_location_kg",
+    "co2e_market_kg",
+    "flops",
+    "gpu_hours",
+    "fallback_kwh",
+    "unresolved_kwh",
+    "unestimated_requests",
+)
+
+#: Columns the engine hands over: ``source`` then the section 8 keys and measures.
+AGGREGATE_COLUMNS: tuple[str, ...] = ("source", *KEY_COLUMNS, *MEASURE_COLUMNS)
+
+#: Section 9: the per-model report, exactly in this order.
+REPORT_COLUMNS: tuple[str, ...] = (
+    "model",
+    "requests",
+    "records",
+    "input_tokens",
+    "output_tokens",
+    "energy_kwh",
+    "energy_kwh_low",
+    "energy_kwh_high",
+    "measured_kwh",
+    "co2e_location_kg",
+    "co2e_market_kg",
+    "flops",
+    "gpu_hours",
+    "unestimated_requests",
+    "fallback_kwh",
+    "unresolved_kwh",
+)
+
+#: UTC wall-clock of an hour, independent of the reading session's TimeZone setting.
+HOUR_UTC = "timezone('UTC', hour)"
+
+
+def _sum(column: str) -> str:
+    # SUM(BIGINT) is HUGEINT in DuckDB; records stay int64 for every client. SUM keeps NULL when
+    # every input is NULL, which is how "not estimated" survives aggregation.
+    if column == "records":
+        return "CAST(SUM(records) AS BIGINT) AS records"
+    return f"SUM({column}) AS {column}"
+
+
+def measure_sums_sql() -> str:
+    """``SUM(m) AS m`` for every section 8 measure."""
+    return ",\n    ".join(_sum(c) for c in MEASURE_COLUMNS)
+
+
+def report_measure(column: str) -> str:
+    """The SQL of one section 9 measure over rows that still carry ``method``."""
+    if column == "measured_kwh":
+        # Zero, not NULL, when no record was measured: measured rows always carry energy, so
+        # "no measured rows" means exactly 0 kWh measured.
+        return "COALESCE(SUM(energy_kwh) FILTER (WHERE method = 'measured'), 0.0) AS measured_kwh"
+    return _sum(column)
+
+
+def report_sums_sql() -> str:
+    """Section 9 measures (every report column but ``model``), in report order."""
+    return ",\n    ".join(report_measure(c) for c in REPORT_COLUMNS[1:])
+
+
+_MEASURE_DDL = "records BIGINT NOT NULL,\n    " + ",\n    ".join(f"{c} DOUBLE" for c in MEASURE_COLUMNS[1:])
+
+TABLES_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS wl_meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS wl_configs (
+    config_sha256 VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    version VARCHAR,
+    origin VARCHAR,
+    text VARCHAR NOT NULL,
+    first_run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS wl_runs (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    command VARCHAR,
+    wattledger_version VARCHAR,
+    config_sha256 VARCHAR NOT NULL,
+    records BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    files_read INTEGER NOT NULL,
+    files_skipped INTEGER NOT NULL,
+    files_replaced INTEGER NOT NULL,
+    status VARCHAR NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS wl_sources (
+    source_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    mtime TIMESTAMPTZ NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    config_sha256 VARCHAR NOT NULL,
+    records BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    rejects JSON,
+    columns_found VARCHAR[],
+    replaced_at TIMESTAMPTZ,
+    replaced_by_run VARCHAR
+)""",
+    f"""CREATE TABLE IF NOT EXISTS wl_hourly (
+    run_id VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL,
+    config_sha256 VARCHAR NOT NULL,
+    hour TIMESTAMPTZ NOT NULL,
+    model VARCHAR NOT NULL,
+    site VARCHAR,
+    zone VARCHAR,
+    hardware VARCHAR,
+    method VARCHAR NOT NULL,
+    {_MEASURE_DDL}
+)""",
+)
+
+_KEYS = ", ".join(KEY_COLUMNS)
+
+VIEWS_DDL: tuple[str, ...] = (
+    # Only live rows are in wl_hourly: --replace deletes the rows it supersedes.
+    f"""CREATE OR REPLACE VIEW energy_hourly AS
+SELECT {_KEYS},
+    {measure_sums_sql()}
+FROM wl_hourly
+GROUP BY {_KEYS}""",
+    f"""CREATE OR REPLACE VIEW energy_daily AS
+SELECT CAST({HOUR_UTC} AS DATE) AS day, model, site, zone, hardware, method,
+    {measure_sums_sql()}
+FROM wl_hourly
+GROUP BY ALL""",
+    f"""CREATE OR REPLACE VIEW energy_by_model_month AS
+SELECT CAST(year({HOUR_UTC}) AS INTEGER) AS year, CAST(month({HOUR_UTC}) AS INTEGER) AS month, model,
+    {report_sums_sql()},
+    COUNT(DISTINCT config_sha256) AS configs
+FROM wl_hourly
+GROUP BY ALL""",
+    f"""CREATE OR REPLACE VIEW energy_by_model_year AS
+SELECT CAST(year({HOUR_UTC}) AS INTEGER) AS year, model,
+    {report_sums_sql()},
+    COUNT(DISTINCT config_sha256) AS configs
+FROM wl_hourly
+GROUP BY ALL""",
+    """CREATE OR REPLACE VIEW runs AS
+SELECT r.*, c.name AS config_name, c.version AS config_version
+FROM wl_runs r LEFT JOIN wl_configs c USING (config_sha256)""",
+    """CREATE OR REPLACE VIEW sources AS
+SELECT s.*, s.replaced_at IS NULL AS live, c.name AS config_name
+FROM wl_sources s LEFT JOIN wl_configs c USING (config_sha256)""",
+)

@@ -1,0 +1,310 @@
+//! Hourly partial sums (methodology section 8, plus `source`), mergeable by summing.
+//!
+//! Keys are small integers (interned by the kernel), so a record costs one hash of a few
+//! integers, and usually not even that: logs arrive roughly in time order, so the cell of the
+//! previous record is checked first. Measures are sums; bits record whether any record
+//! contributed to a nullable measure, so the null rules of `docs/internals.md` hold after any
+//! number of merges.
+
+use crate::error::{Error, Result};
+use crate::kernel::Method;
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rustc_hash::FxHashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The null key (no site, no zone, no hardware).
+pub const NO_ID: u32 = u32::MAX;
+
+/// One cell's key: source file index, hour since the epoch, interned ids, method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CellKey {
+    pub source: u32,
+    pub hour: i64,
+    pub model: u32,
+    pub site: u32,
+    pub zone: u32,
+    pub hardware: u32,
+    pub method: Method,
+}
+
+/// The record had an energy estimate (method is not `none`).
+pub const HAS_ENERGY: u8 = 1;
+/// Its intensity was resolved, so emissions are known.
+pub const HAS_CO2E: u8 = 2;
+pub const HAS_FLOPS: u8 = 4;
+pub const HAS_GPU_HOURS: u8 = 8;
+
+/// Weighted sums of one cell, or one record's (already weighted) contribution to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measures {
+    pub records: i64,
+    pub requests: f64,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    pub energy_acc_kwh: f64,
+    pub energy_it_kwh: f64,
+    pub energy_kwh: f64,
+    pub energy_kwh_low: f64,
+    pub energy_kwh_high: f64,
+    pub co2e_location_kg: f64,
+    pub co2e_market_kg: f64,
+    pub flops: f64,
+    pub gpu_hours: f64,
+    pub fallback_kwh: f64,
+    pub unresolved_kwh: f64,
+    pub unestimated_requests: f64,
+    /// `HAS_*` bits: which nullable measures had a contribution.
+    pub flags: u8,
+}
+
+impl Measures {
+    #[inline]
+    pub fn add(&mut self, o: &Measures) {
+        self.records += o.records;
+        self.requests += o.requests;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.energy_acc_kwh += o.energy_acc_kwh;
+        self.energy_it_kwh += o.energy_it_kwh;
+        self.energy_kwh += o.energy_kwh;
+        self.energy_kwh_low += o.energy_kwh_low;
+        self.energy_kwh_high += o.energy_kwh_high;
+        self.co2e_location_kg += o.co2e_location_kg;
+        self.co2e_market_kg += o.co2e_market_kg;
+        self.flops += o.flops;
+        self.gpu_hours += o.gpu_hours;
+        self.fallback_kwh += o.fallback_kwh;
+        self.unresolved_kwh += o.unresolved_kwh;
+        self.unestimated_requests += o.unestimated_requests;
+        self.flags |= o.flags;
+    }
+}
+
+/// The cell store: keys and measures in parallel vectors, a hash index into them.
+#[derive(Debug, Default, Clone)]
+pub struct Aggregate {
+    index: FxHashMap<CellKey, u32>,
+    keys: Vec<CellKey>,
+    cells: Vec<Measures>,
+    /// The previous record's cell: consecutive records of a time-ordered log mostly share it.
+    last: Option<(CellKey, u32)>,
+}
+
+impl Aggregate {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.keys.clear();
+        self.cells.clear();
+        self.last = None;
+    }
+
+    #[inline]
+    pub fn add(&mut self, key: CellKey, m: &Measures) {
+        if let Some((k, i)) = self.last {
+            if k == key {
+                self.cells[i as usize].add(m);
+                return;
+            }
+        }
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = self.cells.len() as u32;
+                self.index.insert(key, i);
+                self.keys.push(key);
+                self.cells.push(Measures::default());
+                i
+            }
+        };
+        self.cells[i as usize].add(m);
+        self.last = Some((key, i));
+    }
+
+    /// Fold another aggregate (same id space) into this one.
+    pub fn merge(&mut self, other: Aggregate) {
+        if self.is_empty() {
+            *self = other;
+            self.last = None;
+            return;
+        }
+        for (k, m) in other.keys.into_iter().zip(other.cells) {
+            self.add(k, &m);
+        }
+    }
+
+    /// Iterate cells (unordered).
+    pub fn cells(&self) -> impl Iterator<Item = (&CellKey, &Measures)> {
+        self.keys.iter().zip(self.cells.iter())
+    }
+
+    /// The cells as one batch of [`aggregate_schema`], sorted by (source, hour, model, site,
+    /// zone, hardware, method) on the *names* (ids depend on which thread saw a string first;
+    /// names do not), nulls first. `names[id]` is an interned string, `source_names[i]` the
+    /// input of file index `i`.
+    pub fn to_record_batch(&self, names: &[Arc<str>], source_names: &[String]) -> Result<RecordBatch> {
+        let name = |id: u32| -> Option<&str> { if id == NO_ID { None } else { names.get(id as usize).map(|s| &**s) } };
+        let source = |i: u32| source_names.get(i as usize).map_or("", |s| s.as_str());
+        for k in &self.keys {
+            for id in [k.model, k.site, k.zone, k.hardware] {
+                if id != NO_ID && id as usize >= names.len() {
+                    return Err(Error::Usage(format!("aggregate: id {id} has no name (names snapshot too old)")));
+                }
+            }
+        }
+        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.keys[a as usize], &self.keys[b as usize]);
+            (source(a.source), a.hour, name(a.model), name(a.site), name(a.zone), name(a.hardware), a.method.name())
+                .cmp(&(source(b.source), b.hour, name(b.model), name(b.site), name(b.zone), name(b.hardware), b.method.name()))
+        });
+        let n = order.len();
+        let mut src = StringBuilder::with_capacity(n, n * 16);
+        let mut hour = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut model = StringBuilder::with_capacity(n, n * 12);
+        let mut site = StringBuilder::with_capacity(n, n * 8);
+        let mut zone = StringBuilder::with_capacity(n, n * 4);
+        let mut hardware = StringBuilder::with_capacity(n, n * 12);
+        let mut method = StringBuilder::with_capacity(n, n * 6);
+        let mut records = Int64Builder::with_capacity(n);
+        let mut f: Vec<Float64Builder> = (0..15).map(|_| Float64Builder::with_capacity(n)).collect();
+        for &i in &order {
+            let k = &self.keys[i as usize];
+            let c = &self.cells[i as usize];
+            src.append_value(source(k.source));
+            hour.append_value(k.hour * crate::time::US_PER_HOUR);
+            model.append_option(name(k.model));
+            site.append_option(name(k.site));
+            zone.append_option(name(k.zone));
+            hardware.append_option(name(k.hardware));
+            method.append_value(k.method.name());
+            records.append_value(c.records);
+            let e = c.flags & HAS_ENERGY != 0;
+            let co2 = e && c.flags & HAS_CO2E != 0;
+            let vals = [
+                Some(c.requests),
+                Some(c.input_tokens),
+                Some(c.output_tokens),
+                e.then_some(c.energy_acc_kwh),
+                e.then_some(c.energy_it_kwh),
+                e.then_some(c.energy_kwh),
+                e.then_some(c.energy_kwh_low),
+                e.then_some(c.energy_kwh_high),
+                co2.then_some(c.co2e_location_kg),
+                co2.then_some(c.co2e_market_kg),
+                (c.flags & HAS_FLOPS != 0).then_some(c.flops),
+                (c.flags & HAS_GPU_HOURS != 0).then_some(c.gpu_hours),
+                e.then_some(c.fallback_kwh),
+                e.then_some(c.unresolved_kwh),
+                Some(c.unestimated_requests),
+            ];
+            for (b, v) in f.iter_mut().zip(vals) {
+                b.append_option(v);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(src.finish()),
+            Arc::new(hour.finish()),
+            Arc::new(model.finish()),
+            Arc::new(site.finish()),
+            Arc::new(zone.finish()),
+            Arc::new(hardware.finish()),
+            Arc::new(method.finish()),
+            Arc::new(records.finish()),
+        ];
+        cols.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        RecordBatch::try_new(aggregate_schema(), cols).map_err(|e| Error::Usage(format!("aggregate batch: {e}")))
+    }
+}
+
+/// The float measures in column order, with whether each may be null.
+const FLOAT_MEASURES: [(&str, bool); 15] = [
+    ("requests", false),
+    ("input_tokens", false),
+    ("output_tokens", false),
+    ("energy_acc_kwh", true),
+    ("energy_it_kwh", true),
+    ("energy_kwh", true),
+    ("energy_kwh_low", true),
+    ("energy_kwh_high", true),
+    ("co2e_location_kg", true),
+    ("co2e_market_kg", true),
+    ("flops", true),
+    ("gpu_hours", true),
+    ("fallback_kwh", true),
+    ("unresolved_kwh", true),
+    ("unestimated_requests", false),
+];
+
+/// The aggregate schema of `docs/internals.md`.
+pub fn aggregate_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields = vec![
+                Field::new("source", DataType::Utf8, false),
+                Field::new("hour", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+                Field::new("model", DataType::Utf8, false),
+                Field::new("site", DataType::Utf8, true),
+                Field::new("zone", DataType::Utf8, true),
+                Field::new("hardware", DataType::Utf8, true),
+                Field::new("method", DataType::Utf8, false),
+                Field::new("records", DataType::Int64, false),
+            ];
+            fields.extend(FLOAT_MEASURES.iter().map(|(n, nullable)| Field::new(*n, DataType::Float64, *nullable)));
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+/// Writes aggregate batches to Parquet files when the in-memory aggregate is over budget.
+/// Thread-safe: each call writes its own file.
+#[derive(Debug)]
+pub struct Spiller {
+    dir: PathBuf,
+    next: AtomicU64,
+    paths: Mutex<Vec<PathBuf>>,
+}
+
+impl Spiller {
+    pub fn new(dir: PathBuf) -> Self {
+        Spiller { dir, next: AtomicU64::new(0), paths: Mutex::new(Vec::new()) }
+    }
+
+    pub fn spill(&self, batch: RecordBatch) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output { path: self.dir.clone(), msg: e.to_string() })?;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("spill-{n:06}.parquet"));
+        let out_err = |e: &dyn std::fmt::Display| Error::Output { path: path.clone(), msg: e.to_string() };
+        let file = std::fs::File::create(&path).map_err(|e| out_err(&e))?;
+        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(&e))?;
+        w.write(&batch).map_err(|e| out_err(&e))?;
+        w.close().map_err(|e| out_err(&e))?;
+        self.paths.lock().unwrap_or_else(|p| p.into_inner()).push(path);
+        Ok(())
+    }
+
+    /// The files written so far, in the order they were finished.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.paths.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

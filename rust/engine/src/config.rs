@@ -1,0 +1,701 @@
+//! The methodology pack (methodology section 2): TOML, parsed strictly.
+//!
+//! Strict because a typo in a pack silently changes an emissions number: an unknown key
+//! (`wh_per_1k_outptu`) would otherwise be ignored and the coefficient read as absent. So:
+//!
+//! * unknown top-level keys and unknown fields of any table are refused, naming the key path
+//!   (`models."llama-3.1-8b".coefficients[0].wh_per_1k_outptu: unknown field`);
+//! * every number must be finite and >= 0 (integers are accepted where a float is expected);
+//! * physics that cannot be true is refused as well: `pue < 1` (a facility cannot use less
+//!   than its IT load), `utilization` outside [0, 1], `concurrency <= 0` (division),
+//!   `mfu` outside (0, 1] (division, and no chip beats its peak), `peak_tflops <= 0`,
+//!   `idle_w > tdp_w`, `gpus < 1` (a replica has at least one accelerator), and a model with
+//!   two coefficient entries for the same hardware (which one would win is arbitrary);
+//! * `[columns]` rules are checked against the canonical columns at parse time, so a bad
+//!   mapping stops the run before any file is read.
+//!
+//! Interpretations (the spec is silent): `[pack]` is optional (the spec's example has none;
+//! name defaults to `"custom"`, version to `"unversioned"`); `hardware.tdp_w` is required
+//! (both the gpu_time and flops formulas need it), `idle_w` defaults to 0 (CCF's
+//! `MinW + util * (MaxW - MinW)` with no idle figure), `peak_tflops` is optional (without it
+//! the flops method does not apply to that hardware); a coefficient needs `hardware`,
+//! `wh_per_1k_input` and `wh_per_1k_output` (write `0` to ignore input tokens on purpose).
+//! Descriptive strings `name`, `source`, `note` are allowed on hardware, model, coefficient
+//! and site entries, and are carried into [`Config::to_json`] for the report.
+
+use crate::columns::ColumnMap;
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use toml::{Table, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackInfo {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+}
+
+/// `[defaults]`: used where a site entry is silent (and for unknown sites).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    pub pue: f64,
+    pub host_overhead: f64,
+    pub idle_overhead: f64,
+    pub utilization: f64,
+    pub concurrency: f64,
+    pub mfu: f64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { pue: 1.2, host_overhead: 0.0, idle_overhead: 0.0, utilization: 0.5, concurrency: 1.0, mfu: 0.1 }
+    }
+}
+
+/// `[uncertainty]`: relative half-width per method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uncertainty {
+    pub measured: f64,
+    pub tokens: f64,
+    pub gpu_time: f64,
+    pub flops: f64,
+}
+
+impl Default for Uncertainty {
+    fn default() -> Self {
+        Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0 }
+    }
+}
+
+/// Descriptive strings an entry may carry; they never change a number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Describe {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hardware {
+    pub tdp_w: f64,
+    /// 0 when the pack gives no idle figure.
+    pub idle_w: f64,
+    pub peak_tflops: Option<f64>,
+    pub describe: Describe,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coefficient {
+    /// A hardware id, or `"*"` for any hardware.
+    pub hardware: String,
+    pub wh_per_1k_input: f64,
+    pub wh_per_1k_output: f64,
+    /// Overrides `[uncertainty] tokens` for records estimated with this entry.
+    pub uncertainty: Option<f64>,
+    pub describe: Describe,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub active_params_b: Option<f64>,
+    pub coefficients: Vec<Coefficient>,
+    pub describe: Describe,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Site {
+    pub zone: Option<String>,
+    pub pue: Option<f64>,
+    pub host_overhead: Option<f64>,
+    pub idle_overhead: Option<f64>,
+    pub market_g_per_kwh: Option<f64>,
+    pub fallback_g_per_kwh: Option<f64>,
+    pub hardware: Option<String>,
+    pub gpus: Option<i64>,
+    pub utilization: Option<f64>,
+    pub concurrency: Option<f64>,
+    pub mfu: Option<f64>,
+    pub describe: Describe,
+}
+
+/// `[training."model"]`: figures for the report's training section; never used by the kernel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Training {
+    pub gpu_hours: Option<f64>,
+    pub hardware: Option<String>,
+    pub site: Option<String>,
+    pub energy_mwh: Option<f64>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the TOML came from (a path or `"<default>"`), for messages.
+    pub origin: String,
+    /// Hex SHA-256 of the TOML bytes: the report cites it so a number can be traced to its pack.
+    pub sha256: String,
+    pub text: String,
+    pub pack: PackInfo,
+    pub defaults: Defaults,
+    pub uncertainty: Uncertainty,
+    pub hardware: BTreeMap<String, Hardware>,
+    pub models: BTreeMap<String, Model>,
+    pub sites: BTreeMap<String, Site>,
+    /// `[columns]`: canonical = "source" rules.
+    pub columns: BTreeMap<String, String>,
+    pub training: BTreeMap<String, Training>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key paths and a strict table reader.
+
+/// A TOML key as written in a path: bare when TOML allows it, else quoted.
+fn key_segment(k: &str) -> String {
+    if !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+        k.to_string()
+    } else {
+        format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key_segment(key)
+    } else {
+        format!("{path}.{}", key_segment(key))
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a datetime",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// Takes fields out of one table by name; `finish` refuses whatever is left (unknown keys).
+struct Fields<'a> {
+    origin: &'a str,
+    path: String,
+    table: Table,
+    allowed: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(origin: &'a str, path: String, v: Value) -> Result<Self> {
+        match v {
+            Value::Table(table) => Ok(Fields { origin, path, table, allowed: Vec::new() }),
+            other => Err(Error::config(origin, &path, format!("expected a table, found {}", type_name(&other)))),
+        }
+    }
+
+    fn err(&self, key: &str, msg: impl std::fmt::Display) -> Error {
+        Error::config(self.origin, join(&self.path, key), msg)
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<Value> {
+        self.allowed.push(key);
+        self.table.remove(key)
+    }
+
+    fn string(&mut self, key: &'static str) -> Result<Option<String>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.err(key, format!("expected a string, found {}", type_name(&v)))),
+        }
+    }
+
+    /// A finite, non-negative number (TOML integer or float).
+    fn number(&mut self, key: &'static str) -> Result<Option<f64>> {
+        let x = match self.take(key) {
+            None => return Ok(None),
+            Some(Value::Float(x)) => x,
+            Some(Value::Integer(i)) => i as f64,
+            Some(v) => return Err(self.err(key, format!("expected a number, found {}", type_name(&v)))),
+        };
+        if !x.is_finite() {
+            return Err(self.err(key, format!("must be a finite number, found {x}")));
+        }
+        if x < 0.0 {
+            return Err(self.err(key, format!("must not be negative, found {x}")));
+        }
+        Ok(Some(x))
+    }
+
+    fn required_number(&mut self, key: &'static str) -> Result<f64> {
+        self.number(key)?.ok_or_else(|| self.err(key, "required"))
+    }
+
+    fn integer(&mut self, key: &'static str) -> Result<Option<i64>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(i)) if i < 0 => Err(self.err(key, format!("must not be negative, found {i}"))),
+            Some(Value::Integer(i)) => Ok(Some(i)),
+            Some(v) => Err(self.err(key, format!("expected an integer, found {}", type_name(&v)))),
+        }
+    }
+
+    /// Check a physical range on a value already read.
+    fn check(&self, key: &str, v: Option<f64>, ok: impl Fn(f64) -> bool, rule: &str) -> Result<()> {
+        match v {
+            Some(x) if !ok(x) => Err(self.err(key, format!("{rule}, found {x}"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn describe(&mut self) -> Result<Describe> {
+        Ok(Describe { name: self.string("name")?, source: self.string("source")?, note: self.string("note")? })
+    }
+
+    /// Each sub-table of this table, in key order, as (name, value, path).
+    fn entries(self) -> Vec<(String, Value, String)> {
+        let path = self.path;
+        self.table.into_iter().map(|(k, v)| (k.clone(), v, join(&path, &k))).collect()
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(k) = self.table.keys().next() {
+            let mut allowed = self.allowed.clone();
+            allowed.sort_unstable();
+            return Err(self.err(k, format!("unknown field (expected one of: {})", allowed.join(", "))));
+        }
+        Ok(())
+    }
+}
+
+fn check_pue(f: &Fields, v: Option<f64>) -> Result<()> {
+    f.check("pue", v, |x| x >= 1.0, "must be >= 1 (facility energy cannot be below IT energy)")
+}
+fn check_utilization(f: &Fields, v: Option<f64>) -> Result<()> {
+    f.check("utilization", v, |x| x <= 1.0, "must be within [0, 1]")
+}
+fn check_concurrency(f: &Fields, v: Option<f64>) -> Result<()> {
+    f.check("concurrency", v, |x| x > 0.0, "must be > 0")
+}
+fn check_mfu(f: &Fields, v: Option<f64>) -> Result<()> {
+    f.check("mfu", v, |x| x > 0.0 && x <= 1.0, "must be within (0, 1]")
+}
+
+/// (line, column), both 1-based, of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Parse and validate a pack. `origin` names it in messages (a path, or `<default>`).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let root: Table = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            let where_ = e.span().map(|s| line_col(text, s.start));
+            match where_ {
+                Some((l, c)) => Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}")),
+                None => Error::config(origin, "(syntax)", format!("TOML syntax error: {msg}")),
+            }
+        })?;
+        let mut top = Fields::new(origin, String::new(), Value::Table(root))?;
+
+        let pack = match top.take("pack") {
+            None => PackInfo { name: "custom".into(), version: "unversioned".into(), description: None },
+            Some(v) => {
+                let mut f = Fields::new(origin, "pack".into(), v)?;
+                let p = PackInfo {
+                    name: f.string("name")?.unwrap_or_else(|| "custom".into()),
+                    version: f.string("version")?.unwrap_or_else(|| "unversioned".into()),
+                    description: f.string("description")?,
+                };
+                f.finish()?;
+                p
+            }
+        };
+
+        let mut defaults = Defaults::default();
+        if let Some(v) = top.take("defaults") {
+            let mut f = Fields::new(origin, "defaults".into(), v)?;
+            let d = &mut defaults;
+            for (key, slot) in [
+                ("pue", &mut d.pue),
+                ("host_overhead", &mut d.host_overhead),
+                ("idle_overhead", &mut d.idle_overhead),
+                ("utilization", &mut d.utilization),
+                ("concurrency", &mut d.concurrency),
+                ("mfu", &mut d.mfu),
+            ] {
+                if let Some(x) = f.number(key)? {
+                    *slot = x;
+                }
+            }
+            check_pue(&f, Some(d.pue))?;
+            check_utilization(&f, Some(d.utilization))?;
+            check_concurrency(&f, Some(d.concurrency))?;
+            check_mfu(&f, Some(d.mfu))?;
+            f.finish()?;
+        }
+
+        let mut uncertainty = Uncertainty::default();
+        if let Some(v) = top.take("uncertainty") {
+            let mut f = Fields::new(origin, "uncertainty".into(), v)?;
+            let u = &mut uncertainty;
+            for (key, slot) in
+                [("measured", &mut u.measured), ("tokens", &mut u.tokens), ("gpu_time", &mut u.gpu_time), ("flops", &mut u.flops)]
+            {
+                if let Some(x) = f.number(key)? {
+                    *slot = x;
+                }
+            }
+            f.finish()?;
+        }
+
+        let mut hardware = BTreeMap::new();
+        if let Some(v) = top.take("hardware") {
+            for (name, v, path) in Fields::new(origin, "hardware".into(), v)?.entries() {
+                let mut f = Fields::new(origin, path, v)?;
+                let tdp_w = f.required_number("tdp_w")?;
+                let idle_w = f.number("idle_w")?.unwrap_or(0.0);
+                let peak_tflops = f.number("peak_tflops")?;
+                f.check("idle_w", Some(idle_w), |x| x <= tdp_w, &format!("must not exceed tdp_w ({tdp_w})"))?;
+                f.check("peak_tflops", peak_tflops, |x| x > 0.0, "must be > 0")?;
+                let describe = f.describe()?;
+                f.finish()?;
+                hardware.insert(name, Hardware { tdp_w, idle_w, peak_tflops, describe });
+            }
+        }
+
+        let mut models = BTreeMap::new();
+        if let Some(v) = top.take("models") {
+            for (name, v, path) in Fields::new(origin, "models".into(), v)?.entries() {
+                let mut f = Fields::new(origin, path.clone(), v)?;
+                let active_params_b = f.number("active_params_b")?;
+                let describe = f.describe()?;
+                let mut coefficients: Vec<Coefficient> = Vec::new();
+                match f.take("coefficients") {
+                    None => {}
+                    Some(Value::Array(items)) => {
+                        for (i, item) in items.into_iter().enumerate() {
+                            let mut c = Fields::new(origin, format!("{path}.coefficients[{i}]"), item)?;
+                            let hw = c.string("hardware")?.ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
+                            let coef = Coefficient {
+                                wh_per_1k_input: c.required_number("wh_per_1k_input")?,
+                                wh_per_1k_output: c.required_number("wh_per_1k_output")?,
+                                uncertainty: c.number("uncertainty")?,
+                                describe: c.describe()?,
+                                hardware: hw,
+                            };
+                            if coefficients.iter().any(|o| o.hardware == coef.hardware) {
+                                return Err(c.err("hardware", format!("a second entry for \"{}\"", coef.hardware)));
+                            }
+                            c.finish()?;
+                            coefficients.push(coef);
+                        }
+                    }
+                    Some(other) => {
+                        return Err(f.err(
+                            "coefficients",
+                            format!("expected an array of tables ([[...coefficients]]), found {}", type_name(&other)),
+                        ))
+                    }
+                }
+                f.finish()?;
+                models.insert(name, Model { active_params_b, coefficients, describe });
+            }
+        }
+
+        let mut sites = BTreeMap::new();
+        if let Some(v) = top.take("sites") {
+            for (name, v, path) in Fields::new(origin, "sites".into(), v)?.entries() {
+                let mut f = Fields::new(origin, path, v)?;
+                let s = Site {
+                    zone: f.string("zone")?,
+                    pue: f.number("pue")?,
+                    host_overhead: f.number("host_overhead")?,
+                    idle_overhead: f.number("idle_overhead")?,
+                    market_g_per_kwh: f.number("market_g_per_kwh")?,
+                    fallback_g_per_kwh: f.number("fallback_g_per_kwh")?,
+                    hardware: f.string("hardware")?,
+                    gpus: f.integer("gpus")?,
+                    utilization: f.number("utilization")?,
+                    concurrency: f.number("concurrency")?,
+                    mfu: f.number("mfu")?,
+                    describe: f.describe()?,
+                };
+                check_pue(&f, s.pue)?;
+                check_utilization(&f, s.utilization)?;
+                check_concurrency(&f, s.concurrency)?;
+                check_mfu(&f, s.mfu)?;
+                if s.gpus == Some(0) {
+                    return Err(f.err("gpus", "must be >= 1"));
+                }
+                f.finish()?;
+                sites.insert(name, s);
+            }
+        }
+
+        let mut columns = BTreeMap::new();
+        if let Some(v) = top.take("columns") {
+            let f = Fields::new(origin, "columns".into(), v)?;
+            let mut check = ColumnMap::default();
+            for (canonical, v, path) in f.entries() {
+                let Value::String(source) = v else {
+                    return Err(Error::config(origin, path, format!("expected a string, found {}", type_name(&v))));
+                };
+                check.set(&canonical, &source).map_err(|e| Error::config(origin, &path, e))?;
+                columns.insert(canonical, source);
+            }
+        }
+
+        let mut training = BTreeMap::new();
+        if let Some(v) = top.take("training") {
+            for (name, v, path) in Fields::new(origin, "training".into(), v)?.entries() {
+                let mut f = Fields::new(origin, path, v)?;
+                let t = Training {
+                    gpu_hours: f.number("gpu_hours")?,
+                    hardware: f.string("hardware")?,
+                    site: f.string("site")?,
+                    energy_mwh: f.number("energy_mwh")?,
+                    note: f.string("note")?,
+                };
+                f.finish()?;
+                training.insert(name, t);
+            }
+        }
+        top.finish()?;
+
+        let sha256 = Sha256::digest(text.as_bytes()).iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        Ok(Config {
+            origin: origin.to_string(),
+            sha256,
+            text: text.to_string(),
+            pack,
+            defaults,
+            uncertainty,
+            hardware,
+            models,
+            sites,
+            columns,
+            training,
+        })
+    }
+
+    pub fn from_path(path: &Path) -> Result<Config> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| Error::input(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::config(&origin, "(file)", "not UTF-8 text"))?;
+        Config::from_toml(&text, &origin)
+    }
+
+    /// The `[columns]` rules applied to the default mapping.
+    pub fn column_map(&self) -> Result<ColumnMap> {
+        let mut m = ColumnMap::default();
+        for (canonical, source) in &self.columns {
+            m.set(canonical, source).map_err(|e| Error::config(&self.origin, join("columns", canonical), e))?;
+        }
+        Ok(m)
+    }
+
+    /// The resolved config (defaults applied) as JSON, for the report's methodology section.
+    /// Keys are in a fixed order so the same pack always gives the same text.
+    pub fn to_json(&self) -> String {
+        let mut j = Json::default();
+        j.open('{');
+        j.kv_str("origin", Some(&self.origin));
+        j.kv_str("sha256", Some(&self.sha256));
+        j.key("pack");
+        j.open('{');
+        j.kv_str("name", Some(&self.pack.name));
+        j.kv_str("version", Some(&self.pack.version));
+        j.kv_str("description", self.pack.description.as_deref());
+        j.close('}');
+        let d = &self.defaults;
+        j.key("defaults");
+        j.open('{');
+        for (k, v) in [
+            ("pue", d.pue),
+            ("host_overhead", d.host_overhead),
+            ("idle_overhead", d.idle_overhead),
+            ("utilization", d.utilization),
+            ("concurrency", d.concurrency),
+            ("mfu", d.mfu),
+        ] {
+            j.kv_num(k, Some(v));
+        }
+        j.close('}');
+        let u = &self.uncertainty;
+        j.key("uncertainty");
+        j.open('{');
+        for (k, v) in [("measured", u.measured), ("tokens", u.tokens), ("gpu_time", u.gpu_time), ("flops", u.flops)] {
+            j.kv_num(k, Some(v));
+        }
+        j.close('}');
+        j.key("hardware");
+        j.open('{');
+        for (name, h) in &self.hardware {
+            j.key(name);
+            j.open('{');
+            j.kv_num("tdp_w", Some(h.tdp_w));
+            j.kv_num("idle_w", Some(h.idle_w));
+            j.kv_num("peak_tflops", h.peak_tflops);
+            j.describe(&h.describe);
+            j.close('}');
+        }
+        j.close('}');
+        j.key("models");
+        j.open('{');
+        for (name, m) in &self.models {
+            j.key(name);
+            j.open('{');
+            j.kv_num("active_params_b", m.active_params_b);
+            j.describe(&m.describe);
+            j.key("coefficients");
+            j.open('[');
+            for c in &m.coefficients {
+                j.open('{');
+                j.kv_str("hardware", Some(&c.hardware));
+                j.kv_num("wh_per_1k_input", Some(c.wh_per_1k_input));
+                j.kv_num("wh_per_1k_output", Some(c.wh_per_1k_output));
+                j.kv_num("uncertainty", Some(c.uncertainty.unwrap_or(self.uncertainty.tokens)));
+                j.describe(&c.describe);
+                j.close('}');
+            }
+            j.close(']');
+            j.close('}');
+        }
+        j.close('}');
+        j.key("sites");
+        j.open('{');
+        for (name, s) in &self.sites {
+            j.key(name);
+            j.open('{');
+            j.kv_str("zone", s.zone.as_deref());
+            j.kv_num("pue", Some(s.pue.unwrap_or(d.pue)));
+            j.kv_num("host_overhead", Some(s.host_overhead.unwrap_or(d.host_overhead)));
+            j.kv_num("idle_overhead", Some(s.idle_overhead.unwrap_or(d.idle_overhead)));
+            j.kv_num("market_g_per_kwh", s.market_g_per_kwh);
+            j.kv_num("fallback_g_per_kwh", s.fallback_g_per_kwh);
+            j.kv_str("hardware", s.hardware.as_deref());
+            j.kv_num("gpus", Some(s.gpus.unwrap_or(1) as f64));
+            j.kv_num("utilization", Some(s.utilization.unwrap_or(d.utilization)));
+            j.kv_num("concurrency", Some(s.concurrency.unwrap_or(d.concurrency)));
+            j.kv_num("mfu", Some(s.mfu.unwrap_or(d.mfu)));
+            j.describe(&s.describe);
+            j.close('}');
+        }
+        j.close('}');
+        j.key("columns");
+        j.open('{');
+        for (k, v) in &self.columns {
+            j.kv_str(k, Some(v));
+        }
+        j.close('}');
+        j.key("training");
+        j.open('{');
+        for (name, t) in &self.training {
+            j.key(name);
+            j.open('{');
+            j.kv_num("gpu_hours", t.gpu_hours);
+            j.kv_str("hardware", t.hardware.as_deref());
+            j.kv_str("site", t.site.as_deref());
+            j.kv_num("energy_mwh", t.energy_mwh);
+            j.kv_str("note", t.note.as_deref());
+            j.close('}');
+        }
+        j.close('}');
+        j.close('}');
+        j.out
+    }
+}
+
+/// A minimal JSON writer: enough for [`Config::to_json`] without another dependency.
+#[derive(Default)]
+struct Json {
+    out: String,
+    /// Whether the innermost open container already has an element (so a comma is due).
+    has_item: Vec<bool>,
+    /// A key was just written: the next value belongs to it and takes no comma.
+    after_key: bool,
+}
+
+impl Json {
+    fn sep(&mut self) {
+        if std::mem::take(&mut self.after_key) {
+            return;
+        }
+        if let Some(h) = self.has_item.last_mut() {
+            if *h {
+                self.out.push(',');
+            }
+            *h = true;
+        }
+    }
+    fn open(&mut self, c: char) {
+        self.sep();
+        self.out.push(c);
+        self.has_item.push(false);
+    }
+    fn close(&mut self, c: char) {
+        self.out.push(c);
+        self.has_item.pop();
+    }
+    fn string(&mut self, s: &str) {
+        self.out.push('"');
+        for ch in s.chars() {
+            match ch {
+                '"' => self.out.push_str("\\\""),
+                '\\' => self.out.push_str("\\\\"),
+                '\n' => self.out.push_str("\\n"),
+                '\r' => self.out.push_str("\\r"),
+                '\t' => self.out.push_str("\\t"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(self.out, "\\u{:04x}", c as u32);
+                }
+                c => self.out.push(c),
+            }
+        }
+        self.out.push('"');
+    }
+    fn key(&mut self, k: &str) {
+        self.sep();
+        self.string(k);
+        self.out.push(':');
+        self.after_key = true;
+    }
+    fn kv_str(&mut self, k: &str, v: Option<&str>) {
+        self.key(k);
+        self.sep();
+        match v {
+            Some(s) => self.string(s),
+            None => self.out.push_str("null"),
+        }
+    }
+    fn kv_num(&mut self, k: &str, v: Option<f64>) {
+        self.key(k);
+        self.sep();
+        match v {
+            // Rust's shortest round-trip formatting; config numbers are finite by validation.
+            Some(x) if x.is_finite() => {
+                let _ = write!(self.out, "{x:?}");
+            }
+            _ => self.out.push_str("null"),
+        }
+    }
+    fn describe(&mut self, d: &Describe) {
+        for (k, v) in [("name", &d.name), ("source", &d.source), ("note", &d.note)] {
+            if let Some(v) = v {
+                self.kv_str(k, Some(v));
+            }
+        }
+    }
+}

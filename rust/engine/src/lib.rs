@@ -1,0 +1,22 @@
+//! wattledger engine: turns fleet inference logs into hourly energy and emissions aggregates.
+//!
+//! Data flow: [`source`] finds the input files, [`readers`] stream them in parallel blocks into
+//! canonical [`record::Record`]s (bad ones go to [`rejects`]), the [`kernel`] applies the
+//! methodology (config + grid) to each record and folds it into an [`aggregate`] of mergeable
+//! hourly partial sums. No Python here: the `wattledger-py` crate is the binding.
+
+pub mod aggregate;
+pub mod columns;
+pub mod config;
+pub mod error;
+pub mod grid;
+pub mod kernel;
+// pub mod pipeline; (enabled once readers + kernel land)
+pub mod readers;
+pub mod record;
+pub mod rejects;
+pub mod source;
+pub mod time;
+// pub mod udf; (enabled once kernel lands)
+
+pub use error::{Error, Result};

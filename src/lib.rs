@@ -1,0 +1,511 @@
+//! Thin PyO3 binding: `wattledger._core`. Converts arguments, releases the GIL around engine
+//! work and maps engine errors to named Python exceptions. No methodology here: every number
+//! is computed by `wattledger_engine`.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
+
+use wattledger_engine::columns::ColumnMap;
+use wattledger_engine::config::Config as EngineConfig;
+use wattledger_engine::grid::Grid as EngineGrid;
+use wattledger_engine::kernel::Methodology;
+use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput};
+use wattledger_engine::readers::{self, CanonicalSink, FileStats, ScanControl, ScanOptions};
+use wattledger_engine::rejects::RejectsWriter;
+use wattledger_engine::source::{self, Compression, Format, InputFile};
+use wattledger_engine::time::{format_us, US_PER_HOUR};
+use wattledger_engine::udf::{self, EnergyInputs};
+use wattledger_engine::Error;
+
+create_exception!(_core, WattledgerError, PyException, "Base class of every error the engine raises.");
+create_exception!(_core, InputError, WattledgerError, "A log file is missing, unreadable, corrupt or of unknown format.");
+create_exception!(_core, ConfigError, WattledgerError, "The methodology pack (TOML) is invalid.");
+create_exception!(_core, GridError, WattledgerError, "A grid intensity file is invalid.");
+create_exception!(_core, UsageError, WattledgerError, "A bad argument: column mapping, preset, option.");
+create_exception!(_core, OutputError, WattledgerError, "An output could not be written.");
+create_exception!(_core, CancelledError, WattledgerError, "The run was cancelled.");
+
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Input { .. } | Error::UnknownFormat { .. } => InputError::new_err(msg),
+        Error::Config { .. } => ConfigError::new_err(msg),
+        Error::Grid { .. } => GridError::new_err(msg),
+        Error::Usage(_) => UsageError::new_err(msg),
+        Error::Output { .. } => OutputError::new_err(msg),
+        Error::Cancelled => CancelledError::new_err(msg),
+    }
+}
+
+fn arrow_err(e: impl std::fmt::Display) -> PyErr {
+    WattledgerError::new_err(format!("arrow: {e}"))
+}
+
+/// A parsed, validated methodology pack.
+#[pyclass(frozen, module = "wattledger._core")]
+struct Config(Arc<EngineConfig>);
+
+#[pymethods]
+impl Config {
+    #[staticmethod]
+    fn from_path(path: PathBuf) -> PyResult<Config> {
+        EngineConfig::from_path(&path).map(|c| Config(Arc::new(c))).map_err(to_py)
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (text, origin = "<string>"))]
+    fn from_toml(text: &str, origin: &str) -> PyResult<Config> {
+        EngineConfig::from_toml(text, origin).map(|c| Config(Arc::new(c))).map_err(to_py)
+    }
+
+    #[getter]
+    fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    #[getter]
+    fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.0.pack.name
+    }
+
+    #[getter]
+    fn version(&self) -> &str {
+        &self.0.pack.version
+    }
+
+    #[getter]
+    fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    fn to_json(&self) -> String {
+        self.0.to_json()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Config(name={:?}, origin={:?}, sha256={:?})", self.0.pack.name, self.0.origin, &self.0.sha256[..12])
+    }
+}
+
+fn iso_hour(hour: i64) -> String {
+    // Whole hours: drop the fractional part format_us writes.
+    let s = format_us(hour * US_PER_HOUR);
+    format!("{}Z", &s[..19])
+}
+
+/// Hourly grid carbon intensity, (zone, hour UTC) -> gCO2e/kWh.
+#[pyclass(frozen, module = "wattledger._core")]
+struct Grid(Arc<EngineGrid>);
+
+#[pymethods]
+impl Grid {
+    #[staticmethod]
+    #[pyo3(signature = (paths, lifecycle = false))]
+    fn from_paths(py: Python<'_>, paths: Vec<PathBuf>, lifecycle: bool) -> PyResult<Grid> {
+        py.detach(|| EngineGrid::from_paths(&paths, lifecycle)).map(|g| Grid(Arc::new(g))).map_err(to_py)
+    }
+
+    #[staticmethod]
+    fn empty() -> Grid {
+        Grid(Arc::new(EngineGrid::empty()))
+    }
+
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for z in self.0.summary() {
+            let d = PyDict::new(py);
+            d.set_item("zone", &z.zone)?;
+            d.set_item("first_hour", iso_hour(z.first_hour))?;
+            d.set_item("last_hour", iso_hour(z.last_hour))?;
+            d.set_item("hours_with_value", z.hours_with_value)?;
+            d.set_item("hours_missing", z.hours_missing)?;
+            let gaps: Vec<(String, String)> = z.gaps.iter().map(|&(a, b)| (iso_hour(a), iso_hour(b))).collect();
+            d.set_item("gaps", gaps)?;
+            d.set_item("mean_g_per_kwh", z.mean_g_per_kwh)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    fn to_arrow<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let batch = grid_rows_batch(&self.0).map_err(arrow_err)?;
+        table(py, batch)
+    }
+}
+
+fn grid_rows_batch(g: &EngineGrid) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
+    let mut zone = StringBuilder::new();
+    let mut hour = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut value = Float64Builder::new();
+    for (z, h, v) in g.rows() {
+        zone.append_value(z);
+        hour.append_value(h * US_PER_HOUR);
+        value.append_value(v);
+    }
+    let cols: Vec<ArrayRef> = vec![Arc::new(zone.finish()), Arc::new(hour.finish()), Arc::new(value.finish())];
+    RecordBatch::try_from_iter(["zone", "hour", "g_per_kwh"].into_iter().zip(cols))
+}
+
+/// Progress and cancel for a running engine call, shared with another Python thread.
+#[pyclass(frozen, module = "wattledger._core")]
+struct Job(Arc<ScanControl>);
+
+#[pymethods]
+impl Job {
+    #[new]
+    fn new() -> Job {
+        Job(Arc::new(ScanControl::default()))
+    }
+
+    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.0;
+        let d = PyDict::new(py);
+        d.set_item("bytes_total", c.bytes_total.load(Ordering::Relaxed))?;
+        d.set_item("bytes_read", c.bytes_read.load(Ordering::Relaxed))?;
+        d.set_item("records", c.records.load(Ordering::Relaxed))?;
+        d.set_item("rejects", c.rejects.load(Ordering::Relaxed))?;
+        Ok(d)
+    }
+
+    fn cancel(&self) {
+        self.0.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+fn control(job: Option<&Bound<'_, Job>>) -> Arc<ScanControl> {
+    job.map(|j| j.get().0.clone()).unwrap_or_default()
+}
+
+/// The result of an estimate run: hourly partial aggregates plus per-file statistics.
+#[pyclass(frozen, module = "wattledger._core")]
+struct EstimateResult {
+    aggregates: RecordBatch,
+    spill_files: Vec<String>,
+    files: Vec<FileStats>,
+    duplicates: u64,
+}
+
+#[pymethods]
+impl EstimateResult {
+    #[getter]
+    fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        file_stats_list(py, &self.files)
+    }
+
+    #[getter]
+    fn spill_files(&self) -> Vec<String> {
+        self.spill_files.clone()
+    }
+
+    /// Records skipped as repeats of a request_id already seen in the run (dedupe).
+    #[getter]
+    fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    fn aggregates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        table(py, self.aggregates.clone())
+    }
+}
+
+fn table(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAny>> {
+    let schema = batch.schema();
+    PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Jsonl => "jsonl",
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+        Format::Arrow => "arrow",
+    }
+}
+
+fn compression_name(c: Compression) -> Option<&'static str> {
+    match c {
+        Compression::None => None,
+        Compression::Gzip => Some("gzip"),
+        Compression::Zstd => Some("zstd"),
+    }
+}
+
+fn file_stats_list<'py>(py: Python<'py>, files: &[FileStats]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for f in files {
+        let d = PyDict::new(py);
+        d.set_item("path", &f.path)?;
+        d.set_item("format", format_name(f.format))?;
+        d.set_item("compression", compression_name(f.compression))?;
+        d.set_item("size_bytes", f.size_bytes)?;
+        d.set_item("sha256", &f.sha256)?;
+        d.set_item("records", f.records)?;
+        d.set_item("rejected", f.rejected)?;
+        let rejects = PyDict::new(py);
+        for (reason, n) in &f.rejects {
+            rejects.set_item(reason, n)?;
+        }
+        d.set_item("rejects", rejects)?;
+        d.set_item("blank_lines", f.blank_lines)?;
+        let cols: Vec<&str> = f.columns_found.iter().map(|c| c.name()).collect();
+        d.set_item("columns_found", cols)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// Config `[columns]`, then the preset, then explicit `canonical=source` rules: the most
+/// specific wins.
+fn column_map(config: Option<&EngineConfig>, preset: Option<&str>, rules: &[String]) -> PyResult<ColumnMap> {
+    let mut map = match config {
+        Some(c) => c.column_map().map_err(to_py)?,
+        None => ColumnMap::default(),
+    };
+    if let Some(p) = preset {
+        map.apply_preset(p).map_err(to_py)?;
+    }
+    for r in rules {
+        map.set_rule(r).map_err(to_py)?;
+    }
+    Ok(map)
+}
+
+fn scan_options(columns: ColumnMap, threads: usize, hash: bool) -> ScanOptions {
+    ScanOptions { columns, threads, block_bytes: 8 << 20, hash }
+}
+
+/// Runs `f` with an optional rejects writer, committing the rejects file only on success.
+fn with_rejects<T>(rejects: Option<PathBuf>, f: impl FnOnce(Option<&RejectsWriter>) -> Result<T, Error>) -> Result<T, Error> {
+    match rejects {
+        None => f(None),
+        Some(path) => {
+            let writer = RejectsWriter::create(&path)?;
+            let out = f(Some(&writer))?;
+            writer.finish()?;
+            Ok(out)
+        }
+    }
+}
+
+fn expand(inputs: &[String]) -> PyResult<Vec<InputFile>> {
+    source::expand_inputs(inputs).map_err(to_py)
+}
+
+#[pyfunction]
+fn expand_inputs<'py>(py: Python<'py>, inputs: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for f in expand(&inputs)? {
+        let d = PyDict::new(py);
+        d.set_item("path", f.path.to_string_lossy())?;
+        d.set_item("format", format_name(f.format))?;
+        d.set_item("compression", compression_name(f.compression))?;
+        d.set_item("size_bytes", f.size)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0, job = None))]
+#[allow(clippy::too_many_arguments)]
+fn read_logs<'py>(
+    py: Python<'py>,
+    inputs: Vec<String>,
+    columns: Vec<String>,
+    preset: Option<&str>,
+    config: Option<&Bound<'py, Config>>,
+    rejects: Option<PathBuf>,
+    threads: usize,
+    job: Option<&Bound<'py, Job>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyList>)> {
+    let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
+    let files = expand(&inputs)?;
+    let ctl = control(job);
+    let opts = scan_options(map, threads, false);
+    let (batch, stats) = py
+        .detach(|| {
+            with_rejects(rejects, |rj| {
+                let out = readers::scan_files(&files, &opts, &ctl, rj, CanonicalSink::default)?;
+                let batch = out.sink.finish(&out.files)?;
+                Ok((batch, out.files))
+            })
+        })
+        .map_err(to_py)?;
+    Ok((table(py, batch)?, file_stats_list(py, &stats)?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0, job = None))]
+#[allow(clippy::too_many_arguments)]
+fn validate<'py>(
+    py: Python<'py>,
+    inputs: Vec<String>,
+    columns: Vec<String>,
+    preset: Option<&str>,
+    config: Option<&Bound<'py, Config>>,
+    rejects: Option<PathBuf>,
+    threads: usize,
+    job: Option<&Bound<'py, Job>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
+    let files = expand(&inputs)?;
+    let ctl = control(job);
+    let opts = scan_options(map, threads, false);
+    let stats = py
+        .detach(|| {
+            with_rejects(rejects, |rj| Ok(readers::scan_files(&files, &opts, &ctl, rj, CountingSink::default)?.files))
+        })
+        .map_err(to_py)?;
+    file_stats_list(py, &stats)
+}
+
+fn methodology(config: &Config, grid: &Grid) -> PyResult<Methodology> {
+    Methodology::new(config.0.clone(), grid.0.clone()).map_err(to_py)
+}
+
+fn estimate_options(
+    scan: ScanOptions,
+    memory_budget_cells: usize,
+    spill_dir: Option<PathBuf>,
+    dedupe: bool,
+) -> EstimateOptions {
+    EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe }
+}
+
+fn result(out: EstimateOutput) -> EstimateResult {
+    EstimateResult {
+        aggregates: out.aggregates,
+        spill_files: out.spill_files.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        files: out.files,
+        duplicates: out.duplicates,
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
+    memory_budget_cells = 4_000_000, spill_dir = None, dedupe = false, hash = true, job = None))]
+#[allow(clippy::too_many_arguments)]
+fn estimate_files(
+    py: Python<'_>,
+    inputs: Vec<String>,
+    config: &Bound<'_, Config>,
+    grid: &Bound<'_, Grid>,
+    columns: Vec<String>,
+    preset: Option<&str>,
+    rejects: Option<PathBuf>,
+    threads: usize,
+    memory_budget_cells: usize,
+    spill_dir: Option<PathBuf>,
+    dedupe: bool,
+    hash: bool,
+    job: Option<&Bound<'_, Job>>,
+) -> PyResult<EstimateResult> {
+    let m = methodology(config.get(), grid.get())?;
+    let map = column_map(Some(&config.get().0), preset, &columns)?;
+    let files = expand(&inputs)?;
+    let ctl = control(job);
+    let opts = estimate_options(scan_options(map, threads, hash), memory_budget_cells, spill_dir, dedupe);
+    py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_files(&files, &m, &opts, &ctl, rj)))
+        .map(result)
+        .map_err(to_py)
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, config, grid, *, source_name = "<arrow>", columns = Vec::new(), preset = None, rejects = None,
+    threads = 0, memory_budget_cells = 4_000_000, spill_dir = None, dedupe = false, job = None))]
+#[allow(clippy::too_many_arguments)]
+fn estimate_arrow(
+    py: Python<'_>,
+    data: PyRecordBatchReader,
+    config: &Bound<'_, Config>,
+    grid: &Bound<'_, Grid>,
+    source_name: &str,
+    columns: Vec<String>,
+    preset: Option<&str>,
+    rejects: Option<PathBuf>,
+    threads: usize,
+    memory_budget_cells: usize,
+    spill_dir: Option<PathBuf>,
+    dedupe: bool,
+    job: Option<&Bound<'_, Job>>,
+) -> PyResult<EstimateResult> {
+    let m = methodology(config.get(), grid.get())?;
+    let map = column_map(Some(&config.get().0), preset, &columns)?;
+    let reader = data.into_reader()?;
+    let ctl = control(job);
+    let opts = estimate_options(scan_options(map, threads, false), memory_budget_cells, spill_dir, dedupe);
+    py.detach(|| {
+        with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj))
+    })
+    .map(result)
+    .map_err(to_py)
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn accelerator_energy_wh<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, Config>,
+    model: PyArray,
+    hardware: PyArray,
+    site: PyArray,
+    input_tokens: PyArray,
+    output_tokens: PyArray,
+    duration_s: PyArray,
+    energy_j: PyArray,
+    gpus: PyArray,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let m = methodology(config.get(), &Grid::empty())?;
+    let inputs = EnergyInputs {
+        model: model.into_inner().0,
+        hardware: hardware.into_inner().0,
+        site: site.into_inner().0,
+        input_tokens: input_tokens.into_inner().0,
+        output_tokens: output_tokens.into_inner().0,
+        duration_s: duration_s.into_inner().0,
+        energy_j: energy_j.into_inner().0,
+        gpus: gpus.into_inner().0,
+    };
+    let (wh, method) = py.detach(|| udf::accelerator_energy_wh(&m, &inputs)).map_err(to_py)?;
+    let wh = PyArray::from_array_ref(Arc::new(wh)).to_pyarrow(py)?;
+    let method = PyArray::from_array_ref(Arc::new(method)).to_pyarrow(py)?;
+    Ok((wh, method))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("WattledgerError", py.get_type::<WattledgerError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("GridError", py.get_type::<GridError>())?;
+    m.add("UsageError", py.get_type::<UsageError>())?;
+    m.add("OutputError", py.get_type::<OutputError>())?;
+    m.add("CancelledError", py.get_type::<CancelledError>())?;
+    m.add_class::<Config>()?;
+    m.add_class::<Grid>()?;
+    m.add_class::<Job>()?;
+    m.add_class::<EstimateResult>()?;
+    m.add_function(wrap_pyfunction!(expand_inputs, m)?)?;
+    m.add_function(wrap_pyfunction!(read_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_files, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
+    Ok(())
+}
