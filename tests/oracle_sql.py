@@ -26,13 +26,17 @@ Typical use from a test that compares against the engine::
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 PathLike = str | Path
 
@@ -118,7 +122,11 @@ def _log_format(path: str) -> str:
     for suffix in (".gz", ".zst", ".zstd"):
         if p.endswith(suffix):
             p = p[: -len(suffix)]
-    for fmt, exts in (("jsonl", (".jsonl", ".ndjson", ".json")), ("csv", (".csv",)), ("parquet", (".parquet",))):
+    for fmt, exts in (
+        ("jsonl", (".jsonl", ".ndjson", ".json")),
+        ("csv", (".csv",)),
+        ("parquet", (".parquet",)),
+    ):
         if p.endswith(exts):
             return fmt
     raise ValueError(f"oracle: unknown log format for {path}")
@@ -154,7 +162,10 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: str) -> str:
     if "ts" in present and ts_type.startswith("TIMESTAMP"):
         parts += ["epoch_us(ts) AS ts_native_us", "NULL::VARCHAR AS ts"]
     else:
-        parts += ["NULL::BIGINT AS ts_native_us", "ts::VARCHAR AS ts" if "ts" in present else "NULL::VARCHAR AS ts"]
+        parts += [
+            "NULL::BIGINT AS ts_native_us",
+            "ts::VARCHAR AS ts" if "ts" in present else "NULL::VARCHAR AS ts",
+        ]
     for c in CANONICAL:
         if c == "ts":
             continue
@@ -195,7 +206,10 @@ def _load_config(con: duckdb.DuckDBPyConnection, config: PathLike) -> None:
     table(
         "cfg_hardware",
         "hardware VARCHAR PRIMARY KEY, tdp_w DOUBLE, idle_w DOUBLE, peak_tflops DOUBLE",
-        [(k, v.get("tdp_w"), v.get("idle_w"), v.get("peak_tflops")) for k, v in cfg.get("hardware", {}).items()],
+        [
+            (k, v.get("tdp_w"), v.get("idle_w"), v.get("peak_tflops"))
+            for k, v in cfg.get("hardware", {}).items()
+        ],
     )
     models = cfg.get("models", {})
     table(
@@ -326,9 +340,13 @@ checked AS (
             WHEN ts_txt IS NULL AND ts_native_us IS NULL THEN 'missing ts'
             WHEN ts_us IS NULL THEN 'bad value for ts'
             WHEN model IS NULL THEN 'missing model'
-            WHEN gpus_raw IS NOT NULL AND (gpus_d IS NULL OR gpus_d <> trunc(gpus_d)) THEN 'bad value for gpus'
-            WHEN in_raw IS NOT NULL AND (in_d IS NULL OR in_d <> trunc(in_d)) THEN 'bad value for input_tokens'
-            WHEN out_raw IS NOT NULL AND (out_d IS NULL OR out_d <> trunc(out_d)) THEN 'bad value for output_tokens'
+            -- counts must be whole numbers (DuckDB would round '12.5' when casting to an integer)
+            WHEN gpus_raw IS NOT NULL AND (gpus_d IS NULL OR gpus_d <> trunc(gpus_d))
+                 THEN 'bad value for gpus'
+            WHEN in_raw IS NOT NULL AND (in_d IS NULL OR in_d <> trunc(in_d))
+                 THEN 'bad value for input_tokens'
+            WHEN out_raw IS NOT NULL AND (out_d IS NULL OR out_d <> trunc(out_d))
+                 THEN 'bad value for output_tokens'
             WHEN dur_raw IS NOT NULL AND dur_d IS NULL THEN 'bad value for duration_s'
             WHEN ej_raw IS NOT NULL AND ej_d IS NULL THEN 'bad value for energy_j'
             WHEN w_raw IS NOT NULL AND w_d IS NULL THEN 'bad value for weight'
@@ -394,7 +412,8 @@ methods AS (
             WHEN energy_j IS NOT NULL THEN 'measured'
             WHEN has_coef AND has_tokens THEN 'tokens'
             WHEN duration_s IS NOT NULL AND hw_known THEN 'gpu_time'
-            WHEN has_tokens AND active_params_b IS NOT NULL AND peak_tflops IS NOT NULL AND hw_known THEN 'flops'
+            WHEN has_tokens AND active_params_b IS NOT NULL AND peak_tflops IS NOT NULL AND hw_known
+                 THEN 'flops'
             ELSE 'none'
         END AS method,
         -- §6 computational resources, whatever the energy method.
@@ -408,7 +427,8 @@ energy AS (
     SELECT *,
         CASE method
             WHEN 'measured' THEN energy_j / 3600
-            WHEN 'tokens' THEN (coalesce(input_tokens, 0) * wh_in + coalesce(output_tokens, 0) * wh_out) / 1000
+            WHEN 'tokens' THEN (coalesce(input_tokens, 0) * wh_in
+                                + coalesce(output_tokens, 0) * wh_out) / 1000
             WHEN 'gpu_time' THEN duration_s * eff_gpus * (idle_w + utilization * (tdp_w - idle_w))
                                  / concurrency / 3600
             WHEN 'flops' THEN 2 * active_params_b * 1e9 * tokens_total
@@ -439,7 +459,8 @@ intensity AS (
         coalesce(gh.g_per_kwh, gm.g_per_kwh, f.fallback_g_per_kwh) AS i_loc
     FROM facility f
     LEFT JOIN grid_hourly gh ON gh.zone = f.eff_zone AND gh.hour_us = f.hour_us
-    LEFT JOIN grid_monthly gm ON gm.zone = f.eff_zone AND gm.month = date_trunc('month', make_timestamp(f.hour_us))
+    LEFT JOIN grid_monthly gm
+           ON gm.zone = f.eff_zone AND gm.month = date_trunc('month', make_timestamp(f.hour_us))
 ),
 -- §5 emissions (kg), §7 every extensive quantity times weight (energy here in kWh).
 per_record AS (
@@ -449,7 +470,8 @@ per_record AS (
            weight * e_acc_wh / 1000 AS acc_kwh,
            weight * e_it_wh / 1000 AS it_kwh,
            weight * e_fac_wh / 1000 AS kwh,
-           weight * greatest(e_fac_wh * (1 - u), 0) / 1000 AS kwh_low,
+           -- (DuckDB's greatest() skips NULLs, so guard: method none must stay null, not 0.)
+           CASE WHEN e_fac_wh IS NOT NULL THEN weight * greatest(e_fac_wh * (1 - u), 0) / 1000 END AS kwh_low,
            weight * e_fac_wh * (1 + u) / 1000 AS kwh_high,
            weight * e_fac_wh / 1000 * i_loc / 1000 AS co2e_loc,
            -- Market: the site's contractual factor (0.0 counts), else location-based. Unresolved
@@ -462,7 +484,8 @@ per_record AS (
                CASE WHEN i_source = 'site_fallback' OR (i_source = 'month_mean' AND $month_mean_is_fallback)
                     THEN weight * e_fac_wh / 1000 ELSE 0.0 END END AS fallback_kwh_1,
            CASE WHEN e_fac_wh IS NOT NULL THEN
-               CASE WHEN i_source = 'unresolved' THEN weight * e_fac_wh / 1000 ELSE 0.0 END END AS unresolved_kwh_1,
+               CASE WHEN i_source = 'unresolved' THEN weight * e_fac_wh / 1000 ELSE 0.0 END
+           END AS unresolved_kwh_1,
            CASE WHEN method = 'none' THEN weight ELSE 0.0 END AS unest
     FROM intensity
 )
@@ -559,7 +582,7 @@ def load(
     logs: PathLike | Sequence[PathLike],
     config: PathLike,
     grid: PathLike | Sequence[PathLike] | None,
-    options: OracleOptions = OracleOptions(),  # noqa: B008 - frozen dataclass, immutable
+    options: OracleOptions = OracleOptions(),
     *,
     materialize: bool = True,
 ) -> duckdb.DuckDBPyConnection:
@@ -572,7 +595,8 @@ def load(
     if not files:
         raise ValueError("oracle: no log files")
     con.execute(
-        "CREATE OR REPLACE VIEW raw_logs AS " + " UNION ALL BY NAME ".join(_file_select(con, f) for f in files)
+        "CREATE OR REPLACE VIEW raw_logs AS "
+        + " UNION ALL BY NAME ".join(_file_select(con, f) for f in files)
     )
     _load_config(con, config)
     grids = _as_list(grid)
@@ -582,9 +606,14 @@ def load(
             + " UNION ALL ".join(_grid_select(con, g, options.lifecycle) for g in grids)
         )
     else:
-        con.execute("CREATE OR REPLACE VIEW grid_raw AS SELECT NULL::VARCHAR zone, NULL::VARCHAR dt, NULL::VARCHAR val")
+        con.execute(
+            "CREATE OR REPLACE VIEW grid_raw AS "
+            "SELECT NULL::VARCHAR zone, NULL::VARCHAR dt, NULL::VARCHAR val"
+        )
     con.execute(GRID_SQL)
-    sql = METHODOLOGY_SQL.replace("$month_mean_is_fallback", "true" if options.month_mean_is_fallback else "false")
+    sql = METHODOLOGY_SQL.replace(
+        "$month_mean_is_fallback", "true" if options.month_mean_is_fallback else "false"
+    )
     kind = "TABLE" if materialize else "VIEW"
     con.execute(f"CREATE OR REPLACE {kind} oracle_hourly_cells AS {sql}")
     return con
@@ -610,7 +639,7 @@ def oracle_hourly(
     config: PathLike | None = None,
     grid: PathLike | Sequence[PathLike] | None = None,
     *,
-    options: OracleOptions = OracleOptions(),  # noqa: B008
+    options: OracleOptions = OracleOptions(),
     threads: int | None = None,
 ) -> pl.DataFrame:
     """Section 8 cells: keys ``hour, model, site, zone, hardware, method`` then the measures,
@@ -664,7 +693,7 @@ def oracle_report_by_model(
     *,
     year: int,
     month: int | None = None,
-    options: OracleOptions = OracleOptions(),  # noqa: B008
+    options: OracleOptions = OracleOptions(),
     threads: int | None = None,
     materialize: bool = True,
 ) -> pl.DataFrame:
@@ -673,7 +702,9 @@ def oracle_report_by_model(
     return con.sql(report_by_model_sql(year, month)).pl()
 
 
-def frames_close(got: pl.DataFrame, want: pl.DataFrame, *, rel: float = 1e-9, abs_tol: float = 1e-12) -> list[str]:
+def frames_close(
+    got: pl.DataFrame, want: pl.DataFrame, *, rel: float = 1e-9, abs_tol: float = 1e-12
+) -> list[str]:
     """Differences between two result frames (same columns; rows in the same order).
 
     Null must meet null (a silent zero where the oracle has null is a failure); floats within

@@ -75,9 +75,12 @@ def measure_sums_sql() -> str:
 def report_measure(column: str) -> str:
     """The SQL of one section 9 measure over rows that still carry ``method``."""
     if column == "measured_kwh":
-        # Zero, not NULL, when no record was measured: measured rows always carry energy, so
-        # "no measured rows" means exactly 0 kWh measured.
-        return "COALESCE(SUM(energy_kwh) FILTER (WHERE method = 'measured'), 0.0) AS measured_kwh"
+        # Zero when the group has energy but none measured (measured rows always carry energy);
+        # NULL, like energy_kwh, when nothing in the group could be estimated at all.
+        return (
+            "CASE WHEN COUNT(energy_kwh) > 0 THEN "
+            "COALESCE(SUM(energy_kwh) FILTER (WHERE method = 'measured'), 0.0) END AS measured_kwh"
+        )
     return _sum(column)
 
 

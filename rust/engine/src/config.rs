@@ -297,7 +297,8 @@ impl Config {
     /// Parse and validate a pack. `origin` names it in messages (a path, or `<default>`).
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
         let root: Table = toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().to_string();
+            // toml's message can span lines; errors here are one line.
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             let where_ = e.span().map(|s| line_col(text, s.start));
             match where_ {
                 Some((l, c)) => Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}")),
@@ -697,5 +698,197 @@ impl Json {
                 self.kv_str(k, Some(v));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of methodology section 2, verbatim.
+    const SPEC_EXAMPLE: &str = r#"
+[defaults]            # used where a site/model/hardware entry is silent
+pue = 1.2             # facility / IT energy
+host_overhead = 0.0   # host CPU, DRAM, network, as a fraction of accelerator energy
+idle_overhead = 0.0   # provisioned-but-idle capacity, as a fraction of accelerator energy
+utilization = 0.5     # for gpu_time: share of (tdp - idle) drawn above idle
+concurrency = 1.0     # for gpu_time: requests sharing the replica at once, on average
+mfu = 0.1             # for flops: achieved share of peak FLOP/s
+
+[uncertainty]         # relative half-width per method (low = x*(1-u) floored at 0, high = x*(1+u))
+measured = 0.05
+tokens = 0.3          # a coefficient entry's own `uncertainty` overrides this
+gpu_time = 0.5
+flops = 1.0
+
+[hardware."nvidia-h100-sxm"]
+tdp_w = 700
+idle_w = 75
+peak_tflops = 989     # dense bf16
+
+[models."llama-3.1-8b"]
+active_params_b = 8.03           # billions of parameters active per token
+[[models."llama-3.1-8b".coefficients]]
+hardware = "nvidia-h100-sxm"     # or "*" for any hardware
+wh_per_1k_input = 0.0025         # accelerator Wh per 1000 input tokens
+wh_per_1k_output = 0.033         # accelerator Wh per 1000 output tokens
+uncertainty = 0.25               # optional
+
+[sites."fra-1"]
+zone = "DE"
+pue = 1.15
+host_overhead = 0.43
+idle_overhead = 0.17
+market_g_per_kwh = 0.0           # contractual (market-based) factor; absent -> location-based value
+fallback_g_per_kwh = 380.0       # used when the grid table has no value (see 5)
+hardware = "nvidia-h100-sxm"
+gpus = 1
+"#;
+
+    fn parse(t: &str) -> Result<Config> {
+        Config::from_toml(t, "pack.toml")
+    }
+
+    /// The error's key and message, or a panic if it parsed.
+    fn refused(t: &str) -> (String, String) {
+        match parse(t) {
+            Err(Error::Config { origin, key, msg }) => {
+                assert_eq!(origin, "pack.toml");
+                (key, msg)
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn spec_example_parses() {
+        let c = parse(SPEC_EXAMPLE).unwrap();
+        assert_eq!(c.hardware["nvidia-h100-sxm"].idle_w, 75.0);
+        assert_eq!(c.hardware["nvidia-h100-sxm"].peak_tflops, Some(989.0));
+        let m = &c.models["llama-3.1-8b"];
+        assert_eq!(m.active_params_b, Some(8.03));
+        assert_eq!(m.coefficients[0].uncertainty, Some(0.25));
+        assert_eq!(m.coefficients[0].wh_per_1k_output, 0.033);
+        let s = &c.sites["fra-1"];
+        assert_eq!((s.zone.as_deref(), s.market_g_per_kwh, s.gpus), (Some("DE"), Some(0.0), Some(1)));
+        assert_eq!(c.pack.name, "custom");
+        assert_eq!(c.sha256.len(), 64);
+        assert_ne!(c.sha256, parse(&format!("{SPEC_EXAMPLE}\n# x")).unwrap().sha256);
+        let j = c.to_json();
+        assert!(j.starts_with("{\"origin\":\"pack.toml\",\"sha256\":"), "{j}");
+        assert!(j.contains("\"fra-1\":{\"zone\":\"DE\",\"pue\":1.15,"), "{j}");
+        assert!(j.contains("\"market_g_per_kwh\":0.0,"), "{j}");
+        assert!(!j.contains(",,") && !j.contains("{,") && !j.contains(":,"), "{j}");
+    }
+
+    #[test]
+    fn defaults_applied() {
+        let c = parse("").unwrap();
+        assert_eq!(c.defaults, Defaults { pue: 1.2, host_overhead: 0.0, idle_overhead: 0.0, utilization: 0.5, concurrency: 1.0, mfu: 0.1 });
+        assert_eq!(c.uncertainty, Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0 });
+        let c = parse("[defaults]\npue = 1.5\n[uncertainty]\nflops = 2\n[hardware.x]\ntdp_w = 300").unwrap();
+        assert_eq!((c.defaults.pue, c.defaults.mfu), (1.5, 0.1));
+        assert_eq!((c.uncertainty.flops, c.uncertainty.tokens), (2.0, 0.3));
+        assert_eq!((c.hardware["x"].idle_w, c.hardware["x"].peak_tflops), (0.0, None));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let t = "[[models.\"llama-3.1-8b\".coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 0\nwh_per_1k_outptu = 1\n";
+        let (key, msg) = refused(t);
+        // wh_per_1k_output is required, so the typo is reported as its absence first.
+        assert_eq!(key, "models.\"llama-3.1-8b\".coefficients[0].wh_per_1k_output");
+        assert_eq!(msg, "required");
+        let t = "[[models.\"llama-3.1-8b\".coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 0\nwh_per_1k_output = 1\nwh_per_1k_outptu = 1\n";
+        let e = parse(t).unwrap_err().to_string();
+        assert!(
+            e.starts_with("config pack.toml: models.\"llama-3.1-8b\".coefficients[0].wh_per_1k_outptu: unknown field"),
+            "{e}"
+        );
+        assert_eq!(refused("[defautls]\npue = 1.2").0, "defautls");
+        assert_eq!(refused("[defaults]\npeu = 1.2").0, "defaults.peu");
+        assert_eq!(refused("[pack]\nname = \"x\"\nversoin = \"1\"").0, "pack.versoin");
+        assert_eq!(refused("[hardware.h]\ntdp_w = 1\ntdp = 2").0, "hardware.h.tdp");
+        assert_eq!(refused("[sites.s]\nzone = \"DE\"\npue_ = 1").0, "sites.s.pue_");
+        assert_eq!(refused("[training.m]\ngpu_hour = 1").0, "training.m.gpu_hour");
+        assert_eq!(refused("[uncertainty]\ntoken = 1").0, "uncertainty.token");
+        assert_eq!(refused("[models.m]\nparams = 1").0, "models.m.params");
+        // Descriptive strings are allowed where the default pack uses them.
+        parse("[hardware.h]\ntdp_w = 1\nsource = \"s\"\nname = \"n\"\nnote = \"x\"\n[models.m]\nsource = \"s\"\n[[models.m.coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 0\nwh_per_1k_output = 0\nnote = \"n\"\n[sites.s]\nsource = \"s\"").unwrap();
+    }
+
+    #[test]
+    fn negative_and_non_finite_numbers_are_refused() {
+        assert_eq!(refused("[defaults]\nhost_overhead = -0.1").0, "defaults.host_overhead");
+        assert_eq!(refused("[hardware.h]\ntdp_w = nan").0, "hardware.h.tdp_w");
+        assert_eq!(refused("[hardware.h]\ntdp_w = inf").0, "hardware.h.tdp_w");
+        assert_eq!(refused("[sites.s]\nmarket_g_per_kwh = -1").0, "sites.s.market_g_per_kwh");
+        assert_eq!(refused("[sites.s]\ngpus = -1").0, "sites.s.gpus");
+        assert_eq!(refused("[sites.s]\ngpus = 1.5").0, "sites.s.gpus");
+        assert_eq!(refused("[models.m]\nactive_params_b = -8").0, "models.m.active_params_b");
+        assert_eq!(refused("[training.m]\nenergy_mwh = -1").0, "training.m.energy_mwh");
+        assert_eq!(refused("[sites.s]\npue = \"1.2\"").1, "expected a number, found a string");
+        let (k, m) = refused("[[models.m.coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 1\nwh_per_1k_output = 1\nuncertainty = -0.2");
+        assert_eq!(k, "models.m.coefficients[0].uncertainty");
+        assert!(m.contains("negative"), "{m}");
+    }
+
+    #[test]
+    fn physics_is_checked() {
+        assert_eq!(refused("[defaults]\npue = 0.9").0, "defaults.pue");
+        assert_eq!(refused("[sites.s]\npue = 0.99").0, "sites.s.pue");
+        assert_eq!(refused("[defaults]\nutilization = 1.1").0, "defaults.utilization");
+        assert_eq!(refused("[sites.s]\nutilization = 2").0, "sites.s.utilization");
+        assert_eq!(refused("[defaults]\nconcurrency = 0").0, "defaults.concurrency");
+        assert_eq!(refused("[sites.s]\nconcurrency = 0.0").0, "sites.s.concurrency");
+        assert_eq!(refused("[defaults]\nmfu = 0").0, "defaults.mfu");
+        assert_eq!(refused("[sites.s]\nmfu = 1.01").0, "sites.s.mfu");
+        assert_eq!(refused("[hardware.h]\ntdp_w = 700\npeak_tflops = 0").0, "hardware.h.peak_tflops");
+        assert_eq!(refused("[hardware.h]\ntdp_w = 70\nidle_w = 75").0, "hardware.h.idle_w");
+        assert_eq!(refused("[hardware.h]\nidle_w = 75").0, "hardware.h.tdp_w");
+        assert_eq!(refused("[sites.s]\ngpus = 0").0, "sites.s.gpus");
+        let dup = "[[models.m.coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 1\nwh_per_1k_output = 1\n[[models.m.coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 2\nwh_per_1k_output = 2\n";
+        assert_eq!(refused(dup).0, "models.m.coefficients[1].hardware");
+        // Edges that are physical are accepted.
+        parse("[defaults]\npue = 1\nutilization = 0\nmfu = 1\n[hardware.h]\ntdp_w = 75\nidle_w = 75\n[uncertainty]\nflops = 0").unwrap();
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let (key, msg) = refused("[defaults]\npue = 1.2\nmfu = = 3\n");
+        assert_eq!(key, "(syntax)");
+        assert!(msg.contains("line 3, column"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn columns_and_training() {
+        let c = parse("[columns]\ninput_tokens = \"prompt_tokens\"\nduration_s = \"latency_ms/1000\"\n[training.\"llama-3.1-8b\"]\ngpu_hours = 1460000\nhardware = \"nvidia-h100-sxm\"\nnote = \"model card\"").unwrap();
+        let m = c.column_map().unwrap();
+        assert_eq!(m.source(crate::columns::Col::InputTokens).name, "prompt_tokens");
+        assert_eq!(m.source(crate::columns::Col::DurationS).scale, 0.001);
+        assert_eq!(c.training["llama-3.1-8b"].gpu_hours, Some(1_460_000.0));
+        assert_eq!(refused("[columns]\ntokens = \"x\"").0, "columns.tokens");
+        assert_eq!(refused("[columns]\ninput_tokens = 3").0, "columns.input_tokens");
+    }
+
+    #[test]
+    fn default_pack_parses() {
+        let text = include_str!("../../../python/wattledger/packs/default.toml");
+        let c = Config::from_toml(text, "<default>").unwrap();
+        assert_eq!((c.pack.name.as_str(), c.pack.version.as_str()), ("wattledger-default", "2026.1"));
+        assert!(c.sites.is_empty(), "sites are the user's");
+        for hw in ["nvidia-a100-sxm", "nvidia-h100-sxm", "nvidia-h200", "nvidia-b200", "nvidia-l4", "nvidia-l40s", "nvidia-a10"] {
+            assert!(c.hardware[hw].peak_tflops.is_some(), "{hw}");
+        }
+        for m in ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"] {
+            assert!(c.models[m].active_params_b.is_some() && c.models[m].describe.source.is_some(), "{m}");
+        }
+        // The 8B output coefficient is the measured 0.119 J/token in Wh per 1000 tokens.
+        let h100 = &c.models["llama-3.1-8b"].coefficients[0];
+        assert!((h100.wh_per_1k_output - 0.119 / 3.6).abs() < 1e-4);
+        assert!((h100.wh_per_1k_input - 2.0 * 8.03e9 / (989e12 * 0.5) * 700.0 / 3.6).abs() < 1e-5);
+        assert_eq!(c.defaults, Defaults::default());
+        assert_eq!(c.uncertainty, Uncertainty::default());
     }
 }

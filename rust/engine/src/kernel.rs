@@ -1,1 +1,1070 @@
-//! (being written)
+//! The methodology applied to one record (methodology sections 3 to 7), and the sink that
+//! folds records into hourly cells.
+//!
+//! [`Methodology`] resolves the config and the grid once into dense tables indexed by small
+//! integer ids (model, site, zone, hardware share one id space of interned strings), so the
+//! per-record work is array indexing and arithmetic. Strings the config does not know (an
+//! unknown model still needs an aggregate key) get ids from a shared interner; each
+//! [`AggregateSink`] keeps a thread-local cache in front of it, so the lock is taken only the
+//! first time a thread sees a new string.
+//!
+//! One formula, one place: [`Methodology::estimate_acc`] is used by the sink and by
+//! [`Methodology::accelerator_energy_wh`] alike.
+
+use crate::aggregate::{Aggregate, CellKey, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS, NO_ID};
+use crate::config::{Config, Uncertainty};
+use crate::error::Result;
+use crate::grid::Grid;
+use crate::record::{Loc, Record, RecordSink};
+use crate::time::hour_of;
+use arrow_array::RecordBatch;
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, Mutex};
+
+/// How a record's accelerator energy was obtained (methodology section 3), in priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Method {
+    Measured = 0,
+    Tokens,
+    GpuTime,
+    Flops,
+    None,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [Method::Measured, Method::Tokens, Method::GpuTime, Method::Flops, Method::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Measured => "measured",
+            Method::Tokens => "tokens",
+            Method::GpuTime => "gpu_time",
+            Method::Flops => "flops",
+            Method::None => "none",
+        }
+    }
+}
+
+/// An id for a string that is not in the config (used only by look-ups that must not intern,
+/// see [`Methodology::accelerator_energy_wh`]); out of range of every table, so "unknown".
+const UNKNOWN_ID: u32 = u32::MAX - 1;
+
+#[derive(Debug, Clone, Copy)]
+struct HwRes {
+    tdp_w: f64,
+    idle_w: f64,
+    peak_tflops: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Coef {
+    /// Wh per token (the pack's per-1000 figures divided once here).
+    wh_per_input: f64,
+    wh_per_output: f64,
+    uncertainty: f64,
+}
+
+#[derive(Debug, Clone)]
+struct ModelRes {
+    /// Parameters active per token (not billions).
+    active_params: Option<f64>,
+    /// Indexed by hardware id (config ids only): the exact entry, else the `"*"` entry.
+    coef_by_hw: Vec<Option<Coef>>,
+    /// The `"*"` entry, for hardware ids outside the config (and no hardware at all).
+    star: Option<Coef>,
+}
+
+impl ModelRes {
+    #[inline]
+    fn coef(&self, hw: u32) -> Option<Coef> {
+        match self.coef_by_hw.get(hw as usize) {
+            Some(c) => *c,
+            None => self.star,
+        }
+    }
+}
+
+/// A site with the defaults applied; also what an unknown or absent site resolves to.
+#[derive(Debug, Clone, Copy)]
+struct SiteRes {
+    zone: u32,
+    hardware: u32,
+    gpus: Option<i64>,
+    pue: f64,
+    /// `1 + host_overhead + idle_overhead`.
+    it_factor: f64,
+    market: Option<f64>,
+    fallback: Option<f64>,
+    utilization: f64,
+    concurrency: f64,
+    mfu: f64,
+}
+
+/// Where a record's grid intensity came from (methodology section 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Intensity {
+    Hourly(f64),
+    /// The zone's same-month mean or the site's `fallback_g_per_kwh`.
+    Fallback(f64),
+    Unresolved,
+}
+
+#[derive(Debug, Default)]
+struct Interner {
+    map: FxHashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+/// The config and grid resolved into id-indexed tables. Shared by all worker threads.
+#[derive(Debug)]
+pub struct Methodology {
+    config: Arc<Config>,
+    grid: Arc<Grid>,
+    /// Strings of the config and the grid: ids `0..fixed_names.len()`, never changes.
+    fixed: FxHashMap<Box<str>, u32>,
+    fixed_names: Vec<Arc<str>>,
+    /// Strings met in the data: ids from `fixed_names.len()` on.
+    extra: Mutex<Interner>,
+    hardware: Vec<Option<HwRes>>,
+    models: Vec<Option<ModelRes>>,
+    sites: Vec<Option<SiteRes>>,
+    /// Zone id -> grid zone index (`u32::MAX` when the grid has none).
+    zone_series: Vec<u32>,
+    default_site: SiteRes,
+    uncertainty: Uncertainty,
+}
+
+impl Methodology {
+    pub fn new(config: Arc<Config>, grid: Arc<Grid>) -> Result<Self> {
+        let mut fixed: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut fixed_names: Vec<Arc<str>> = Vec::new();
+        let mut id = |s: &str| -> u32 {
+            if let Some(&i) = fixed.get(s) {
+                return i;
+            }
+            let i = fixed_names.len() as u32;
+            fixed.insert(s.into(), i);
+            fixed_names.push(s.into());
+            i
+        };
+        // Intern every string the tables are indexed by, so the tables are dense.
+        let hw_ids: Vec<(u32, HwRes)> = config
+            .hardware
+            .iter()
+            .map(|(n, h)| (id(n), HwRes { tdp_w: h.tdp_w, idle_w: h.idle_w, peak_tflops: h.peak_tflops }))
+            .collect();
+        let tokens_u = config.uncertainty.tokens;
+        let model_entries: Vec<(u32, Option<f64>, Vec<(Option<u32>, Coef)>)> = config
+            .models
+            .iter()
+            .map(|(n, m)| {
+                let coefs = m
+                    .coefficients
+                    .iter()
+                    .map(|c| {
+                        let hw = if c.hardware == "*" { None } else { Some(id(&c.hardware)) };
+                        let coef = Coef {
+                            wh_per_input: c.wh_per_1k_input / 1000.0,
+                            wh_per_output: c.wh_per_1k_output / 1000.0,
+                            uncertainty: c.uncertainty.unwrap_or(tokens_u),
+                        };
+                        (hw, coef)
+                    })
+                    .collect();
+                (id(n), m.active_params_b.map(|b| b * 1e9), coefs)
+            })
+            .collect();
+        let d = config.defaults;
+        let site_entries: Vec<(u32, SiteRes)> = config
+            .sites
+            .iter()
+            .map(|(n, s)| {
+                let res = SiteRes {
+                    zone: s.zone.as_deref().map_or(NO_ID, &mut id),
+                    hardware: s.hardware.as_deref().map_or(NO_ID, &mut id),
+                    gpus: s.gpus,
+                    pue: s.pue.unwrap_or(d.pue),
+                    it_factor: 1.0 + s.host_overhead.unwrap_or(d.host_overhead) + s.idle_overhead.unwrap_or(d.idle_overhead),
+                    market: s.market_g_per_kwh,
+                    fallback: s.fallback_g_per_kwh,
+                    utilization: s.utilization.unwrap_or(d.utilization),
+                    concurrency: s.concurrency.unwrap_or(d.concurrency),
+                    mfu: s.mfu.unwrap_or(d.mfu),
+                };
+                (id(n), res)
+            })
+            .collect();
+        let zone_entries: Vec<(u32, u32)> = grid.zones().enumerate().map(|(i, z)| (id(z), i as u32)).collect();
+
+        let n = fixed_names.len();
+        let mut hardware = vec![None; n];
+        for (i, h) in hw_ids {
+            hardware[i as usize] = Some(h);
+        }
+        let mut models = vec![None; n];
+        for (i, active_params, coefs) in model_entries {
+            let star = coefs.iter().find(|(hw, _)| hw.is_none()).map(|(_, c)| *c);
+            let mut coef_by_hw = vec![star; n];
+            for (hw, c) in coefs {
+                if let Some(hw) = hw {
+                    coef_by_hw[hw as usize] = Some(c);
+                }
+            }
+            models[i as usize] = Some(ModelRes { active_params, coef_by_hw, star });
+        }
+        let mut sites = vec![None; n];
+        for (i, s) in site_entries {
+            sites[i as usize] = Some(s);
+        }
+        let mut zone_series = vec![u32::MAX; n];
+        for (i, z) in zone_entries {
+            zone_series[i as usize] = z;
+        }
+        let default_site = SiteRes {
+            zone: NO_ID,
+            hardware: NO_ID,
+            gpus: None,
+            pue: d.pue,
+            it_factor: 1.0 + d.host_overhead + d.idle_overhead,
+            market: None,
+            fallback: None,
+            utilization: d.utilization,
+            concurrency: d.concurrency,
+            mfu: d.mfu,
+        };
+        let uncertainty = config.uncertainty;
+        Ok(Methodology {
+            config,
+            grid,
+            fixed,
+            fixed_names,
+            extra: Mutex::new(Interner::default()),
+            hardware,
+            models,
+            sites,
+            zone_series,
+            default_site,
+            uncertainty,
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn grid(&self) -> &Arc<Grid> {
+        &self.grid
+    }
+
+    /// The id of a string, interning it if new. Takes the lock only for strings outside the
+    /// config and grid; callers on the hot path cache the result (see [`AggregateSink`]).
+    pub fn intern(&self, s: &str) -> u32 {
+        if let Some(&i) = self.fixed.get(s) {
+            return i;
+        }
+        let mut ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&i) = ex.map.get(s) {
+            return i;
+        }
+        let i = (self.fixed_names.len() + ex.names.len()) as u32;
+        let a: Arc<str> = s.into();
+        ex.map.insert(a.clone(), i);
+        ex.names.push(a);
+        i
+    }
+
+    /// Every interned string so far, indexed by id (for turning cells into a batch).
+    pub fn names(&self) -> Vec<Arc<str>> {
+        let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        self.fixed_names.iter().chain(ex.names.iter()).cloned().collect()
+    }
+
+    /// Id of a string without interning it: unknown strings map to an id no table has.
+    fn lookup(&self, s: &str) -> u32 {
+        if let Some(&i) = self.fixed.get(s) {
+            return i;
+        }
+        let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        ex.map.get(s).copied().unwrap_or(UNKNOWN_ID)
+    }
+
+    #[inline]
+    fn site(&self, id: u32) -> &SiteRes {
+        match self.sites.get(id as usize) {
+            Some(Some(s)) => s,
+            _ => &self.default_site,
+        }
+    }
+
+    #[inline]
+    fn model(&self, id: u32) -> Option<&ModelRes> {
+        self.models.get(id as usize).and_then(|m| m.as_ref())
+    }
+
+    #[inline]
+    fn hw(&self, id: u32) -> Option<&HwRes> {
+        self.hardware.get(id as usize).and_then(|h| h.as_ref())
+    }
+
+    /// Accelerator energy E_acc in Wh, the method, and the method's relative uncertainty
+    /// (methodology section 3: the first method that applies wins). `hw` is the effective
+    /// hardware (record's, else the site's), `gpus` the effective count.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn estimate_acc(
+        &self,
+        model: Option<&ModelRes>,
+        hw: u32,
+        site: &SiteRes,
+        input_tokens: Option<i64>,
+        output_tokens: Option<i64>,
+        duration_s: Option<f64>,
+        energy_j: Option<f64>,
+        gpus: f64,
+    ) -> (Option<f64>, Method, f64) {
+        let u = &self.uncertainty;
+        if let Some(j) = energy_j {
+            return (Some(j / 3600.0), Method::Measured, u.measured);
+        }
+        let has_tokens = input_tokens.is_some() || output_tokens.is_some();
+        let (tin, tout) = (input_tokens.unwrap_or(0) as f64, output_tokens.unwrap_or(0) as f64);
+        if has_tokens {
+            if let Some(c) = model.and_then(|m| m.coef(hw)) {
+                return (Some(tin * c.wh_per_input + tout * c.wh_per_output), Method::Tokens, c.uncertainty);
+            }
+        }
+        let hardware = self.hw(hw);
+        if let (Some(d), Some(h)) = (duration_s, hardware) {
+            let p = h.idle_w + site.utilization * (h.tdp_w - h.idle_w);
+            return (Some(d * gpus * p / site.concurrency / 3600.0), Method::GpuTime, u.gpu_time);
+        }
+        if has_tokens {
+            if let (Some(n), Some(h)) = (model.and_then(|m| m.active_params), hardware) {
+                if let Some(peak) = h.peak_tflops {
+                    let flops = 2.0 * n * (tin + tout);
+                    let seconds = flops / (peak * 1e12 * site.mfu);
+                    return (Some(seconds * h.tdp_w / 3600.0), Method::Flops, u.flops);
+                }
+            }
+        }
+        (None, Method::None, 0.0)
+    }
+
+    /// Grid intensity by the lookup order of methodology section 5.
+    #[inline]
+    fn intensity(&self, zone: u32, hour: i64, site: &SiteRes) -> Intensity {
+        if let Some(&z) = self.zone_series.get(zone as usize) {
+            if z != u32::MAX {
+                if let Some(v) = self.grid.at(z as usize, hour) {
+                    return Intensity::Hourly(v);
+                }
+                if let Some(v) = self.grid.month_mean(z as usize, hour) {
+                    return Intensity::Fallback(v);
+                }
+            }
+        }
+        match site.fallback {
+            Some(v) => Intensity::Fallback(v),
+            None => Intensity::Unresolved,
+        }
+    }
+
+    /// Accelerator energy (Wh) of one request and its method, exactly as an ingest computes
+    /// it (for what-if queries). Unknown names behave as in an ingest: defaults, `"*"`, none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accelerator_energy_wh(
+        &self,
+        model: &str,
+        hardware: Option<&str>,
+        site: Option<&str>,
+        input_tokens: Option<i64>,
+        output_tokens: Option<i64>,
+        duration_s: Option<f64>,
+        energy_j: Option<f64>,
+        gpus: Option<i64>,
+    ) -> (Option<f64>, Method) {
+        let site = self.site(site.map_or(NO_ID, |s| self.lookup(s)));
+        let hw = hardware.map_or(site.hardware, |h| self.lookup(h));
+        let gpus = gpus.or(site.gpus).unwrap_or(1) as f64;
+        let model = self.model(self.lookup(model));
+        let (e, m, _) = self.estimate_acc(model, hw, site, input_tokens, output_tokens, duration_s, energy_j, gpus);
+        (e, m)
+    }
+
+    /// One record's key (minus source) and weighted contribution (methodology sections 3-7).
+    #[inline]
+    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4]) -> (CellKey, Measures) {
+        let [model_id, site_id, rec_zone, rec_hw] = ids;
+        let site = self.site(site_id);
+        // The record's zone wins for the grid; its hardware wins over the site's.
+        let zone = if rec_zone != NO_ID { rec_zone } else { site.zone };
+        let hw = if rec_hw != NO_ID { rec_hw } else { site.hardware };
+        let gpus = rec.gpus.or(site.gpus).unwrap_or(1) as f64;
+        let model = self.model(model_id);
+        let (e_acc, method, u) =
+            self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
+        let hour = hour_of(rec.ts_us);
+        let w = rec.weight;
+        let has_tokens = rec.input_tokens.is_some() || rec.output_tokens.is_some();
+        let (tin, tout) = (rec.input_tokens.unwrap_or(0) as f64, rec.output_tokens.unwrap_or(0) as f64);
+        let mut m = Measures {
+            records: 1,
+            requests: w,
+            input_tokens: tin * w,
+            output_tokens: tout * w,
+            ..Measures::default()
+        };
+        // Section 6: computational resources, whatever the energy method.
+        if let (true, Some(n)) = (has_tokens, model.and_then(|m| m.active_params)) {
+            m.flops = 2.0 * n * (tin + tout) * w;
+            m.flags |= HAS_FLOPS;
+        }
+        if let Some(d) = rec.duration_s {
+            m.gpu_hours = d * gpus / 3600.0 * w;
+            m.flags |= HAS_GPU_HOURS;
+        }
+        match e_acc {
+            None => m.unestimated_requests = w,
+            Some(acc_wh) => {
+                // Section 4; the kWh columns are Wh / 1000.
+                let acc = acc_wh / 1000.0 * w;
+                let it = acc * site.it_factor;
+                let fac = it * site.pue;
+                m.energy_acc_kwh = acc;
+                m.energy_it_kwh = it;
+                m.energy_kwh = fac;
+                m.energy_kwh_low = (fac * (1.0 - u)).max(0.0);
+                m.energy_kwh_high = fac * (1.0 + u);
+                m.flags |= HAS_ENERGY;
+                let loc = match self.intensity(zone, hour, site) {
+                    Intensity::Hourly(v) => Some(v),
+                    Intensity::Fallback(v) => {
+                        m.fallback_kwh = fac;
+                        Some(v)
+                    }
+                    Intensity::Unresolved => {
+                        m.unresolved_kwh = fac;
+                        None
+                    }
+                };
+                if let Some(i_loc) = loc {
+                    m.co2e_location_kg = fac * i_loc / 1000.0;
+                    m.co2e_market_kg = fac * site.market.unwrap_or(i_loc) / 1000.0;
+                    m.flags |= HAS_CO2E;
+                }
+            }
+        }
+        let key = CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method };
+        (key, m)
+    }
+}
+
+/// A per-thread cache of one field's ids: the previous string (most records repeat it), then
+/// a small map, then the shared interner. Allocates only when a string is first seen.
+#[derive(Default)]
+struct IdCache {
+    last: String,
+    last_id: u32,
+    seen: FxHashMap<Box<str>, u32>,
+}
+
+impl IdCache {
+    #[inline]
+    fn id(&mut self, m: &Methodology, s: &str) -> u32 {
+        if !self.seen.is_empty() && self.last == s {
+            return self.last_id;
+        }
+        let id = match self.seen.get(s) {
+            Some(&i) => i,
+            None => {
+                let i = m.intern(s);
+                self.seen.insert(s.into(), i);
+                i
+            }
+        };
+        // Reuses the buffer: no allocation once it has grown to the longest name.
+        self.last.clear();
+        self.last.push_str(s);
+        self.last_id = id;
+        id
+    }
+}
+
+/// Folds records into hourly cells; one per worker thread, merged at the end of a scan.
+pub struct AggregateSink<'m> {
+    m: &'m Methodology,
+    source_names: Arc<Vec<String>>,
+    spill: Option<&'m Spiller>,
+    budget_cells: usize,
+    agg: Aggregate,
+    ids: [IdCache; 4],
+}
+
+impl<'m> AggregateSink<'m> {
+    pub fn new(
+        m: &'m Methodology,
+        source_names: Arc<Vec<String>>,
+        spill: Option<&'m Spiller>,
+        budget_cells: usize,
+    ) -> Self {
+        AggregateSink { m, source_names, spill, budget_cells, agg: Aggregate::new(), ids: Default::default() }
+    }
+
+    /// The cells still in memory (not spilled).
+    pub fn aggregate(&self) -> &Aggregate {
+        &self.agg
+    }
+
+    /// The in-memory cells as one batch; spilled cells are in the spiller's files.
+    pub fn finish(self) -> Result<RecordBatch> {
+        self.agg.to_record_batch(&self.m.names(), &self.source_names)
+    }
+
+    fn spill_if_over_budget(&mut self) -> Result<()> {
+        if let Some(sp) = self.spill {
+            if self.agg.len() > self.budget_cells {
+                sp.spill(self.agg.to_record_batch(&self.m.names(), &self.source_names)?)?;
+                self.agg.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink for AggregateSink<'_> {
+    #[inline]
+    fn record(&mut self, rec: &Record<'_>, loc: Loc) {
+        let m = self.m;
+        let [im, is, iz, ih] = &mut self.ids;
+        let ids = [
+            im.id(m, rec.model),
+            rec.site.map_or(NO_ID, |s| is.id(m, s)),
+            rec.zone.map_or(NO_ID, |z| iz.id(m, z)),
+            rec.hardware.map_or(NO_ID, |h| ih.id(m, h)),
+        ];
+        let (mut key, measures) = m.contribution(rec, ids);
+        key.source = loc.file;
+        self.agg.add(key, &measures);
+    }
+
+    fn merge(&mut self, other: Self) -> Result<()> {
+        self.agg.merge(other.agg);
+        self.spill_if_over_budget()
+    }
+
+    fn end_block(&mut self) -> Result<()> {
+        self.spill_if_over_budget()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_ts;
+    use arrow_array::{Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+
+    const CONFIG: &str = r#"
+[defaults]
+pue = 1.5
+host_overhead = 0.1
+idle_overhead = 0.1
+utilization = 0.5
+concurrency = 2
+mfu = 0.25
+
+[uncertainty]
+measured = 0.1
+tokens = 0.3
+gpu_time = 0.5
+flops = 2.0
+
+[hardware.h100]
+tdp_w = 700
+idle_w = 100
+peak_tflops = 1000
+
+[hardware.nopeak]
+tdp_w = 300
+
+[models.m8]
+active_params_b = 8
+[[models.m8.coefficients]]
+hardware = "h100"
+wh_per_1k_input = 0.01
+wh_per_1k_output = 0.1
+uncertainty = 0.2
+[[models.m8.coefficients]]
+hardware = "*"
+wh_per_1k_input = 0.02
+wh_per_1k_output = 0.2
+
+[models.bare]
+
+[models.p]
+active_params_b = 10
+
+[sites.fra]
+zone = "DE"
+pue = 1.2
+host_overhead = 0.4
+idle_overhead = 0.2
+market_g_per_kwh = 0.0
+fallback_g_per_kwh = 500
+hardware = "h100"
+gpus = 2
+
+[sites.par]
+zone = "FR"
+market_g_per_kwh = 20
+[sites.nofb]
+zone = "FR"
+"#;
+    // DE: 400 at 00h, 200 at 02h of 2024-01-01 (January mean 300); FR: 50 at 00h.
+    const GRID: &str = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,400\nDE,2024-01-01T02:00:00Z,200\nFR,2024-01-01T00:00:00Z,50\n";
+
+    fn methodology() -> Methodology {
+        let c = Config::from_toml(CONFIG, "test.toml").unwrap();
+        let g = Grid::from_texts(&[("grid.csv", GRID)], false).unwrap();
+        Methodology::new(Arc::new(c), Arc::new(g)).unwrap()
+    }
+
+    fn rec(ts: &str, model: &'static str) -> Record<'static> {
+        Record {
+            ts_us: parse_ts(ts.as_bytes()).unwrap(),
+            model,
+            site: None,
+            zone: None,
+            hardware: None,
+            gpus: None,
+            input_tokens: None,
+            output_tokens: None,
+            duration_s: None,
+            energy_j: None,
+            weight: 1.0,
+            request_id: None,
+            status: None,
+        }
+    }
+
+    const T: &str = "2024-01-01T00:30:00Z";
+
+    /// Run records through one sink; the single resulting row as (column -> value).
+    struct Row(RecordBatch);
+    impl Row {
+        fn f(&self, col: &str) -> Option<f64> {
+            let a = self.0.column_by_name(col).unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
+            a.is_valid(0).then(|| a.value(0))
+        }
+        fn s(&self, col: &str) -> Option<String> {
+            let a = self.0.column_by_name(col).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+            a.is_valid(0).then(|| a.value(0).to_string())
+        }
+        fn records(&self) -> i64 {
+            self.0.column_by_name("records").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+        }
+        fn hour(&self) -> i64 {
+            self.0.column_by_name("hour").unwrap().as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap().value(0)
+        }
+    }
+
+    fn run(m: &Methodology, recs: &[Record<'_>]) -> RecordBatch {
+        let mut sink = AggregateSink::new(m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        for r in recs {
+            sink.record(r, Loc { file: 0, line: 1 });
+        }
+        sink.finish().unwrap()
+    }
+
+    fn one(r: Record<'_>) -> Row {
+        let m = methodology();
+        let b = run(&m, &[r]);
+        assert_eq!(b.num_rows(), 1);
+        Row(b)
+    }
+
+    fn close(a: Option<f64>, b: f64) {
+        let a = a.expect("value, not null");
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-300), "{a} != {b}");
+    }
+
+    #[test]
+    fn measured_with_site_overheads_pue_and_bands() {
+        let r = one(Record { energy_j: Some(7200.0), site: Some("fra"), ..rec(T, "m8") });
+        assert_eq!(r.s("method").as_deref(), Some("measured"));
+        // E_acc = 2 Wh; E_it = 2 * (1 + 0.4 + 0.2) = 3.2; E_fac = 3.2 * 1.2 = 3.84 Wh.
+        close(r.f("energy_acc_kwh"), 0.002);
+        close(r.f("energy_it_kwh"), 0.0032);
+        close(r.f("energy_kwh"), 0.00384);
+        close(r.f("energy_kwh_low"), 0.00384 * 0.9);
+        close(r.f("energy_kwh_high"), 0.00384 * 1.1);
+        // DE at 00h = 400 g/kWh; the site's market factor is 0.0 (present, so used).
+        close(r.f("co2e_location_kg"), 0.00384 * 400.0 / 1000.0);
+        assert_eq!(r.f("co2e_market_kg"), Some(0.0));
+        assert_eq!((r.f("fallback_kwh"), r.f("unresolved_kwh")), (Some(0.0), Some(0.0)));
+        // Keys: zone and hardware come from the site.
+        assert_eq!((r.s("site"), r.s("zone"), r.s("hardware")), (Some("fra".into()), Some("DE".into()), Some("h100".into())));
+        // No tokens, no duration: flops and gpu_hours are null.
+        assert_eq!((r.f("flops"), r.f("gpu_hours")), (None, None));
+        assert_eq!((r.records(), r.f("requests"), r.f("unestimated_requests")), (1, Some(1.0), Some(0.0)));
+    }
+
+    #[test]
+    fn tokens_exact_hardware_beats_star() {
+        let base = Record { input_tokens: Some(1000), output_tokens: Some(500), zone: Some("DE"), ..rec(T, "m8") };
+        let exact = one(Record { hardware: Some("h100"), ..base });
+        assert_eq!(exact.s("method").as_deref(), Some("tokens"));
+        // (1000 * 0.01 + 500 * 0.1) / 1000 = 0.06 Wh; no site: defaults 1.2 it, 1.5 pue.
+        close(exact.f("energy_acc_kwh"), 0.06e-3);
+        close(exact.f("energy_kwh"), 0.06e-3 * 1.2 * 1.5);
+        // The coefficient's own uncertainty (0.2) overrides [uncertainty] tokens.
+        close(exact.f("energy_kwh_high"), 0.06e-3 * 1.2 * 1.5 * 1.2);
+        let star = one(Record { hardware: Some("other-gpu"), ..base });
+        close(star.f("energy_acc_kwh"), 0.12e-3);
+        close(star.f("energy_kwh_low"), 0.12e-3 * 1.8 * 0.7);
+        assert_eq!(star.s("hardware").as_deref(), Some("other-gpu"));
+        // No hardware at all: "*" still applies; hardware key null.
+        let none = one(base);
+        close(none.f("energy_acc_kwh"), 0.12e-3);
+        assert_eq!(none.s("hardware"), None);
+        // Only one token count: the other counts as 0.
+        close(one(Record { output_tokens: None, ..base }).f("energy_acc_kwh"), 0.02e-3);
+        // flops alongside: 2 * 8e9 * 1500.
+        close(exact.f("flops"), 2.4e13);
+        close(exact.f("input_tokens"), 1000.0);
+        close(exact.f("output_tokens"), 500.0);
+    }
+
+    #[test]
+    fn gpu_time_uses_site_gpus_and_default_utilization_concurrency() {
+        let r = one(Record { duration_s: Some(36.0), site: Some("fra"), ..rec(T, "bare") });
+        assert_eq!(r.s("method").as_deref(), Some("gpu_time"));
+        // P = 100 + 0.5 * (700 - 100) = 400 W; E = 36 s * 2 gpus * 400 / 2 (concurrency) / 3600 = 4 Wh.
+        close(r.f("energy_acc_kwh"), 0.004);
+        close(r.f("energy_kwh_high"), 0.004 * 1.6 * 1.2 * 1.5);
+        close(r.f("gpu_hours"), 36.0 * 2.0 / 3600.0);
+        // The record's gpus wins over the site's.
+        let r = one(Record { duration_s: Some(36.0), site: Some("fra"), gpus: Some(1), ..rec(T, "bare") });
+        close(r.f("energy_acc_kwh"), 0.002);
+        close(r.f("gpu_hours"), 0.01);
+    }
+
+    #[test]
+    fn flops_method_and_low_floor() {
+        let r = one(Record { input_tokens: Some(100), output_tokens: Some(400), hardware: Some("h100"), zone: Some("DE"), ..rec(T, "p") });
+        assert_eq!(r.s("method").as_deref(), Some("flops"));
+        // F = 2 * 10e9 * 500 = 1e13; t = 1e13 / (1000e12 * 0.25) = 0.04 s; E = 0.04 * 700 / 3600 Wh.
+        let acc = 0.04 * 700.0 / 3600.0 / 1000.0;
+        close(r.f("energy_acc_kwh"), acc);
+        close(r.f("flops"), 1e13);
+        // u = 2 > 1: low floors at 0, high = 3x.
+        assert_eq!(r.f("energy_kwh_low"), Some(0.0));
+        close(r.f("energy_kwh_high"), acc * 1.8 * 3.0);
+        // Hardware without peak_tflops: flops does not apply -> none.
+        let r = one(Record { input_tokens: Some(100), hardware: Some("nopeak"), ..rec(T, "p") });
+        assert_eq!(r.s("method").as_deref(), Some("none"));
+        close(r.f("flops"), 2e12);
+    }
+
+    #[test]
+    fn method_priority() {
+        let all = Record {
+            energy_j: Some(3600.0),
+            input_tokens: Some(1000),
+            duration_s: Some(10.0),
+            hardware: Some("h100"),
+            ..rec(T, "m8")
+        };
+        assert_eq!(one(all).s("method").as_deref(), Some("measured"));
+        assert_eq!(one(Record { energy_j: None, ..all }).s("method").as_deref(), Some("tokens"));
+        let no_coef = Record { energy_j: None, ..all };
+        assert_eq!(one(Record { model: "p", ..no_coef }).s("method").as_deref(), Some("gpu_time"));
+        assert_eq!(one(Record { model: "p", duration_s: None, ..no_coef }).s("method").as_deref(), Some("flops"));
+        let m = methodology();
+        let (e, method) = m.accelerator_energy_wh("m8", Some("h100"), None, Some(1000), Some(500), None, None, None);
+        assert_eq!(method, Method::Tokens);
+        close(e, 0.06);
+        // Unknown hardware on the record does not fall back to the site's: "*" applies.
+        let (e, _) = m.accelerator_energy_wh("m8", Some("zzz"), Some("fra"), Some(1000), Some(500), None, None, None);
+        close(e, 0.12);
+        assert_eq!(m.accelerator_energy_wh("bare", None, Some("fra"), None, None, Some(36.0), None, None), (Some(4.0), Method::GpuTime));
+        assert_eq!(m.accelerator_energy_wh("zzz", Some("zzz"), Some("zzz"), Some(1), None, Some(1.0), None, None), (None, Method::None));
+        assert_eq!(m.accelerator_energy_wh("zzz", None, None, None, None, None, Some(36.0), None), (Some(0.01), Method::Measured));
+    }
+
+    #[test]
+    fn none_is_null_energy_but_counted() {
+        let r = one(Record { duration_s: Some(5.0), weight: 3.0, site: Some("fra"), ..rec(T, "unknown-model") });
+        // fra has h100: gpu_time applies even to an unknown model.
+        assert_eq!(r.s("method").as_deref(), Some("gpu_time"));
+        let r = one(Record { duration_s: Some(5.0), input_tokens: Some(10), weight: 3.0, zone: Some("DE"), ..rec(T, "unknown-model") });
+        assert_eq!(r.s("method").as_deref(), Some("none"));
+        for c in ["energy_acc_kwh", "energy_it_kwh", "energy_kwh", "energy_kwh_low", "energy_kwh_high", "co2e_location_kg", "co2e_market_kg", "fallback_kwh", "unresolved_kwh"] {
+            assert_eq!(r.f(c), None, "{c} must be null, never a silent zero");
+        }
+        assert_eq!((r.records(), r.f("requests"), r.f("unestimated_requests")), (1, Some(3.0), Some(3.0)));
+        // Unknown model: flops null; gpu_hours still known (gpus default 1).
+        assert_eq!(r.f("flops"), None);
+        close(r.f("gpu_hours"), 5.0 * 3.0 / 3600.0);
+        close(r.f("input_tokens"), 30.0);
+        assert_eq!(r.s("model").as_deref(), Some("unknown-model"));
+    }
+
+    #[test]
+    fn zone_override_and_market_factor() {
+        let base = Record { energy_j: Some(3600.0), site: Some("fra"), ..rec(T, "m8") };
+        let r = one(Record { zone: Some("FR"), ..base });
+        assert_eq!(r.s("zone").as_deref(), Some("FR"));
+        let fac = 1e-3 * 1.6 * 1.2; // the site still supplies overheads and PUE
+        close(r.f("energy_kwh"), fac);
+        close(r.f("co2e_location_kg"), fac * 50.0 / 1000.0);
+        assert_eq!(r.f("co2e_market_kg"), Some(0.0));
+        // Market factor present and non-zero.
+        let r = one(Record { site: Some("par"), ..base });
+        let fac = 1e-3 * 1.2 * 1.5;
+        close(r.f("co2e_location_kg"), fac * 50.0 / 1000.0);
+        close(r.f("co2e_market_kg"), fac * 20.0 / 1000.0);
+        // Absent: market = location.
+        let r = one(Record { site: Some("nofb"), ..base });
+        close(r.f("co2e_market_kg"), fac * 50.0 / 1000.0);
+    }
+
+    #[test]
+    fn unknown_site_uses_defaults_and_is_unlocated_without_zone() {
+        let base = Record { energy_j: Some(3600.0), site: Some("mystery"), ..rec(T, "m8") };
+        let r = one(base);
+        let fac = 1e-3 * 1.2 * 1.5;
+        close(r.f("energy_kwh"), fac);
+        assert_eq!((r.s("site").as_deref(), r.s("zone"), r.s("hardware")), (Some("mystery"), None, None));
+        assert_eq!((r.f("co2e_location_kg"), r.f("co2e_market_kg")), (None, None));
+        close(r.f("unresolved_kwh"), fac);
+        // With a zone it is located.
+        let r = one(Record { zone: Some("DE"), ..base });
+        close(r.f("co2e_location_kg"), fac * 400.0 / 1000.0);
+        assert_eq!(r.f("unresolved_kwh"), Some(0.0));
+    }
+
+    #[test]
+    fn intensity_fallback_chain() {
+        let base = Record { energy_j: Some(3600.0), ..rec(T, "m8") };
+        let fra = 1e-3 * 1.6 * 1.2;
+        // 1. The hour's value.
+        let r = one(Record { site: Some("fra"), ts_us: parse_ts(b"2024-01-01T02:59:59Z").unwrap(), ..base });
+        close(r.f("co2e_location_kg"), fra * 200.0 / 1000.0);
+        assert_eq!(r.f("fallback_kwh"), Some(0.0));
+        // 2. The zone's same-month mean (300), flagged as fallback.
+        let r = one(Record { site: Some("fra"), ts_us: parse_ts(b"2024-01-20T12:00:00Z").unwrap(), ..base });
+        close(r.f("co2e_location_kg"), fra * 300.0 / 1000.0);
+        close(r.f("fallback_kwh"), fra);
+        // 3. The site's fallback_g_per_kwh (no DE data in May).
+        let r = one(Record { site: Some("fra"), ts_us: parse_ts(b"2024-05-01T00:00:00Z").unwrap(), ..base });
+        close(r.f("co2e_location_kg"), fra * 500.0 / 1000.0);
+        close(r.f("fallback_kwh"), fra);
+        assert_eq!(r.f("unresolved_kwh"), Some(0.0));
+        // 4. Unresolved: no hour, no month, no site fallback -> null co2e, energy in unresolved_kwh.
+        let r = one(Record { site: Some("nofb"), ts_us: parse_ts(b"2024-05-01T00:00:00Z").unwrap(), ..base });
+        let fac = 1e-3 * 1.2 * 1.5;
+        assert_eq!((r.f("co2e_location_kg"), r.f("co2e_market_kg")), (None, None));
+        close(r.f("unresolved_kwh"), fac);
+        close(r.f("energy_kwh"), fac);
+        assert_eq!(r.f("fallback_kwh"), Some(0.0));
+        // A zone the grid does not know, with no site: unresolved too.
+        let r = one(Record { zone: Some("XX"), ..base });
+        assert_eq!(r.f("co2e_location_kg"), None);
+        assert_eq!(r.s("zone").as_deref(), Some("XX"));
+    }
+
+    #[test]
+    fn weights_fractional_and_zero() {
+        let base = Record {
+            energy_j: Some(3600.0),
+            input_tokens: Some(10),
+            output_tokens: Some(20),
+            duration_s: Some(3600.0),
+            zone: Some("DE"),
+            ..rec(T, "m8")
+        };
+        let r = one(Record { weight: 2.5, ..base });
+        assert_eq!(r.records(), 1);
+        close(r.f("requests"), 2.5);
+        close(r.f("input_tokens"), 25.0);
+        close(r.f("output_tokens"), 50.0);
+        close(r.f("energy_acc_kwh"), 2.5e-3);
+        close(r.f("energy_kwh"), 2.5e-3 * 1.8);
+        close(r.f("energy_kwh_high"), 2.5e-3 * 1.8 * 1.1);
+        close(r.f("co2e_location_kg"), 2.5e-3 * 1.8 * 0.4);
+        close(r.f("flops"), 2.0 * 8e9 * 30.0 * 2.5);
+        close(r.f("gpu_hours"), 2.5);
+        let r = one(Record { weight: 0.0, ..base });
+        assert_eq!(r.records(), 1);
+        // Zero weight: zeros, not nulls (the record was estimated, it just stands for nothing).
+        assert_eq!((r.f("requests"), r.f("energy_kwh"), r.f("co2e_location_kg"), r.f("flops")), (Some(0.0), Some(0.0), Some(0.0), Some(0.0)));
+    }
+
+    #[test]
+    fn flops_and_gpu_hours_are_independent_of_method() {
+        // measured energy, yet flops and gpu_hours are filled from tokens and duration.
+        let r = one(Record { energy_j: Some(1.0), input_tokens: Some(5), duration_s: Some(7.2), gpus: Some(4), ..rec(T, "p") });
+        assert_eq!(r.s("method").as_deref(), Some("measured"));
+        close(r.f("flops"), 2.0 * 10e9 * 5.0);
+        close(r.f("gpu_hours"), 7.2 * 4.0 / 3600.0);
+    }
+
+    #[test]
+    fn hour_floor_across_year_edge() {
+        let r = one(Record { energy_j: Some(1.0), ..rec("2024-12-31T23:59:59.999999Z", "m8") });
+        assert_eq!(r.hour(), parse_ts(b"2024-12-31T23:00:00Z").unwrap());
+        let r = one(Record { energy_j: Some(1.0), ..rec("2025-01-01T00:30:00+01:00", "m8") });
+        assert_eq!(r.hour(), parse_ts(b"2024-12-31T23:00:00Z").unwrap());
+        let r = one(Record { energy_j: Some(1.0), ..rec("2025-01-01T00:00:00Z", "m8") });
+        assert_eq!(r.hour(), parse_ts(b"2025-01-01T00:00:00Z").unwrap());
+    }
+
+    // ----- aggregate behaviour through the sink -----
+
+    const MODELS: [&str; 4] = ["m8", "p", "bare", "nobody"];
+    const SITES: [Option<&str>; 4] = [Some("fra"), Some("nofb"), Some("mystery"), None];
+    const ZONES: [Option<&str>; 3] = [None, Some("DE"), Some("XX")];
+
+    /// Deterministic varied records (a tiny LCG), covering every method and null rule.
+    fn records(n: usize) -> Vec<Record<'static>> {
+        let mut x: u64 = 42;
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let t0 = parse_ts(b"2024-01-01T00:00:00Z").unwrap();
+        (0..n)
+            .map(|i| Record {
+                ts_us: t0 + (i as i64) * 97_000_000 + next(1000) as i64,
+                site: SITES[next(4) as usize],
+                zone: ZONES[next(3) as usize],
+                hardware: [None, Some("h100"), Some("nopeak")][next(3) as usize],
+                input_tokens: [None, Some(next(5000) as i64)][next(2) as usize],
+                output_tokens: [None, Some(next(900) as i64)][next(2) as usize],
+                duration_s: [None, Some(next(100) as f64 / 7.0)][next(2) as usize],
+                energy_j: [None, None, None, Some(next(10_000) as f64)][next(4) as usize],
+                weight: [1.0, 0.5, 0.0, 3.0][next(4) as usize],
+                gpus: [None, Some(next(8) as i64)][next(2) as usize],
+                ..rec(T, MODELS[next(4) as usize])
+            })
+            .collect()
+    }
+
+    fn feed(sink: &mut AggregateSink<'_>, recs: &[Record<'_>], first: usize) {
+        for (i, r) in recs.iter().enumerate() {
+            sink.record(r, Loc { file: ((first + i) % 2) as u32, line: (first + i) as u64 });
+            if i % 16 == 15 {
+                sink.end_block().unwrap();
+            }
+        }
+    }
+
+    /// Same schema, keys, nulls; floats equal up to summation order.
+    fn assert_batches_close(a: &RecordBatch, b: &RecordBatch) {
+        assert_eq!(a.schema(), b.schema());
+        assert_eq!(a.num_rows(), b.num_rows());
+        for (i, f) in a.schema().fields().iter().enumerate() {
+            let (x, y) = (a.column(i), b.column(i));
+            assert_eq!(x.logical_nulls(), y.logical_nulls(), "nulls of {}", f.name());
+            if let (Some(x), Some(y)) = (x.as_any().downcast_ref::<Float64Array>(), y.as_any().downcast_ref::<Float64Array>()) {
+                for r in 0..x.len() {
+                    let (p, q) = (x.value(r), y.value(r));
+                    assert!((p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1e-12), "{} row {r}: {p} vs {q}", f.name());
+                }
+            } else {
+                assert_eq!(x, y, "{}", f.name());
+            }
+        }
+    }
+
+    fn sources() -> Arc<Vec<String>> {
+        Arc::new(vec!["a.jsonl".into(), "b.csv".into()])
+    }
+
+    #[test]
+    fn merging_halves_equals_one_sink() {
+        let recs = records(2000);
+        let m = methodology();
+        let mut all = AggregateSink::new(&m, sources(), None, usize::MAX);
+        feed(&mut all, &recs, 0);
+        // The halves on a separate Methodology thread order: ids differ, names do not.
+        let m2 = methodology();
+        let (h1, h2) = recs.split_at(1000);
+        let mut s2 = AggregateSink::new(&m2, sources(), None, usize::MAX);
+        feed(&mut s2, h2, 1000);
+        let mut s1 = AggregateSink::new(&m2, sources(), None, usize::MAX);
+        feed(&mut s1, h1, 0);
+        s1.merge(s2).unwrap();
+        let (a, b) = (all.finish().unwrap(), s1.finish().unwrap());
+        assert!(a.num_rows() > 100, "the test data must make many cells: {}", a.num_rows());
+        assert_batches_close(&a, &b);
+        // Every method and both null kinds occur, so the comparison covers them.
+        let methods = a.column_by_name("method").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        for me in Method::ALL {
+            assert!(methods.iter().any(|v| v == Some(me.name())), "{}", me.name());
+        }
+        assert!(a.column_by_name("co2e_location_kg").unwrap().null_count() > 0);
+        assert!(a.column_by_name("site").unwrap().null_count() > 0);
+    }
+
+    fn column_sum(batches: &[RecordBatch], col: &str) -> f64 {
+        batches
+            .iter()
+            .map(|b| {
+                let c = b.column_by_name(col).unwrap();
+                match c.as_any().downcast_ref::<Float64Array>() {
+                    Some(f) => f.iter().flatten().sum::<f64>(),
+                    None => c.as_any().downcast_ref::<Int64Array>().unwrap().iter().flatten().sum::<i64>() as f64,
+                }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn spilling_keeps_totals() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let recs = records(1500);
+        let m = methodology();
+        let mut whole = AggregateSink::new(&m, sources(), None, usize::MAX);
+        feed(&mut whole, &recs, 0);
+        let whole = whole.finish().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let spiller = Spiller::new(dir.path().join("spill"));
+        let mut s = AggregateSink::new(&m, sources(), Some(&spiller), 10);
+        feed(&mut s, &recs, 0);
+        assert!(s.aggregate().len() <= 10 + 16, "bounded by budget + one block");
+        let mut parts = vec![s.finish().unwrap()];
+        let paths = spiller.paths();
+        assert!(paths.len() > 5, "spilled {} times", paths.len());
+        for p in &paths {
+            let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap()).unwrap().build().unwrap();
+            for b in r {
+                let b = b.unwrap();
+                assert_eq!(b.schema().fields(), crate::aggregate::aggregate_schema().fields());
+                parts.push(b);
+            }
+        }
+        for f in crate::aggregate::aggregate_schema().fields().iter().skip(7) {
+            let (x, y) = (column_sum(&[whole.clone()], f.name()), column_sum(&parts, f.name()));
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {x} vs {y}", f.name());
+        }
+        assert!(parts.iter().map(|b| b.num_rows()).sum::<usize>() > whole.num_rows(), "cells split across spills");
+    }
+
+    #[test]
+    fn rows_are_sorted_by_names_and_deterministic() {
+        let recs = records(500);
+        let m = methodology();
+        let b = run(&m, &recs);
+        // Interning in reverse order gives other ids but the same batch.
+        let m2 = methodology();
+        let mut rev: Vec<_> = recs.clone();
+        rev.reverse();
+        let b2 = run(&m2, &rev);
+        assert_batches_close(&b, &b2);
+        let hours = b.column_by_name("hour").unwrap().as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        assert!(hours.values().windows(2).all(|w| w[0] <= w[1]));
+    }
+}

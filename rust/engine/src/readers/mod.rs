@@ -1,1 +1,690 @@
-//! (being written)
+//! Parallel block scanning of log files (JSON Lines, CSV, Parquet) and Arrow batches into a
+//! [`RecordSink`].
+//!
+//! Shape of a scan: the calling thread is the *producer*: it reads each file sequentially
+//! (decompressing and hashing on the way, since both are inherently sequential), cuts the text
+//! into blocks of about `block_bytes` at record boundaries, and sends them over a bounded
+//! channel. `threads` workers parse blocks, each folding records into its own sink (no locks
+//! on the hot path) and calling `end_block` after every block; the sinks are merged at the end.
+//! The bounded channel keeps the number of blocks in flight, hence memory, independent of
+//! file size. Parquet row groups and Arrow batch slices travel the same channel.
+//!
+//! A *record* problem is never an error: it is a reject, counted per file and reason and
+//! written to the rejects output. Errors (unreadable, truncated, not-Parquet files, a failing
+//! sink) stop the whole scan: a partial result must never pass for a complete one.
+
+mod arrow;
+mod canonical;
+mod csv;
+mod jsonl;
+mod parquet;
+mod value;
+
+pub use canonical::CanonicalSink;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use rustc_hash::FxHashMap;
+
+use crate::columns::{Col, ColumnMap};
+use crate::error::{Error, Result};
+use crate::record::{Draft, Loc, RecordSink, RejectReason};
+use crate::rejects::{format_reject, RejectsWriter};
+use crate::source::{Compression, Format, InputFile, TextStream};
+
+use self::arrow::BatchView;
+use self::csv::{CsvHeader, CsvState};
+use self::jsonl::{JsonKeys, JsonParser};
+use self::parquet::PqFile;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub columns: ColumnMap,
+    /// Worker threads; 0 = all cores.
+    pub threads: usize,
+    /// Target size of a text block handed to one worker (default 8 MiB): big enough to
+    /// amortise channel hand-offs, small enough that `threads * 3` of them fit in cache-ish
+    /// memory.
+    pub block_bytes: usize,
+    /// Compute the SHA-256 of each file's bytes as stored (for provenance in the ledger).
+    pub hash: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { columns: ColumnMap::default(), threads: 0, block_bytes: 8 << 20, hash: false }
+    }
+}
+
+/// Progress counters and the cancel flag, shared with another thread (the CLI's progress bar,
+/// a Ctrl-C handler). Updated once per block, so polling is cheap and never slows the scan.
+#[derive(Debug, Default)]
+pub struct ScanControl {
+    /// Set to stop the scan; it returns `Error::Cancelled` at the next block.
+    pub cancel: AtomicBool,
+    /// Bytes on disk of all files of the scan (set when the scan starts).
+    pub bytes_total: AtomicU64,
+    /// Bytes on disk read so far (compressed bytes for compressed files).
+    pub bytes_read: AtomicU64,
+    pub records: AtomicU64,
+    pub rejects: AtomicU64,
+}
+
+/// What a scan learned about one input file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileStats {
+    pub path: String,
+    pub format: Format,
+    pub compression: Compression,
+    pub size_bytes: u64,
+    /// Hex SHA-256 of the file as stored, when `ScanOptions::hash` was set.
+    pub sha256: Option<String>,
+    /// Valid records.
+    pub records: u64,
+    pub rejected: u64,
+    /// Reject counts by reason (`RejectReason`'s Display).
+    pub rejects: BTreeMap<String, u64>,
+    pub blank_lines: u64,
+    /// Canonical columns present in the header / schema / any record, sorted.
+    pub columns_found: Vec<Col>,
+}
+
+pub struct ScanOutput<S> {
+    pub sink: S,
+    pub files: Vec<FileStats>,
+}
+
+/// Where a format's parser hands each record (or blank line) of a block.
+pub(crate) trait Emit {
+    fn blank(&mut self);
+    fn record(&mut self, line: u64, raw: Option<&[u8]>, r: Result<Draft<'_>, RejectReason>);
+}
+
+/// Per-file counts kept by one worker, summed over workers at the end.
+#[derive(Default)]
+struct FileAcc {
+    records: u64,
+    rejected: u64,
+    reasons: FxHashMap<RejectReason, u64>,
+    blank: u64,
+    found: u16,
+}
+
+impl FileAcc {
+    fn add(&mut self, o: FileAcc) {
+        self.records += o.records;
+        self.rejected += o.rejected;
+        for (k, v) in o.reasons {
+            *self.reasons.entry(k).or_default() += v;
+        }
+        self.blank += o.blank;
+        self.found |= o.found;
+    }
+}
+
+enum TextKind {
+    Jsonl,
+    Csv(Arc<CsvHeader>),
+}
+
+/// One unit of work for a worker.
+enum Work {
+    Text { file: u32, kind: TextKind, first_line: u64, data: Vec<u8>, start: usize, end: usize },
+    RowGroup { file: u32, pq: Arc<PqFile>, rg: usize },
+    Batch { file: u32, batch: RecordBatch, first_row: u64 },
+}
+
+/// State shared by the producer and the workers of one scan.
+struct Shared<'a> {
+    opts: &'a ScanOptions,
+    ctl: &'a ScanControl,
+    rejects: Option<&'a RejectsWriter>,
+    /// Source names as written to rejects (file paths, or the Arrow source name).
+    names: Vec<String>,
+    paths: Vec<&'a Path>,
+    keys: JsonKeys,
+    stop: AtomicBool,
+    error: Mutex<Option<Error>>,
+    /// Finished text buffers come back here for reuse: no page-faulting a fresh 8 MiB per block.
+    free_tx: Sender<Vec<u8>>,
+    free_rx: Receiver<Vec<u8>>,
+}
+
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.ctl.cancel.load(Ordering::Relaxed)
+    }
+
+    fn take_buf(&self, len: usize) -> Vec<u8> {
+        let mut b = self.free_rx.try_recv().unwrap_or_default();
+        if b.len() < len {
+            b.resize(len, 0);
+        }
+        b
+    }
+}
+
+/// Folds one block's records into a worker's sink and counters.
+struct BlockEmit<'w, S> {
+    sink: &'w mut S,
+    acc: &'w mut FileAcc,
+    rej: &'w mut Vec<u8>,
+    rejects_on: bool,
+    name: &'w str,
+    file: u32,
+    records: u64,
+    rejected: u64,
+}
+
+impl<S: RecordSink> Emit for BlockEmit<'_, S> {
+    fn blank(&mut self) {
+        self.acc.blank += 1;
+    }
+
+    #[inline]
+    fn record(&mut self, line: u64, raw: Option<&[u8]>, r: Result<Draft<'_>, RejectReason>) {
+        match r.and_then(Draft::finish) {
+            Ok(rec) => {
+                self.sink.record(&rec, Loc { file: self.file, line });
+                self.records += 1;
+            }
+            Err(reason) => {
+                *self.acc.reasons.entry(reason).or_default() += 1;
+                self.rejected += 1;
+                if self.rejects_on {
+                    format_reject(self.rej, self.name, line, &reason, raw);
+                }
+            }
+        }
+    }
+}
+
+struct Worker<'k> {
+    accs: Vec<FileAcc>,
+    json: JsonParser<'k>,
+    csv: CsvState,
+    rej: Vec<u8>,
+}
+
+impl<'k> Worker<'k> {
+    fn run<S: RecordSink>(&mut self, sh: &'k Shared<'_>, work: Work, sink: &mut S) -> Result<()> {
+        let file = match &work {
+            Work::Text { file, .. } | Work::RowGroup { file, .. } | Work::Batch { file, .. } => *file,
+        };
+        if self.accs.len() <= file as usize {
+            self.accs.resize_with(file as usize + 1, FileAcc::default);
+        }
+        let acc = &mut self.accs[file as usize];
+        let mut emit = BlockEmit {
+            sink,
+            acc,
+            rej: &mut self.rej,
+            rejects_on: sh.rejects.is_some(),
+            name: &sh.names[file as usize],
+            file,
+            records: 0,
+            rejected: 0,
+        };
+        match work {
+            Work::Text { kind: TextKind::Jsonl, first_line, data, start, end, .. } => {
+                self.json.found = 0;
+                jsonl_block(&mut self.json, &data[start..end], first_line, &mut emit);
+                emit.acc.found |= self.json.found;
+                let _ = sh.free_tx.send(data);
+            }
+            Work::Text { kind: TextKind::Csv(h), first_line, data, start, end, .. } => {
+                csv::process_block(&h, &mut self.csv, &data[start..end], first_line, &mut emit);
+                let _ = sh.free_tx.send(data);
+            }
+            Work::RowGroup { pq, rg, .. } => {
+                parquet::read_row_group(sh.paths[file as usize], &pq, rg, |row0, batch| {
+                    batch_rows(&batch, &sh.opts.columns, row0, &mut emit);
+                    Ok(())
+                })?;
+            }
+            Work::Batch { batch, first_row, .. } => batch_rows(&batch, &sh.opts.columns, first_row, &mut emit),
+        }
+        let (records, rejected) = (emit.records, emit.rejected);
+        emit.acc.records += records;
+        emit.acc.rejected += rejected;
+        if let Some(w) = sh.rejects {
+            w.write_block(&self.rej)?;
+            self.rej.clear();
+        }
+        sink.end_block()?;
+        sh.ctl.records.fetch_add(records, Ordering::Relaxed);
+        sh.ctl.rejects.fetch_add(rejected, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, row0: u64, emit: &mut E) {
+    let view = BatchView::new(batch, map);
+    for r in 0..view.rows {
+        emit.record(row0 + r as u64, None, view.row(r));
+    }
+}
+
+#[inline]
+fn is_blank(line: &[u8]) -> bool {
+    match line.first() {
+        Some(b'{') => false,
+        _ => line.iter().all(|c| c.is_ascii_whitespace()),
+    }
+}
+
+/// Parse the JSON lines of a block (cut at a line end), numbering lines from `first_line`.
+fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, emit: &mut E) {
+    let mut line_no = first_line;
+    let mut start = 0;
+    while start < data.len() {
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |o| start + o);
+        let mut line = &data[start..end];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if is_blank(line) {
+            emit.blank();
+        } else {
+            let r = p.parse(line);
+            emit.record(line_no, Some(line), r);
+        }
+        line_no += 1;
+        start = end + 1;
+    }
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    // A plain filter-count vectorises well; this runs on the producer for every byte.
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// What the producer learned about a file (the workers add the counts).
+#[derive(Default)]
+struct FileMeta {
+    sha256: Option<String>,
+    found: u16,
+}
+
+/// Read one text file and send it as blocks cut at record boundaries.
+fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
+    let block = sh.opts.block_bytes.max(1);
+    let mut stream = TextStream::open(f, sh.opts.hash, Some(&sh.ctl.bytes_read))?;
+    let csv = f.format == Format::Csv;
+    let mut header: Option<Arc<CsvHeader>> = None;
+    let mut buf = sh.take_buf(block);
+    let mut filled = 0usize;
+    let mut start = 0usize;
+    let mut target = block;
+    let mut line = 1u64;
+    let mut first = true;
+    let mut eof = false;
+    loop {
+        if sh.ctl.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        if sh.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if buf.len() < target {
+            buf.resize(target, 0);
+        }
+        while filled < target && !eof {
+            let n = stream.read_some(&f.path, &mut buf[filled..target])?;
+            if n == 0 {
+                eof = true;
+            }
+            filled += n;
+        }
+        if first {
+            if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
+                start = 3;
+            }
+            if csv {
+                match csv::parse_header(&buf[start..filled], &sh.opts.columns, eof) {
+                    _ if filled == start && eof => break,
+                    Some((h, len, nl)) => {
+                        meta.found = h.found;
+                        header = Some(Arc::new(h));
+                        start += len;
+                        line += nl;
+                    }
+                    None => {
+                        target = filled + block;
+                        continue;
+                    }
+                }
+            }
+            first = false;
+        }
+        let cut = if eof {
+            Some(filled)
+        } else if csv {
+            csv::cut_point(&buf[start..filled]).map(|c| start + c).or_else(|| {
+                // A stray quote would make the rest of the file look quoted; past a bound, cut
+                // at a plain newline rather than buffer the whole file.
+                if filled - start >= (block * 4).max(16 << 20) {
+                    memchr::memrchr(b'\n', &buf[start..filled]).map(|c| start + c + 1)
+                } else {
+                    None
+                }
+            })
+        } else {
+            memchr::memrchr(b'\n', &buf[start..filled]).map(|c| start + c + 1)
+        };
+        let Some(cut) = cut else {
+            // One record longer than the block: read on until it ends.
+            target = filled + block;
+            continue;
+        };
+        let carry = filled - cut;
+        let mut next = sh.take_buf(carry + block);
+        next[..carry].copy_from_slice(&buf[cut..filled]);
+        let nl = count_newlines(&buf[start..cut]);
+        if cut > start {
+            let kind = match &header {
+                Some(h) => TextKind::Csv(h.clone()),
+                None => TextKind::Jsonl,
+            };
+            let work = Work::Text { file: idx, kind, first_line: line, data: buf, start, end: cut };
+            if tx.send(work).is_err() {
+                return Ok(());
+            }
+        }
+        line += nl;
+        buf = next;
+        filled = carry;
+        start = 0;
+        target = carry + block;
+        if eof && carry == 0 {
+            break;
+        }
+    }
+    let _ = sh.free_tx.send(buf);
+    meta.sha256 = stream.finish(&f.path)?;
+    Ok(())
+}
+
+/// Send one Parquet file's row groups; hash the file on the way when asked.
+fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
+    let pq = Arc::new(parquet::open(&f.path, &sh.opts.columns)?);
+    meta.found = schema_found(pq.meta.schema(), &sh.opts.columns);
+    for rg in 0..pq.row_offsets.len() {
+        if sh.stopped() {
+            break;
+        }
+        if tx.send(Work::RowGroup { file: idx, pq: pq.clone(), rg }).is_err() {
+            return Ok(());
+        }
+    }
+    if sh.opts.hash {
+        let mut s = TextStream::open(f, true, Some(&sh.ctl.bytes_read))?;
+        let mut buf = vec![0u8; 1 << 20];
+        while s.read_some(&f.path, &mut buf)? > 0 {}
+        meta.sha256 = s.finish(&f.path)?;
+    } else {
+        sh.ctl.bytes_read.fetch_add(f.size, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Canonical columns a schema provides (a dotted name counts when its root column exists).
+fn schema_found(schema: &arrow_schema::Schema, map: &ColumnMap) -> u16 {
+    let mut found = 0u16;
+    for (col, src) in map.sources() {
+        let root = src.name.split('.').next().unwrap_or("");
+        if schema.index_of(&src.name).is_ok() || (src.name.contains('.') && schema.index_of(root).is_ok()) {
+            found |= 1 << col as u16;
+        }
+    }
+    found
+}
+
+fn mask_cols(mask: u16) -> Vec<Col> {
+    Col::ALL.iter().copied().filter(|&c| mask & (1 << c as u16) != 0).collect()
+}
+
+fn thread_count(opts: &ScanOptions) -> usize {
+    if opts.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        opts.threads
+    }
+}
+
+/// Run producer + workers; returns the merged sink and the per-file worker counts.
+fn run_scan<'a, S, F, P>(sh: &Shared<'a>, nfiles: usize, make_sink: &F, produce: P) -> Result<(S, Vec<FileAcc>)>
+where
+    S: RecordSink,
+    F: Fn() -> S + Sync,
+    P: FnOnce(&Sender<Work>) -> Result<()>,
+{
+    let threads = thread_count(sh.opts);
+    // Two blocks queued per worker keeps them busy while the producer reads; more would only
+    // cost memory.
+    let (tx, rx) = bounded::<Work>(threads * 2);
+    let (outs, produced) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                s.spawn(move || {
+                    let mut sink = make_sink();
+                    let mut w = Worker { accs: Vec::new(), json: JsonParser::new(&sh.keys), csv: CsvState::default(), rej: Vec::new() };
+                    for work in rx {
+                        if sh.stopped() {
+                            if let Work::Text { data, .. } = work {
+                                let _ = sh.free_tx.send(data);
+                            }
+                            continue;
+                        }
+                        if let Err(e) = w.run(sh, work, &mut sink) {
+                            sh.fail(e);
+                        }
+                    }
+                    (sink, w.accs)
+                })
+            })
+            .collect();
+        drop(rx);
+        let produced = produce(&tx);
+        if produced.is_err() {
+            sh.stop.store(true, Ordering::Relaxed);
+        }
+        drop(tx);
+        let outs: Vec<_> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+        (outs, produced)
+    });
+    // Drain the buffer pool: it holds up to a few blocks of memory.
+    while sh.free_rx.try_recv().is_ok() {}
+    if let Some(e) = sh.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    produced?;
+    if sh.ctl.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    let mut accs: Vec<FileAcc> = (0..nfiles).map(|_| FileAcc::default()).collect();
+    let mut merged: Option<S> = None;
+    for (sink, waccs) in outs {
+        for (i, a) in waccs.into_iter().enumerate() {
+            accs[i].add(a);
+        }
+        match &mut merged {
+            None => merged = Some(sink),
+            Some(m) => m.merge(sink)?,
+        }
+    }
+    let sink = match merged {
+        Some(s) => s,
+        None => make_sink(),
+    };
+    Ok((sink, accs))
+}
+
+fn shared<'a>(
+    opts: &'a ScanOptions,
+    ctl: &'a ScanControl,
+    rejects: Option<&'a RejectsWriter>,
+    names: Vec<String>,
+    paths: Vec<&'a Path>,
+) -> Shared<'a> {
+    let (free_tx, free_rx) = unbounded();
+    Shared {
+        opts,
+        ctl,
+        rejects,
+        names,
+        paths,
+        keys: JsonKeys::new(&opts.columns),
+        stop: AtomicBool::new(false),
+        error: Mutex::new(None),
+        free_tx,
+        free_rx,
+    }
+}
+
+fn stats(base: FileStats, acc: FileAcc, header_found: u16) -> FileStats {
+    let mut rejects = BTreeMap::new();
+    for (reason, n) in acc.reasons {
+        *rejects.entry(reason.to_string()).or_default() += n;
+    }
+    FileStats {
+        records: acc.records,
+        rejected: acc.rejected,
+        rejects,
+        blank_lines: acc.blank,
+        columns_found: mask_cols(acc.found | header_found),
+        ..base
+    }
+}
+
+/// Scan log files into sinks made by `make_sink` (one per worker thread), merged at the end.
+/// `Loc.file` of each record is its file's index in `files`.
+pub fn scan_files<S: RecordSink, F: Fn() -> S + Sync>(
+    files: &[InputFile],
+    opts: &ScanOptions,
+    ctl: &ScanControl,
+    rejects: Option<&RejectsWriter>,
+    make_sink: F,
+) -> Result<ScanOutput<S>> {
+    let names: Vec<String> = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
+    let paths = files.iter().map(|f| f.path.as_path()).collect();
+    ctl.bytes_total.store(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
+    let sh = shared(opts, ctl, rejects, names, paths);
+    let mut metas: Vec<FileMeta> = files.iter().map(|_| FileMeta::default()).collect();
+    let (sink, accs) = run_scan(&sh, files.len(), &make_sink, |tx| {
+        for (i, f) in files.iter().enumerate() {
+            if sh.stopped() {
+                break;
+            }
+            let idx = u32::try_from(i).map_err(|_| Error::Usage("too many input files".into()))?;
+            match f.format {
+                Format::Jsonl | Format::Csv => produce_text(&sh, idx, f, tx, &mut metas[i])?,
+                Format::Parquet => produce_parquet(&sh, idx, f, tx, &mut metas[i])?,
+                Format::Arrow => {
+                    return Err(Error::Usage(format!("{}: Arrow input is scanned with scan_batches", f.path.display())))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let files = files
+        .iter()
+        .zip(accs)
+        .zip(metas)
+        .enumerate()
+        .map(|(i, ((f, acc), meta))| {
+            let base = FileStats {
+                path: sh.names[i].clone(),
+                format: f.format,
+                compression: f.compression,
+                size_bytes: f.size,
+                sha256: meta.sha256,
+                records: 0,
+                rejected: 0,
+                rejects: BTreeMap::new(),
+                blank_lines: 0,
+                columns_found: Vec::new(),
+            };
+            stats(base, acc, meta.found)
+        })
+        .collect();
+    Ok(ScanOutput { sink, files })
+}
+
+/// Rows per unit of work when splitting Arrow batches across workers.
+const BATCH_SLICE_ROWS: usize = 64 * 1024;
+
+/// Scan Arrow record batches (fed from Python via the PyCapsule stream, or any Arrow
+/// producer). `Loc.file` is 0 and `Loc.line` the 0-based row index over the whole stream.
+pub fn scan_batches<S, F, I>(
+    batches: I,
+    source_name: &str,
+    opts: &ScanOptions,
+    ctl: &ScanControl,
+    rejects: Option<&RejectsWriter>,
+    make_sink: F,
+) -> Result<ScanOutput<S>>
+where
+    S: RecordSink,
+    F: Fn() -> S + Sync,
+    I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
+{
+    let sh = shared(opts, ctl, rejects, vec![source_name.to_string()], vec![Path::new(source_name)]);
+    let mut found = 0u16;
+    let mut size = 0u64;
+    let (sink, mut accs) = run_scan(&sh, 1, &make_sink, |tx| {
+        let mut row = 0u64;
+        for batch in batches {
+            if sh.ctl.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            if sh.stopped() {
+                break;
+            }
+            let batch = batch.map_err(|e| Error::input(source_name, format!("cannot read Arrow batch: {e}")))?;
+            found |= schema_found(&batch.schema(), &opts.columns);
+            let bytes = batch.get_array_memory_size() as u64;
+            size += bytes;
+            sh.ctl.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+            for (off, slice) in arrow::slices(&batch, BATCH_SLICE_ROWS) {
+                if tx.send(Work::Batch { file: 0, batch: slice, first_row: row + off as u64 }).is_err() {
+                    return Ok(());
+                }
+            }
+            row += batch.num_rows() as u64;
+        }
+        Ok(())
+    })?;
+    let base = FileStats {
+        path: source_name.to_string(),
+        format: Format::Arrow,
+        compression: Compression::None,
+        size_bytes: size,
+        sha256: None,
+        records: 0,
+        rejected: 0,
+        rejects: BTreeMap::new(),
+        blank_lines: 0,
+        columns_found: Vec::new(),
+    };
+    Ok(ScanOutput { sink, files: vec![stats(base, accs.remove(0), found)] })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,434 @@
+"""The ``wattledger`` command line (typer).
+
+Every failure a user can cause (bad argument, missing file, invalid config or grid, busy or
+changed ledger) ends as ONE line on stderr, ``error: <what>, <where>; <what to do>``, and an exit
+code a nightly job can branch on. Results go to stdout, diagnostics to stderr, so
+``wattledger report ... --format csv > annual.csv`` stays clean.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import duckdb
+import polars as pl
+import typer
+
+from wattledger import formatting
+from wattledger.errors import (
+    CancelledError,
+    LedgerBusyError,
+    LedgerError,
+    LedgerNotFoundError,
+    LedgerSchemaError,
+    OutputError,
+    SourceConflictError,
+    WattledgerError,
+)
+
+EXIT_OK = 0
+EXIT_REJECTS = 1
+EXIT_INPUT = 2
+EXIT_BUSY = 3
+EXIT_CONFLICT = 4
+EXIT_WRITE = 5
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\b
+Exit codes:
+  0    success (ingest: rejected records are reported, not fatal)
+  1    validate: some records were rejected
+  2    unusable input: bad argument, missing or unreadable log, invalid config
+       or grid, ledger missing or not a wattledger ledger, SQL error
+  3    ledger busy: another wattledger run holds it; retry later
+  4    a log file changed since it was ingested (same path, new content or
+       config); re-run with --replace to swap its contribution
+  5    the ledger or an output could not be written (permissions, disk full);
+       the run was rolled back, nothing was changed
+  130  interrupted (Ctrl-C); the ledger is as it was before the run
+"""
+
+app = typer.Typer(
+    name="wattledger",
+    help="Absolute yearly inference energy and emissions per AI model, from fleet request logs "
+    "joined hour by hour with grid carbon intensity, ledgered in DuckDB.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+grid_app = typer.Typer(help="Inspect grid intensity files.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(grid_app, name="grid")
+
+
+class By(str, enum.Enum):
+    model = "model"
+    month = "month"
+    site = "site"
+    zone = "zone"
+    method = "method"
+
+
+class ReportFormat(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    md = "md"
+
+
+class SqlFormat(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    one_line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    typer.echo(f"error: {one_line}", err=True)
+    raise typer.Exit(code)
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
+    """Map every expected failure to one stderr line and its exit code (see EPILOG)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except LedgerBusyError as exc:
+        _fail(str(exc), EXIT_BUSY)
+    except SourceConflictError as exc:
+        _fail(str(exc), EXIT_CONFLICT)
+    except (LedgerNotFoundError, LedgerSchemaError) as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except (LedgerError, OutputError) as exc:
+        _fail(str(exc), EXIT_WRITE)
+    except CancelledError:
+        _fail(interrupted, EXIT_INTERRUPTED)
+    except WattledgerError as exc:
+        _fail(str(exc) or type(exc).__name__, EXIT_INPUT)
+    except KeyboardInterrupt:
+        _fail(interrupted, EXIT_INTERRUPTED)
+    except FileNotFoundError as exc:
+        _fail(f"{exc.filename}: no such file; check the path", EXIT_INPUT)
+    except PermissionError as exc:
+        _fail(f"{exc.filename}: permission denied", EXIT_WRITE)
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_WRITE)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    formatting.write_atomically(out, text)
+    _note(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------------------------
+# ingest
+# --------------------------------------------------------------------------------------------
+
+ColumnOpt = Annotated[
+    list[str] | None,
+    typer.Option("--column", help="Column rename canonical=source (repeatable), e.g. ts=timestamp."),
+]
+PresetOpt = Annotated[str | None, typer.Option(help="Named column preset for a known log layout.")]
+RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
+
+
+@app.command()
+def ingest(
+    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (created if missing).")],
+    grid: Annotated[
+        list[Path] | None, typer.Option(help="Hourly grid intensity CSV (repeatable; merged).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Methodology pack TOML; default: the built-in pack.")
+    ] = None,
+    rejects: RejectsOpt = None,
+    column: ColumnOpt = None,
+    preset: PresetOpt = None,
+    lifecycle: Annotated[bool, typer.Option(help="Use life-cycle instead of direct grid factors.")] = False,
+    threads: Annotated[int, typer.Option(min=0, help="Engine threads; 0 = all cores.")] = 0,
+    replace: Annotated[
+        bool, typer.Option(help="Swap the contribution of files that changed since they were ingested.")
+    ] = False,
+    dedupe: Annotated[bool, typer.Option(help="Count duplicate request_ids within the run once.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar; default: on a terminal.")
+    ] = None,
+) -> None:
+    """Estimate LOG files and add them to the ledger in one transaction."""
+    from wattledger.ingest import ingest as run_ingest
+
+    if not grid:
+        _note("warning: no --grid given: emissions rely on site fallback factors or stay unresolved")
+    with _user_errors("interrupted; the ledger is as it was before the run"):
+        summary = run_ingest(
+            logs,
+            ledger=ledger,
+            config=config,
+            grid=grid or (),
+            lifecycle=lifecycle,
+            rejects=rejects,
+            columns=column,
+            preset=preset,
+            threads=threads,
+            replace=replace,
+            dedupe=dedupe,
+            progress=progress,
+            command=" ".join(["wattledger", *sys.argv[1:]]),
+        )
+    from wattledger.summary import format_ingest_summary
+
+    typer.echo(format_ingest_summary(summary, rejects=rejects))
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
+    year: Annotated[int, typer.Option(help="UTC calendar year, e.g. 2025.")],
+    month: Annotated[int | None, typer.Option(min=1, max=12, help="UTC calendar month 1..12.")] = None,
+    by: Annotated[By, typer.Option(help="Group rows by this key.")] = By.model,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
+    out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+) -> None:
+    """Energy and emissions of a UTC year or month from the ledger (methodology section 9)."""
+    from wattledger.ledger import connect_ledger
+    from wattledger.report import configs_from, mixed_config_message, report_from
+
+    with _user_errors():
+        con = connect_ledger(ledger)
+        try:
+            frame = report_from(con, year=year, month=month, by=by.value, model=model)
+            configs = configs_from(con, year=year, month=month, model=model)
+        finally:
+            con.close()
+        period = f"{year}" if month is None else f"{year}-{month:02d}"
+        if configs.height > 1:
+            _note(f"warning: {mixed_config_message(configs)}")
+        if frame.height == 0:
+            _note(f"warning: the ledger has no rows in {period}")
+        text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
+        if fmt in (ReportFormat.table, ReportFormat.md):
+            text += _provenance(configs, fmt)
+        _emit(text, out)
+
+
+def _provenance(configs: pl.DataFrame, fmt: ReportFormat) -> str:
+    lines = [
+        f"config: {row['name'] or '?'} {row['version'] or '?'} "
+        f"sha256 {row['config_sha256']} ({row['origin']})"
+        for row in configs.iter_rows(named=True)
+    ]
+    if not lines:
+        return ""
+    if fmt == ReportFormat.md:
+        return "\n" + "".join(f"- {line}\n" for line in lines)
+    return "".join(f"{line}\n" for line in lines)
+
+
+# --------------------------------------------------------------------------------------------
+# validate
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    column: ColumnOpt = None,
+    preset: PresetOpt = None,
+    rejects: RejectsOpt = None,
+    config: Annotated[Path | None, typer.Option(help="Methodology pack (its [columns] apply).")] = None,
+) -> None:
+    """Read LOG files without estimating: records, rejects by reason, columns found per file."""
+    from wattledger.estimate import validate as run_validate
+
+    with _user_errors():
+        stats = run_validate(logs, columns=column, preset=preset, config=config, rejects=rejects)
+    frame = pl.DataFrame(
+        {
+            "path": [s["path"] for s in stats],
+            "format": [s.get("format") for s in stats],
+            "records": [int(s.get("records", 0)) for s in stats],
+            "rejected": [int(s.get("rejected", 0)) for s in stats],
+            "rejects": [
+                ", ".join(f"{k} {v}" for k, v in sorted((s.get("rejects") or {}).items())) for s in stats
+            ],
+            "columns_found": [" ".join(s.get("columns_found") or ()) for s in stats],
+        },
+        schema={
+            "path": pl.String,
+            "format": pl.String,
+            "records": pl.Int64,
+            "rejected": pl.Int64,
+            "rejects": pl.String,
+            "columns_found": pl.String,
+        },
+    )
+    typer.echo(formatting.to_table(frame), nl=False)
+    total_rejected = int(frame["rejected"].sum())
+    if total_rejected:
+        where = f"; see {rejects}" if rejects else "; pass --rejects FILE to see them"
+        _note(f"{total_rejected:,} rejected records{where}")
+        raise typer.Exit(EXIT_REJECTS)
+
+
+# --------------------------------------------------------------------------------------------
+# grid summary
+# --------------------------------------------------------------------------------------------
+
+
+@grid_app.command("summary")
+def grid_summary(
+    grids: Annotated[list[Path], typer.Argument(help="Grid intensity CSV files.", show_default=False)],
+    lifecycle: Annotated[bool, typer.Option(help="Use life-cycle instead of direct factors.")] = False,
+) -> None:
+    """Zones, hour coverage and gaps of grid intensity files."""
+    from wattledger.config import load_grid
+
+    with _user_errors():
+        summary = load_grid(grids, lifecycle).summary()
+    frame = pl.DataFrame(
+        {
+            "zone": [z["zone"] for z in summary],
+            "first_hour": [z.get("first_hour") for z in summary],
+            "last_hour": [z.get("last_hour") for z in summary],
+            "hours_with_value": [int(z.get("hours_with_value", 0)) for z in summary],
+            "hours_missing": [int(z.get("hours_missing", 0)) for z in summary],
+            "gaps": [len(z.get("gaps") or ()) for z in summary],
+            "first_gap": [_gap(z.get("gaps")) for z in summary],
+            "mean_g_per_kwh": [z.get("mean_g_per_kwh") for z in summary],
+        },
+        schema_overrides={"mean_g_per_kwh": pl.Float64, "first_gap": pl.String},
+    )
+    typer.echo(formatting.to_table(frame, title="grid intensity coverage (UTC hours)"), nl=False)
+
+
+def _gap(gaps: list[list[str]] | None) -> str | None:
+    return f"{gaps[0][0]} .. {gaps[0][1]}" if gaps else None
+
+
+# --------------------------------------------------------------------------------------------
+# sql
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def sql(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only).")],
+    query: Annotated[str | None, typer.Argument(help="SQL; omit for an interactive prompt.")] = None,
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="Output format.")] = SqlFormat.table,
+) -> None:
+    """Query the ledger read-only: views energy_hourly, energy_daily, energy_by_model_month,
+    energy_by_model_year, runs, sources."""
+    from wattledger.ledger import connect_ledger
+
+    with _user_errors():
+        con = connect_ledger(ledger)
+    try:
+        if query is not None:
+            try:
+                typer.echo(_run_sql(con, query, fmt.value), nl=False)
+            except duckdb.Error as exc:
+                _fail(f"sql: {exc}", EXIT_INPUT)
+            return
+        _repl(con, fmt.value)
+    finally:
+        con.close()
+
+
+def _run_sql(con: duckdb.DuckDBPyConnection, query: str, fmt: str) -> str:
+    rel = con.sql(query)
+    if rel is None:  # a statement without a result (SET, PRAGMA ...)
+        return "ok\n"
+    return formatting.render(rel.pl(), fmt)
+
+
+def _repl(con: duckdb.DuckDBPyConnection, fmt: str) -> None:
+    """A minimal shell over stdin: statements end with ';', ``.tables`` lists the views,
+    ``.quit`` leaves. Errors are reported and the prompt continues."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        _note("wattledger sql (read-only). End statements with ';'. .tables lists views, .quit leaves.")
+    buffer: list[str] = []
+    while True:
+        if interactive:
+            sys.stderr.write("        ...> " if buffer else "wattledger> ")
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        stripped = line.strip()
+        if not buffer and stripped in (".quit", ".exit"):
+            break
+        if not buffer and stripped == ".tables":
+            stripped = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
+        if stripped:
+            buffer.append(stripped)
+        at_end = not line
+        if buffer and (stripped.endswith(";") or at_end):
+            _repl_statement(con, " ".join(buffer), fmt)
+            buffer = []
+        if at_end:
+            break
+
+
+def _repl_statement(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) -> None:
+    if not statement.strip().strip(";").strip():
+        return
+    try:
+        sys.stdout.write(_run_sql(con, statement, fmt))
+        sys.stdout.flush()
+    except duckdb.Error as exc:
+        _note(f"error: {str(exc).strip().splitlines()[0]}")
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    records: Annotated[int, typer.Option(min=1, help="Synthetic records to generate.")] = 1_000_000,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write logs, grid, config, ledger.")
+    ] = Path("wattledger-demo"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+) -> None:
+    """Generate a SYNTHETIC year of fleet logs and grid data, ingest it, print the annual table."""
+    from wattledger.demo import run_demo
+
+    with _user_errors():
+        result = run_demo(directory, records=records, seed=seed)
+    from wattledger.summary import format_demo
+
+    typer.echo(format_demo(result))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    warnings.simplefilter("default")
+    app()
+
+
+if __name__ == "__main__":
+    main()

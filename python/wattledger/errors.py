@@ -1,0 +1,59 @@
+"""Every error wattledger raises, under one base class.
+
+The engine's errors come from the Rust extension; the ledger's are defined here as subclasses
+of the same base, so ``except wattledger.WattledgerError`` catches all of them and the CLI can
+turn each into one ``error: ...`` line with its own exit code.
+"""
+
+from __future__ import annotations
+
+from wattledger._core import (
+    CancelledError,
+    ConfigError,
+    GridError,
+    InputError,
+    OutputError,
+    UsageError,
+    WattledgerError,
+)
+
+__all__ = [
+    "CancelledError",
+    "ConfigError",
+    "GridError",
+    "InputError",
+    "LedgerBusyError",
+    "LedgerError",
+    "LedgerNotFoundError",
+    "LedgerSchemaError",
+    "MixedConfigWarning",
+    "OutputError",
+    "SourceConflictError",
+    "UsageError",
+    "WattledgerError",
+]
+
+
+class LedgerError(WattledgerError):
+    """The ledger database could not be opened, read or written (path, permissions, disk)."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another process holds the ledger's file lock (a concurrent ingest). Retrying later is safe."""
+
+
+class LedgerNotFoundError(LedgerError):
+    """A read needs a ledger that does not exist yet."""
+
+
+class LedgerSchemaError(LedgerError):
+    """The file is not a wattledger ledger, or was written by a newer schema version."""
+
+
+class SourceConflictError(LedgerError):
+    """A log file's contribution would be counted twice: the same path was ingested before with
+    different content or a different config. ``replace=True`` swaps the old contribution out."""
+
+
+class MixedConfigWarning(UserWarning):
+    """A report period sums numbers produced by more than one methodology config."""

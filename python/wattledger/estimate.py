@@ -1,0 +1,141 @@
+"""Engine calls that return data to Python: read, validate and estimate logs without a ledger.
+
+These are thin: argument normalisation, then one ``_core`` call, then Arrow -> polars with no
+copy. Spill files (aggregate rows flushed under the memory budget) are merged back in DuckDB,
+whose SUM keeps "no value" (NULL) apart from zero, as the methodology requires.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from wattledger import _core
+from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
+
+PathLike = str | os.PathLike[str]
+Logs = PathLike | Iterable[PathLike] | _core.ArrowStreamExportable
+
+
+def _paths(logs: PathLike | Iterable[PathLike]) -> list[str]:
+    if isinstance(logs, str | os.PathLike):
+        return [os.fspath(logs)]
+    return [os.fspath(p) for p in logs]
+
+
+def _is_arrow(data: object) -> bool:
+    return hasattr(data, "__arrow_c_stream__")
+
+
+def _opt_path(path: PathLike | None) -> str | None:
+    return os.fspath(path) if path is not None else None
+
+
+def read_logs(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    config: PathLike | _core.Config | None = None,
+    rejects: PathLike | None = None,
+    threads: int = 0,
+) -> pl.DataFrame:
+    """Log records in canonical columns (plus ``source`` and ``line``), as the engine reads
+    them. For inspecting small files: every record is materialised."""
+    table, _stats = _core.read_logs(
+        _paths(paths),
+        columns=column_rules(columns),
+        preset=preset,
+        config=load_config(config) if config is not None else None,
+        rejects=_opt_path(rejects),
+        threads=threads,
+    )
+    return pl.DataFrame(table)
+
+
+def validate(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    config: PathLike | _core.Config | None = None,
+    rejects: PathLike | None = None,
+    threads: int = 0,
+) -> list[dict[str, Any]]:
+    """Per-file statistics (path, format, records, rejected, rejects by reason, columns found)
+    without keeping records: a dry run of the readers."""
+    return _core.validate(
+        _paths(paths),
+        columns=column_rules(columns),
+        preset=preset,
+        config=load_config(config) if config is not None else None,
+        rejects=_opt_path(rejects),
+        threads=threads,
+    )
+
+
+def estimate(
+    logs: Logs,
+    *,
+    config: PathLike | _core.Config | None = None,
+    grid: PathLike | Iterable[PathLike] | _core.Grid = (),
+    lifecycle: bool = False,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    rejects: PathLike | None = None,
+    threads: int = 0,
+    memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    dedupe: bool = False,
+    source_name: str = "<arrow>",
+) -> pl.DataFrame:
+    """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
+    Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger."""
+    cfg = load_config(config)
+    grd = load_grid(grid, lifecycle)
+    options: dict[str, Any] = {
+        "columns": column_rules(columns),
+        "preset": preset,
+        "rejects": _opt_path(rejects),
+        "threads": threads,
+        "memory_budget_cells": memory_budget_cells,
+        "dedupe": dedupe,
+    }
+    with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
+        if _is_arrow(logs):
+            result = _core.estimate_arrow(
+                logs, cfg, grd, source_name=source_name, spill_dir=spill_dir, **options
+            )
+        else:
+            result = _core.estimate_files(_paths(logs), cfg, grd, spill_dir=spill_dir, **options)  # type: ignore[arg-type]
+        frame = pl.DataFrame(result.aggregates())
+        spills = list(result.spill_files)
+        if spills:
+            frame = merge_spills(frame, spills)
+    return frame
+
+
+def merge_spills(frame: pl.DataFrame, spill_files: list[str]) -> pl.DataFrame:
+    """In-memory aggregates plus spilled rows, summed again by (source, section 8 keys)."""
+    keys = ", ".join(("source", *KEY_COLUMNS))
+    columns = ", ".join(AGGREGATE_COLUMNS)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("_in_memory", frame.to_arrow())
+        merged = con.sql(
+            f"""SELECT {keys}, {measure_sums_sql()}
+                FROM (SELECT {columns} FROM _in_memory
+                      UNION ALL SELECT {columns} FROM read_parquet(?))
+                GROUP BY {keys} ORDER BY {keys}""",
+            params=[spill_files],
+        ).pl()
+    finally:
+        con.close()
+    return merged.select(AGGREGATE_COLUMNS)

@@ -1,0 +1,152 @@
+"""Rendering result frames as text: table, csv, json, markdown.
+
+Machine formats (csv, json) carry floats at full precision (``repr`` round-trips) so a
+regulator's spreadsheet gets the ledger's exact numbers; human formats (table, md) round to
+about four significant digits, which is all the methodology's uncertainty supports.
+Rows here are report or query rows, not records: looping over them in Python is fine.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
+
+
+def exact(value: Any) -> Any:
+    """A JSON/CSV-safe value without losing precision."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _csv_cell(value: Any) -> str:
+    value = exact(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def human(value: Any) -> str:
+    """About four significant digits, thousands separators, no exponent for everyday sizes."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        if value == 0:
+            return "0"
+        magnitude = abs(value)
+        if magnitude >= 1e15 or magnitude < 1e-3:
+            return f"{value:.3e}"
+        if magnitude >= 1000:
+            digits = math.floor(math.log10(magnitude)) + 1
+            return f"{round(value, 4 - digits):,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _rows(frame: pl.DataFrame) -> Iterable[tuple[Any, ...]]:
+    return frame.iter_rows()
+
+
+def to_csv(frame: pl.DataFrame) -> str:
+    """CSV with a header row; empty field for null; floats as ``repr``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(frame.columns)
+    for row in _rows(frame):
+        writer.writerow([_csv_cell(v) for v in row])
+    return out.getvalue()
+
+
+def to_json(frame: pl.DataFrame) -> str:
+    """A JSON array of objects, one per row, keys in column order."""
+    records = [{k: exact(v) for k, v in zip(frame.columns, row, strict=True)} for row in _rows(frame)]
+    return json.dumps(records, indent=2) + "\n"
+
+
+def to_markdown(frame: pl.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (numbers right-aligned)."""
+    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    lines = [
+        "| " + " | ".join(frame.columns) + " |",
+        "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
+    ]
+    for row in _rows(frame):
+        cells = [human(v).replace("|", "\\|") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_table(frame: pl.DataFrame, *, title: str | None = None) -> str:
+    """A rich box table rendered to plain text (as wide as it needs: reports are wide)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for name, dtype in zip(frame.columns, frame.dtypes, strict=True):
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
+    for row in _rows(frame):
+        table.add_row(*(human(v) for v in row))
+    console = Console(file=io.StringIO(), width=100_000, color_system=None, soft_wrap=True)
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def render(frame: pl.DataFrame, fmt: str, *, title: str | None = None) -> str:
+    """``frame`` in one of :data:`FORMATS`."""
+    if fmt == "csv":
+        return to_csv(frame)
+    if fmt == "json":
+        return to_json(frame)
+    if fmt == "md":
+        return to_markdown(frame)
+    return to_table(frame, title=title)
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it over: readers never see half a
+    report, and a failed write leaves the old file in place."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,247 @@
+"""One ingest run: logs -> engine -> ledger, as one transaction.
+
+Order matters for nightly jobs: the ledger is opened (and locked) first, so a concurrent run
+fails before reading anything; unchanged files are skipped before reading; the engine runs in a
+worker thread (progress, Ctrl-C); only then is everything written in one transaction. Python
+handles per-file bookkeeping only: the engine aggregates, DuckDB sums.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from wattledger import _core
+from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.errors import InputError
+from wattledger.ledger import (
+    CommitResult,
+    ConfigIdentity,
+    FileStamp,
+    LedgerWriter,
+    RunInfo,
+    SkippedFile,
+    SourceRead,
+    new_run_id,
+)
+from wattledger.progress import run_with_progress, should_show
+
+PathLike = str | os.PathLike[str]
+
+DEFAULT_MEMORY_BUDGET_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What a run added to the ledger, and how much of it rests on fallbacks."""
+
+    run_id: str
+    ledger: str
+    config_name: str
+    config_version: str
+    config_sha256: str
+    config_origin: str
+    files_read: int
+    files_skipped: tuple[SkippedFile, ...]
+    files_replaced: tuple[str, ...]
+    records: int
+    rejected: int
+    rejects_by_reason: dict[str, int]
+    requests_by_method: dict[str, float]
+    energy_kwh_by_method: dict[str, float | None]
+    requests: float
+    energy_kwh: float | None
+    energy_kwh_low: float | None
+    energy_kwh_high: float | None
+    co2e_location_kg: float | None
+    co2e_market_kg: float | None
+    fallback_kwh: float
+    unresolved_kwh: float
+    unestimated_requests: float
+
+    @property
+    def fallback_share(self) -> float | None:
+        """Share of energy whose intensity came from a month mean or the site fallback."""
+        return _share(self.fallback_kwh, self.energy_kwh)
+
+    @property
+    def unresolved_share(self) -> float | None:
+        """Share of energy with no intensity at all (its emissions are missing from the sums)."""
+        return _share(self.unresolved_kwh, self.energy_kwh)
+
+    @property
+    def unestimated_share(self) -> float | None:
+        """Share of requests no method could estimate (method ``none``)."""
+        return _share(self.unestimated_requests, self.requests)
+
+
+def _share(part: float, whole: float | None) -> float | None:
+    return part / whole if whole else None
+
+
+def _as_inputs(logs: PathLike | Iterable[PathLike]) -> list[str]:
+    if isinstance(logs, str | os.PathLike):
+        return [os.fspath(logs)]
+    return [os.fspath(p) for p in logs]
+
+
+def expand_unique(logs: PathLike | Iterable[PathLike]) -> list[str]:
+    """Files behind the given paths, directories and globs, each once, in order."""
+    inputs = _as_inputs(logs)
+    if not inputs:
+        raise InputError("no log files given; pass files, directories or globs")
+    found = _core.expand_inputs(inputs)
+    if not found:
+        raise InputError(f"no log files found in {' '.join(inputs)}")
+    unique: dict[str, str] = {}
+    for f in found:  # one entry per file, however it was named ("a.csv", "./a.csv", a glob)
+        unique.setdefault(os.path.abspath(f["path"]), f["path"])
+    return list(unique.values())
+
+
+def config_identity(config: _core.Config) -> ConfigIdentity:
+    """The ledger's record of a methodology pack."""
+    return ConfigIdentity(config.sha256, config.name, config.version, config.origin, config.text)
+
+
+def ingest(
+    logs: PathLike | Iterable[PathLike],
+    *,
+    ledger: PathLike,
+    config: PathLike | _core.Config | None = None,
+    grid: PathLike | Iterable[PathLike] | _core.Grid = (),
+    lifecycle: bool = False,
+    rejects: PathLike | None = None,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    threads: int = 0,
+    memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    replace: bool = False,
+    dedupe: bool = False,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> IngestSummary:
+    """Estimate log files and add them to the ledger in one transaction.
+
+    Files already counted with the same content and config are skipped; a path whose content
+    or config changed is refused unless ``replace``. On any error or Ctrl-C the ledger is left
+    exactly as it was.
+    """
+    cfg = load_config(config)
+    grd = load_grid(grid, lifecycle)
+    rules = column_rules(columns)
+    paths = expand_unique(logs)
+    stamps = {p: FileStamp.of(p) for p in paths}
+    started = datetime.now(timezone.utc)
+    run = RunInfo(
+        run_id=new_run_id(started),
+        started_at=started,
+        command=command if command is not None else shlex.join(sys.argv),
+        version=_core.__version__,
+    )
+    identity = config_identity(cfg)
+    with LedgerWriter(ledger) as writer:
+        to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, replace=replace)
+        by_abs = {stamps[p].path: p for p in paths}
+        read_paths = [by_abs[s.path] for s in to_read]
+        spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
+        try:
+            result: Any = None
+            if read_paths:
+                spill_dir.mkdir(parents=True, exist_ok=True)
+                job = _core.Job()
+
+                def work() -> Any:
+                    return _core.estimate_files(
+                        read_paths,
+                        cfg,
+                        grd,
+                        columns=rules,
+                        preset=preset,
+                        rejects=os.fspath(rejects) if rejects is not None else None,
+                        threads=threads,
+                        memory_budget_cells=memory_budget_cells,
+                        spill_dir=os.fspath(spill_dir),
+                        dedupe=dedupe,
+                        hash=True,
+                        job=job,
+                    )
+
+                result = run_with_progress(work, job, show=should_show(progress))
+            sources = [_source_read(f, stamps) for f in result.files] if result is not None else []
+            commit = writer.commit_run(
+                run,
+                identity,
+                sources,
+                pa.table(result.aggregates()) if result is not None else None,
+                spill_files=list(result.spill_files) if result is not None else [],
+                skipped=skipped,
+                replace=replace,
+            )
+        finally:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+    return _summarise(commit, identity, os.fspath(ledger))
+
+
+def _source_read(stats: dict[str, Any], stamps: dict[str, FileStamp]) -> SourceRead:
+    path = stats["path"]
+    stamp = stamps.get(path) or FileStamp.of(path)
+    sha = stats.get("sha256")
+    if not sha:
+        raise InputError(f"{path}: the engine returned no content hash; cannot tell whether it was counted")
+    return SourceRead(
+        engine_path=path,
+        stamp=stamp,
+        sha256=sha,
+        records=int(stats.get("records", 0)),
+        rejected=int(stats.get("rejected", 0)),
+        rejects={str(k): int(v) for k, v in (stats.get("rejects") or {}).items()},
+        columns_found=tuple(stats.get("columns_found") or ()),
+    )
+
+
+def _add(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _summarise(commit: CommitResult, config: ConfigIdentity, ledger: str) -> IngestSummary:
+    rejects: dict[str, int] = {}
+    for src in commit.ingested:
+        for reason, n in src.rejects.items():
+            rejects[reason] = rejects.get(reason, 0) + n
+    t = commit.totals
+    return IngestSummary(
+        run_id=commit.run_id,
+        ledger=ledger,
+        config_name=config.name,
+        config_version=config.version,
+        config_sha256=config.sha256,
+        config_origin=config.origin,
+        files_read=len(commit.ingested),
+        files_skipped=commit.skipped,
+        files_replaced=commit.replaced,
+        records=sum(s.records for s in commit.ingested),
+        rejected=sum(s.rejected for s in commit.ingested),
+        rejects_by_reason=dict(sorted(rejects.items())),
+        requests_by_method={m.method: m.requests or 0.0 for m in t},
+        energy_kwh_by_method={m.method: m.energy_kwh for m in t},
+        requests=sum(m.requests or 0.0 for m in t),
+        energy_kwh=_add([m.energy_kwh for m in t]),
+        energy_kwh_low=_add([m.energy_kwh_low for m in t]),
+        energy_kwh_high=_add([m.energy_kwh_high for m in t]),
+        co2e_location_kg=_add([m.co2e_location_kg for m in t]),
+        co2e_market_kg=_add([m.co2e_market_kg for m in t]),
+        fallback_kwh=_add([m.fallback_kwh for m in t]) or 0.0,
+        unresolved_kwh=_add([m.unresolved_kwh for m in t]) or 0.0,
+        unestimated_requests=_add([m.unestimated_requests for m in t]) or 0.0,
+    )

@@ -1,0 +1,545 @@
+"""The ledger: a DuckDB database file holding hourly aggregates, the files they came from and the
+configs that produced them.
+
+Why a single DuckDB file: one ingest run must be all-or-nothing (a nightly job killed half way
+must not leave half a night counted), and any DuckDB client should be able to query it. DuckDB
+gives both: a run is one transaction (the write-ahead log drops an uncommitted one after a
+crash), and the views live inside the file. DuckDB's file lock allows one writing process at a
+time; a second one is told the ledger is busy instead of waiting or corrupting anything.
+
+This module knows nothing of the engine: it takes Arrow tables of the documented aggregate
+schema (docs/internals.md) and plain descriptions of the files read, so its transaction
+semantics can be tested on hand-built data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from wattledger.errors import (
+    LedgerBusyError,
+    LedgerError,
+    LedgerNotFoundError,
+    LedgerSchemaError,
+    SourceConflictError,
+)
+from wattledger.schema import (
+    AGGREGATE_COLUMNS,
+    KEY_COLUMNS,
+    MEASURE_COLUMNS,
+    SCHEMA_VERSION,
+    TABLES_DDL,
+    VIEWS_DDL,
+)
+
+PathLike = str | os.PathLike[str]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ConfigIdentity:
+    """What the ledger records about the methodology pack of a run."""
+
+    sha256: str
+    name: str
+    version: str
+    origin: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """A log file as seen on disk before reading it: enough for the cheap "unchanged" check."""
+
+    path: str
+    size_bytes: int
+    mtime: datetime
+
+    @staticmethod
+    def of(path: PathLike) -> FileStamp:
+        """Stat ``path``; the stored path is absolute so the same file matches from any cwd."""
+        st = os.stat(path)
+        return FileStamp(
+            path=os.path.abspath(path),
+            size_bytes=st.st_size,
+            mtime=_EPOCH + timedelta(microseconds=st.st_mtime_ns // 1000),
+        )
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """A log file the engine read in this run, with its statistics."""
+
+    engine_path: str  # the value of the aggregates' ``source`` column for this file
+    stamp: FileStamp
+    sha256: str
+    records: int
+    rejected: int
+    rejects: dict[str, int] = field(default_factory=dict)
+    columns_found: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file whose contribution is already in the ledger, and why it was not counted again."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Descriptive fields of a run row."""
+
+    run_id: str
+    started_at: datetime
+    command: str
+    version: str
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """What one run added, per method (sums over its own hourly rows)."""
+
+    method: str
+    records: int
+    requests: float
+    energy_kwh: float | None
+    energy_kwh_low: float | None
+    energy_kwh_high: float | None
+    co2e_location_kg: float | None
+    co2e_market_kg: float | None
+    fallback_kwh: float | None
+    unresolved_kwh: float | None
+    unestimated_requests: float | None
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """The outcome of a committed run."""
+
+    run_id: str
+    ingested: tuple[SourceRead, ...]
+    skipped: tuple[SkippedFile, ...]
+    replaced: tuple[str, ...]
+    totals: tuple[RunTotals, ...]
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, readable run id: UTC start time plus randomness (two runs in one second)."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def _open(path: PathLike, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, mapping DuckDB's errors to ledger errors with what to do."""
+    name = os.fspath(path)
+    if read_only and not os.path.exists(name):
+        raise LedgerNotFoundError(
+            f"ledger {name} does not exist; create it with `wattledger ingest LOG... --ledger {name}`"
+        )
+    try:
+        con = duckdb.connect(name, read_only=read_only)
+    except duckdb.Error as exc:
+        if _is_lock_error(exc):
+            raise LedgerBusyError(
+                f"ledger {name} is busy: another wattledger run holds it; retry later"
+            ) from None
+        raise LedgerError(
+            f"ledger {name} cannot be opened ({_first_line(exc)}); check the path is a wattledger "
+            "ledger in a writable directory"
+        ) from None
+    # Naive timestamps and results are UTC whatever the machine's zone: periods are UTC.
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_schema(con: duckdb.DuckDBPyConnection, name: str, *, creating: bool) -> bool:
+    """True when the ledger tables exist at a version this code can use; False when the file is
+    empty (a new ledger). Refuse foreign databases rather than adding tables to them."""
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+    }
+    if "wl_meta" not in tables:
+        if tables or not creating:
+            raise LedgerSchemaError(
+                f"{name} is a DuckDB database but not a wattledger ledger (no wl_meta table); "
+                "point --ledger at a new file or an existing ledger"
+            )
+        return False
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
+    rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
+    version = int(rows[0][0]) if rows else 0
+    if version != SCHEMA_VERSION:
+        raise LedgerSchemaError(
+            f"ledger {name} has schema version {version}, this wattledger reads version "
+            f"{SCHEMA_VERSION}; use the wattledger version that wrote it"
+        )
+    return True
+
+
+def connect_ledger(path: PathLike, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to an existing ledger. Read-only by default: several readers may share the
+    file, and a reader can never change it by mistake."""
+    con = _open(path, read_only=read_only)
+    try:
+        _check_schema(con, os.fspath(path), creating=False)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class LedgerWriter:
+    """The one writing connection of an ingest run.
+
+    It takes DuckDB's file lock when opened (so a concurrent run fails fast, before any log is
+    read) and writes a whole run in :meth:`commit_run`, one transaction.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.fspath(path)
+        self._con = _open(self.path, read_only=False)
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    def __enter__(self) -> LedgerWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file lock."""
+        self._con.close()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying connection (tests, maintenance)."""
+        return self._con
+
+    def _ensure_schema(self) -> None:
+        with self._transaction():
+            if not _check_schema(self._con, self.path, creating=True):
+                for ddl in TABLES_DDL:
+                    self._con.execute(ddl)
+                self._con.execute(
+                    "INSERT INTO wl_meta VALUES ('schema_version', ?), ('created_at', ?)",
+                    [str(SCHEMA_VERSION), datetime.now(timezone.utc).isoformat()],
+                )
+            # Views are (re)defined on every write so a fixed definition reaches old ledgers.
+            for ddl in VIEWS_DDL:
+                self._con.execute(ddl)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Commit on success; roll back on any exception, KeyboardInterrupt included."""
+        self._con.begin()
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                self._con.rollback()
+            except duckdb.Error:
+                pass  # the database may be invalidated (disk full); nothing was committed anyway
+            if isinstance(exc, duckdb.Error):
+                raise LedgerError(
+                    f"ledger {self.path}: write failed ({_first_line(exc)}); the run was rolled back "
+                    "and the ledger is unchanged"
+                ) from exc
+            raise
+        try:
+            self._con.commit()
+        except duckdb.Error as exc:
+            raise LedgerError(
+                f"ledger {self.path}: commit failed ({_first_line(exc)}); the ledger is unchanged. "
+                "Check free disk space and permissions"
+            ) from exc
+
+    def _live_sources(self, *, paths: Sequence[str] = (), shas: Sequence[str] = ()) -> list[dict[str, Any]]:
+        rel = self._con.execute(
+            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, config_sha256
+               FROM wl_sources
+               WHERE replaced_at IS NULL AND (list_contains(?, path) OR list_contains(?, sha256))
+               ORDER BY run_id, source_id""",
+            [list(paths), list(shas)],
+        )
+        cols = [d[0] for d in rel.description]
+        return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+
+    def precheck(
+        self, stamps: Sequence[FileStamp], config_sha256: str, *, replace: bool = False
+    ) -> tuple[list[FileStamp], list[SkippedFile]]:
+        """Split files into (to read, skipped) without reading them.
+
+        A live source with the same path, size, mtime and config is taken as unchanged and skipped.
+        A live source with the same path and config but another size has certainly changed: refused
+        now (unless ``replace``), before spending time reading. Everything else is decided by
+        content hash in :meth:`commit_run`.
+        """
+        live = self._live_sources(paths=[s.path for s in stamps])
+        to_read: list[FileStamp] = []
+        skipped: list[SkippedFile] = []
+        for stamp in stamps:
+            same_path = [r for r in live if r["path"] == stamp.path]
+            unchanged = next(
+                (
+                    r
+                    for r in same_path
+                    if r["config_sha256"] == config_sha256
+                    and r["size_bytes"] == stamp.size_bytes
+                    and r["mtime"] == stamp.mtime
+                ),
+                None,
+            )
+            if unchanged is not None:
+                skipped.append(SkippedFile(stamp.path, f"unchanged since run {unchanged['run_id']}"))
+                continue
+            resized = next((r for r in same_path if r["size_bytes"] != stamp.size_bytes), None)
+            if resized is not None and not replace:
+                raise SourceConflictError(_changed_message(stamp.path, resized["run_id"]))
+            to_read.append(stamp)
+        return to_read, skipped
+
+    def commit_run(
+        self,
+        run: RunInfo,
+        config: ConfigIdentity,
+        sources: Sequence[SourceRead],
+        aggregates: pa.Table | None,
+        *,
+        spill_files: Sequence[str] = (),
+        skipped: Sequence[SkippedFile] = (),
+        replace: bool = False,
+    ) -> CommitResult:
+        """Write one run in one transaction: config, run row, the files read, their hourly rows.
+
+        ``aggregates`` and ``spill_files`` hold rows of the engine's aggregate schema, tagged by
+        ``source``; rows of a file that turns out to be already counted are left out. On any
+        exception nothing is written.
+        """
+        if aggregates is not None:
+            _check_aggregate_schema(aggregates.schema.names, "aggregate table")
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR IGNORE INTO wl_configs VALUES (?, ?, ?, ?, ?, ?)",
+                [config.sha256, config.name, config.version, config.origin, config.text, run.run_id],
+            )
+            kept, more_skipped, replaced_ids, replaced_paths = self._classify(
+                sources, config.sha256, replace=replace
+            )
+            all_skipped = (*skipped, *more_skipped)
+            now = datetime.now(timezone.utc)
+            if replaced_ids:
+                self._con.execute(
+                    "UPDATE wl_sources SET replaced_at = ?, replaced_by_run = ? "
+                    "WHERE list_contains(?, source_id)",
+                    [now, run.run_id, replaced_ids],
+                )
+                self._con.execute("DELETE FROM wl_hourly WHERE list_contains(?, source_id)", [replaced_ids])
+            source_ids = {s.engine_path: f"{run.run_id}/{i}" for i, s in enumerate(kept)}
+            self._insert_sources(run.run_id, config.sha256, kept, source_ids)
+            self._insert_hourly(run.run_id, config.sha256, source_ids, aggregates, spill_files)
+            status = "ingested" if kept else "nothing new"
+            self._con.execute(
+                "INSERT INTO wl_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run.run_id,
+                    run.started_at,
+                    datetime.now(timezone.utc),
+                    run.command,
+                    run.version,
+                    config.sha256,
+                    sum(s.records for s in kept),
+                    sum(s.rejected for s in kept),
+                    len(kept),
+                    len(all_skipped),
+                    len(replaced_paths),
+                    status,
+                ],
+            )
+            totals = self._run_totals(run.run_id)
+        return CommitResult(run.run_id, tuple(kept), tuple(all_skipped), tuple(replaced_paths), totals)
+
+    def _classify(
+        self, sources: Sequence[SourceRead], config_sha256: str, *, replace: bool
+    ) -> tuple[list[SourceRead], list[SkippedFile], list[str], list[str]]:
+        """Decide, by content hash, which files to count, skip or swap.
+
+        - same content and config already live (any path, or earlier in this run): skip;
+        - the same path live with other content or config, or the same content live under
+          another config: counting it would double the file, so refuse unless ``replace``,
+          which retires those old sources.
+        """
+        live = self._live_sources(paths=[s.stamp.path for s in sources], shas=[s.sha256 for s in sources])
+        kept: list[SourceRead] = []
+        skipped: list[SkippedFile] = []
+        replaced_ids: list[str] = []
+        replaced_paths: list[str] = []
+        seen: dict[str, str] = {}
+        for src in sources:
+            path = src.stamp.path
+            if src.sha256 in seen:
+                skipped.append(SkippedFile(path, f"same content as {seen[src.sha256]} in this run"))
+                continue
+            same = next(
+                (r for r in live if r["sha256"] == src.sha256 and r["config_sha256"] == config_sha256),
+                None,
+            )
+            if same is not None:
+                where = "" if same["path"] == path else f" as {same['path']}"
+                skipped.append(
+                    SkippedFile(path, f"same content already ingested{where} in run {same['run_id']}")
+                )
+                seen[src.sha256] = path
+                continue
+            conflicts = [r for r in live if r["path"] == path or r["sha256"] == src.sha256]
+            if conflicts and not replace:
+                raise SourceConflictError(_conflict_message(path, src.sha256, config_sha256, conflicts[0]))
+            for r in conflicts:
+                if r["source_id"] not in replaced_ids:
+                    replaced_ids.append(r["source_id"])
+                    replaced_paths.append(r["path"])
+            seen[src.sha256] = path
+            kept.append(src)
+        return kept, skipped, replaced_ids, replaced_paths
+
+    def _insert_sources(
+        self, run_id: str, config_sha256: str, kept: Sequence[SourceRead], source_ids: dict[str, str]
+    ) -> None:
+        if not kept:
+            return
+        table = pa.table(
+            {
+                "source_id": [source_ids[s.engine_path] for s in kept],
+                "path": [s.stamp.path for s in kept],
+                "size_bytes": pa.array([s.stamp.size_bytes for s in kept], pa.int64()),
+                "mtime": pa.array([s.stamp.mtime for s in kept], pa.timestamp("us", tz="UTC")),
+                "sha256": [s.sha256 for s in kept],
+                "records": pa.array([s.records for s in kept], pa.int64()),
+                "rejected": pa.array([s.rejected for s in kept], pa.int64()),
+                "rejects": [json.dumps(dict(sorted(s.rejects.items())), separators=(",", ":")) for s in kept],
+                "columns_found": pa.array([list(s.columns_found) for s in kept], pa.list_(pa.string())),
+            }
+        )
+        self._con.register("_wl_new_sources", table)
+        try:
+            self._con.execute(
+                """INSERT INTO wl_sources
+                   SELECT source_id, ?, path, size_bytes, mtime, sha256, ?, records, rejected,
+                          CAST(rejects AS JSON), columns_found, NULL, NULL
+                   FROM _wl_new_sources""",
+                [run_id, config_sha256],
+            )
+        finally:
+            self._con.unregister("_wl_new_sources")
+
+    def _insert_hourly(
+        self,
+        run_id: str,
+        config_sha256: str,
+        source_ids: dict[str, str],
+        aggregates: pa.Table | None,
+        spill_files: Sequence[str],
+    ) -> None:
+        if not source_ids:
+            return
+        mapping = pa.table({"source": list(source_ids), "source_id": list(source_ids.values())})
+        columns = ", ".join(("run_id", "source_id", "config_sha256", *KEY_COLUMNS, *MEASURE_COLUMNS))
+        picked = ", ".join(f"a.{c}" for c in (*KEY_COLUMNS, *MEASURE_COLUMNS))
+        self._con.register("_wl_source_map", mapping)
+        try:
+            inputs: list[tuple[str, list[Any]]] = []
+            if aggregates is not None and aggregates.num_rows:
+                self._con.register("_wl_aggregates", aggregates)
+                inputs.append(("_wl_aggregates", []))
+            if spill_files:
+                names = self._con.execute(
+                    "SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet(?))", [list(spill_files)]
+                ).fetchall()
+                _check_aggregate_schema([n[0] for n in names], f"spill files {spill_files[0]}...")
+                inputs.append(("read_parquet(?)", [list(spill_files)]))
+            for relation, params in inputs:
+                # Rows of files not kept (already counted) have no source_id and drop out here.
+                self._con.execute(
+                    f"""INSERT INTO wl_hourly ({columns})
+                        SELECT ?, m.source_id, ?, {picked}
+                        FROM {relation} a JOIN _wl_source_map m ON a.source = m.source""",
+                    [run_id, config_sha256, *params],
+                )
+        finally:
+            self._con.unregister("_wl_source_map")
+            if aggregates is not None and aggregates.num_rows:
+                self._con.unregister("_wl_aggregates")
+
+    def _run_totals(self, run_id: str) -> tuple[RunTotals, ...]:
+        rows = self._con.execute(
+            """SELECT method, CAST(SUM(records) AS BIGINT), SUM(requests), SUM(energy_kwh),
+                      SUM(energy_kwh_low), SUM(energy_kwh_high), SUM(co2e_location_kg),
+                      SUM(co2e_market_kg), SUM(fallback_kwh), SUM(unresolved_kwh),
+                      SUM(unestimated_requests)
+               FROM wl_hourly WHERE run_id = ? GROUP BY method ORDER BY method""",
+            [run_id],
+        ).fetchall()
+        return tuple(RunTotals(*row) for row in rows)
+
+
+def _check_aggregate_schema(names: Sequence[str], what: str) -> None:
+    missing = [c for c in AGGREGATE_COLUMNS if c not in set(names)]
+    if missing:
+        raise LedgerError(f"{what} lacks aggregate columns {missing}; see docs/internals.md")
+
+
+def _changed_message(path: str, run_id: str) -> str:
+    return (
+        f"{path} changed since run {run_id} ingested it; refusing to count it twice. "
+        "Re-run with --replace to swap its old contribution for the new content"
+    )
+
+
+def _conflict_message(path: str, sha256: str, config_sha256: str, old: dict[str, Any]) -> str:
+    if old["path"] == path and old["sha256"] != sha256:
+        return _changed_message(path, old["run_id"])
+    if old["path"] == path:
+        return (
+            f"{path} was ingested in run {old['run_id']} with config {old['config_sha256'][:12]}, "
+            f"this run uses config {config_sha256[:12]}; re-run with --replace to re-estimate it "
+            "under the new config"
+        )
+    return (
+        f"{path} has the same content as {old['path']}, ingested in run {old['run_id']} with config "
+        f"{old['config_sha256'][:12]}; re-run with --replace to re-estimate it under config "
+        f"{config_sha256[:12]}"
+    )
+
+
+def ledger_exists(path: PathLike) -> bool:
+    """True when a ledger file exists at ``path`` (it may still be foreign or busy)."""
+    return Path(path).is_file()

@@ -1,0 +1,139 @@
+"""Reports: the ledger summed over a UTC calendar month or year, per model or another key.
+
+Everything is one SQL query over the ledger's ``energy_hourly`` view with the measure list of
+``schema.py``, so a report and an ad-hoc query of the views cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import datetime, timezone
+from typing import Literal
+
+import duckdb
+import polars as pl
+
+from wattledger.errors import MixedConfigWarning, UsageError
+from wattledger.ledger import connect_ledger
+from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, report_sums_sql
+
+PathLike = str | os.PathLike[str]
+ReportBy = Literal["model", "month", "site", "zone", "method"]
+
+REPORT_BY: tuple[str, ...] = ("model", "month", "site", "zone", "method")
+
+_KEY_SQL: dict[str, str] = {
+    "model": "model",
+    "month": f"strftime({HOUR_UTC}, '%Y-%m')",
+    "site": "site",
+    "zone": "zone",
+    "method": "method",
+}
+
+
+def period_bounds(year: int, month: int | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of a UTC calendar year or month."""
+    if not 1 <= year <= 9998:
+        raise UsageError(f"year {year} is out of range; pass a four-digit year such as 2025")
+    if month is None:
+        return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year + 1, 1, 1, tzinfo=timezone.utc)
+    if not 1 <= month <= 12:
+        raise UsageError(f"month {month} is out of range; pass 1..12")
+    end = datetime(year + 1, 1, 1, tzinfo=timezone.utc) if month == 12 else datetime(year, month + 1, 1)
+    return datetime(year, month, 1, tzinfo=timezone.utc), end.replace(tzinfo=timezone.utc)
+
+
+def report_columns(by: str) -> tuple[str, ...]:
+    """The column list of a report grouped by ``by``: the key, then the section 9 measures."""
+    return (by, *REPORT_COLUMNS[1:])
+
+
+def _where(year: int, month: int | None, model: str | None) -> tuple[str, list[object]]:
+    start, end = period_bounds(year, month)
+    sql, params = "hour >= ? AND hour < ?", [start, end]
+    if model is not None:
+        sql += " AND model = ?"
+        params.append(model)
+    return sql, params
+
+
+def report_from(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    by: str = "model",
+    model: str | None = None,
+) -> pl.DataFrame:
+    """:func:`report` on an open ledger connection."""
+    if by not in _KEY_SQL:
+        raise UsageError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_BY)}")
+    where, params = _where(year, month, model)
+    sql = f"""SELECT {_KEY_SQL[by]} AS {by},
+    {report_sums_sql()}
+FROM energy_hourly
+WHERE {where}
+GROUP BY 1
+ORDER BY 1 NULLS LAST"""
+    frame = con.sql(sql, params=params).pl()
+    return frame.select(report_columns(by))
+
+
+def configs_from(
+    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+) -> pl.DataFrame:
+    """The methodology packs behind a period's numbers: sha, name, version, origin, the energy
+    and records each produced. More than one row means the period mixes methodologies."""
+    where, params = _where(year, month, model)
+    sql = f"""SELECT h.config_sha256, c.name, c.version, c.origin,
+       CAST(SUM(h.records) AS BIGINT) AS records, SUM(h.energy_kwh) AS energy_kwh
+FROM wl_hourly h LEFT JOIN wl_configs c USING (config_sha256)
+WHERE {where}
+GROUP BY ALL
+ORDER BY energy_kwh DESC NULLS LAST, config_sha256"""
+    return con.sql(sql, params=params).pl()
+
+
+def report(
+    ledger: PathLike,
+    *,
+    year: int,
+    month: int | None = None,
+    by: ReportBy = "model",
+    model: str | None = None,
+) -> pl.DataFrame:
+    """Energy and emissions of a UTC year or month, one row per ``by`` value, sorted by it.
+
+    ``by="model"`` gives exactly the methodology section 9 columns in order. Emits a
+    :class:`MixedConfigWarning` when the period's numbers come from more than one config.
+    """
+    con = connect_ledger(ledger)
+    try:
+        frame = report_from(con, year=year, month=month, by=by, model=model)
+        configs = configs_from(con, year=year, month=month, model=model)
+    finally:
+        con.close()
+    if configs.height > 1:
+        warnings.warn(mixed_config_message(configs), MixedConfigWarning, stacklevel=2)
+    return frame
+
+
+def configs_in_period(
+    ledger: PathLike, *, year: int, month: int | None = None, model: str | None = None
+) -> pl.DataFrame:
+    """Which methodology packs produced a period's numbers (provenance for a report)."""
+    con = connect_ledger(ledger)
+    try:
+        return configs_from(con, year=year, month=month, model=model)
+    finally:
+        con.close()
+
+
+def mixed_config_message(configs: pl.DataFrame) -> str:
+    """One line naming the configs a period mixes."""
+    names = ", ".join(
+        f"{row['name'] or '?'} {row['version'] or '?'} ({row['config_sha256'][:12]})"
+        for row in configs.iter_rows(named=True)
+    )
+    return f"this period mixes {configs.height} methodology configs: {names}"

@@ -1,0 +1,96 @@
+"""Plain-text summaries of an ingest run and of the demo, for terminals and cron logs.
+
+Plain lines rather than a rich layout: nightly job logs are read with grep and less, and every
+number a reviewer needs (records, rejects, methods, kWh, coverage, config hash, skipped files)
+is on a line of its own with a fixed label.
+"""
+
+from __future__ import annotations
+
+import os
+
+from wattledger.demo import DemoResult
+from wattledger.formatting import human, to_table
+from wattledger.ingest import IngestSummary
+
+_METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none")
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.2f}%"
+
+
+def _kwh(value: float | None) -> str:
+    return "none estimated" if value is None else f"{human(value)} kWh"
+
+
+def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] | None = None) -> str:
+    """The run's summary: what was read, skipped and rejected, energy by method, coverage."""
+    lines = [
+        f"run:        {s.run_id} -> {s.ledger}",
+        f"config:     {s.config_name} {s.config_version} sha256 {s.config_sha256} ({s.config_origin})",
+        f"files:      {s.files_read} ingested, {len(s.files_skipped)} skipped, "
+        f"{len(s.files_replaced)} replaced",
+    ]
+    lines += [f"  skipped   {f.path}: {f.reason}" for f in s.files_skipped]
+    lines += [f"  replaced  {p}" for p in s.files_replaced]
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in s.rejects_by_reason.items())
+    rejected = f"{s.rejected:,} rejected" + (f" ({reasons})" if reasons else "")
+    if s.rejected:
+        rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
+    lines.append(f"records:    {s.records:,} read, {rejected}")
+    methods = sorted(s.requests_by_method, key=lambda m: (*_METHOD_ORDER, m).index(m))
+    lines.append(f"requests:   {human(s.requests)} total")
+    lines += [
+        f"  {m:<9} {human(s.requests_by_method[m])} requests, {_kwh(s.energy_kwh_by_method.get(m))}"
+        for m in methods
+    ]
+    lines.append(
+        f"energy:     {_kwh(s.energy_kwh)}"
+        + (
+            f" (low {human(s.energy_kwh_low)}, high {human(s.energy_kwh_high)})"
+            if s.energy_kwh is not None
+            else ""
+        )
+    )
+    lines.append(f"co2e:       location {human(s.co2e_location_kg)} kg, market {human(s.co2e_market_kg)} kg")
+    lines.append(
+        f"coverage:   {_pct(s.fallback_share)} of energy on fallback intensity, "
+        f"{_pct(s.unresolved_share)} unresolved (no emissions), "
+        f"{_pct(s.unestimated_share)} of requests unestimated"
+    )
+    return "\n".join(lines)
+
+
+def format_demo(result: DemoResult) -> str:
+    """The demo's output: the notice, the annual table, where things are and what to try next."""
+    f = result.fleet
+    ledger = result.ledger
+    logs = " ".join(str(p) for p in f.logs.values())
+    banner = f"*** {result.notice} ***"
+    return "\n".join(
+        [
+            banner,
+            "",
+            format_ingest_summary(result.summary),
+            "",
+            to_table(
+                result.annual, title=f"SYNTHETIC annual energy and emissions per model, {result.year} (UTC)"
+            ),
+            banner,
+            "",
+            f"logs:    {logs}  ({f.records:,} SYNTHETIC records, {f.start} .. {f.end})",
+            f"grid:    {f.grid}",
+            f"config:  {f.config}",
+            f"ledger:  {ledger}",
+            f"took:    {result.seconds:.1f} s",
+            "",
+            "next:",
+            f"  wattledger report --ledger {ledger} --year {result.year} --by month",
+            f"  wattledger report --ledger {ledger} --year {result.year} --format csv --out annual.csv",
+            f'  wattledger sql --ledger {ledger} "SELECT * FROM energy_by_model_month ORDER BY model, month"',
+            f"  wattledger grid summary {f.grid}",
+            f"  wattledger ingest {logs} --config {f.config} --grid {f.grid} --ledger {ledger}"
+            "   # again: skipped, totals unchanged",
+        ]
+    )

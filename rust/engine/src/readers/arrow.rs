@@ -1,0 +1,240 @@
+//! Arrow record batches (from Parquet, or handed over from Python) -> drafts.
+//!
+//! Producers type the same column in many ways (Utf8 / LargeUtf8 / Utf8View / dictionaries,
+//! any integer or float width, timestamps in any unit with or without zone, dates, epoch
+//! numbers, text timestamps). Each column is normalised once per batch to one of a few
+//! views, then rows are read without per-value dispatch on Arrow types.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow_cast::{cast, cast_with_options, CastOptions};
+use arrow_schema::{DataType, TimeUnit};
+
+use crate::columns::{Col, ColumnMap};
+use crate::record::{Draft, RejectReason};
+use crate::time::{epoch_float_to_us, epoch_int_to_us};
+
+use super::jsonl::set_text;
+use super::value::{int_from_f64, int_scaled};
+
+/// One canonical column of a batch, normalised.
+pub(crate) enum View {
+    Absent,
+    Str(StringArray),
+    Int(Int64Array),
+    Float(Float64Array),
+    /// Already microseconds UTC (from Timestamp / Date types).
+    TsUs(Int64Array),
+    /// A type that cannot hold this column (booleans, lists, ...): every non-null value is a
+    /// `BadValue`. Kept as an array for its null mask.
+    Invalid(ArrayRef),
+}
+
+impl View {
+    #[inline]
+    fn is_null(&self, r: usize) -> bool {
+        match self {
+            View::Absent => true,
+            View::Str(a) => a.is_null(r),
+            View::Int(a) | View::TsUs(a) => a.is_null(r),
+            View::Float(a) => a.is_null(r),
+            View::Invalid(a) => a.is_null(r),
+        }
+    }
+}
+
+pub(crate) struct BatchView {
+    views: Vec<View>,
+    scales: [f64; Col::COUNT],
+    /// Canonical columns present in the batch's schema (bit per `Col`).
+    pub(crate) found: u16,
+    pub(crate) rows: usize,
+}
+
+/// A column by name: flat first, then a dotted path into struct columns.
+fn find_column(batch: &RecordBatch, name: &str) -> Option<ArrayRef> {
+    if let Ok(i) = batch.schema().index_of(name) {
+        return Some(batch.column(i).clone());
+    }
+    let mut parts = name.split('.');
+    let first = parts.next()?;
+    let mut arr = batch.column(batch.schema().index_of(first).ok()?).clone();
+    for part in parts {
+        let s: &StructArray = arr.as_any().downcast_ref()?;
+        let child = s.column_by_name(part)?.clone();
+        // A null parent struct means a null child value.
+        arr = match s.nulls() {
+            Some(n) if n.null_count() > 0 => {
+                let merged = arrow_buffer::NullBuffer::union(Some(n), child.nulls());
+                arrow_array::make_array(child.to_data().into_builder().nulls(merged).build().ok()?)
+            }
+            _ => child,
+        };
+    }
+    Some(arr)
+}
+
+fn is_stringish(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_stringish(v),
+        _ => false,
+    }
+}
+
+fn to_str(a: &ArrayRef) -> Option<StringArray> {
+    cast(a, &DataType::Utf8).ok().map(|c| c.as_string::<i32>().clone())
+}
+
+fn to_f64(a: &ArrayRef) -> Option<Float64Array> {
+    cast(a, &DataType::Float64).ok().map(|c| c.as_primitive().clone())
+}
+
+/// Integers of any width as i64; a UInt64 beyond i64 fails the (unsafe = checked) cast and
+/// falls back to f64 rather than turning into a silent null.
+fn int_view(a: &ArrayRef) -> View {
+    let strict = CastOptions { safe: false, ..Default::default() };
+    match cast_with_options(a, &DataType::Int64, &strict) {
+        Ok(c) => View::Int(c.as_primitive().clone()),
+        Err(_) => to_f64(a).map_or(View::Invalid(a.clone()), View::Float),
+    }
+}
+
+fn view_for(col: Col, a: &ArrayRef) -> View {
+    let t = a.data_type();
+    if *t == DataType::Null {
+        return View::Absent;
+    }
+    let invalid = || View::Invalid(a.clone());
+    if is_stringish(t) {
+        return to_str(a).map_or_else(invalid, View::Str);
+    }
+    let numeric = t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
+    match col {
+        Col::Ts => match t {
+            DataType::Timestamp(unit, _) => {
+                let us: Int64Array = match unit {
+                    TimeUnit::Second => a.as_primitive::<TimestampSecondType>().unary(|v| v.saturating_mul(1_000_000)),
+                    TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().unary(|v| v.saturating_mul(1_000)),
+                    TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().unary(|v| v),
+                    TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().unary(|v| v.div_euclid(1_000)),
+                };
+                View::TsUs(us)
+            }
+            DataType::Date32 => View::TsUs(a.as_primitive::<Date32Type>().unary(|d| d as i64 * 86_400_000_000)),
+            DataType::Date64 => View::TsUs(a.as_primitive::<Date64Type>().unary(|ms| ms.saturating_mul(1_000))),
+            _ if t.is_integer() => int_view(a),
+            _ if numeric => to_f64(a).map_or_else(invalid, View::Float),
+            _ => invalid(),
+        },
+        c if c.is_numeric() => {
+            if t.is_integer() {
+                int_view(a)
+            } else if numeric {
+                to_f64(a).map_or_else(invalid, View::Float)
+            } else {
+                invalid()
+            }
+        }
+        // String columns given as numbers: use the number's text, as for JSON.
+        _ if numeric => to_str(a).map_or_else(invalid, View::Str),
+        _ => invalid(),
+    }
+}
+
+impl BatchView {
+    pub(crate) fn new(batch: &RecordBatch, map: &ColumnMap) -> Self {
+        let mut found = 0u16;
+        let mut scales = [1.0; Col::COUNT];
+        let views = Col::ALL
+            .iter()
+            .map(|&col| {
+                let src = map.source(col);
+                scales[col as usize] = src.scale;
+                match find_column(batch, &src.name) {
+                    Some(a) => {
+                        found |= 1 << col as u16;
+                        view_for(col, &a)
+                    }
+                    None => View::Absent,
+                }
+            })
+            .collect();
+        BatchView { views, scales, found, rows: batch.num_rows() }
+    }
+
+    /// Row `r` as a draft (borrowing strings from the batch).
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> Result<Draft<'_>, RejectReason> {
+        let mut d = Draft::default();
+        for col in Col::ALL {
+            let v = &self.views[col as usize];
+            if v.is_null(r) {
+                continue;
+            }
+            let scale = self.scales[col as usize];
+            match v {
+                View::Absent => {}
+                View::Str(a) => set_text(&mut d, col, a.value(r).as_bytes(), false, scale)?,
+                View::Int(a) => {
+                    let x = a.value(r);
+                    match col {
+                        Col::Ts => d.ts_us = Some(epoch_int_to_us(x).ok_or(RejectReason::BadValue(col))?),
+                        _ => set_num(&mut d, col, Num::Int(x), scale)?,
+                    }
+                }
+                View::Float(a) => {
+                    let x = a.value(r);
+                    match col {
+                        Col::Ts if !x.is_finite() => return Err(RejectReason::NonFinite(col)),
+                        Col::Ts => d.ts_us = Some(epoch_float_to_us(x).ok_or(RejectReason::BadValue(col))?),
+                        _ => set_num(&mut d, col, Num::Float(x), scale)?,
+                    }
+                }
+                View::TsUs(a) => d.ts_us = Some(a.value(r)),
+                View::Invalid(_) => return Err(RejectReason::BadValue(col)),
+            }
+        }
+        Ok(d)
+    }
+}
+
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+#[inline]
+fn set_num(d: &mut Draft<'_>, col: Col, v: Num, scale: f64) -> Result<(), RejectReason> {
+    let as_int = || match v {
+        Num::Int(x) => int_scaled(x, scale).map_err(|b| b.reason(col)),
+        Num::Float(x) => int_from_f64(x, scale).map_err(|b| b.reason(col)),
+    };
+    let as_float = || match v {
+        Num::Int(x) => x as f64 * scale,
+        Num::Float(x) => x * scale,
+    };
+    match col {
+        Col::Gpus => d.gpus = Some(as_int()?),
+        Col::InputTokens => d.input_tokens = Some(as_int()?),
+        Col::OutputTokens => d.output_tokens = Some(as_int()?),
+        Col::DurationS => d.duration_s = Some(as_float()),
+        Col::EnergyJ => d.energy_j = Some(as_float()),
+        Col::Weight => d.weight = Some(as_float()),
+        _ => return Err(RejectReason::BadValue(col)),
+    }
+    Ok(())
+}
+
+/// Split a large batch so one huge batch (a whole DataFrame) still spreads over the workers.
+pub(crate) fn slices(batch: &RecordBatch, rows: usize) -> impl Iterator<Item = (usize, RecordBatch)> + '_ {
+    let n = batch.num_rows();
+    (0..n.div_ceil(rows.max(1))).map(move |k| {
+        let off = k * rows;
+        (off, batch.slice(off, rows.min(n - off)))
+    })
+}

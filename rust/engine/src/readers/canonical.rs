@@ -1,0 +1,143 @@
+//! Materialise scanned records as one Arrow batch in the canonical schema (`read_logs`,
+//! `validate --show`, tests). It keeps every record in memory, so it is for small data and
+//! inspection; the estimate path folds records into aggregates instead.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::record::{Loc, Record, RecordSink};
+
+use super::FileStats;
+
+/// The canonical record schema (methodology section 1) plus where each row came from.
+pub fn canonical_schema() -> SchemaRef {
+    let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
+    let i = |n: &str| Field::new(n, DataType::Int64, true);
+    let f = |n: &str, null: bool| Field::new(n, DataType::Float64, null);
+    Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        s("model", false),
+        s("site", true),
+        s("zone", true),
+        s("hardware", true),
+        i("gpus"),
+        i("input_tokens"),
+        i("output_tokens"),
+        f("duration_s", true),
+        f("energy_j", true),
+        f("weight", false),
+        s("request_id", true),
+        s("status", true),
+        s("source", false),
+        Field::new("line", DataType::Int64, false),
+    ]))
+}
+
+/// A [`RecordSink`] that keeps the records (one per worker, merged at the end).
+#[derive(Default)]
+pub struct CanonicalSink {
+    ts: TimestampMicrosecondBuilder,
+    model: StringBuilder,
+    site: StringBuilder,
+    zone: StringBuilder,
+    hardware: StringBuilder,
+    gpus: Int64Builder,
+    input_tokens: Int64Builder,
+    output_tokens: Int64Builder,
+    duration_s: Float64Builder,
+    energy_j: Float64Builder,
+    weight: Float64Builder,
+    request_id: StringBuilder,
+    status: StringBuilder,
+    file: Vec<u32>,
+    line: Vec<i64>,
+    /// Rows of merged sinks, already finished: (columns without source/line, file, line).
+    done: Vec<(Vec<ArrayRef>, Vec<u32>, Vec<i64>)>,
+}
+
+impl CanonicalSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn take_columns(&mut self) -> (Vec<ArrayRef>, Vec<u32>, Vec<i64>) {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish().with_timezone("UTC")),
+            Arc::new(self.model.finish()),
+            Arc::new(self.site.finish()),
+            Arc::new(self.zone.finish()),
+            Arc::new(self.hardware.finish()),
+            Arc::new(self.gpus.finish()),
+            Arc::new(self.input_tokens.finish()),
+            Arc::new(self.output_tokens.finish()),
+            Arc::new(self.duration_s.finish()),
+            Arc::new(self.energy_j.finish()),
+            Arc::new(self.weight.finish()),
+            Arc::new(self.request_id.finish()),
+            Arc::new(self.status.finish()),
+        ];
+        (cols, std::mem::take(&mut self.file), std::mem::take(&mut self.line))
+    }
+
+    /// The records as one batch in the canonical schema, sorted by (file index, line);
+    /// `source` is the path of `files[file index]`.
+    pub fn finish(mut self, files: &[FileStats]) -> Result<RecordBatch> {
+        let mut parts = std::mem::take(&mut self.done);
+        parts.push(self.take_columns());
+        let ncols = parts[0].0.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols + 2);
+        for c in 0..ncols {
+            let arrays: Vec<&dyn arrow_array::Array> = parts.iter().map(|p| p.0[c].as_ref()).collect();
+            columns.push(arrow_select::concat::concat(&arrays).map_err(|e| Error::Usage(e.to_string()))?);
+        }
+        let file: Vec<u32> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
+        let line: Vec<i64> = parts.iter().flat_map(|p| p.2.iter().copied()).collect();
+        let mut order: Vec<u32> = (0..file.len() as u32).collect();
+        order.sort_by_key(|&i| (file[i as usize], line[i as usize]));
+        let idx = UInt32Array::from(order);
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(ncols + 2);
+        for c in &columns {
+            out.push(arrow_select::take::take(c.as_ref(), &idx, None).map_err(|e| Error::Usage(e.to_string()))?);
+        }
+        let source: StringArray = idx
+            .values()
+            .iter()
+            .map(|&i| Some(files.get(file[i as usize] as usize).map_or("", |f| f.path.as_str())))
+            .collect();
+        let lines: Int64Array = idx.values().iter().map(|&i| line[i as usize]).collect();
+        out.push(Arc::new(source));
+        out.push(Arc::new(lines));
+        RecordBatch::try_new(canonical_schema(), out).map_err(|e| Error::Usage(e.to_string()))
+    }
+}
+
+impl RecordSink for CanonicalSink {
+    fn record(&mut self, r: &Record<'_>, loc: Loc) {
+        self.ts.append_value(r.ts_us);
+        self.model.append_value(r.model);
+        self.site.append_option(r.site);
+        self.zone.append_option(r.zone);
+        self.hardware.append_option(r.hardware);
+        self.gpus.append_option(r.gpus);
+        self.input_tokens.append_option(r.input_tokens);
+        self.output_tokens.append_option(r.output_tokens);
+        self.duration_s.append_option(r.duration_s);
+        self.energy_j.append_option(r.energy_j);
+        self.weight.append_value(r.weight);
+        self.request_id.append_option(r.request_id);
+        self.status.append_option(r.status);
+        self.file.push(loc.file);
+        self.line.push(loc.line as i64);
+    }
+
+    fn merge(&mut self, mut other: Self) -> Result<()> {
+        self.done.append(&mut other.done);
+        let part = other.take_columns();
+        self.done.push(part);
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! CSV (RFC 4180): header row required, `"` quoting with `""` for a quote, commas and newlines
+//! allowed inside quotes, empty field = null.
+//!
+//! Blocks are cut only at a newline outside quotes (quote parity from the block start, which
+//! is always a record start), so a quoted newline never splits a record between workers.
+
+use crate::columns::{Col, ColumnMap};
+use crate::record::{Draft, RejectReason};
+
+use super::jsonl::set_text;
+use super::value::trim;
+use super::Emit;
+
+/// Header fields are looked up once per file; each field feeds zero or more columns.
+#[derive(Debug)]
+pub(crate) struct CsvHeader {
+    pub(crate) nfields: usize,
+    pub(crate) field_cols: Vec<Vec<Col>>,
+    /// Canonical columns present in the header (bit per `Col`).
+    pub(crate) found: u16,
+    scales: [f64; Col::COUNT],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Field {
+    start: usize,
+    end: usize,
+    /// Quoted with `""` inside: needs decoding.
+    doubled: bool,
+    quoted: bool,
+}
+
+#[derive(PartialEq, Debug)]
+enum Status {
+    Ok,
+    Unterminated,
+    BadQuote,
+}
+
+/// One record starting at `i`: its fields, the index after its newline and how many newlines
+/// it spans (for line numbers).
+fn next_record(b: &[u8], mut i: usize, fields: &mut Vec<Field>) -> (usize, u64, Status) {
+    fields.clear();
+    let mut newlines = 0u64;
+    let mut status = Status::Ok;
+    loop {
+        let (field, after) = if b.get(i) == Some(&b'"') {
+            let mut j = i + 1;
+            let mut doubled = false;
+            let close = loop {
+                match memchr::memchr(b'"', &b[j..]) {
+                    Some(off) if b.get(j + off + 1) == Some(&b'"') => {
+                        doubled = true;
+                        j += off + 2;
+                    }
+                    Some(off) => break Some(j + off),
+                    None => break None,
+                }
+            };
+            let Some(close) = close else {
+                newlines += bytecount(&b[i..]);
+                return (b.len(), newlines, Status::Unterminated);
+            };
+            newlines += bytecount(&b[i + 1..close]);
+            let mut after = close + 1;
+            if !matches!(b.get(after), None | Some(b',' | b'\n' | b'\r')) {
+                // Text after a closing quote (`"a"b`): not RFC 4180; skip to the delimiter.
+                status = Status::BadQuote;
+                after = memchr::memchr2(b',', b'\n', &b[after..]).map_or(b.len(), |o| after + o);
+            }
+            (Field { start: i + 1, end: close, doubled, quoted: true }, after)
+        } else {
+            let end = memchr::memchr2(b',', b'\n', &b[i..]).map_or(b.len(), |o| i + o);
+            (Field { start: i, end, doubled: false, quoted: false }, end)
+        };
+        let mut field = field;
+        // CRLF: the `\r` belongs to the line end, not to the last field.
+        let mut after = after;
+        if b.get(after) == Some(&b'\r') && matches!(b.get(after + 1), None | Some(b'\n')) {
+            after += 1;
+        } else if !field.quoted && field.end > field.start && b[field.end - 1] == b'\r' && b.get(field.end) != Some(&b',')
+        {
+            field.end -= 1;
+        }
+        fields.push(field);
+        match b.get(after) {
+            Some(b',') => i = after + 1,
+            Some(b'\n') => return (after + 1, newlines + 1, status),
+            Some(b'\r') => {
+                // A quoted field followed by a lone `\r`: treat like the bad-quote case.
+                i = after + 1;
+                status = Status::BadQuote;
+            }
+            _ => return (b.len(), newlines, status),
+        }
+    }
+}
+
+fn bytecount(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// Decode a field's text (`""` -> `"`) onto `out`.
+fn undouble(b: &[u8], f: &Field, out: &mut Vec<u8>) {
+    let mut i = f.start;
+    while i < f.end {
+        match memchr::memchr(b'"', &b[i..f.end]) {
+            Some(off) => {
+                out.extend_from_slice(&b[i..i + off + 1]);
+                i += off + 2;
+            }
+            None => {
+                out.extend_from_slice(&b[i..f.end]);
+                break;
+            }
+        }
+    }
+}
+
+/// Index just after the last newline outside quotes, where a block may be cut.
+pub(crate) fn cut_point(b: &[u8]) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut last = None;
+    let mut i = 0;
+    while let Some(off) = memchr::memchr2(b'"', b'\n', &b[i..]) {
+        let j = i + off;
+        if b[j] == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            last = Some(j + 1);
+        }
+        i = j + 1;
+    }
+    last
+}
+
+/// Parse the header record at the start of `b` (BOM already removed). Returns the header and
+/// the index after it, or None when the text holds no complete record yet.
+pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, at_eof: bool) -> Option<(CsvHeader, usize, u64)> {
+    let mut fields = Vec::new();
+    let (next, newlines, _) = next_record(b, 0, &mut fields);
+    if next == b.len() && !at_eof && b.last() != Some(&b'\n') {
+        return None;
+    }
+    let mut field_cols = vec![Vec::new(); fields.len()];
+    let mut found = 0u16;
+    let mut scales = [1.0; Col::COUNT];
+    let mut name = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        name.clear();
+        undouble(b, f, &mut name);
+        let n = trim(name.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&name));
+        for (col, src) in map.sources() {
+            if src.name.as_bytes() == n {
+                // Duplicate header names: the later field wins, like a later JSON key.
+                for other in field_cols.iter_mut() {
+                    other.retain(|&c| c != col);
+                }
+                field_cols[i].push(col);
+                found |= 1 << col as u16;
+                scales[col as usize] = src.scale;
+            }
+        }
+    }
+    Some((CsvHeader { nfields: fields.len(), field_cols, found, scales }, next, newlines))
+}
+
+/// Per-worker reusable buffers.
+#[derive(Default)]
+pub(crate) struct CsvState {
+    fields: Vec<Field>,
+    scratch: Vec<u8>,
+}
+
+/// Parse the records of one block (cut at a record boundary), numbering lines from `first_line`.
+pub(crate) fn process_block<E: Emit>(h: &CsvHeader, st: &mut CsvState, b: &[u8], first_line: u64, emit: &mut E) {
+    let mut i = 0;
+    let mut line = first_line;
+    while i < b.len() {
+        let start = i;
+        let (next, newlines, status) = next_record(b, i, &mut st.fields);
+        let mut raw = &b[start..next];
+        if let [rest @ .., b'\n'] = raw {
+            raw = rest;
+        }
+        if let [rest @ .., b'\r'] = raw {
+            raw = rest;
+        }
+        if trim(raw).is_empty() {
+            emit.blank();
+        } else {
+            let r = match status {
+                Status::Unterminated => Err(RejectReason::Unparseable("unterminated CSV quote")),
+                Status::BadQuote => Err(RejectReason::Unparseable("invalid CSV quoting")),
+                Status::Ok if st.fields.len() != h.nfields => Err(RejectReason::Unparseable("wrong number of CSV fields")),
+                Status::Ok => draft(h, st, b),
+            };
+            emit.record(line, Some(raw), r);
+        }
+        line += newlines;
+        i = next;
+    }
+}
+
+fn draft<'a>(h: &CsvHeader, st: &'a mut CsvState, b: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
+    // First decode the fields that need it (the scratch may move while it grows), then borrow.
+    st.scratch.clear();
+    let mut spans: [Option<(bool, usize, usize)>; Col::COUNT] = [None; Col::COUNT];
+    for (f, cols) in st.fields.iter().zip(&h.field_cols) {
+        if cols.is_empty() {
+            continue;
+        }
+        let span = if f.doubled {
+            let s = st.scratch.len();
+            undouble(b, f, &mut st.scratch);
+            (true, s, st.scratch.len())
+        } else {
+            (false, f.start, f.end)
+        };
+        for &c in cols {
+            spans[c as usize] = Some(span);
+        }
+    }
+    let scratch = &st.scratch;
+    let mut d = Draft::default();
+    for col in Col::ALL {
+        let Some((in_scratch, s, e)) = spans[col as usize] else { continue };
+        let text = if in_scratch { &scratch[s..e] } else { &b[s..e] };
+        if text.is_empty() {
+            continue;
+        }
+        set_text(&mut d, col, text, false, h.scales[col as usize])?;
+    }
+    Ok(d)
+}

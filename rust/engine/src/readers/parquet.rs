@@ -1,0 +1,71 @@
+//! Parquet: metadata read once per file, then each row group is a unit of parallel work,
+//! reading only the top-level columns the mapping names (a dotted name projects its root
+//! struct).
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+
+use crate::columns::ColumnMap;
+use crate::error::{Error, Result};
+
+/// What every row group task of one file shares.
+pub(crate) struct PqFile {
+    pub(crate) meta: ArrowReaderMetadata,
+    pub(crate) mask: ProjectionMask,
+    /// First row index of each row group (0-based row numbers for rejects).
+    pub(crate) row_offsets: Vec<u64>,
+}
+
+pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
+    let file = File::open(path).map_err(|e| Error::input(path, e))?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    let schema = meta.schema().clone();
+    let roots: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            map.sources().any(|(_, s)| {
+                s.name == *f.name() || s.name.strip_prefix(f.name().as_str()).is_some_and(|r| r.starts_with('.'))
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let mut row_offsets = Vec::new();
+    let mut n = 0u64;
+    for rg in meta.metadata().row_groups() {
+        row_offsets.push(n);
+        n += rg.num_rows().max(0) as u64;
+    }
+    Ok(PqFile { meta, mask, row_offsets })
+}
+
+/// Read one row group, calling `f` with each batch and the row index of its first row.
+pub(crate) fn read_row_group(
+    path: &Path,
+    pq: &PqFile,
+    rg: usize,
+    mut f: impl FnMut(u64, RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::input(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, pq.meta.clone())
+        .with_row_groups(vec![rg])
+        .with_projection(pq.mask.clone())
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::input(path, format!("cannot read Parquet row group {rg}: {e}")))?;
+    let mut row = pq.row_offsets[rg];
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::input(path, format!("corrupt Parquet data in row group {rg}: {e}")))?;
+        let n = batch.num_rows() as u64;
+        f(row, batch)?;
+        row += n;
+    }
+    Ok(())
+}
