@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -426,7 +425,6 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    warnings.simplefilter("default")
     app()
 
 

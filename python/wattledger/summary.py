@@ -39,6 +39,9 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
     if s.rejected:
         rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
     lines.append(f"records:    {s.records:,} read, {rejected}")
+    if s.files_read == 0:
+        lines.append("nothing new: every file was already in the ledger; totals unchanged")
+        return "\n".join(lines)
     methods = sorted(s.requests_by_method, key=lambda m: (*_METHOD_ORDER, m).index(m))
     lines.append(f"requests:   {human(s.requests)} total")
     lines += [

@@ -308,3 +308,83 @@ impl Spiller {
         self.paths.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Float64Array};
+
+    #[test]
+    fn schema_is_exactly_the_documented_one() {
+        let s = aggregate_schema();
+        let got: Vec<(String, DataType, bool)> =
+            s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable())).collect();
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let mut want = vec![
+            ("source".to_string(), DataType::Utf8, false),
+            ("hour".to_string(), utc, false),
+            ("model".to_string(), DataType::Utf8, false),
+            ("site".to_string(), DataType::Utf8, true),
+            ("zone".to_string(), DataType::Utf8, true),
+            ("hardware".to_string(), DataType::Utf8, true),
+            ("method".to_string(), DataType::Utf8, false),
+            ("records".to_string(), DataType::Int64, false),
+        ];
+        for (n, nullable) in [
+            ("requests", false),
+            ("input_tokens", false),
+            ("output_tokens", false),
+            ("energy_acc_kwh", true),
+            ("energy_it_kwh", true),
+            ("energy_kwh", true),
+            ("energy_kwh_low", true),
+            ("energy_kwh_high", true),
+            ("co2e_location_kg", true),
+            ("co2e_market_kg", true),
+            ("flops", true),
+            ("gpu_hours", true),
+            ("fallback_kwh", true),
+            ("unresolved_kwh", true),
+            ("unestimated_requests", false),
+        ] {
+            want.push((n.to_string(), DataType::Float64, nullable));
+        }
+        assert_eq!(got, want);
+    }
+
+    fn key(hour: i64, method: Method) -> CellKey {
+        CellKey { source: 0, hour, model: 0, site: NO_ID, zone: 1, hardware: NO_ID, method }
+    }
+
+    #[test]
+    fn null_rules_and_merge() {
+        let names: Vec<Arc<str>> = vec!["m".into(), "DE".into()];
+        let src = vec!["f".to_string()];
+        let mut a = Aggregate::new();
+        // Cell 1 (hour 0, measured): energy, co2e; one record has flops, none gpu_hours.
+        let e = Measures { records: 1, requests: 1.0, energy_kwh: 2.0, co2e_location_kg: 1.0, flags: HAS_ENERGY | HAS_CO2E, ..Default::default() };
+        a.add(key(0, Method::Measured), &e);
+        a.add(key(0, Method::Measured), &Measures { flops: 5.0, flags: e.flags | HAS_FLOPS, ..e });
+        // Cell 2 (hour 1, tokens): energy but unresolved intensity.
+        a.add(key(1, Method::Tokens), &Measures { records: 1, energy_kwh: 3.0, unresolved_kwh: 3.0, flags: HAS_ENERGY, ..Default::default() });
+        // Cell 3 (hour 2, none): no energy.
+        let mut b = Aggregate::new();
+        b.add(key(2, Method::None), &Measures { records: 1, requests: 2.0, unestimated_requests: 2.0, gpu_hours: 1.0, flags: HAS_GPU_HOURS, ..Default::default() });
+        b.add(key(0, Method::Measured), &e);
+        a.merge(b);
+        assert_eq!(a.len(), 3);
+        let batch = a.to_record_batch(&names, &src).unwrap();
+        let f = |c: &str| batch.column_by_name(c).unwrap().as_any().downcast_ref::<Float64Array>().unwrap().clone();
+        let v = |c: &str| (0..3).map(|i| f(c).is_valid(i).then(|| f(c).value(i))).collect::<Vec<_>>();
+        assert_eq!(v("energy_kwh"), [Some(6.0), Some(3.0), None]);
+        assert_eq!(v("co2e_location_kg"), [Some(3.0), None, None]);
+        assert_eq!(v("unresolved_kwh"), [Some(0.0), Some(3.0), None]);
+        assert_eq!(v("flops"), [Some(5.0), None, None]);
+        assert_eq!(v("gpu_hours"), [None, None, Some(1.0)]);
+        assert_eq!(v("unestimated_requests"), [Some(0.0), Some(0.0), Some(2.0)]);
+        assert_eq!(v("requests"), [Some(3.0), Some(0.0), Some(2.0)]);
+        assert_eq!(batch.column_by_name("site").unwrap().null_count(), 3);
+        // An id without a name is an error, not a wrong label.
+        assert!(a.to_record_batch(&names[..1], &src).is_err());
+    }
+}

@@ -50,8 +50,6 @@ impl View {
 pub(crate) struct BatchView {
     views: Vec<View>,
     scales: [f64; Col::COUNT],
-    /// Canonical columns present in the batch's schema (bit per `Col`).
-    pub(crate) found: u16,
     pub(crate) rows: usize,
 }
 
@@ -148,7 +146,6 @@ fn view_for(col: Col, a: &ArrayRef) -> View {
 
 impl BatchView {
     pub(crate) fn new(batch: &RecordBatch, map: &ColumnMap) -> Self {
-        let mut found = 0u16;
         let mut scales = [1.0; Col::COUNT];
         let views = Col::ALL
             .iter()
@@ -156,15 +153,12 @@ impl BatchView {
                 let src = map.source(col);
                 scales[col as usize] = src.scale;
                 match find_column(batch, &src.name) {
-                    Some(a) => {
-                        found |= 1 << col as u16;
-                        view_for(col, &a)
-                    }
+                    Some(a) => view_for(col, &a),
                     None => View::Absent,
                 }
             })
             .collect();
-        BatchView { views, scales, found, rows: batch.num_rows() }
+        BatchView { views, scales, rows: batch.num_rows() }
     }
 
     /// Row `r` as a draft (borrowing strings from the batch).

@@ -1,1 +1,491 @@
 use super::*;
+use crate::source::expand_inputs;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef};
+use std::io::Write;
+use std::sync::Arc;
+
+const T0: i64 = 1_735_689_600_000_000; // 2025-01-01T00:00:00Z
+
+fn put(dir: &Path, name: &str, body: &[u8]) -> InputFile {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    expand_inputs(&[p.to_string_lossy().into_owned()]).unwrap().remove(0)
+}
+
+fn opts(block: usize, threads: usize) -> ScanOptions {
+    ScanOptions { block_bytes: block, threads, ..Default::default() }
+}
+
+fn scan(files: &[InputFile], o: &ScanOptions) -> Result<(RecordBatch, Vec<FileStats>)> {
+    let ctl = ScanControl::default();
+    let out = scan_files(files, o, &ctl, None, CanonicalSink::new)?;
+    assert_eq!(ctl.records.load(Ordering::Relaxed), out.files.iter().map(|f| f.records).sum::<u64>());
+    assert_eq!(ctl.rejects.load(Ordering::Relaxed), out.files.iter().map(|f| f.rejected).sum::<u64>());
+    Ok((out.sink.finish(&out.files)?, out.files))
+}
+
+fn strs(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    b.column_by_name(name).unwrap().as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+}
+fn ints(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    b.column_by_name(name).unwrap().as_primitive::<Int64Type>().iter().collect()
+}
+fn floats(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    b.column_by_name(name).unwrap().as_primitive::<Float64Type>().iter().collect()
+}
+fn tss(b: &RecordBatch) -> Vec<i64> {
+    b.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>().values().to_vec()
+}
+fn reasons(f: &FileStats) -> Vec<(&str, u64)> {
+    f.rejects.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+const EXAMPLE: &str = r#"{"ts":"2025-06-01T12:00:03.123Z","request_id":"r-0001","model":"llama-3.1-8b","site":"fra-1","zone":"DE","hardware":"nvidia-h100-sxm","gpus":1,"input_tokens":812,"output_tokens":301,"duration_s":4.21,"energy_j":null,"status":"ok","weight":1}"#;
+
+#[test]
+fn jsonl_values_and_forms() {
+    let t = tempfile::tempdir().unwrap();
+    let lines = [
+        EXAMPLE.to_string(),
+        // Offsets, naive = UTC, escapes, nested values skipped, numbers as strings.
+        r#"{"ts":"2025-01-01T02:00:00+02:00","model":"m\"1\u00e9\n","extra":{"a":[1,{"b":"}]\"{"}],"c":null},"input_tokens":"812","gpus":2.0,"site":12,"arr":[[],{}],"weight":0.5}"#.into(),
+        r#"  {"ts":"2024-12-31T18:30:00-05:30", "model" : "m" , "duration_s":"1.5e0", "energy_j":-0.0 }  "#.into(),
+        r#"{"ts":"2025-01-01 00:00:00","model":"m","status":"a","status":"b","zone":"DE","zone":null}"#.into(),
+        r#"{"ts":1735689600,"model":"m","t":true,"f":false,"n":null,"big":-1.5e300,"nan":NaN}"#.into(),
+        r#"{"ts":1735689600000,"model":"m"}"#.into(),
+        r#"{"ts":1735689600000000,"model":"m"}"#.into(),
+        r#"{"ts":1735689600000000000,"model":"m"}"#.into(),
+        r#"{"ts":1735689600.5,"model":"m"}"#.into(),
+        r#"{"ts":"1735689600","model":"m","hardware":"h\/x\\y \ud83d\ude00"}"#.into(),
+        r#"{"\u0074s":"2025-01-01T00:00:00Z","model":"m"}"#.into(),
+    ];
+    // BOM, CRLF endings, blank lines (spaces only too), no newline at the end.
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    for (i, l) in lines.iter().enumerate() {
+        body.extend_from_slice(l.as_bytes());
+        body.extend_from_slice(if i % 2 == 0 { b"\r\n" } else { b"\n" });
+        if i == 3 {
+            body.extend_from_slice(b"\n   \r\n");
+        }
+    }
+    body.truncate(body.len() - 1);
+    let f = put(t.path(), "a.jsonl", &body);
+    let (b, st) = scan(&[f], &opts(1 << 20, 2)).unwrap();
+    let st = &st[0];
+    assert_eq!((st.records, st.rejected, st.blank_lines), (11, 0, 2), "{:?}", st.rejects);
+    assert_eq!(st.columns_found, Col::ALL.to_vec());
+    let ts = tss(&b);
+    assert_eq!(ts[0], 1_748_779_203_123_000);
+    assert!(ts[1..].iter().all(|&t| t == T0 || t == T0 + 500_000), "{ts:?}");
+    assert_eq!(ts[8], T0 + 500_000);
+    let lines_col = ints(&b, "line");
+    assert_eq!(lines_col, [1, 2, 3, 4, 7, 8, 9, 10, 11, 12, 13].map(Some));
+    let model = strs(&b, "model");
+    assert_eq!(model[0].as_deref(), Some("llama-3.1-8b"));
+    assert_eq!(model[1].as_deref(), Some("m\"1é\n"));
+    assert_eq!(strs(&b, "site")[1].as_deref(), Some("12"));
+    assert_eq!(ints(&b, "input_tokens")[..2], [Some(812), Some(812)]);
+    assert_eq!(ints(&b, "gpus")[..3], [Some(1), Some(2), None]);
+    assert_eq!(floats(&b, "weight")[..3], [Some(1.0), Some(0.5), Some(1.0)]);
+    assert_eq!(floats(&b, "duration_s")[..3], [Some(4.21), None, Some(1.5)]);
+    assert_eq!(floats(&b, "energy_j")[..3], [None, None, Some(0.0)]);
+    // Duplicate keys: the last one wins, also when it is null.
+    assert_eq!(strs(&b, "status")[3].as_deref(), Some("b"));
+    assert_eq!(strs(&b, "zone")[3], None);
+    assert_eq!(strs(&b, "hardware")[9].as_deref(), Some("h/x\\y 😀"));
+    assert!(strs(&b, "source").iter().all(|s| s.as_deref().unwrap().ends_with("a.jsonl")));
+}
+
+#[test]
+fn jsonl_rejects_and_rejects_file() {
+    let t = tempfile::tempdir().unwrap();
+    let body = [
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"ok"}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":812.5}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":true}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","output_tokens":-3}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","energy_j":NaN}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","duration_s":"inf"}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","gpus":{"n":1}}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":NaN}"#,
+        r#"{"model":"m"}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":null}"#,
+        r#"{"ts":"not a time","model":"m"}"#,
+        r#"{"ts":false,"model":"m"}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m""#,
+        r#"[1,2]"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m"} {}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m",}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","x":tru}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":12abc}"#,
+        r#"{"ts":"2025-01-01T00:00:00Z","model":"m","x":"unterminated}"#,
+        r#"not json"#,
+    ]
+    .join("\n");
+    let f = put(t.path(), "r.jsonl", body.as_bytes());
+    let path = t.path().join("rejects.jsonl");
+    let w = RejectsWriter::create(&path).unwrap();
+    let ctl = ScanControl::default();
+    let out = scan_files(&[f], &opts(64, 2), &ctl, Some(&w), CanonicalSink::new).unwrap();
+    w.finish().unwrap();
+    let st = &out.files[0];
+    assert_eq!((st.records, st.rejected), (1, 19));
+    assert_eq!(
+        reasons(st),
+        [
+            ("bad value for gpus", 1),
+            ("bad value for input_tokens", 2),
+            ("bad value for ts", 2),
+            ("missing model", 1),
+            ("missing ts", 1),
+            ("negative output_tokens", 1),
+            ("non-finite duration_s", 1),
+            ("non-finite energy_j", 1),
+            ("non-finite input_tokens", 1),
+            ("unparseable: invalid JSON", 8),
+        ]
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut got: Vec<(u64, String)> = text
+        .lines()
+        .map(|l| {
+            let line: u64 = l.split("\"line\": ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+            (line, l.to_string())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 19);
+    assert_eq!(got[0].0, 2);
+    assert!(got[0].1.ends_with(
+        r#""reason": "bad value for input_tokens", "raw": "{\"ts\":\"2025-01-01T00:00:00Z\",\"model\":\"m\",\"input_tokens\":812.5}"}"#
+    ));
+    assert!(got[0].1.starts_with(r#"{"source": ""#) && got[0].1.contains("r.jsonl"));
+    assert!(got[18].1.contains(r#""line": 20, "reason": "unparseable: invalid JSON", "raw": "not json""#));
+}
+
+/// A mixed file scanned with tiny and large blocks, one and two threads: same records,
+/// same line numbers, same counts.
+#[test]
+fn block_boundaries_do_not_change_results() {
+    let t = tempfile::tempdir().unwrap();
+    let mut j = String::new();
+    let mut c = String::from("ts,model,input_tokens,site\n");
+    for i in 0..500 {
+        match i % 7 {
+            0 => j.push('\n'),
+            1 => j.push_str(&format!("{{\"ts\":{},\"model\":\"m{i}\",\"input_tokens\":-1}}\n", 1_735_689_600 + i)),
+            2 => j.push_str(&format!("{{\"ts\":{},\"model\":\"{}\",\"n\":{{\"deep\":[\"\\\"}}\"]}}}}\n", 1_735_689_600 + i, "x".repeat(i % 150))),
+            _ => j.push_str(&format!("{{\"ts\":{},\"model\":\"m{i}\",\"input_tokens\":{i}}}\r\n", 1_735_689_600 + i)),
+        }
+        match i % 5 {
+            0 => c.push_str(&format!("{},\"multi\nline, \"\"quoted\"\"\",{i},s\n", 1_735_689_600 + i)),
+            1 => c.push_str("\n"),
+            2 => c.push_str(&format!("{},m{i},{i}\r\n", 1_735_689_600 + i)),
+            _ => c.push_str(&format!("{},m{i},{i},\"s,{i}\"\r\n", 1_735_689_600 + i)),
+        }
+    }
+    let files = [put(t.path(), "a.jsonl", j.as_bytes()), put(t.path(), "b.csv", c.as_bytes())];
+    let (base, base_st) = scan(&files, &opts(8 << 20, 1)).unwrap();
+    assert!(base.num_rows() > 600);
+    for block in [1, 7, 64, 300] {
+        for threads in [1, 2, 3] {
+            let (b, st) = scan(&files, &opts(block, threads)).unwrap();
+            assert_eq!(b, base, "block {block} threads {threads}");
+            assert_eq!(st, base_st);
+        }
+    }
+    let csv_st = &base_st[1];
+    assert_eq!(reasons(csv_st), [("unparseable: wrong number of CSV fields", 100)]);
+    assert_eq!(csv_st.blank_lines, 100);
+    let b = &base;
+    let csv_rows: Vec<usize> = (0..b.num_rows()).filter(|&i| strs(b, "source")[i].as_deref().unwrap().ends_with("b.csv")).collect();
+    // Record 0 starts at line 2, spans two lines; then blank line 4; record 2 (wrong fields) at 5.
+    let first = csv_rows[0];
+    assert_eq!(ints(b, "line")[first], Some(2));
+    assert_eq!(strs(b, "model")[first].as_deref(), Some("multi\nline, \"quoted\""));
+    assert_eq!(ints(b, "line")[csv_rows[1]], Some(6));
+    assert_eq!(strs(b, "site")[csv_rows[1]].as_deref(), Some("s,3"));
+}
+
+#[test]
+fn dotted_paths_and_scales() {
+    let t = tempfile::tempdir().unwrap();
+    let body = [
+        r#"{"created":1735689600,"model":"gpt","usage":{"prompt_tokens":10,"completion_tokens":5,"details":{"x":[1]}},"choices":[{"message":{"content":"hi {"}}]}"#,
+        r#"{"usage.prompt_tokens":7,"created":1735689600,"model":"gpt","usage":{"prompt_tokens":10}}"#,
+        r#"{"created":1735689600,"model":"gpt","usage":{"prompt_tokens":10},"usage.prompt_tokens":7}"#,
+        r#"{"created":1735689600,"model":"gpt","usage":null,"lat_ms":1500,"kt":1.5}"#,
+        r#"{"created":1735689600,"model":"gpt","usage":{"prompt_tokens":1.5}}"#,
+    ]
+    .join("\n");
+    let f = put(t.path(), "o.ndjson", body.as_bytes());
+    let mut o = opts(1 << 20, 2);
+    o.columns.apply_preset("openai").unwrap();
+    o.columns.set_rule("duration_s=lat_ms/1000").unwrap();
+    o.columns.set_rule("gpus=kt*1000").unwrap();
+    let (b, st) = scan(&[f], &o).unwrap();
+    assert_eq!(reasons(&st[0]), [("bad value for input_tokens", 1)]);
+    assert_eq!(ints(&b, "input_tokens"), [Some(10), Some(7), Some(7), None]);
+    assert_eq!(ints(&b, "output_tokens"), [Some(5), None, None, None]);
+    assert_eq!(floats(&b, "duration_s")[3], Some(1.5));
+    assert_eq!(ints(&b, "gpus")[3], Some(1500));
+    assert_eq!(tss(&b), [T0; 4]);
+    assert!(st[0].columns_found.contains(&Col::InputTokens) && !st[0].columns_found.contains(&Col::Site));
+}
+
+#[test]
+fn csv_details() {
+    let t = tempfile::tempdir().unwrap();
+    let body = "\u{feff} ts ,model,input_tokens,energy_j,site,extra\r\n\
+        2025-01-01T00:00:00Z,m,5,,\"\",x\r\n\
+        2025-01-01T00:00:00Z,\"a,b\",5.0,1.5,\"say \"\"hi\"\"\",\"\n\"\r\n\
+        \r\n\
+        2025-01-01T00:00:00Z,m,5\r\n\
+        2025-01-01T00:00:00Z,m,5.5,,,\r\n\
+        ,m,5,,,\r\n\
+        2025-01-01T00:00:00Z,m,5,nan,,\r\n\
+        2025-01-01T00:00:00Z,\"m\"x,5,,,\r\n\
+        2025-01-01T00:00:00Z,m,5,,,last";
+    let f = put(t.path(), "c.csv", body.as_bytes());
+    let (b, st) = scan(&[f.clone()], &opts(1 << 20, 1)).unwrap();
+    let st0 = &st[0];
+    assert_eq!(st0.columns_found, [Col::Ts, Col::Model, Col::Site, Col::InputTokens, Col::EnergyJ]);
+    assert_eq!(st0.blank_lines, 1);
+    assert_eq!(
+        reasons(st0),
+        [
+            ("bad value for input_tokens", 1),
+            ("missing ts", 1),
+            ("non-finite energy_j", 1),
+            ("unparseable: invalid CSV quoting", 1),
+            ("unparseable: wrong number of CSV fields", 1),
+        ]
+    );
+    assert_eq!(ints(&b, "line"), [Some(2), Some(3), Some(11)]);
+    assert_eq!(strs(&b, "model"), [Some("m".into()), Some("a,b".into()), Some("m".into())]);
+    assert_eq!(strs(&b, "site"), [None, Some("say \"hi\"".into()), None]);
+    assert_eq!(floats(&b, "energy_j"), [None, Some(1.5), None]);
+    assert_eq!(ints(&b, "input_tokens"), [Some(5); 3]);
+    let (b2, st2) = scan(&[f], &opts(5, 2)).unwrap();
+    assert_eq!((b2, st2), (b, st));
+
+    // An empty file is zero records, not an error; a header alone too.
+    for body in ["", "ts,model\n", "\u{feff}ts,model"] {
+        let f = put(t.path(), "e.csv", body.as_bytes());
+        let (b, st) = scan(&[f], &opts(4, 2)).unwrap();
+        assert_eq!((b.num_rows(), st[0].records, st[0].rejected), (0, 0, 0));
+    }
+    // A header without the required columns: every row is rejected as missing ts, visibly.
+    let f = put(t.path(), "n.csv", b"2025-01-01T00:00:00Z,m\n2025-01-01T00:00:00Z,m\n");
+    let (_, st) = scan(&[f], &opts(1 << 20, 2)).unwrap();
+    assert_eq!(reasons(&st[0]), [("missing ts", 1)]);
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn compressed_inputs_hash_and_truncation() {
+    use sha2::Digest;
+    let t = tempfile::tempdir().unwrap();
+    let data: String = (0..3000).map(|i| format!("{{\"ts\":{},\"model\":\"m\",\"input_tokens\":{i}}}\n", 1_735_689_600 + i)).collect();
+    let plain = put(t.path(), "p.jsonl", data.as_bytes());
+    let g = gz(data.as_bytes());
+    let z = zstd::encode_all(data.as_bytes(), 3).unwrap();
+    let gf = put(t.path(), "g.jsonl.gz", &g);
+    let zf = put(t.path(), "z.jsonl.zst", &z);
+    let mut o = opts(4096, 2);
+    o.hash = true;
+    let ctl = ScanControl::default();
+    let out = scan_files(&[plain, gf, zf], &o, &ctl, None, CanonicalSink::new).unwrap();
+    for (st, body) in out.files.iter().zip([data.as_bytes(), &g, &z]) {
+        assert_eq!(st.records, 3000);
+        assert_eq!(st.sha256.as_deref(), Some(crate::source::hex(&sha2::Sha256::digest(body)).as_str()));
+    }
+    assert_eq!(ctl.bytes_read.load(Ordering::Relaxed), ctl.bytes_total.load(Ordering::Relaxed));
+    let b = out.sink.finish(&out.files).unwrap();
+    assert_eq!(b.num_rows(), 9000);
+
+    for (name, body) in [("g.jsonl.gz", &g), ("z.jsonl.zst", &z)] {
+        let f = put(t.path(), &format!("cut-{name}"), &body[..body.len() - 20]);
+        let e = scan(&[f], &opts(4096, 2)).unwrap_err();
+        assert!(matches!(e, Error::Input { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("cut-{name}")) && msg.contains("truncated or corrupt"), "{msg}");
+    }
+    let f = put(t.path(), "bad.csv.gz", b"\x1f\x8b garbage");
+    assert!(scan(&[f], &opts(4096, 2)).unwrap_err().to_string().contains("gzip"));
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch, rows_per_group: usize) {
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows_per_group)).build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn ts_variants() -> Vec<(&'static str, ArrayRef)> {
+    use arrow_array::*;
+    let s = 1_735_689_600i64;
+    vec![
+        ("ts_s", Arc::new(TimestampSecondArray::from(vec![s; 3])) as ArrayRef),
+        ("ts_ms_tz", Arc::new(TimestampMillisecondArray::from(vec![s * 1000; 3]).with_timezone("+02:00"))),
+        ("ts_us", Arc::new(TimestampMicrosecondArray::from(vec![s * 1_000_000; 3]))),
+        ("ts_ns_tz", Arc::new(TimestampNanosecondArray::from(vec![s * 1_000_000_000; 3]).with_timezone("UTC"))),
+        ("date32", Arc::new(Date32Array::from(vec![20089; 3]))),
+        ("date64", Arc::new(Date64Array::from(vec![s * 1000; 3]))),
+        ("text", Arc::new(StringArray::from(vec!["2025-01-01T02:00:00+02:00", "2025-01-01 00:00:00", "1735689600"]))),
+        ("epoch_ms", Arc::new(Int64Array::from(vec![s * 1000; 3]))),
+        ("epoch_s_f", Arc::new(Float64Array::from(vec![s as f64; 3]))),
+        ("epoch_ns_u", Arc::new(UInt64Array::from(vec![s as u64 * 1_000_000_000; 3]))),
+    ]
+}
+
+#[test]
+fn parquet_types_and_row_groups() {
+    use arrow_array::*;
+    let t = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, ts) in ts_variants() {
+        let model: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::from_iter(["a", "b", "a"]));
+        let site: ArrayRef = Arc::new(LargeStringArray::from(vec![Some("s"), None, Some("")]));
+        let tokens: ArrayRef = Arc::new(Int32Array::from(vec![Some(5), None, Some(7)]));
+        let out: ArrayRef = Arc::new(Float32Array::from(vec![3.0, 3.0, 3.0]));
+        let energy: ArrayRef = Arc::new(Float64Array::from(vec![Some(1.5), None, Some(2.0)]));
+        let gpus: ArrayRef = Arc::new(UInt8Array::from(vec![1, 2, 3]));
+        let ignored: ArrayRef = Arc::new(BooleanArray::from(vec![true, false, true]));
+        let batch = RecordBatch::try_from_iter([
+            ("timestamp", ts),
+            ("model", model),
+            ("site", site),
+            ("input_tokens", tokens),
+            ("output_tokens", out),
+            ("energy_j", energy),
+            ("gpus", gpus),
+            ("flag", ignored),
+        ])
+        .unwrap();
+        let p = t.path().join(format!("{name}.parquet"));
+        write_parquet(&p, &batch, 2);
+        files.push(expand_inputs(&[p.to_string_lossy().into_owned()]).unwrap().remove(0));
+    }
+    let mut o = opts(1 << 20, 2);
+    o.columns.set_rule("ts=timestamp").unwrap();
+    let (b, st) = scan(&files, &o).unwrap();
+    for s in &st {
+        assert_eq!((s.records, s.rejected), (3, 0), "{}: {:?}", s.path, s.rejects);
+        assert_eq!(
+            s.columns_found,
+            [Col::Ts, Col::Model, Col::Site, Col::Gpus, Col::InputTokens, Col::OutputTokens, Col::EnergyJ]
+        );
+    }
+    assert_eq!(tss(&b), vec![T0; 30], "every timestamp form is 2025-01-01T00:00:00Z");
+    assert_eq!(ints(&b, "line")[..3], [Some(0), Some(1), Some(2)]);
+    assert_eq!(strs(&b, "model")[..3], [Some("a".into()), Some("b".into()), Some("a".into())]);
+    assert_eq!(strs(&b, "site")[..3], [Some("s".into()), None, None]);
+    assert_eq!(ints(&b, "input_tokens")[..3], [Some(5), None, Some(7)]);
+    assert_eq!(ints(&b, "output_tokens")[..3], [Some(3); 3]);
+    assert_eq!(ints(&b, "gpus")[..3], [Some(1), Some(2), Some(3)]);
+
+    // Rejects: fractional tokens, NaN energy, negative, null ts; row numbers across groups.
+    let batch = RecordBatch::try_from_iter([
+        ("ts", Arc::new(TimestampMicrosecondArray::from(vec![Some(T0), Some(T0), Some(T0), None, Some(T0)])) as ArrayRef),
+        ("model", Arc::new(StringArray::from(vec!["m"; 5]))),
+        ("input_tokens", Arc::new(Float64Array::from(vec![1.0, 2.5, 1.0, 1.0, f64::NAN]))),
+        ("energy_j", Arc::new(Float64Array::from(vec![f64::NAN, 1.0, -1.0, 1.0, 1.0]))),
+    ])
+    .unwrap();
+    let p = t.path().join("r.pq");
+    write_parquet(&p, &batch, 2);
+    let f = expand_inputs(&[p.to_string_lossy().into_owned()]).unwrap();
+    let path = t.path().join("rej.jsonl");
+    let w = RejectsWriter::create(&path).unwrap();
+    let out = scan_files(&f, &opts(1 << 20, 2), &ScanControl::default(), Some(&w), CanonicalSink::new).unwrap();
+    w.finish().unwrap();
+    assert_eq!(
+        reasons(&out.files[0]),
+        [
+            ("bad value for input_tokens", 1),
+            ("missing ts", 1),
+            ("negative energy_j", 1),
+            ("non-finite energy_j", 1),
+            ("non-finite input_tokens", 1)
+        ]
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r#""line": 3, "reason": "missing ts", "raw": null"#), "{text}");
+
+    let bad = put(t.path(), "bad.parquet", b"PAR1 not really parquet");
+    let e = scan(&[bad], &opts(1 << 20, 2)).unwrap_err();
+    assert!(matches!(&e, Error::Input { .. }) && e.to_string().contains("bad.parquet: not a readable Parquet file"), "{e}");
+}
+
+#[test]
+fn arrow_batches() {
+    use arrow_array::*;
+    let mk = |ts: ArrayRef, n: usize| {
+        let model: ArrayRef = Arc::new(StringViewArray::from(vec!["m"; n]));
+        let usage = StructArray::from(vec![(
+            Arc::new(arrow_schema::Field::new("prompt_tokens", arrow_schema::DataType::Int64, true)),
+            Arc::new(Int64Array::from(vec![4; n])) as ArrayRef,
+        )]);
+        RecordBatch::try_from_iter([("ts", ts), ("model", model), ("usage", Arc::new(usage) as ArrayRef)]).unwrap()
+    };
+    let vars = ts_variants();
+    let batches: Vec<_> = vars.iter().map(|(_, ts)| Ok(mk(ts.clone(), 3))).collect();
+    let mut o = opts(0, 2);
+    o.columns.set_rule("input_tokens=usage.prompt_tokens").unwrap();
+    let ctl = ScanControl::default();
+    let out = scan_batches(batches.into_iter(), "frame", &o, &ctl, None, CanonicalSink::new).unwrap();
+    let st = &out.files[0];
+    assert_eq!((st.path.as_str(), st.format, st.records), ("frame", Format::Arrow, 30));
+    assert_eq!(st.columns_found, [Col::Ts, Col::Model, Col::InputTokens]);
+    let b = out.sink.finish(&out.files).unwrap();
+    assert_eq!(tss(&b), vec![T0; 30]);
+    assert_eq!(ints(&b, "line"), (0..30).map(Some).collect::<Vec<_>>());
+    assert_eq!(ints(&b, "input_tokens"), vec![Some(4); 30]);
+
+    // A big batch is split across workers; an Arrow error stops the scan.
+    let big = mk(Arc::new(Int64Array::from(vec![1_735_689_600; 200_000])), 200_000);
+    let out = scan_batches(std::iter::once(Ok(big)), "big", &o, &ctl, None, CanonicalSink::new).unwrap();
+    assert_eq!(out.files[0].records, 200_000);
+    let it = vec![Err(ArrowError::ComputeError("boom".into()))].into_iter();
+    let e = scan_batches(it, "bad", &o, &ctl, None, CanonicalSink::new).err().unwrap();
+    assert!(e.to_string().contains("boom"), "{e}");
+}
+
+#[test]
+fn cancel_stops_the_scan() {
+    let t = tempfile::tempdir().unwrap();
+    let f = put(t.path(), "a.jsonl", EXAMPLE.repeat(3).replace("}{", "}\n{").as_bytes());
+    let ctl = ScanControl::default();
+    ctl.cancel.store(true, Ordering::Relaxed);
+    let e = scan_files(&[f], &opts(64, 2), &ctl, None, CanonicalSink::new).err().unwrap();
+    assert!(matches!(e, Error::Cancelled));
+}
+
+/// A sink error (e.g. a spill that cannot be written) stops the scan with that error.
+#[test]
+fn sink_errors_stop_the_scan() {
+    struct Failing;
+    impl RecordSink for Failing {
+        fn record(&mut self, _: &crate::record::Record<'_>, _: Loc) {}
+        fn merge(&mut self, _: Self) -> Result<()> {
+            Ok(())
+        }
+        fn end_block(&mut self) -> Result<()> {
+            Err(Error::Usage("disk full".into()))
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let body: String = (0..1000).map(|_| format!("{EXAMPLE}\n")).collect();
+    let f = put(t.path(), "a.jsonl", body.as_bytes());
+    let e = scan_files(&[f], &opts(512, 2), &ScanControl::default(), None, || Failing).err().unwrap();
+    assert_eq!(e.to_string(), "disk full");
+}
