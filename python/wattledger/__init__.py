@@ -9,6 +9,7 @@ Typical use::
 
     summary = wl.ingest(["logs/2025-06-01/"], ledger="fleet.duckdb", grid=["grid.csv"])
     annual = wl.report("fleet.duckdb", year=2025)          # polars DataFrame, one row per model
+    doc = wl.rollup("fleet.duckdb", year=2025).to_html()    # filing document (md/html/json/csv)
     hourly = wl.estimate(frame, grid=["grid.csv"])          # no ledger: aggregates of a DataFrame
 """
 
@@ -40,6 +41,7 @@ from wattledger.estimate import estimate, read_logs, validate
 from wattledger.ingest import IngestSummary, ingest
 from wattledger.ledger import connect_ledger
 from wattledger.report import configs_in_period, report
+from wattledger.rollup import Rollup, rollup
 
 __version__: str = _core.__version__
 
@@ -55,6 +57,7 @@ __all__ = [
     "LedgerSchemaError",
     "MixedConfigWarning",
     "OutputError",
+    "Rollup",
     "SourceConflictError",
     "UsageError",
     "WattledgerError",
@@ -67,6 +70,7 @@ __all__ = [
     "load_grid",
     "read_logs",
     "report",
+    "rollup",
     "scan_ledger",
     "validate",
 ]

@@ -80,6 +80,14 @@ class ReportFormat(str, enum.Enum):
     csv = "csv"
     json = "json"
     md = "md"
+    html = "html"  # accepted only to point at `wattledger rollup`
+
+
+class RollupFormat(str, enum.Enum):
+    md = "md"
+    html = "html"
+    json = "json"
+    csv = "csv"
 
 
 class SqlFormat(str, enum.Enum):
@@ -215,6 +223,13 @@ def report(
     from wattledger.ledger import connect_ledger
     from wattledger.report import configs_from, mixed_config_message, report_from
 
+    if fmt == ReportFormat.html:
+        when = f"--year {year}" + ("" if month is None else f" --month {month}")
+        _fail(
+            "report has no html format (it prints the section 9 table); for a document use "
+            f"`wattledger rollup --ledger {ledger} {when} --format html --out FILE`",
+            EXIT_INPUT,
+        )
     with _user_errors():
         con = connect_ledger(ledger)
         try:
@@ -244,6 +259,32 @@ def _provenance(configs: pl.DataFrame, fmt: ReportFormat) -> str:
     if fmt == ReportFormat.md:
         return "\n" + "".join(f"- {line}\n" for line in lines)
     return "".join(f"{line}\n" for line in lines)
+
+
+# --------------------------------------------------------------------------------------------
+# rollup
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def rollup(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
+    year: Annotated[int, typer.Option(help="UTC calendar year, e.g. 2025.")],
+    month: Annotated[int | None, typer.Option(min=1, max=12, help="UTC calendar month 1..12.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    fmt: Annotated[RollupFormat, typer.Option("--format", help="Document format.")] = RollupFormat.md,
+    out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
+) -> None:
+    """A regulatory rollup of a UTC year or month: per-model energy, emissions (location and
+    market), efficiency, coverage, compute, model-card table, methodology and provenance.
+    html is one self-contained file with charts that prints to PDF; json and csv are unrounded."""
+    from wattledger.rollup import rollup as make_rollup
+
+    with _user_errors():
+        document = make_rollup(ledger, year=year, month=month, model=model)
+        for warning in document.warnings:
+            _note(f"warning: {warning}")
+        _emit(document.render(fmt.value), out)
 
 
 # --------------------------------------------------------------------------------------------

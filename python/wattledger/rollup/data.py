@@ -1,0 +1,734 @@
+"""Every number of a regulatory rollup, gathered from the ledger in one place.
+
+Why one gathering function: the markdown, HTML, JSON and CSV documents must carry the same
+numbers (a filed PDF and the spreadsheet behind it may not disagree), so the renderers only
+format what :func:`gather` computed and never query the ledger themselves. The section 9 sums
+come from :func:`wattledger.report.report_from` (the same SQL as ``wattledger report``); the
+few figures section 9 lacks (energy by method, the denominators of the efficiency figures,
+provenance) are extra SQL over the ledger's own views with the same period filter.
+
+The methodology section is read from the config TEXT stored in ``wl_configs`` with ``tomllib``,
+so a rollup needs no engine and shows the pack exactly as it was when the numbers were made.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import tomllib
+
+from wattledger.report import _where, configs_from, mixed_config_message, period_bounds, report_from
+from wattledger.schema import HOUR_UTC
+
+PathLike = str | os.PathLike[str]
+
+#: Estimation methods that produce energy, in the order the methodology tries them (section 3).
+ENERGY_METHODS: tuple[str, ...] = ("measured", "tokens", "gpu_time", "flops")
+
+#: Engine defaults (rust/engine/src/config.rs) for keys a pack leaves out.
+DEFAULTS: dict[str, float] = {
+    "pue": 1.2,
+    "host_overhead": 0.0,
+    "idle_overhead": 0.0,
+    "utilization": 0.5,
+    "concurrency": 1.0,
+    "mfu": 0.1,
+}
+UNCERTAINTY_DEFAULTS: dict[str, float] = {"measured": 0.05, "tokens": 0.3, "gpu_time": 0.5, "flops": 1.0}
+
+TOTAL = "(all models)"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-model figure: its stable JSON/CSV key, its unit and the header people read."""
+
+    key: str
+    unit: str
+    label: str
+    integer: bool = False  # counts shown whole (they are exact), not rounded
+
+    @property
+    def header(self) -> str:
+        """The human header, unit included (the Code of Practice wants units everywhere)."""
+        return f"{self.label} ({self.unit})"
+
+
+_M = Metric
+#: Every per-model figure, in document order. JSON ``models[*]`` and the CSV use ``key``;
+#: markdown and HTML use ``header``.
+METRICS: tuple[Metric, ...] = (
+    _M("requests", "count", "Requests", integer=True),
+    _M("records", "count", "Log records", integer=True),
+    _M("input_tokens", "tokens", "Input tokens", integer=True),
+    _M("output_tokens", "tokens", "Output tokens", integer=True),
+    _M("energy_mwh", "MWh", "Energy"),
+    _M("energy_low_mwh", "MWh", "Energy low"),
+    _M("energy_high_mwh", "MWh", "Energy high"),
+    *(_M(f"energy_{m}_mwh", "MWh", f"Energy {m.replace('_', ' ')}") for m in ENERGY_METHODS),
+    *(_M(f"share_{m}_pct", "% of energy", f"Share {m.replace('_', ' ')}") for m in ENERGY_METHODS),
+    _M("flops", "FLOP", "Inference compute"),
+    _M("gpu_hours", "GPU-h", "GPU hours"),
+    _M("co2e_location_t", "tCO2e", "Location-based"),
+    _M("co2e_market_t", "tCO2e", "Market-based"),
+    _M("intensity_location_g_per_kwh", "gCO2e/kWh", "Avg intensity location"),
+    _M("intensity_market_g_per_kwh", "gCO2e/kWh", "Avg intensity market"),
+    _M("fallback_mwh", "MWh", "On fallback intensity"),
+    _M("fallback_share_pct", "% of energy", "Fallback share"),
+    _M("unresolved_mwh", "MWh", "Unresolved intensity"),
+    _M("unresolved_share_pct", "% of energy", "Unresolved share"),
+    _M("no_instrument_mwh", "MWh", "Market: no instrument"),
+    _M("unestimated_requests", "count", "Unestimated requests", integer=True),
+    _M("unestimated_share_pct", "% of requests", "Unestimated share"),
+    _M("wh_per_request", "Wh/request", "Energy per request"),
+    _M("wh_per_1000_requests", "Wh/1000 requests", "Energy per 1000 requests"),
+    _M("wh_per_1000_output_tokens", "Wh/1000 output tokens", "Energy per 1000 output tokens"),
+    _M("gco2e_location_per_request", "gCO2e/request", "Location-based per request"),
+    _M("gco2e_market_per_request", "gCO2e/request", "Market-based per request"),
+)
+METRIC_BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+
+
+@dataclass(frozen=True)
+class ModelFigures:
+    """One model's figures (or the all-models total), keyed by :data:`METRICS` keys; ``None``
+    where the ledger holds no estimate (never a silent zero)."""
+
+    model: str
+    values: dict[str, float | int | None]
+    hardware: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SiteMethod:
+    """How a site turns accelerator energy into facility energy and emissions."""
+
+    site: str
+    zone: str | None
+    pue: float
+    host_overhead: float
+    idle_overhead: float
+    market_g_per_kwh: float | None
+    fallback_g_per_kwh: float | None
+    hardware: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class CoefficientSource:
+    """Where a model's inference figures come from, per hardware entry."""
+
+    model: str
+    hardware: str
+    wh_per_1k_input: float | None
+    wh_per_1k_output: float | None
+    uncertainty: float | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """An accelerator of the pack that the period's rows used."""
+
+    hardware: str
+    tdp_w: float | None
+    idle_w: float | None
+    peak_tflops: float | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class ConfigMethodology:
+    """The methodology pack behind (part of) the period's numbers."""
+
+    sha256: str
+    name: str | None
+    version: str | None
+    origin: str | None
+    description: str | None
+    records: int
+    energy_mwh: float | None
+    defaults: dict[str, float]
+    uncertainty: dict[str, float]
+    sites: tuple[SiteMethod, ...]
+    hardware: tuple[HardwareSpec, ...]
+    coefficients: tuple[CoefficientSource, ...]
+    model_sources: dict[str, str]
+    parse_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """An ingest run with rows in the period."""
+
+    run_id: str
+    started_at: str
+    command: str | None
+    wattledger_version: str | None
+    config_sha256: str
+    status: str
+    records_in_period: int
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A live source file with rows in the period (content hash: the file can be re-checked)."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    run_id: str
+    config_sha256: str
+    records: int
+    rejected: int
+    records_in_period: int
+
+
+@dataclass(frozen=True)
+class Training:
+    """The optional training figures of one model, from ``[training."model"]`` in the config."""
+
+    model: str
+    config_sha256: str
+    gpu_hours: float | None
+    hardware: str | None
+    site: str | None
+    tdp_w: float | None
+    pue: float | None
+    energy_mwh: float | None
+    energy_basis: str  # "measured (energy_mwh in config)" / "estimated: ..." / "unknown"
+    co2e_location_t: float | None
+    co2e_market_t: float | None
+    co2e_basis: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Timeseries:
+    """Energy per model per calendar month (year rollups) or per day (month rollups)."""
+
+    granularity: str  # "month" or "day"
+    periods: tuple[str, ...]
+    energy_mwh: dict[str, tuple[float | None, ...]]  # model -> one value per period
+
+
+@dataclass(frozen=True)
+class RollupData:
+    """Everything a rollup document shows."""
+
+    ledger_name: str
+    year: int
+    month: int | None
+    model_filter: str | None
+    period_label: str
+    period_start: str
+    period_end: str
+    data_first_hour: str | None
+    data_last_hour_end: str | None
+    models: tuple[ModelFigures, ...]
+    total: ModelFigures
+    timeseries: Timeseries
+    methodology: tuple[ConfigMethodology, ...]
+    runs: tuple[RunRow, ...]
+    sources: tuple[SourceRow, ...]
+    training: tuple[Training, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------------------------
+# arithmetic that keeps "not estimated" apart from zero
+
+
+def _div(num: float | None, den: float | None, scale: float = 1.0) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den * scale
+
+
+def _scale(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# SQL
+
+
+def _extras(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> dict[str, dict[str, Any]]:
+    """Per model (and the whole period as key None): energy per method and the denominators of
+    the efficiency figures. Energy figures are divided by the requests and tokens that HAVE an
+    energy estimate, and emissions by those that have resolved emissions, so unestimated
+    requests neither dilute nor inflate Wh/request (coverage shows how many there are)."""
+    per_method = ",\n    ".join(
+        f"SUM(energy_kwh) FILTER (WHERE method = '{m}') AS energy_{m}_kwh" for m in ENERGY_METHODS
+    )
+    sql = f"""SELECT model,
+    {per_method},
+    SUM(requests) FILTER (WHERE energy_kwh IS NOT NULL) AS estimated_requests,
+    SUM(output_tokens) FILTER (WHERE energy_kwh IS NOT NULL) AS estimated_output_tokens,
+    SUM(energy_kwh) FILTER (WHERE co2e_location_kg IS NOT NULL) AS located_kwh,
+    SUM(requests) FILTER (WHERE co2e_location_kg IS NOT NULL) AS located_requests,
+    SUM(energy_kwh) FILTER (WHERE co2e_market_kg IS NOT NULL) AS market_kwh,
+    SUM(requests) FILTER (WHERE co2e_market_kg IS NOT NULL) AS market_requests
+FROM energy_hourly
+WHERE {where}
+GROUP BY GROUPING SETS ((model), ())"""
+    rel = con.execute(sql, params)
+    cols = [d[0] for d in rel.description]
+    return {row[0]: dict(zip(cols, row, strict=True)) for row in rel.fetchall()}
+
+
+def _hardware_by_model(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> dict[str, tuple]:
+    rows = con.execute(
+        f"SELECT DISTINCT model, hardware FROM energy_hourly WHERE {where} AND hardware IS NOT NULL "
+        "ORDER BY model, hardware",
+        params,
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for model, hw in rows:
+        out.setdefault(model, []).append(hw)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _energy_by_site(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[object]
+) -> list[tuple[str, str, str | None, float | None]]:
+    """(model, config, site, energy kWh): the market-based 'no instrument' share depends on the
+    site's entry in the config that produced the row."""
+    return con.execute(
+        f"""SELECT model, config_sha256, site, SUM(energy_kwh)
+FROM wl_hourly WHERE {where} GROUP BY ALL ORDER BY ALL""",
+        params,
+    ).fetchall()
+
+
+def _timeseries(
+    con: duckdb.DuckDBPyConnection, year: int, month: int | None, model: str | None, models: list[str]
+) -> Timeseries:
+    if month is None:
+        periods = tuple(f"{year}-{m:02d}" for m in range(1, 13))
+        granularity = "month"
+        found: dict[tuple[str, str], float | None] = {}
+        for name in models:  # the colleague's report by month, one query per model
+            frame = report_from(con, year=year, by="month", model=name)
+            for row in frame.select("month", "energy_kwh").iter_rows():
+                found[(name, row[0])] = row[1]
+    else:
+        start, end = period_bounds(year, month)
+        days = (end - start).days
+        periods = tuple((start + timedelta(days=d)).strftime("%Y-%m-%d") for d in range(days))
+        granularity = "day"
+        where, params = _where(year, month, model)
+        rows = con.execute(
+            f"""SELECT model, strftime({HOUR_UTC}, '%Y-%m-%d') AS day, SUM(energy_kwh)
+FROM energy_hourly WHERE {where} GROUP BY ALL""",
+            params,
+        ).fetchall()
+        found = {(m, d): e for m, d, e in rows}
+    series = {name: tuple(_scale(found.get((name, p)), 1e-3) for p in periods) for name in models}
+    return Timeseries(granularity, periods, series)
+
+
+def _runs(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> tuple[RunRow, ...]:
+    rows = con.execute(
+        f"""SELECT r.run_id, r.started_at, r.command, r.wattledger_version, r.config_sha256, r.status,
+       CAST(SUM(h.records) AS BIGINT)
+FROM (SELECT * FROM wl_hourly WHERE {where}) h JOIN wl_runs r ON h.run_id = r.run_id
+GROUP BY ALL ORDER BY r.run_id""",
+        params,
+    ).fetchall()
+    return tuple(RunRow(r[0], r[1].isoformat(), r[2], r[3], r[4], r[5], int(r[6])) for r in rows)
+
+
+def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> tuple[SourceRow, ...]:
+    rows = con.execute(
+        f"""SELECT s.path, s.sha256, s.size_bytes, s.run_id, s.config_sha256, s.records, s.rejected,
+       CAST(SUM(h.records) AS BIGINT)
+FROM (SELECT * FROM wl_hourly WHERE {where}) h JOIN wl_sources s ON h.source_id = s.source_id
+GROUP BY ALL ORDER BY s.path, s.run_id""",
+        params,
+    ).fetchall()
+    return tuple(SourceRow(*r[:5], int(r[5]), int(r[6]), int(r[7])) for r in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# config text -> methodology
+
+
+def _num(table: dict[str, Any], key: str) -> float | None:
+    value = table.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _str(table: dict[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _source_text(table: dict[str, Any]) -> str | None:
+    parts = [p for p in (_str(table, "source"), _str(table, "note")) if p]
+    return "; ".join(parts) or None
+
+
+def parse_config(
+    sha256: str,
+    text: str,
+    *,
+    name: str | None,
+    version: str | None,
+    origin: str | None,
+    records: int,
+    energy_mwh: float | None,
+    models: list[str],
+    hardware_used: set[str],
+) -> tuple[ConfigMethodology, dict[str, Any]]:
+    """The methodology of one pack, limited to the models and hardware the period used, and
+    the pack's ``[training]`` table (raw)."""
+    try:
+        doc = tomllib.loads(text)
+        error = None
+    except tomllib.TOMLDecodeError as exc:
+        doc, error = {}, f"the stored config text does not parse as TOML ({exc})"
+    pack = doc.get("pack", {}) if isinstance(doc.get("pack"), dict) else {}
+    defaults_t = doc.get("defaults", {}) if isinstance(doc.get("defaults"), dict) else {}
+    defaults = {
+        k: (_num(defaults_t, k) if _num(defaults_t, k) is not None else v) for k, v in DEFAULTS.items()
+    }
+    unc_t = doc.get("uncertainty", {}) if isinstance(doc.get("uncertainty"), dict) else {}
+    uncertainty = {
+        k: (_num(unc_t, k) if _num(unc_t, k) is not None else v) for k, v in UNCERTAINTY_DEFAULTS.items()
+    }
+    sites = []
+    for site, t in sorted((doc.get("sites") or {}).items()):
+        if not isinstance(t, dict):
+            continue
+
+        def pick(key: str, t: dict[str, Any] = t) -> float:
+            v = _num(t, key)
+            return defaults[key] if v is None else v
+
+        sites.append(
+            SiteMethod(
+                site=site,
+                zone=_str(t, "zone"),
+                pue=pick("pue"),
+                host_overhead=pick("host_overhead"),
+                idle_overhead=pick("idle_overhead"),
+                market_g_per_kwh=_num(t, "market_g_per_kwh"),
+                fallback_g_per_kwh=_num(t, "fallback_g_per_kwh"),
+                hardware=_str(t, "hardware"),
+                source=_source_text(t),
+            )
+        )
+    hw_table = doc.get("hardware") or {}
+    site_hw = {s.hardware for s in sites if s.hardware}
+    hardware = tuple(
+        HardwareSpec(hw, _num(t, "tdp_w"), _num(t, "idle_w"), _num(t, "peak_tflops"), _source_text(t))
+        for hw, t in sorted(hw_table.items())
+        if isinstance(t, dict) and (hw in hardware_used or hw in site_hw)
+    )
+    coefficients: list[CoefficientSource] = []
+    model_sources: dict[str, str] = {}
+    for model in models:
+        t = (doc.get("models") or {}).get(model)
+        if not isinstance(t, dict):
+            continue
+        text_source = _source_text(t)
+        if text_source:
+            model_sources[model] = text_source
+        for c in t.get("coefficients") or ():
+            if isinstance(c, dict):
+                coefficients.append(
+                    CoefficientSource(
+                        model,
+                        _str(c, "hardware") or "*",
+                        _num(c, "wh_per_1k_input"),
+                        _num(c, "wh_per_1k_output"),
+                        _num(c, "uncertainty"),
+                        _source_text(c),
+                    )
+                )
+    method = ConfigMethodology(
+        sha256=sha256,
+        name=name or _str(pack, "name"),
+        version=version or _str(pack, "version"),
+        origin=origin,
+        description=_str(pack, "description"),
+        records=records,
+        energy_mwh=energy_mwh,
+        defaults=defaults,
+        uncertainty=uncertainty,
+        sites=tuple(sites),
+        hardware=hardware,
+        coefficients=tuple(coefficients),
+        model_sources=model_sources,
+        parse_error=error,
+    )
+    return method, doc
+
+
+def _training(model: str, sha: str, t: dict[str, Any], doc: dict[str, Any]) -> Training:
+    """Training energy: the config's measured ``energy_mwh`` when given, else GPU hours x board
+    power x site PUE (the model-card convention); emissions only where the site gives factors,
+    since a training run has no hourly ledger rows to join with the grid."""
+    gpu_hours = _num(t, "gpu_hours")
+    hardware = _str(t, "hardware")
+    site = _str(t, "site")
+    hw = (doc.get("hardware") or {}).get(hardware or "", {})
+    tdp = _num(hw, "tdp_w") if isinstance(hw, dict) else None
+    site_t = (doc.get("sites") or {}).get(site or "", {})
+    site_t = site_t if isinstance(site_t, dict) else {}
+    defaults_t = doc.get("defaults") if isinstance(doc.get("defaults"), dict) else {}
+    pue = _num(site_t, "pue")
+    pue_from = f"site {site}" if pue is not None else "[defaults]"
+    if pue is None:
+        pue = _num(defaults_t or {}, "pue") or DEFAULTS["pue"]
+    energy = _num(t, "energy_mwh")
+    if energy is not None:
+        basis = "measured: energy_mwh given in the config"
+    elif gpu_hours is not None and tdp is not None:
+        energy = gpu_hours * tdp * pue / 1e6
+        basis = (
+            f"estimated: {gpu_hours:,.0f} GPU-h x {tdp:g} W ({hardware} board power) "
+            f"x PUE {pue:g} ({pue_from})"
+        )
+    else:
+        basis = "unknown: neither energy_mwh nor gpu_hours with a known hardware power"
+    loc_f = _num(site_t, "fallback_g_per_kwh")
+    mkt_f = _num(site_t, "market_g_per_kwh")
+    if mkt_f is None:
+        mkt_f = loc_f
+    co2_loc = None if energy is None or loc_f is None else energy * loc_f / 1000  # MWh*g/kWh -> t
+    co2_mkt = None if energy is None or mkt_f is None else energy * mkt_f / 1000
+    if co2_loc is None:
+        co2e_basis = "not computed: the training site gives no fallback_g_per_kwh"
+    else:
+        co2e_basis = (
+            f"site {site} annual factors: location {loc_f:g} gCO2e/kWh (fallback_g_per_kwh), "
+            f"market {mkt_f:g} gCO2e/kWh"
+            + (" (market_g_per_kwh)" if _num(site_t, "market_g_per_kwh") is not None else " (no instrument)")
+        )
+    return Training(
+        model=model,
+        config_sha256=sha,
+        gpu_hours=gpu_hours,
+        hardware=hardware,
+        site=site,
+        tdp_w=tdp,
+        pue=pue if energy is not None and _num(t, "energy_mwh") is None else None,
+        energy_mwh=energy,
+        energy_basis=basis,
+        co2e_location_t=co2_loc,
+        co2e_market_t=co2_mkt,
+        co2e_basis=co2e_basis,
+        note=_str(t, "note"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# assembling
+
+
+def _figures(row: dict[str, Any], extra: dict[str, Any], no_instrument_kwh: float | None) -> dict[str, Any]:
+    energy = _f(row["energy_kwh"])
+    requests = _f(row["requests"])
+    unresolved = _f(row["unresolved_kwh"])
+    values: dict[str, Any] = {
+        "requests": row["requests"],
+        "records": row["records"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "energy_mwh": _scale(energy, 1e-3),
+        "energy_low_mwh": _scale(_f(row["energy_kwh_low"]), 1e-3),
+        "energy_high_mwh": _scale(_f(row["energy_kwh_high"]), 1e-3),
+    }
+    for m in ENERGY_METHODS:
+        by_method = extra.get(f"energy_{m}_kwh")
+        if by_method is None and energy is not None:
+            by_method = 0.0  # the model has energy, none of it by this method
+        values[f"energy_{m}_mwh"] = _scale(_f(by_method), 1e-3)
+    for m in ENERGY_METHODS:
+        values[f"share_{m}_pct"] = _div(_f(values[f"energy_{m}_mwh"]), _scale(energy, 1e-3), 100.0)
+    values["flops"] = _f(row["flops"])
+    values["gpu_hours"] = _f(row["gpu_hours"])
+    values["co2e_location_t"] = _scale(_f(row["co2e_location_kg"]), 1e-3)
+    values["co2e_market_t"] = _scale(_f(row["co2e_market_kg"]), 1e-3)
+    values["intensity_location_g_per_kwh"] = _div(
+        _f(row["co2e_location_kg"]), _f(extra.get("located_kwh")), 1e3
+    )
+    values["intensity_market_g_per_kwh"] = _div(_f(row["co2e_market_kg"]), _f(extra.get("market_kwh")), 1e3)
+    values["fallback_mwh"] = _scale(_f(row["fallback_kwh"]), 1e-3)
+    values["fallback_share_pct"] = _div(_f(row["fallback_kwh"]), energy, 100.0)
+    values["unresolved_mwh"] = _scale(unresolved, 1e-3)
+    values["unresolved_share_pct"] = _div(unresolved, energy, 100.0)
+    values["no_instrument_mwh"] = _scale(no_instrument_kwh, 1e-3)
+    values["unestimated_requests"] = row["unestimated_requests"]
+    values["unestimated_share_pct"] = _div(_f(row["unestimated_requests"]), requests, 100.0)
+    est_requests = _f(extra.get("estimated_requests"))
+    values["wh_per_request"] = _div(energy, est_requests, 1e3)
+    values["wh_per_1000_requests"] = _div(energy, est_requests, 1e6)
+    values["wh_per_1000_output_tokens"] = _div(energy, _f(extra.get("estimated_output_tokens")), 1e6)
+    values["gco2e_location_per_request"] = _div(
+        _f(row["co2e_location_kg"]), _f(extra.get("located_requests")), 1e3
+    )
+    values["gco2e_market_per_request"] = _div(
+        _f(row["co2e_market_kg"]), _f(extra.get("market_requests")), 1e3
+    )
+    for m in METRICS:  # counts: whole numbers stay int so they print and compare exactly
+        v = values[m.key]
+        if m.integer and v is not None and float(v).is_integer():
+            values[m.key] = int(v)
+        elif m.integer and v is not None:
+            values[m.key] = float(v)
+    return values
+
+
+def gather(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    model: str | None = None,
+    ledger_name: str = "",
+) -> RollupData:
+    """All figures of the rollup of a UTC year or month (optionally one model) from an open
+    ledger connection."""
+    start, end = period_bounds(year, month)
+    where, params = _where(year, month, model)
+    report = report_from(con, year=year, month=month, by="model", model=model)
+    sections = list(report.iter_rows(named=True))
+    models = [r["model"] for r in sections]
+    extras = _extras(con, where, params)
+    hardware = _hardware_by_model(con, where, params)
+    configs = configs_from(con, year=year, month=month, model=model)
+
+    texts = {
+        sha: text
+        for sha, text in con.execute(
+            "SELECT config_sha256, text FROM wl_configs WHERE list_contains(?, config_sha256)",
+            [configs["config_sha256"].to_list()],
+        ).fetchall()
+    }
+    hardware_used = {hw for hws in hardware.values() for hw in hws}
+    methodology: list[ConfigMethodology] = []
+    docs: dict[str, dict[str, Any]] = {}
+    for c in configs.iter_rows(named=True):
+        method, doc = parse_config(
+            c["config_sha256"],
+            texts.get(c["config_sha256"], ""),
+            name=c["name"],
+            version=c["version"],
+            origin=c["origin"],
+            records=int(c["records"]),
+            energy_mwh=_scale(_f(c["energy_kwh"]), 1e-3),
+            models=models,
+            hardware_used=hardware_used,
+        )
+        methodology.append(method)
+        docs[c["config_sha256"]] = doc
+
+    # Market-based energy without a contractual instrument: rows whose site (in the config that
+    # produced them) has no market_g_per_kwh fall back to the location factor (section 5).
+    no_instrument: dict[str | None, float] = {}
+    for name, sha, site, kwh in _energy_by_site(con, where, params):
+        if kwh is None:
+            continue
+        site_t = (docs.get(sha, {}).get("sites") or {}).get(site or "", {})
+        if not (isinstance(site_t, dict) and _num(site_t, "market_g_per_kwh") is not None):
+            no_instrument[name] = no_instrument.get(name, 0.0) + kwh
+            no_instrument[None] = no_instrument.get(None, 0.0) + kwh
+
+    figures = tuple(
+        ModelFigures(
+            r["model"],
+            _figures(
+                r,
+                extras.get(r["model"], {}),
+                no_instrument.get(r["model"], 0.0 if r["energy_kwh"] is not None else None),
+            ),
+            hardware.get(r["model"], ()),
+        )
+        for r in sections
+    )
+    total_row = report_from(con, year=year, month=month, by="method", model=model)
+    totals = {
+        col: (None if total_row[col].null_count() == total_row.height else total_row[col].sum())
+        for col in total_row.columns
+        if col != "method"
+    }
+    total_energy = totals.get("energy_kwh")
+    total = ModelFigures(
+        TOTAL,
+        _figures(
+            totals,
+            extras.get(None, {}) if sections else {},
+            no_instrument.get(None, 0.0 if total_energy is not None else None),
+        ),
+        tuple(sorted(hardware_used)),
+    )
+
+    timeseries = _timeseries(con, year, month, model, models)
+    bounds = con.execute(f"SELECT min(hour), max(hour) FROM wl_hourly WHERE {where}", params).fetchall()[0]
+    first, last = bounds
+    training: list[Training] = []
+    seen: set[str] = set()
+    for method in methodology:  # the config behind most of the energy first
+        doc = docs[method.sha256]
+        for name, t in sorted((doc.get("training") or {}).items()):
+            if name in seen or not isinstance(t, dict) or not _training_wanted(name, models):
+                continue
+            seen.add(name)
+            training.append(_training(name, method.sha256, t, doc))
+    warnings = []
+    if configs.height > 1:
+        warnings.append(mixed_config_message(configs))
+    if not sections:
+        warnings.append(f"the ledger has no rows in {_period_label(year, month)}")
+    return RollupData(
+        ledger_name=ledger_name,
+        year=year,
+        month=month,
+        model_filter=model,
+        period_label=_period_label(year, month),
+        period_start=start.isoformat(),
+        period_end=end.isoformat(),
+        data_first_hour=_iso(first),
+        data_last_hour_end=_iso(None if last is None else last + timedelta(hours=1)),
+        models=figures,
+        total=total,
+        timeseries=timeseries,
+        methodology=tuple(methodology),
+        runs=_runs(con, where, params),
+        sources=_sources(con, where, params),
+        training=tuple(training),
+        warnings=tuple(warnings),
+    )
+
+
+def _training_wanted(name: str, models: list[str]) -> bool:
+    """A training entry for a model not served in the period is left out: the document is the
+    period's, and a model card row without inference beside it would read as a typo."""
+    return name in models
+
+
+def _period_label(year: int, month: int | None) -> str:
+    if month is None:
+        return f"{year}"
+    return datetime(year, month, 1).strftime("%Y-%m (%B %Y)")
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int/float (not bool): what renderers format as a figure."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,40 @@
+"""The rollup's per-model table as CSV, unrounded, for spreadsheets and filing systems.
+
+One row per model plus the all-models total; the header names are the JSON keys with their
+unit in brackets (``energy_mwh [MWh]``) so a column is both machine-stable and self-describing.
+Floats are written with ``repr`` (round-trips exactly), absent figures as an empty field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from wattledger.formatting import exact
+from wattledger.rollup.data import METRICS, RollupData
+
+
+def csv_header() -> list[str]:
+    """The fixed header (stable across ledgers, so monthly files concatenate)."""
+    return ["period", "model", "hardware", *(f"{m.key} [{m.unit}]" for m in METRICS)]
+
+
+def _cell(value: object) -> str:
+    value = exact(value)
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def to_csv(data: RollupData) -> str:
+    """Header, one row per model, then the ``(all models)`` total row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(csv_header())
+    period = data.period_label.split(" ")[0]
+    rows = [*data.models, data.total] if data.models else []
+    for fig in rows:
+        writer.writerow(
+            [period, fig.model, " ".join(fig.hardware), *(_cell(fig.values.get(m.key)) for m in METRICS)]
+        )
+    return out.getvalue()

@@ -1,0 +1,45 @@
+"""The rollup as GitHub-flavoured markdown: the same sections and rounding as the HTML."""
+
+from __future__ import annotations
+
+from wattledger.rollup.data import RollupData
+from wattledger.rollup.document import Section, Table, build
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table_md(table: Table) -> list[str]:
+    """One markdown table; numeric columns right-aligned."""
+    numeric = [any(row[i].numeric for row in table.rows) for i in range(len(table.headers))]
+    lines = [
+        "| " + " | ".join(_escape(h) for h in table.headers) + " |",
+        "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
+    ]
+    lines += ["| " + " | ".join(_escape(c.text) for c in row) + " |" for row in table.rows]
+    if table.caption:
+        lines += ["", f"*{_escape(table.caption)}*"]
+    return lines
+
+
+def _section(section: Section, level: int) -> list[str]:
+    lines = [f"{'#' * level} {section.title}", ""]
+    for p in section.paragraphs:
+        lines += [p, ""]
+    if section.bullets:
+        lines += [f"- {b}" for b in section.bullets] + [""]
+    for t in section.tables:
+        lines += [*table_md(t), ""]
+    for sub in section.subsections:
+        lines += _section(sub, level + 1)
+    return lines
+
+
+def to_markdown(data: RollupData) -> str:
+    """The whole document; deterministic for a given ledger (no wall-clock time)."""
+    scope = f" — {data.model_filter}" if data.model_filter else ""
+    lines = [f"# Inference energy and emissions, {data.period_label}{scope}", ""]
+    for section in build(data):
+        lines += _section(section, 2)
+    return "\n".join(lines).rstrip() + "\n"
