@@ -161,7 +161,13 @@ impl Aggregate {
     /// names do not), nulls first. `names[id]` is an interned string, `source_names[i]` the
     /// input of file index `i`.
     pub fn to_record_batch(&self, names: &[Arc<str>], source_names: &[String]) -> Result<RecordBatch> {
-        let name = |id: u32| -> Option<&str> { if id == NO_ID { None } else { names.get(id as usize).map(|s| &**s) } };
+        let name = |id: u32| -> Option<&str> {
+            if id == NO_ID {
+                None
+            } else {
+                names.get(id as usize).map(|s| &**s)
+            }
+        };
         let source = |i: u32| source_names.get(i as usize).map_or("", |s| s.as_str());
         for k in &self.keys {
             for id in [k.model, k.site, k.zone, k.hardware] {
@@ -174,7 +180,15 @@ impl Aggregate {
         order.sort_by(|&a, &b| {
             let (a, b) = (&self.keys[a as usize], &self.keys[b as usize]);
             (source(a.source), a.hour, name(a.model), name(a.site), name(a.zone), name(a.hardware), a.method.name())
-                .cmp(&(source(b.source), b.hour, name(b.model), name(b.site), name(b.zone), name(b.hardware), b.method.name()))
+                .cmp(&(
+                    source(b.source),
+                    b.hour,
+                    name(b.model),
+                    name(b.site),
+                    name(b.zone),
+                    name(b.hardware),
+                    b.method.name(),
+                ))
         });
         let n = order.len();
         let mut src = StringBuilder::with_capacity(n, n * 16);
@@ -362,14 +376,34 @@ mod tests {
         let src = vec!["f".to_string()];
         let mut a = Aggregate::new();
         // Cell 1 (hour 0, measured): energy, co2e; one record has flops, none gpu_hours.
-        let e = Measures { records: 1, requests: 1.0, energy_kwh: 2.0, co2e_location_kg: 1.0, flags: HAS_ENERGY | HAS_CO2E, ..Default::default() };
+        let e = Measures {
+            records: 1,
+            requests: 1.0,
+            energy_kwh: 2.0,
+            co2e_location_kg: 1.0,
+            flags: HAS_ENERGY | HAS_CO2E,
+            ..Default::default()
+        };
         a.add(key(0, Method::Measured), &e);
         a.add(key(0, Method::Measured), &Measures { flops: 5.0, flags: e.flags | HAS_FLOPS, ..e });
         // Cell 2 (hour 1, tokens): energy but unresolved intensity.
-        a.add(key(1, Method::Tokens), &Measures { records: 1, energy_kwh: 3.0, unresolved_kwh: 3.0, flags: HAS_ENERGY, ..Default::default() });
+        a.add(
+            key(1, Method::Tokens),
+            &Measures { records: 1, energy_kwh: 3.0, unresolved_kwh: 3.0, flags: HAS_ENERGY, ..Default::default() },
+        );
         // Cell 3 (hour 2, none): no energy.
         let mut b = Aggregate::new();
-        b.add(key(2, Method::None), &Measures { records: 1, requests: 2.0, unestimated_requests: 2.0, gpu_hours: 1.0, flags: HAS_GPU_HOURS, ..Default::default() });
+        b.add(
+            key(2, Method::None),
+            &Measures {
+                records: 1,
+                requests: 2.0,
+                unestimated_requests: 2.0,
+                gpu_hours: 1.0,
+                flags: HAS_GPU_HOURS,
+                ..Default::default()
+            },
+        );
         b.add(key(0, Method::Measured), &e);
         a.merge(b);
         assert_eq!(a.len(), 3);

@@ -301,7 +301,9 @@ impl Config {
             let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             let where_ = e.span().map(|s| line_col(text, s.start));
             match where_ {
-                Some((l, c)) => Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}")),
+                Some((l, c)) => {
+                    Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}"))
+                }
                 None => Error::config(origin, "(syntax)", format!("TOML syntax error: {msg}")),
             }
         })?;
@@ -348,9 +350,12 @@ impl Config {
         if let Some(v) = top.take("uncertainty") {
             let mut f = Fields::new(origin, "uncertainty".into(), v)?;
             let u = &mut uncertainty;
-            for (key, slot) in
-                [("measured", &mut u.measured), ("tokens", &mut u.tokens), ("gpu_time", &mut u.gpu_time), ("flops", &mut u.flops)]
-            {
+            for (key, slot) in [
+                ("measured", &mut u.measured),
+                ("tokens", &mut u.tokens),
+                ("gpu_time", &mut u.gpu_time),
+                ("flops", &mut u.flops),
+            ] {
                 if let Some(x) = f.number(key)? {
                     *slot = x;
                 }
@@ -385,7 +390,9 @@ impl Config {
                     Some(Value::Array(items)) => {
                         for (i, item) in items.into_iter().enumerate() {
                             let mut c = Fields::new(origin, format!("{path}.coefficients[{i}]"), item)?;
-                            let hw = c.string("hardware")?.ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
+                            let hw = c
+                                .string("hardware")?
+                                .ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
                             let coef = Coefficient {
                                 wh_per_1k_input: c.required_number("wh_per_1k_input")?,
                                 wh_per_1k_output: c.required_number("wh_per_1k_output")?,
@@ -784,7 +791,10 @@ gpus = 1
     #[test]
     fn defaults_applied() {
         let c = parse("").unwrap();
-        assert_eq!(c.defaults, Defaults { pue: 1.2, host_overhead: 0.0, idle_overhead: 0.0, utilization: 0.5, concurrency: 1.0, mfu: 0.1 });
+        assert_eq!(
+            c.defaults,
+            Defaults { pue: 1.2, host_overhead: 0.0, idle_overhead: 0.0, utilization: 0.5, concurrency: 1.0, mfu: 0.1 }
+        );
         assert_eq!(c.uncertainty, Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0 });
         let c = parse("[defaults]\npue = 1.5\n[uncertainty]\nflops = 2\n[hardware.x]\ntdp_w = 300").unwrap();
         assert_eq!((c.defaults.pue, c.defaults.mfu), (1.5, 0.1));
@@ -794,7 +804,8 @@ gpus = 1
 
     #[test]
     fn unknown_keys_are_refused_with_their_path() {
-        let t = "[[models.\"llama-3.1-8b\".coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 0\nwh_per_1k_outptu = 1\n";
+        let t =
+            "[[models.\"llama-3.1-8b\".coefficients]]\nhardware = \"*\"\nwh_per_1k_input = 0\nwh_per_1k_outptu = 1\n";
         let (key, msg) = refused(t);
         // wh_per_1k_output is required, so the typo is reported as its absence first.
         assert_eq!(key, "models.\"llama-3.1-8b\".coefficients[0].wh_per_1k_output");
@@ -878,7 +889,15 @@ gpus = 1
         let c = Config::from_toml(text, "<default>").unwrap();
         assert_eq!((c.pack.name.as_str(), c.pack.version.as_str()), ("wattledger-default", "2026.1"));
         assert!(c.sites.is_empty(), "sites are the user's");
-        for hw in ["nvidia-a100-sxm", "nvidia-h100-sxm", "nvidia-h200", "nvidia-b200", "nvidia-l4", "nvidia-l40s", "nvidia-a10"] {
+        for hw in [
+            "nvidia-a100-sxm",
+            "nvidia-h100-sxm",
+            "nvidia-h200",
+            "nvidia-b200",
+            "nvidia-l4",
+            "nvidia-l40s",
+            "nvidia-a10",
+        ] {
             assert!(c.hardware[hw].peak_tflops.is_some(), "{hw}");
         }
         for m in ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"] {

@@ -250,8 +250,11 @@ impl Grid {
         let mut acc = Accumulator::default();
         for p in paths {
             let bytes = std::fs::read(p).map_err(|e| Error::input(p, e))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::Grid { path: p.clone(), line: 0, msg: "not UTF-8 text".into() })?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::Grid {
+                path: p.clone(),
+                line: 0,
+                msg: "not UTF-8 text".into(),
+            })?;
             read_into(&mut acc, &text, p, lifecycle)?;
         }
         let what = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
@@ -399,7 +402,10 @@ mod tests {
         assert_eq!(g.at(g.zone_index("DE").unwrap(), h("2024-01-01T00:00:00Z")), Some(200.0));
         assert_eq!(g.zones().collect::<Vec<_>>(), ["DE", "US-CAL-CISO"]);
         let rows: Vec<_> = g.rows().collect();
-        assert_eq!(rows, vec![("DE", h("2024-01-01T00:00:00Z"), 200.0), ("US-CAL-CISO", h("2024-01-01T00:00:00Z"), 250.0)]);
+        assert_eq!(
+            rows,
+            vec![("DE", h("2024-01-01T00:00:00Z"), 200.0), ("US-CAL-CISO", h("2024-01-01T00:00:00Z"), 250.0)]
+        );
     }
 
     #[test]
@@ -408,7 +414,8 @@ mod tests {
         let a = dir.path().join("a.csv");
         let b = dir.path().join("b.csv");
         std::fs::write(&a, "zone,datetime,g_per_kwh\nDE,2024-03-01T00:00:00Z,100\n").unwrap();
-        std::fs::write(&b, "zone,datetime,g_per_kwh\nDE,2024-03-01T00:00:00Z,300\nDE,2024-03-01T01:00:00Z,50\n").unwrap();
+        std::fs::write(&b, "zone,datetime,g_per_kwh\nDE,2024-03-01T00:00:00Z,300\nDE,2024-03-01T01:00:00Z,50\n")
+            .unwrap();
         let g = Grid::from_paths(&[a, b], false).unwrap();
         let de = g.zone_index("DE").unwrap();
         assert_eq!(g.at(de, h("2024-03-01T00:00:00Z")), Some(200.0));
@@ -467,7 +474,8 @@ mod tests {
 
     #[test]
     fn from_reader_and_empty() {
-        let g = Grid::from_reader("zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,10\n".as_bytes(), "r", false).unwrap();
+        let g =
+            Grid::from_reader("zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,10\n".as_bytes(), "r", false).unwrap();
         assert!(!g.is_empty());
         assert!(Grid::empty().is_empty());
         assert_eq!(Grid::empty().at(0, 0), None);

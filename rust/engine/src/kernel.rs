@@ -65,6 +65,9 @@ struct Coef {
     uncertainty: f64,
 }
 
+/// A model while the tables are built: id, active parameters, (hardware id or `"*"`, coefficient).
+type ModelEntry = (u32, Option<f64>, Vec<(Option<u32>, Coef)>);
+
 #[derive(Debug, Clone)]
 struct ModelRes {
     /// Parameters active per token (not billions).
@@ -155,7 +158,7 @@ impl Methodology {
             .map(|(n, h)| (id(n), HwRes { tdp_w: h.tdp_w, idle_w: h.idle_w, peak_tflops: h.peak_tflops }))
             .collect();
         let tokens_u = config.uncertainty.tokens;
-        let model_entries: Vec<(u32, Option<f64>, Vec<(Option<u32>, Coef)>)> = config
+        let model_entries: Vec<ModelEntry> = config
             .models
             .iter()
             .map(|(n, m)| {
@@ -185,7 +188,9 @@ impl Methodology {
                     hardware: s.hardware.as_deref().map_or(NO_ID, &mut id),
                     gpus: s.gpus,
                     pue: s.pue.unwrap_or(d.pue),
-                    it_factor: 1.0 + s.host_overhead.unwrap_or(d.host_overhead) + s.idle_overhead.unwrap_or(d.idle_overhead),
+                    it_factor: 1.0
+                        + s.host_overhead.unwrap_or(d.host_overhead)
+                        + s.idle_overhead.unwrap_or(d.idle_overhead),
                     market: s.market_g_per_kwh,
                     fallback: s.fallback_g_per_kwh,
                     utilization: s.utilization.unwrap_or(d.utilization),
@@ -408,13 +413,8 @@ impl Methodology {
         let w = rec.weight;
         let has_tokens = rec.input_tokens.is_some() || rec.output_tokens.is_some();
         let (tin, tout) = (rec.input_tokens.unwrap_or(0) as f64, rec.output_tokens.unwrap_or(0) as f64);
-        let mut m = Measures {
-            records: 1,
-            requests: w,
-            input_tokens: tin * w,
-            output_tokens: tout * w,
-            ..Measures::default()
-        };
+        let mut m =
+            Measures { records: 1, requests: w, input_tokens: tin * w, output_tokens: tout * w, ..Measures::default() };
         // Section 6: computational resources, whatever the energy method.
         if let (true, Some(n)) = (has_tokens, model.and_then(|m| m.active_params)) {
             m.flops = 2.0 * n * (tin + tout) * w;
@@ -664,7 +664,13 @@ zone = "FR"
             self.0.column_by_name("records").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().value(0)
         }
         fn hour(&self) -> i64 {
-            self.0.column_by_name("hour").unwrap().as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap().value(0)
+            self.0
+                .column_by_name("hour")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap()
+                .value(0)
         }
     }
 
@@ -703,7 +709,10 @@ zone = "FR"
         assert_eq!(r.f("co2e_market_kg"), Some(0.0));
         assert_eq!((r.f("fallback_kwh"), r.f("unresolved_kwh")), (Some(0.0), Some(0.0)));
         // Keys: zone and hardware come from the site.
-        assert_eq!((r.s("site"), r.s("zone"), r.s("hardware")), (Some("fra".into()), Some("DE".into()), Some("h100".into())));
+        assert_eq!(
+            (r.s("site"), r.s("zone"), r.s("hardware")),
+            (Some("fra".into()), Some("DE".into()), Some("h100".into()))
+        );
         // No tokens, no duration: flops and gpu_hours are null.
         assert_eq!((r.f("flops"), r.f("gpu_hours")), (None, None));
         assert_eq!((r.records(), r.f("requests"), r.f("unestimated_requests")), (1, Some(1.0), Some(0.0)));
@@ -751,7 +760,13 @@ zone = "FR"
 
     #[test]
     fn flops_method_and_low_floor() {
-        let r = one(Record { input_tokens: Some(100), output_tokens: Some(400), hardware: Some("h100"), zone: Some("DE"), ..rec(T, "p") });
+        let r = one(Record {
+            input_tokens: Some(100),
+            output_tokens: Some(400),
+            hardware: Some("h100"),
+            zone: Some("DE"),
+            ..rec(T, "p")
+        });
         assert_eq!(r.s("method").as_deref(), Some("flops"));
         // F = 2 * 10e9 * 500 = 1e13; t = 1e13 / (1000e12 * 0.25) = 0.04 s; E = 0.04 * 700 / 3600 Wh.
         let acc = 0.04 * 700.0 / 3600.0 / 1000.0;
@@ -787,9 +802,18 @@ zone = "FR"
         // Unknown hardware on the record does not fall back to the site's: "*" applies.
         let (e, _) = m.accelerator_energy_wh("m8", Some("zzz"), Some("fra"), Some(1000), Some(500), None, None, None);
         close(e, 0.12);
-        assert_eq!(m.accelerator_energy_wh("bare", None, Some("fra"), None, None, Some(36.0), None, None), (Some(4.0), Method::GpuTime));
-        assert_eq!(m.accelerator_energy_wh("zzz", Some("zzz"), Some("zzz"), Some(1), None, Some(1.0), None, None), (None, Method::None));
-        assert_eq!(m.accelerator_energy_wh("zzz", None, None, None, None, None, Some(36.0), None), (Some(0.01), Method::Measured));
+        assert_eq!(
+            m.accelerator_energy_wh("bare", None, Some("fra"), None, None, Some(36.0), None, None),
+            (Some(4.0), Method::GpuTime)
+        );
+        assert_eq!(
+            m.accelerator_energy_wh("zzz", Some("zzz"), Some("zzz"), Some(1), None, Some(1.0), None, None),
+            (None, Method::None)
+        );
+        assert_eq!(
+            m.accelerator_energy_wh("zzz", None, None, None, None, None, Some(36.0), None),
+            (Some(0.01), Method::Measured)
+        );
     }
 
     #[test]
@@ -797,9 +821,25 @@ zone = "FR"
         let r = one(Record { duration_s: Some(5.0), weight: 3.0, site: Some("fra"), ..rec(T, "unknown-model") });
         // fra has h100: gpu_time applies even to an unknown model.
         assert_eq!(r.s("method").as_deref(), Some("gpu_time"));
-        let r = one(Record { duration_s: Some(5.0), input_tokens: Some(10), weight: 3.0, zone: Some("DE"), ..rec(T, "unknown-model") });
+        let r = one(Record {
+            duration_s: Some(5.0),
+            input_tokens: Some(10),
+            weight: 3.0,
+            zone: Some("DE"),
+            ..rec(T, "unknown-model")
+        });
         assert_eq!(r.s("method").as_deref(), Some("none"));
-        for c in ["energy_acc_kwh", "energy_it_kwh", "energy_kwh", "energy_kwh_low", "energy_kwh_high", "co2e_location_kg", "co2e_market_kg", "fallback_kwh", "unresolved_kwh"] {
+        for c in [
+            "energy_acc_kwh",
+            "energy_it_kwh",
+            "energy_kwh",
+            "energy_kwh_low",
+            "energy_kwh_high",
+            "co2e_location_kg",
+            "co2e_market_kg",
+            "fallback_kwh",
+            "unresolved_kwh",
+        ] {
             assert_eq!(r.f(c), None, "{c} must be null, never a silent zero");
         }
         assert_eq!((r.records(), r.f("requests"), r.f("unestimated_requests")), (1, Some(3.0), Some(3.0)));
@@ -898,13 +938,22 @@ zone = "FR"
         let r = one(Record { weight: 0.0, ..base });
         assert_eq!(r.records(), 1);
         // Zero weight: zeros, not nulls (the record was estimated, it just stands for nothing).
-        assert_eq!((r.f("requests"), r.f("energy_kwh"), r.f("co2e_location_kg"), r.f("flops")), (Some(0.0), Some(0.0), Some(0.0), Some(0.0)));
+        assert_eq!(
+            (r.f("requests"), r.f("energy_kwh"), r.f("co2e_location_kg"), r.f("flops")),
+            (Some(0.0), Some(0.0), Some(0.0), Some(0.0))
+        );
     }
 
     #[test]
     fn flops_and_gpu_hours_are_independent_of_method() {
         // measured energy, yet flops and gpu_hours are filled from tokens and duration.
-        let r = one(Record { energy_j: Some(1.0), input_tokens: Some(5), duration_s: Some(7.2), gpus: Some(4), ..rec(T, "p") });
+        let r = one(Record {
+            energy_j: Some(1.0),
+            input_tokens: Some(5),
+            duration_s: Some(7.2),
+            gpus: Some(4),
+            ..rec(T, "p")
+        });
         assert_eq!(r.s("method").as_deref(), Some("measured"));
         close(r.f("flops"), 2.0 * 10e9 * 5.0);
         close(r.f("gpu_hours"), 7.2 * 4.0 / 3600.0);
@@ -967,10 +1016,16 @@ zone = "FR"
         for (i, f) in a.schema().fields().iter().enumerate() {
             let (x, y) = (a.column(i), b.column(i));
             assert_eq!(x.logical_nulls(), y.logical_nulls(), "nulls of {}", f.name());
-            if let (Some(x), Some(y)) = (x.as_any().downcast_ref::<Float64Array>(), y.as_any().downcast_ref::<Float64Array>()) {
+            if let (Some(x), Some(y)) =
+                (x.as_any().downcast_ref::<Float64Array>(), y.as_any().downcast_ref::<Float64Array>())
+            {
                 for r in 0..x.len() {
                     let (p, q) = (x.value(r), y.value(r));
-                    assert!((p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1e-12), "{} row {r}: {p} vs {q}", f.name());
+                    assert!(
+                        (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1e-12),
+                        "{} row {r}: {p} vs {q}",
+                        f.name()
+                    );
                 }
             } else {
                 assert_eq!(x, y, "{}", f.name());
@@ -1047,7 +1102,7 @@ zone = "FR"
             }
         }
         for f in crate::aggregate::aggregate_schema().fields().iter().skip(7) {
-            let (x, y) = (column_sum(&[whole.clone()], f.name()), column_sum(&parts, f.name()));
+            let (x, y) = (column_sum(std::slice::from_ref(&whole), f.name()), column_sum(&parts, f.name()));
             assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {x} vs {y}", f.name());
         }
         assert!(parts.iter().map(|b| b.num_rows()).sum::<usize>() > whole.num_rows(), "cells split across spills");

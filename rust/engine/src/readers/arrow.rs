@@ -173,7 +173,7 @@ impl BatchView {
             let scale = self.scales[col as usize];
             match v {
                 View::Absent => {}
-                View::Str(a) => set_text(&mut d, col, a.value(r).as_bytes(), false, scale)?,
+                View::Str(a) => set_text(&mut d, col, a.value(r).as_bytes(), false, true, scale)?,
                 View::Int(a) => {
                     let x = a.value(r);
                     match col {

@@ -229,7 +229,7 @@ fn draft<'a>(h: &CsvHeader, st: &'a mut CsvState, b: &'a [u8]) -> Result<Draft<'
         if text.is_empty() {
             continue;
         }
-        set_text(&mut d, col, text, false, h.scales[col as usize])?;
+        set_text(&mut d, col, text, false, false, h.scales[col as usize])?;
     }
     Ok(d)
 }

@@ -50,7 +50,39 @@ impl Node {
 
     #[inline]
     fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.by_len.get(key.len())?.iter().find(|e| &*e.key == key)
+        self.by_len.get(key.len())?.iter().find(|e| eq_same_len(&e.key, key))
+    }
+}
+
+#[inline(always)]
+fn word8(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(b[i..i + 8].try_into().unwrap())
+}
+
+#[inline(always)]
+fn word4(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(b[i..i + 4].try_into().unwrap())
+}
+
+/// Equality of two equally long short slices with overlapping word loads: keys are compared
+/// once per member of every line, and a libc `memcmp` call costs more than the compare.
+#[inline(always)]
+fn eq_same_len(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert_eq!(n, b.len());
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(a, i) != word8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        word8(a, n - 8) == word8(b, n - 8)
+    } else if n >= 4 {
+        word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
 
@@ -114,6 +146,9 @@ pub(crate) struct JsonParser<'k> {
     keybuf: Vec<u8>,
     /// Canonical columns whose key appeared (bit per `Col`), for `FileStats::columns_found`.
     pub(crate) found: u16,
+    /// The current block is valid UTF-8 (checked once per block): string values, which start
+    /// and end at ASCII quotes, then need no check of their own.
+    pub(crate) block_utf8: bool,
 }
 
 type Fail = ();
@@ -130,6 +165,18 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 #[inline]
 fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fail> {
     let mut esc = false;
+    // Keys and most values are short: a plain loop beats setting up a SIMD search.
+    let short_end = b.len().min(i + 24);
+    while i < short_end {
+        match b[i] {
+            b'"' => return Ok((i, esc)),
+            b'\\' => {
+                esc = true;
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
     loop {
         match memchr::memchr2(b'"', b'\\', b.get(i..).ok_or(())?) {
             Some(off) => {
@@ -253,7 +300,7 @@ fn unescape(b: &[u8], start: usize, end: usize, out: &mut Vec<u8>) -> Result<(),
 
 impl<'k> JsonParser<'k> {
     pub(crate) fn new(keys: &'k JsonKeys) -> Self {
-        JsonParser { keys, slots: Default::default(), scratch: Vec::new(), keybuf: Vec::new(), found: 0 }
+        JsonParser { keys, slots: Default::default(), scratch: Vec::new(), keybuf: Vec::new(), found: 0, block_utf8: false }
     }
 
     /// Parse one line (no trailing newline) into a draft. The draft borrows from `line` and
@@ -358,27 +405,29 @@ impl<'k> JsonParser<'k> {
         let mut d = Draft::default();
         for col in Col::ALL {
             let raw = self.slots[col as usize].raw;
-            let (text, number): (&[u8], bool) = match raw {
+            let (text, number, utf8) = match raw {
                 Raw::Absent => continue,
-                Raw::Str(s, e) => (&line[s as usize..e as usize], false),
-                Raw::Esc(s, e) => (&self.scratch[s as usize..e as usize], false),
-                Raw::Num(s, e) => (&line[s as usize..e as usize], true),
+                Raw::Str(s, e) => (&line[s as usize..e as usize], false, self.block_utf8),
+                Raw::Esc(s, e) => (&self.scratch[s as usize..e as usize], false, false),
+                Raw::Num(s, e) => (&line[s as usize..e as usize], true, self.block_utf8),
                 Raw::Bool | Raw::Composite => return Err(RejectReason::BadValue(col)),
             };
-            set_text(&mut d, col, text, number, self.keys.scales[col as usize])?;
+            set_text(&mut d, col, text, number, utf8, self.keys.scales[col as usize])?;
         }
         Ok(d)
     }
 }
 
 /// Put one column's text into the draft, typed by the column. `number` says the text is a
-/// JSON number token rather than a string (only matters for timestamps).
+/// JSON number token rather than a string (only matters for timestamps); `utf8` that the text
+/// is known to be valid UTF-8.
 #[inline]
 pub(crate) fn set_text<'a>(
     d: &mut Draft<'a>,
     col: Col,
     text: &'a [u8],
     number: bool,
+    utf8: bool,
     scale: f64,
 ) -> Result<(), RejectReason> {
     let bad = |b: Bad| b.reason(col);
@@ -391,7 +440,13 @@ pub(crate) fn set_text<'a>(
         Col::EnergyJ => d.energy_j = float_from_text(text, scale).map_err(bad)?,
         Col::Weight => d.weight = float_from_text(text, scale).map_err(bad)?,
         Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {
-            let s = std::str::from_utf8(text).map_err(|_| RejectReason::BadValue(col))?;
+            let s = if utf8 {
+                // SAFETY: the caller checked that `text` is valid UTF-8 (a slice between ASCII
+                // quotes of a block that validated as a whole).
+                unsafe { std::str::from_utf8_unchecked(text) }
+            } else {
+                std::str::from_utf8(text).map_err(|_| RejectReason::BadValue(col))?
+            };
             let s = Some(s);
             match col {
                 Col::Model => d.model = s,

@@ -2,7 +2,7 @@ use super::*;
 use crate::source::expand_inputs;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef};
+use arrow_array::ArrayRef;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -323,9 +323,9 @@ fn compressed_inputs_hash_and_truncation() {
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch, rows_per_group: usize) {
-    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows_per_group)).build();
+    let props = ::parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows_per_group)).build();
     let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+    let mut w = ::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
     w.write(batch).unwrap();
     w.close().unwrap();
 }
@@ -353,7 +353,7 @@ fn parquet_types_and_row_groups() {
     let t = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (name, ts) in ts_variants() {
-        let model: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::from_iter(["a", "b", "a"]));
+        let model: ArrayRef = Arc::new(DictionaryArray::<arrow_array::types::Int32Type>::from_iter(["a", "b", "a"]));
         let site: ArrayRef = Arc::new(LargeStringArray::from(vec![Some("s"), None, Some("")]));
         let tokens: ArrayRef = Arc::new(Int32Array::from(vec![Some(5), None, Some(7)]));
         let out: ArrayRef = Arc::new(Float32Array::from(vec![3.0, 3.0, 3.0]));
@@ -488,4 +488,13 @@ fn sink_errors_stop_the_scan() {
     let f = put(t.path(), "a.jsonl", body.as_bytes());
     let e = scan_files(&[f], &opts(512, 2), &ScanControl::default(), None, || Failing).err().unwrap();
     assert_eq!(e.to_string(), "disk full");
+}
+
+#[test]
+fn newline_count_matches_naive() {
+    let data: Vec<u8> = (0..100_003u32).map(|i| if i.wrapping_mul(2_654_435_761) % 7 == 0 { b'\n' } else { b'a' }).collect();
+    for (s, e) in [(0, data.len()), (3, 9000), (5, 5), (1, 40_000)] {
+        let naive = data[s..e].iter().filter(|&&c| c == b'\n').count() as u64;
+        assert_eq!(count_newlines(&data[s..e]), naive);
+    }
 }
