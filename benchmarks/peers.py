@@ -373,9 +373,8 @@ def polars_report(
     )
     w = pl.col("w")
     kwh = w * pl.col("kwh1")
-    from_fallback = (
-        pl.col("g_hour").is_null() & pl.col("g_month").is_null() & pl.col("fallback").is_not_null()
-    )
+    # Anything but an hour-matched grid value is a fallback (month mean or site fallback).
+    from_fallback = pl.col("g_hour").is_null() & pl.col("i_loc").is_not_null()
     report = lf.group_by("model").agg(
         w.sum().alias("requests"),
         pl.len().cast(pl.Int64).alias("records"),

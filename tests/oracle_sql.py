@@ -481,7 +481,7 @@ per_record AS (
            weight * flops_1 AS flops_w,
            weight * gpu_hours_1 AS gpu_hours_w,
            CASE WHEN e_fac_wh IS NOT NULL THEN
-               CASE WHEN i_source = 'site_fallback' OR (i_source = 'month_mean' AND $month_mean_is_fallback)
+               CASE WHEN i_source IN ('site_fallback', 'month_mean')
                     THEN weight * e_fac_wh / 1000 ELSE 0.0 END END AS fallback_kwh_1,
            CASE WHEN e_fac_wh IS NOT NULL THEN
                CASE WHEN i_source = 'unresolved' THEN weight * e_fac_wh / 1000 ELSE 0.0 END
@@ -548,15 +548,15 @@ ORDER BY model
 
 @dataclass(frozen=True)
 class OracleOptions:
-    """Knobs for the spec's open points, so a test can follow whichever reading the engine
-    settles on without editing SQL.
+    """Oracle switches.
 
-    month_mean_is_fallback: count energy priced at the month mean in ``fallback_kwh`` too
-        (default: only the site's ``fallback_g_per_kwh`` is "a fallback").
     lifecycle: use the life-cycle grid column instead of direct.
+
+    Energy priced at the zone's month mean counts in ``fallback_kwh`` like the site's
+    ``fallback_g_per_kwh``: only an hour-matched value is not a fallback (pinned reading of
+    methodology section 5, shared with the engine).
     """
 
-    month_mean_is_fallback: bool = False
     lifecycle: bool = False
 
 
@@ -611,9 +611,7 @@ def load(
             "SELECT NULL::VARCHAR zone, NULL::VARCHAR dt, NULL::VARCHAR val"
         )
     con.execute(GRID_SQL)
-    sql = METHODOLOGY_SQL.replace(
-        "$month_mean_is_fallback", "true" if options.month_mean_is_fallback else "false"
-    )
+    sql = METHODOLOGY_SQL
     kind = "TABLE" if materialize else "VIEW"
     con.execute(f"CREATE OR REPLACE {kind} oracle_hourly_cells AS {sql}")
     return con
@@ -662,7 +660,7 @@ def oracle_rejects(
     (DuckDB skips blank lines; an unparseable JSON line appears as an all-null row, hence
     'missing ts'), so compare counts, not line numbers, with the engine."""
     con = _connection(logs_or_con, config, grid, OracleOptions(), threads)
-    sql = METHODOLOGY_SQL.replace("$month_mean_is_fallback", "false")
+    sql = METHODOLOGY_SQL
     head = sql[: sql.index("valid AS (")].rstrip().rstrip(",")
     return con.sql(
         f"{head} SELECT source, row_no, reject_reason AS reason FROM checked "
