@@ -468,7 +468,7 @@ fn accelerator_energy_wh<'py>(
     duration_s: PyArray,
     energy_j: PyArray,
     gpus: PyArray,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
     let m = methodology(config.get(), &Grid::empty())?;
     let inputs = EnergyInputs {
         model: model.into_inner().0,
@@ -481,8 +481,8 @@ fn accelerator_energy_wh<'py>(
         gpus: gpus.into_inner().0,
     };
     let (wh, method) = py.detach(|| udf::accelerator_energy_wh(&m, &inputs)).map_err(to_py)?;
-    let wh = PyArray::from_array_ref(Arc::new(wh)).to_pyarrow(py)?;
-    let method = PyArray::from_array_ref(Arc::new(method)).to_pyarrow(py)?;
+    let wh = PyArray::from_array_ref(Arc::new(wh)).to_pyarrow(py)?.unbind();
+    let method = PyArray::from_array_ref(Arc::new(method)).to_pyarrow(py)?.unbind();
     Ok((wh, method))
 }
 

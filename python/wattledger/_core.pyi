@@ -87,6 +87,9 @@ class EstimateResult:
     def spill_files(self) -> list[str]:
         """Parquet files holding aggregate rows flushed under the memory budget (same schema
         as ``aggregates()``); the caller loads and then deletes them."""
+    @property
+    def duplicates(self) -> int:
+        """Records skipped as repeats of a request_id already seen in the run (dedupe)."""
     def aggregates(self) -> ArrowStreamExportable:
         """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
 
@@ -153,16 +156,20 @@ def estimate_arrow(
 ) -> EstimateResult:
     """The same as ``estimate_files`` for Arrow record batches (polars, pyarrow, DuckDB)."""
 
+class ArrowArrayExportable(Protocol):
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]: ...
+
 def accelerator_energy_wh(
     config: Config,
-    model: ArrowStreamExportable,
-    hardware: ArrowStreamExportable,
-    site: ArrowStreamExportable,
-    input_tokens: ArrowStreamExportable,
-    output_tokens: ArrowStreamExportable,
-    duration_s: ArrowStreamExportable,
-    energy_j: ArrowStreamExportable,
-    gpus: ArrowStreamExportable,
-) -> ArrowStreamExportable:
-    """Vectorised E_acc (Wh) per row, the kernel's own formula; for DuckDB what-if UDFs.
-    Each argument is a one-column Arrow object of equal length (nulls allowed)."""
+    model: ArrowArrayExportable,
+    hardware: ArrowArrayExportable,
+    site: ArrowArrayExportable,
+    input_tokens: ArrowArrayExportable,
+    output_tokens: ArrowArrayExportable,
+    duration_s: ArrowArrayExportable,
+    energy_j: ArrowArrayExportable,
+    gpus: ArrowArrayExportable,
+) -> tuple[Any, Any]:
+    """Vectorised E_acc (Wh) per row with the kernel's own formula, for DuckDB what-if UDFs.
+    Each argument is an Arrow array (e.g. ``pyarrow.Array``) of one length, nulls allowed.
+    Returns ``(wh, method)`` as pyarrow arrays (float64, utf8); null where the model is null."""

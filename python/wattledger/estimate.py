@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import polars as pl
@@ -21,7 +21,15 @@ from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
 
 PathLike = str | os.PathLike[str]
-Logs = PathLike | Iterable[PathLike] | _core.ArrowStreamExportable
+
+
+class ArrowStreamExportable(Protocol):
+    """Anything exporting an Arrow C stream: polars/pyarrow tables, DuckDB relations' .arrow()."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+Logs = PathLike | Iterable[PathLike] | ArrowStreamExportable
 
 
 def _paths(logs: PathLike | Iterable[PathLike]) -> list[str]:

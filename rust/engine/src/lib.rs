@@ -11,12 +11,12 @@ pub mod config;
 pub mod error;
 pub mod grid;
 pub mod kernel;
-// pub mod pipeline; (enabled once readers + kernel land)
+pub mod pipeline;
 pub mod readers;
 pub mod record;
 pub mod rejects;
 pub mod source;
 pub mod time;
-// pub mod udf; (enabled once kernel lands)
+pub mod udf;
 
 pub use error::{Error, Result};

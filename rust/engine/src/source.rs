@@ -172,7 +172,10 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
             let mut found = Vec::new();
             walk_dir(path, &mut found)?;
             if found.is_empty() {
-                return Err(Error::input(path, "directory holds no log files (.jsonl, .ndjson, .json, .csv, .parquet, optionally .gz or .zst)"));
+                return Err(Error::input(
+                    path,
+                    "directory holds no log files (.jsonl, .ndjson, .json, .csv, .parquet, optionally .gz or .zst)",
+                ));
             }
             for p in found {
                 push(p, &mut out)?;
@@ -247,7 +250,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// An opened text log: the decompressed byte stream, with decoder errors worded for people.
 pub(crate) enum TextStream<'c> {
     Plain(RawReader<'c>),
-    Gzip(flate2::read::MultiGzDecoder<BufReader<RawReader<'c>>>),
+    // Boxed: the decoder state is large and the enum is moved around.
+    Gzip(Box<flate2::read::MultiGzDecoder<BufReader<RawReader<'c>>>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<RawReader<'c>>>),
 }
 
@@ -259,7 +263,7 @@ impl<'c> TextStream<'c> {
             Compression::None => TextStream::Plain(raw),
             // Big buffers: fewer syscalls, and the decoder is the bottleneck anyway.
             Compression::Gzip => {
-                TextStream::Gzip(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, raw)))
+                TextStream::Gzip(Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, raw))))
             }
             Compression::Zstd => TextStream::Zstd(
                 zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, raw))

@@ -53,7 +53,9 @@ pub fn accelerator_energy_wh(m: &Methodology, inp: &EnergyInputs) -> Result<(Flo
     let (input, output, gpus) =
         (input.as_primitive::<Int64Type>(), output.as_primitive::<Int64Type>(), gpus.as_primitive::<Int64Type>());
     let (duration, energy) = (duration.as_primitive::<Float64Type>(), energy.as_primitive::<Float64Type>());
-    let opt_s = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i)).filter(|s| !s.is_empty());
+    fn opt_s(a: &StringArray, i: usize) -> Option<&str> {
+        (!a.is_null(i)).then(|| a.value(i)).filter(|s| !s.is_empty())
+    }
     let opt_i = |a: &arrow_array::Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
     let opt_f = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
 

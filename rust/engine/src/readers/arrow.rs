@@ -117,7 +117,9 @@ fn view_for(col: Col, a: &ArrayRef) -> View {
             DataType::Timestamp(unit, _) => {
                 let us: Int64Array = match unit {
                     TimeUnit::Second => a.as_primitive::<TimestampSecondType>().unary(|v| v.saturating_mul(1_000_000)),
-                    TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().unary(|v| v.saturating_mul(1_000)),
+                    TimeUnit::Millisecond => {
+                        a.as_primitive::<TimestampMillisecondType>().unary(|v| v.saturating_mul(1_000))
+                    }
                     TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().unary(|v| v),
                     TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().unary(|v| v.div_euclid(1_000)),
                 };

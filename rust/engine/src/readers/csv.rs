@@ -78,7 +78,10 @@ fn next_record(b: &[u8], mut i: usize, fields: &mut Vec<Field>) -> (usize, u64, 
         let mut after = after;
         if b.get(after) == Some(&b'\r') && matches!(b.get(after + 1), None | Some(b'\n')) {
             after += 1;
-        } else if !field.quoted && field.end > field.start && b[field.end - 1] == b'\r' && b.get(field.end) != Some(&b',')
+        } else if !field.quoted
+            && field.end > field.start
+            && b[field.end - 1] == b'\r'
+            && b.get(field.end) != Some(&b',')
         {
             field.end -= 1;
         }
@@ -192,7 +195,9 @@ pub(crate) fn process_block<E: Emit>(h: &CsvHeader, st: &mut CsvState, b: &[u8],
             let r = match status {
                 Status::Unterminated => Err(RejectReason::Unparseable("unterminated CSV quote")),
                 Status::BadQuote => Err(RejectReason::Unparseable("invalid CSV quoting")),
-                Status::Ok if st.fields.len() != h.nfields => Err(RejectReason::Unparseable("wrong number of CSV fields")),
+                Status::Ok if st.fields.len() != h.nfields => {
+                    Err(RejectReason::Unparseable("wrong number of CSV fields"))
+                }
                 Status::Ok => draft(h, st, b),
             };
             emit.record(line, Some(raw), r);

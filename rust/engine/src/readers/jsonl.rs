@@ -149,12 +149,23 @@ pub(crate) struct JsonParser<'k> {
     /// The current block is valid UTF-8 (checked once per block): string values, which start
     /// and end at ASCII quotes, then need no check of their own.
     pub(crate) block_utf8: bool,
+    /// For each member position of the top-level object, the wanted key found there on the
+    /// previous line (None: unknown key or not seen).
+    hints: Vec<Option<&'k Entry>>,
 }
+
+/// Member positions remembered for the key-order hint.
+const MAX_HINTS: usize = 64;
 
 type Fail = ();
 
-#[inline]
+/// Skip whitespace. Compact logs have none between tokens, so the first test (any byte above
+/// space is not whitespace) nearly always ends it.
+#[inline(always)]
 fn ws(b: &[u8], mut i: usize) -> usize {
+    if i < b.len() && b[i] > b' ' {
+        return i;
+    }
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
         i += 1;
     }
@@ -300,7 +311,15 @@ fn unescape(b: &[u8], start: usize, end: usize, out: &mut Vec<u8>) -> Result<(),
 
 impl<'k> JsonParser<'k> {
     pub(crate) fn new(keys: &'k JsonKeys) -> Self {
-        JsonParser { keys, slots: Default::default(), scratch: Vec::new(), keybuf: Vec::new(), found: 0, block_utf8: false }
+        JsonParser {
+            keys,
+            slots: Default::default(),
+            scratch: Vec::new(),
+            keybuf: Vec::new(),
+            found: 0,
+            block_utf8: false,
+            hints: Vec::new(),
+        }
     }
 
     /// Parse one line (no trailing newline) into a draft. The draft borrows from `line` and
@@ -313,9 +332,7 @@ impl<'k> JsonParser<'k> {
         if line.get(i) != Some(&b'{') {
             return Err(RejectReason::Unparseable("invalid JSON"));
         }
-        let end = self
-            .object(line, i + 1, &keys.root, 2, 0)
-            .map_err(|_| RejectReason::Unparseable("invalid JSON"))?;
+        let end = self.object(line, i + 1, &keys.root, 2, 0).map_err(|_| RejectReason::Unparseable("invalid JSON"))?;
         if ws(line, end) != line.len() {
             return Err(RejectReason::Unparseable("invalid JSON"));
         }
@@ -323,7 +340,7 @@ impl<'k> JsonParser<'k> {
     }
 
     /// Read the members of an object whose `{` is just before `i`; returns the index after `}`.
-    fn object(&mut self, b: &[u8], i: usize, node: &Node, prio: u8, depth: u32) -> Result<usize, Fail> {
+    fn object(&mut self, b: &[u8], i: usize, node: &'k Node, prio: u8, depth: u32) -> Result<usize, Fail> {
         if depth > MAX_DEPTH {
             return Err(());
         }
@@ -331,21 +348,45 @@ impl<'k> JsonParser<'k> {
         if b.get(i) == Some(&b'}') {
             return Ok(i + 1);
         }
+        let mut member = 0usize;
         loop {
             if b.get(i) != Some(&b'"') {
                 return Err(());
             }
-            let (kend, kesc) = scan_string(b, i + 1)?;
-            let entry = if kesc {
-                self.keybuf.clear();
-                let mut kb = std::mem::take(&mut self.keybuf);
-                unescape(b, i + 1, kend, &mut kb)?;
-                let e = node.get(&kb);
-                self.keybuf = kb;
-                e
-            } else {
-                node.get(&b[i + 1..kend])
+            // Lines of one log share their key order: try the key that sat at this position
+            // last time before scanning and looking up the key.
+            let hinted = match self.hints.get(member) {
+                Some(Some(e)) if depth == 0 => {
+                    let (s, n) = (i + 1, e.key.len());
+                    (b.get(s + n) == Some(&b'"') && eq_same_len(&b[s..s + n], &e.key)).then_some((*e, s + n))
+                }
+                _ => None,
             };
+            let (entry, kend) = match hinted {
+                Some((e, kend)) => (Some(e), kend),
+                None => {
+                    let (kend, kesc) = scan_string(b, i + 1)?;
+                    let entry = if kesc {
+                        self.keybuf.clear();
+                        let mut kb = std::mem::take(&mut self.keybuf);
+                        unescape(b, i + 1, kend, &mut kb)?;
+                        let e = node.get(&kb);
+                        self.keybuf = kb;
+                        e
+                    } else {
+                        node.get(&b[i + 1..kend])
+                    };
+                    if depth == 0 && member < MAX_HINTS {
+                        if self.hints.len() <= member {
+                            self.hints.resize(member + 1, None);
+                        }
+                        // Keys with a backslash never take the hint path (see `JsonKeys::new`).
+                        self.hints[member] = entry.filter(|e| !e.key.contains(&b'\\'));
+                    }
+                    (entry, kend)
+                }
+            };
+            member += 1;
             i = ws(b, kend + 1);
             if b.get(i) != Some(&b':') {
                 return Err(());
@@ -366,7 +407,7 @@ impl<'k> JsonParser<'k> {
 
     /// Read the value of a wanted key.
     #[inline]
-    fn wanted(&mut self, b: &[u8], i: usize, e: &Entry, prio: u8, depth: u32) -> Result<usize, Fail> {
+    fn wanted(&mut self, b: &[u8], i: usize, e: &'k Entry, prio: u8, depth: u32) -> Result<usize, Fail> {
         let c = *b.get(i).ok_or(())?;
         let (raw, next) = match c {
             b'"' => {

@@ -172,7 +172,9 @@ impl Shared<'_> {
     fn take_buf(&self, len: usize) -> Vec<u8> {
         let mut b = self.free_rx.try_recv().unwrap_or_default();
         if b.len() < len {
-            b.resize(len, 0);
+            // Slack, so a recycled buffer still fits the next block plus its carried-over
+            // partial line and is not reallocated (and page-faulted) again.
+            b.resize(len + len / 4, 0);
         }
         b
     }
@@ -309,23 +311,10 @@ fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, em
     }
 }
 
-/// Newlines in `b`. Runs on the producer for every byte, so it counts into 32 byte-wide lanes
-/// (which the compiler turns into SIMD compares) and widens every 255 rounds before a lane
-/// can overflow.
+/// Newlines in `b`. Runs on the producer for every byte; memchr's iterator count is a SIMD
+/// count (AVX2 where available), several times faster than a byte loop.
 fn count_newlines(b: &[u8]) -> u64 {
-    let mut total = 0u64;
-    for chunk in b.chunks(32 * 255) {
-        let mut lanes = [0u8; 32];
-        let mut words = chunk.chunks_exact(32);
-        for w in &mut words {
-            for (l, &c) in lanes.iter_mut().zip(w) {
-                *l += (c == b'\n') as u8;
-            }
-        }
-        total += lanes.iter().map(|&l| l as u64).sum::<u64>();
-        total += words.remainder().iter().filter(|&&c| c == b'\n').count() as u64;
-    }
-    total
+    memchr::memchr_iter(b'\n', b).count() as u64
 }
 
 /// What the producer learned about a file (the workers add the counts).
@@ -498,7 +487,12 @@ where
                 let rx = rx.clone();
                 s.spawn(move || {
                     let mut sink = make_sink();
-                    let mut w = Worker { accs: Vec::new(), json: JsonParser::new(&sh.keys), csv: CsvState::default(), rej: Vec::new() };
+                    let mut w = Worker {
+                        accs: Vec::new(),
+                        json: JsonParser::new(&sh.keys),
+                        csv: CsvState::default(),
+                        rej: Vec::new(),
+                    };
                     for work in rx {
                         if sh.stopped() {
                             if let Work::Text { data, .. } = work {

@@ -176,12 +176,16 @@ fn block_boundaries_do_not_change_results() {
         match i % 7 {
             0 => j.push('\n'),
             1 => j.push_str(&format!("{{\"ts\":{},\"model\":\"m{i}\",\"input_tokens\":-1}}\n", 1_735_689_600 + i)),
-            2 => j.push_str(&format!("{{\"ts\":{},\"model\":\"{}\",\"n\":{{\"deep\":[\"\\\"}}\"]}}}}\n", 1_735_689_600 + i, "x".repeat(i % 150))),
+            2 => j.push_str(&format!(
+                "{{\"ts\":{},\"model\":\"{}\",\"n\":{{\"deep\":[\"\\\"}}\"]}}}}\n",
+                1_735_689_600 + i,
+                "x".repeat(i % 150)
+            )),
             _ => j.push_str(&format!("{{\"ts\":{},\"model\":\"m{i}\",\"input_tokens\":{i}}}\r\n", 1_735_689_600 + i)),
         }
         match i % 5 {
             0 => c.push_str(&format!("{},\"multi\nline, \"\"quoted\"\"\",{i},s\n", 1_735_689_600 + i)),
-            1 => c.push_str("\n"),
+            1 => c.push('\n'),
             2 => c.push_str(&format!("{},m{i},{i}\r\n", 1_735_689_600 + i)),
             _ => c.push_str(&format!("{},m{i},{i},\"s,{i}\"\r\n", 1_735_689_600 + i)),
         }
@@ -200,7 +204,8 @@ fn block_boundaries_do_not_change_results() {
     assert_eq!(reasons(csv_st), [("unparseable: wrong number of CSV fields", 100)]);
     assert_eq!(csv_st.blank_lines, 100);
     let b = &base;
-    let csv_rows: Vec<usize> = (0..b.num_rows()).filter(|&i| strs(b, "source")[i].as_deref().unwrap().ends_with("b.csv")).collect();
+    let csv_rows: Vec<usize> =
+        (0..b.num_rows()).filter(|&i| strs(b, "source")[i].as_deref().unwrap().ends_with("b.csv")).collect();
     // Record 0 starts at line 2, spans two lines; then blank line 4; record 2 (wrong fields) at 5.
     let first = csv_rows[0];
     assert_eq!(ints(b, "line")[first], Some(2));
@@ -249,7 +254,7 @@ fn csv_details() {
         2025-01-01T00:00:00Z,\"m\"x,5,,,\r\n\
         2025-01-01T00:00:00Z,m,5,,,last";
     let f = put(t.path(), "c.csv", body.as_bytes());
-    let (b, st) = scan(&[f.clone()], &opts(1 << 20, 1)).unwrap();
+    let (b, st) = scan(std::slice::from_ref(&f), &opts(1 << 20, 1)).unwrap();
     let st0 = &st[0];
     assert_eq!(st0.columns_found, [Col::Ts, Col::Model, Col::Site, Col::InputTokens, Col::EnergyJ]);
     assert_eq!(st0.blank_lines, 1);
@@ -293,7 +298,8 @@ fn gz(data: &[u8]) -> Vec<u8> {
 fn compressed_inputs_hash_and_truncation() {
     use sha2::Digest;
     let t = tempfile::tempdir().unwrap();
-    let data: String = (0..3000).map(|i| format!("{{\"ts\":{},\"model\":\"m\",\"input_tokens\":{i}}}\n", 1_735_689_600 + i)).collect();
+    let data: String =
+        (0..3000).map(|i| format!("{{\"ts\":{},\"model\":\"m\",\"input_tokens\":{i}}}\n", 1_735_689_600 + i)).collect();
     let plain = put(t.path(), "p.jsonl", data.as_bytes());
     let g = gz(data.as_bytes());
     let z = zstd::encode_all(data.as_bytes(), 3).unwrap();
@@ -323,7 +329,9 @@ fn compressed_inputs_hash_and_truncation() {
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch, rows_per_group: usize) {
-    let props = ::parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows_per_group)).build();
+    let props = ::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .build();
     let file = std::fs::File::create(path).unwrap();
     let mut w = ::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
     w.write(batch).unwrap();
@@ -395,7 +403,10 @@ fn parquet_types_and_row_groups() {
 
     // Rejects: fractional tokens, NaN energy, negative, null ts; row numbers across groups.
     let batch = RecordBatch::try_from_iter([
-        ("ts", Arc::new(TimestampMicrosecondArray::from(vec![Some(T0), Some(T0), Some(T0), None, Some(T0)])) as ArrayRef),
+        (
+            "ts",
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(T0), Some(T0), Some(T0), None, Some(T0)])) as ArrayRef,
+        ),
         ("model", Arc::new(StringArray::from(vec!["m"; 5]))),
         ("input_tokens", Arc::new(Float64Array::from(vec![1.0, 2.5, 1.0, 1.0, f64::NAN]))),
         ("energy_j", Arc::new(Float64Array::from(vec![f64::NAN, 1.0, -1.0, 1.0, 1.0]))),
@@ -423,7 +434,10 @@ fn parquet_types_and_row_groups() {
 
     let bad = put(t.path(), "bad.parquet", b"PAR1 not really parquet");
     let e = scan(&[bad], &opts(1 << 20, 2)).unwrap_err();
-    assert!(matches!(&e, Error::Input { .. }) && e.to_string().contains("bad.parquet: not a readable Parquet file"), "{e}");
+    assert!(
+        matches!(&e, Error::Input { .. }) && e.to_string().contains("bad.parquet: not a readable Parquet file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -492,9 +506,29 @@ fn sink_errors_stop_the_scan() {
 
 #[test]
 fn newline_count_matches_naive() {
-    let data: Vec<u8> = (0..100_003u32).map(|i| if i.wrapping_mul(2_654_435_761) % 7 == 0 { b'\n' } else { b'a' }).collect();
+    let data: Vec<u8> =
+        (0..100_003u32).map(|i| if i.wrapping_mul(2_654_435_761) % 7 == 0 { b'\n' } else { b'a' }).collect();
     for (s, e) in [(0, data.len()), (3, 9000), (5, 5), (1, 40_000)] {
         let naive = data[s..e].iter().filter(|&&c| c == b'\n').count() as u64;
         assert_eq!(count_newlines(&data[s..e]), naive);
     }
+}
+
+/// The key-order hint must never match a key that only starts like the hinted one.
+#[test]
+fn key_order_changes_between_lines() {
+    let t = tempfile::tempdir().unwrap();
+    let body = [
+        r#"{"ts":1735689600,"model":"a","site":"s"}"#,
+        r#"{"tsx":1,"ts":1735689600,"model":"b","sitex":"no"}"#,
+        r#"{"model":"c","ts":1735689600,"t":2}"#,
+        r#"{"ts":1735689600,"model":"d","site":"s2"}"#,
+        r#"{"ts":1735689600,"model\"":"x","model":"e"}"#,
+    ]
+    .join("\n");
+    let f = put(t.path(), "k.jsonl", body.as_bytes());
+    let (b, st) = scan(&[f], &opts(1 << 20, 1)).unwrap();
+    assert_eq!(st[0].records, 5);
+    assert_eq!(strs(&b, "model"), ["a", "b", "c", "d", "e"].map(|s| Some(s.to_string())));
+    assert_eq!(strs(&b, "site"), [Some("s".into()), None, None, Some("s2".into()), None]);
 }
