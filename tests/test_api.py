@@ -15,9 +15,6 @@ import duckdb
 import polars as pl
 import pytest
 
-# The package imports the compiled extension; until `make build` has produced it, skip.
-# TODO(lead): delete this line once _core builds.
-
 import wattledger as wl
 from ledger_data import CONFIG_B, build_ledger, cell, utc
 from wattledger.config import column_rules

@@ -15,9 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-# The package imports the compiled extension; until `make build` has produced it, skip.
-# TODO(lead): delete this line once _core builds.
 from typer.testing import CliRunner
 
 from ledger_data import build_ledger, cell, utc

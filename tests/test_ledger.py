@@ -19,9 +19,6 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-# The package imports the compiled extension; until `make build` has produced it, skip.
-# TODO(lead): delete this line once _core builds.
-
 from ledger_data import CONFIG_A, CONFIG_B, cell, run_info, source, table, utc, write_log
 from wattledger.errors import (
     LedgerBusyError,

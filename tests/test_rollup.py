@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-# The package imports the compiled extension; until `make build` has produced it, skip.
-# TODO(lead): delete this line once _core builds.
 from typer.testing import CliRunner
 
 from ledger_data import cell, table, utc
