@@ -1,0 +1,195 @@
+"""Property: random canonical records written as JSON Lines, CSV and Parquet read back through
+``wl.read_logs`` to the same canonical frame (methodology section 1).
+
+The expected frame is built here from the generated Python values, independently of the
+engine: ``ts`` as UTC microseconds, empty/absent optional strings as null, ``weight`` 1.0 when
+absent. ``source`` and ``line`` are dropped before comparing (they are pinned in
+``test_readers.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import wattledger as wl
+
+UTC = dt.timezone.utc
+STRING_COLS = ("site", "zone", "hardware", "request_id", "status")
+INT_COLS = ("gpus", "input_tokens", "output_tokens")
+FLOAT_COLS = ("duration_s", "energy_j", "weight")
+OPTIONAL = (*STRING_COLS, *INT_COLS, *FLOAT_COLS)
+CANONICAL = (
+    "ts",
+    "model",
+    "site",
+    "zone",
+    "hardware",
+    "gpus",
+    "input_tokens",
+    "output_tokens",
+    "duration_s",
+    "energy_j",
+    "weight",
+    "request_id",
+    "status",
+)
+_TYPES = {
+    "ts": pl.Datetime("us", "UTC"),
+    "model": pl.String,
+    **dict.fromkeys(STRING_COLS, pl.String),
+    **dict.fromkeys(INT_COLS, pl.Int64),
+    **dict.fromkeys(FLOAT_COLS, pl.Float64),
+}
+SCHEMA = {c: _TYPES[c] for c in CANONICAL}
+ARROW_TYPES = {
+    "ts": pa.timestamp("ms", tz="UTC"),
+    "model": pa.string(),
+    **dict.fromkeys(STRING_COLS, pa.string()),
+    **dict.fromkeys(INT_COLS, pa.int64()),
+    **dict.fromkeys(FLOAT_COLS, pa.float64()),
+}
+
+# Any Unicode scalar value (no surrogates): quotes, commas, backslashes, CR/LF, tabs, NUL, emoji.
+text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",\"\\\n\r\t'; {}[]:")),
+        st.characters(exclude_categories=("Cs",)),
+    ),
+    max_size=12,
+)
+model_text = text.filter(lambda s: s != "")
+ts_strategy = st.datetimes(
+    min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 12, 31, 23, 59, 59, 999000)
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
+# Token counts up to 18 digits (the 19-digit case is its own test in test_readers.py).
+count = st.integers(min_value=0, max_value=10**18 - 1)
+nonneg_float = st.one_of(
+    st.just(0.0),
+    st.floats(min_value=0.0, max_value=1e300, allow_nan=False, allow_infinity=False),
+    st.floats(min_value=0.0, max_value=10.0, allow_nan=False),
+)
+VALUE = {
+    **dict.fromkeys(STRING_COLS, text),
+    **dict.fromkeys(INT_COLS, count),
+    **dict.fromkeys(FLOAT_COLS, nonneg_float),
+}
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[list[str], list[dict[str, object]], int]:
+    present = draw(st.lists(st.sampled_from(OPTIONAL), unique=True, max_size=len(OPTIONAL)))
+    cols = ["ts", "model", *[c for c in CANONICAL if c in present]]
+    n = draw(st.integers(min_value=1, max_value=8))
+    rows = []
+    for _ in range(n):
+        row: dict[str, object] = {"ts": draw(ts_strategy), "model": draw(model_text)}
+        for c in cols[2:]:
+            row[c] = draw(st.none() | VALUE[c])
+        rows.append(row)
+    offset_minutes = draw(st.sampled_from([0, 120, -330, 345, -720, 840]))
+    return cols, rows, offset_minutes
+
+
+def expected_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    data: dict[str, list[object]] = {c: [] for c in CANONICAL}
+    for row in rows:
+        for c in CANONICAL:
+            v = row.get(c)
+            if c in STRING_COLS and v == "":
+                v = None
+            if c == "weight" and v is None:
+                v = 1.0
+            data[c].append(v)
+    return pl.DataFrame(data, schema=SCHEMA)
+
+
+def rfc3339(ts: dt.datetime, offset_minutes: int) -> str:
+    tz = dt.timezone(dt.timedelta(minutes=offset_minutes))
+    s = ts.astimezone(tz).isoformat(timespec="milliseconds")
+    return s.replace("+00:00", "Z")
+
+
+def float_text(x: float) -> str:
+    assert math.isfinite(x)
+    return repr(x)
+
+
+def write_jsonl(path: Path, cols: list[str], rows: list[dict[str, object]], offset: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        for i, row in enumerate(rows):
+            obj: dict[str, object] = {}
+            for c in cols:
+                v = row[c]
+                if c == "ts":
+                    ms = round(v.timestamp() * 1000)  # type: ignore[union-attr]
+                    # Every 4th row as an epoch-ms JSON number where its magnitude says ms.
+                    obj[c] = ms if i % 4 == 3 and 1e11 <= ms < 1e14 else rfc3339(v, offset)  # type: ignore[arg-type]
+                elif v is None and i % 2:
+                    continue  # a missing key and null are the same
+                else:
+                    obj[c] = v
+            f.write(json.dumps(obj, ensure_ascii=bool(i % 3 == 0)) + "\n")
+
+
+def write_csv(path: Path, cols: list[str], rows: list[dict[str, object]], offset: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)  # RFC 4180: CRLF, fields with CR, LF, quote or comma quoted
+        w.writerow(cols)
+        for row in rows:
+            out = []
+            for c in cols:
+                v = row[c]
+                if c == "ts":
+                    out.append(rfc3339(v, offset))  # type: ignore[arg-type]
+                elif v is None:
+                    out.append("")
+                elif isinstance(v, float):
+                    out.append(float_text(v))
+                else:
+                    out.append(str(v))
+            w.writerow(out)
+
+
+def write_parquet(path: Path, cols: list[str], rows: list[dict[str, object]]) -> None:
+    table = pa.table({c: pa.array([r[c] for r in rows], type=ARROW_TYPES[c]) for c in cols})
+    pq.write_table(table, path)
+
+
+def read_canonical(path: Path) -> pl.DataFrame:
+    frame = wl.read_logs(path, rejects=path.with_suffix(".rejects"))
+    rejects = path.with_suffix(".rejects").read_text(encoding="utf-8")
+    assert rejects == "", rejects
+    assert frame["line"].is_sorted()
+    return frame.drop("source", "line")
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batch=batches())
+def test_random_canonical_records_read_back_the_same_from_jsonl_csv_parquet(
+    tmp_path: Path, batch: tuple[list[str], list[dict[str, object]], int]
+) -> None:
+    cols, rows, offset = batch
+    expected = expected_frame(rows)
+    jsonl, csv_path, parquet = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "r.parquet"
+    write_jsonl(jsonl, cols, rows, offset)
+    write_csv(csv_path, cols, rows, offset)
+    write_parquet(parquet, cols, rows)
+    for path in (jsonl, csv_path, parquet):
+        got = read_canonical(path)
+        assert got.columns == list(CANONICAL), path.name
+        assert_frame_equal(got, expected, check_exact=True, check_dtypes=True)
