@@ -146,9 +146,6 @@ pub(crate) struct JsonParser<'k> {
     keybuf: Vec<u8>,
     /// Canonical columns whose key appeared (bit per `Col`), for `FileStats::columns_found`.
     pub(crate) found: u16,
-    /// The current block is valid UTF-8 (checked once per block): string values, which start
-    /// and end at ASCII quotes, then need no check of their own.
-    pub(crate) block_utf8: bool,
     /// For each member position of the top-level object, the wanted key found there on the
     /// previous line (None: unknown key or not seen).
     hints: Vec<Option<&'k Entry>>,
@@ -176,17 +173,26 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 #[inline]
 fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fail> {
     let mut esc = false;
-    // Keys and most values are short: a plain loop beats setting up a SIMD search.
-    let short_end = b.len().min(i + 24);
-    while i < short_end {
-        match b[i] {
-            b'"' => return Ok((i, esc)),
-            b'\\' => {
-                esc = true;
-                i += 2;
-            }
-            _ => i += 1,
+    // Keys and most values are short: test 8 bytes at a time for `"` or `\` (SWAR) before
+    // paying for a SIMD search set-up. The lowest flagged byte is always a true match.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let limit = b.len().min(i + 64);
+    while i + 8 <= limit {
+        let w = word8(b, i);
+        let q = w ^ (LO * b'"' as u64);
+        let s = w ^ (LO * b'\\' as u64);
+        let m = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if m == 0 {
+            i += 8;
+            continue;
         }
+        let j = i + (m.trailing_zeros() / 8) as usize;
+        if b[j] == b'"' {
+            return Ok((j, esc));
+        }
+        esc = true;
+        i = j + 2;
     }
     loop {
         match memchr::memchr2(b'"', b'\\', b.get(i..).ok_or(())?) {
@@ -317,7 +323,6 @@ impl<'k> JsonParser<'k> {
             scratch: Vec::new(),
             keybuf: Vec::new(),
             found: 0,
-            block_utf8: false,
             hints: Vec::new(),
         }
     }
@@ -448,9 +453,9 @@ impl<'k> JsonParser<'k> {
             let raw = self.slots[col as usize].raw;
             let (text, number, utf8) = match raw {
                 Raw::Absent => continue,
-                Raw::Str(s, e) => (&line[s as usize..e as usize], false, self.block_utf8),
+                Raw::Str(s, e) => (&line[s as usize..e as usize], false, false),
                 Raw::Esc(s, e) => (&self.scratch[s as usize..e as usize], false, false),
-                Raw::Num(s, e) => (&line[s as usize..e as usize], true, self.block_utf8),
+                Raw::Num(s, e) => (&line[s as usize..e as usize], true, false),
                 Raw::Bool | Raw::Composite => return Err(RejectReason::BadValue(col)),
             };
             set_text(&mut d, col, text, number, utf8, self.keys.scales[col as usize])?;
@@ -481,9 +486,8 @@ pub(crate) fn set_text<'a>(
         Col::EnergyJ => d.energy_j = float_from_text(text, scale).map_err(bad)?,
         Col::Weight => d.weight = float_from_text(text, scale).map_err(bad)?,
         Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {
-            let s = if utf8 {
-                // SAFETY: the caller checked that `text` is valid UTF-8 (a slice between ASCII
-                // quotes of a block that validated as a whole).
+            let s = if utf8 || text.is_ascii() {
+                // SAFETY: ASCII is valid UTF-8, and the caller vouches for `utf8` (Arrow strings).
                 unsafe { std::str::from_utf8_unchecked(text) }
             } else {
                 std::str::from_utf8(text).map_err(|_| RejectReason::BadValue(col))?

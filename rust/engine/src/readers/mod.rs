@@ -244,7 +244,6 @@ impl<'k> Worker<'k> {
         match work {
             Work::Text { kind: TextKind::Jsonl, first_line, data, start, end, .. } => {
                 self.json.found = 0;
-                self.json.block_utf8 = std::str::from_utf8(&data[start..end]).is_ok();
                 jsonl_block(&mut self.json, &data[start..end], first_line, &mut emit);
                 emit.acc.found |= self.json.found;
                 let _ = sh.free_tx.send(data);
