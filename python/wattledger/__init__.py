@@ -16,6 +16,7 @@ Typical use::
 from __future__ import annotations
 
 import os
+import warnings
 
 import duckdb
 import polars as pl
@@ -76,15 +77,46 @@ __all__ = [
 ]
 
 
-def connect(ledger: str | os.PathLike[str], read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(
+    ledger: str | os.PathLike[str],
+    read_only: bool = True,
+    *,
+    config: str | os.PathLike[str] | _core.Config | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to the ledger, with its views (``energy_hourly``, ``energy_daily``,
-    ``energy_by_model_month``, ``energy_by_model_year``, ``runs``, ``sources``).
+    ``energy_by_model_month``, ``energy_by_model_year``, ``runs``, ``sources``) and the what-if
+    functions of :mod:`wattledger.udf` (``wl_energy_wh`` and friends).
+
+    The functions compute with ``config`` when given, else with the config of the ledger's
+    latest run (so a what-if query matches what ingest would do today), else the built-in pack.
 
     Read-only by default so exploration can never alter the ledger. While any connection is
     open, DuckDB's file lock keeps an ingest from writing (it fails with LedgerBusyError):
     close it when done.
     """
-    return connect_ledger(ledger, read_only=read_only)
+    from wattledger import udf
+
+    con = connect_ledger(ledger, read_only=read_only)
+    try:
+        if config is not None:
+            active = load_config(config)
+        else:
+            try:
+                active = udf.latest_run_config(con)
+            except ConfigError as exc:
+                # Plain SQL over the views must keep working even if this version cannot parse
+                # an old run's config; only the what-if functions need it.
+                warnings.warn(
+                    f"wl_* functions not registered: the latest run's config does not load ({exc}); "
+                    "pass config=PATH",
+                    stacklevel=2,
+                )
+                return con
+        udf.register(con, active if active is not None else load_config(None))
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def scan_ledger(ledger: str | os.PathLike[str]) -> pl.LazyFrame:

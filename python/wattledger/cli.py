@@ -378,13 +378,20 @@ def sql(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only).")],
     query: Annotated[str | None, typer.Argument(help="SQL; omit for an interactive prompt.")] = None,
     fmt: Annotated[SqlFormat, typer.Option("--format", help="Output format.")] = SqlFormat.table,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Methodology pack for the wl_* functions; default: the latest run's."),
+    ] = None,
 ) -> None:
     """Query the ledger read-only: views energy_hourly, energy_daily, energy_by_model_month,
-    energy_by_model_year, runs, sources."""
-    from wattledger.ledger import connect_ledger
+    energy_by_model_year, runs, sources; what-if functions wl_energy_wh(model, hardware,
+    input_tokens, output_tokens, duration_s, energy_j), wl_energy_method(...) and the
+    site-aware wl_energy_wh_at/wl_energy_method_at(model, hardware, site, gpus, ...) over raw
+    logs (read_json, read_parquet, read_csv)."""
+    from wattledger import connect
 
     with _user_errors():
-        con = connect_ledger(ledger)
+        con = connect(ledger, config=config)
     try:
         if query is not None:
             try:
@@ -439,6 +446,34 @@ def _repl_statement(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) ->
         sys.stdout.flush()
     except duckdb.Error as exc:
         _note(f"error: {str(exc).strip().splitlines()[0]}")
+
+
+# --------------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only).")],
+    parquet: Annotated[
+        Path, typer.Option(help="Directory to write year=YYYY/month=M/*.parquet into (atomically).")
+    ],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a non-empty directory (swapped in atomically).")
+    ] = False,
+) -> None:
+    """Export the hourly aggregates (the energy_hourly view, nothing else) as hive-partitioned
+    Parquet by UTC year and month, for data-lake readers."""
+    from wattledger.export import export_parquet
+
+    with _user_errors():
+        result = export_parquet(ledger, parquet, overwrite=overwrite)
+    verb = "replaced" if result.replaced else "wrote"
+    _note(
+        f"{verb} {result.directory}: {result.rows:,} hourly rows in {result.files} Parquet files, "
+        f"{len(result.partitions)} year/month partitions"
+    )
 
 
 # --------------------------------------------------------------------------------------------

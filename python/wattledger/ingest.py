@@ -34,6 +34,7 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.progress import run_with_progress, should_show
+from wattledger.testhooks import pause_at
 
 PathLike = str | os.PathLike[str]
 
@@ -56,6 +57,8 @@ class IngestSummary:
     records: int
     rejected: int
     rejects_by_reason: dict[str, int]
+    #: Records dropped as repeats of a request_id within the run; None when ``dedupe`` was off.
+    duplicates: int | None
     requests_by_method: dict[str, float]
     energy_kwh_by_method: dict[str, float | None]
     requests: float
@@ -135,6 +138,11 @@ def ingest(
     Files already counted with the same content and config are skipped; a path whose content
     or config changed is refused unless ``replace``. On any error or Ctrl-C the ledger is left
     exactly as it was.
+
+    ``dedupe`` counts a repeated ``request_id`` once within this run (across all its files);
+    the engine keeps a hash set of the ids seen, so memory grows with the number of distinct
+    ids (roughly 16 bytes each plus the set's overhead). Repeats across runs are not looked for:
+    a file already counted is skipped whole instead.
     """
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle)
@@ -150,10 +158,12 @@ def ingest(
     )
     identity = config_identity(cfg)
     with LedgerWriter(ledger) as writer:
+        _remove_stale_spill_dirs(ledger)
         to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, replace=replace)
         by_abs = {stamps[p].path: p for p in paths}
         read_paths = [by_abs[s.path] for s in to_read]
         spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
+        pause_at("before_read")
         try:
             result: Any = None
             if read_paths:
@@ -178,6 +188,7 @@ def ingest(
 
                 result = run_with_progress(work, job, show=should_show(progress))
             sources = [_source_read(f, stamps) for f in result.files] if result is not None else []
+            pause_at("before_write")
             commit = writer.commit_run(
                 run,
                 identity,
@@ -186,10 +197,23 @@ def ingest(
                 spill_files=list(result.spill_files) if result is not None else [],
                 skipped=skipped,
                 replace=replace,
+                duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
             )
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
     return _summarise(commit, identity, os.fspath(ledger))
+
+
+def _remove_stale_spill_dirs(ledger: PathLike) -> None:
+    """Delete spill directories left by runs that were killed (kill -9 skips ``finally``).
+
+    Safe only while holding the ledger's write lock: then no other run of this ledger is alive,
+    so every ``<ledger>.spill-*`` directory belongs to a dead one and holds nothing committed.
+    """
+    base = Path(ledger)
+    for stale in base.parent.glob(f"{base.name}.spill-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _source_read(stats: dict[str, Any], stamps: dict[str, FileStamp]) -> SourceRead:
@@ -233,6 +257,7 @@ def _summarise(commit: CommitResult, config: ConfigIdentity, ledger: str) -> Ing
         records=sum(s.records for s in commit.ingested),
         rejected=sum(s.rejected for s in commit.ingested),
         rejects_by_reason=dict(sorted(rejects.items())),
+        duplicates=commit.duplicates,
         requests_by_method={m.method: m.requests or 0.0 for m in t},
         energy_kwh_by_method={m.method: m.energy_kwh for m in t},
         requests=sum(m.requests or 0.0 for m in t),

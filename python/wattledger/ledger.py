@@ -42,6 +42,7 @@ from wattledger.schema import (
     TABLES_DDL,
     VIEWS_DDL,
 )
+from wattledger.testhooks import pause_at
 
 PathLike = str | os.PathLike[str]
 
@@ -135,6 +136,7 @@ class CommitResult:
     skipped: tuple[SkippedFile, ...]
     replaced: tuple[str, ...]
     totals: tuple[RunTotals, ...]
+    duplicates: int | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -338,12 +340,15 @@ class LedgerWriter:
         spill_files: Sequence[str] = (),
         skipped: Sequence[SkippedFile] = (),
         replace: bool = False,
+        duplicates: int | None = None,
     ) -> CommitResult:
         """Write one run in one transaction: config, run row, the files read, their hourly rows.
 
         ``aggregates`` and ``spill_files`` hold rows of the engine's aggregate schema, tagged by
         ``source``; rows of a file that turns out to be already counted are left out. On any
-        exception nothing is written.
+        exception nothing is written. ``duplicates`` is the engine's count of repeated
+        request_ids dropped in this run when de-duplication was on, None when it was off: the
+        run row keeps the difference so "no duplicates" and "never checked" are not confused.
         """
         if aggregates is not None:
             _check_aggregate_schema(aggregates.schema.names, "aggregate table")
@@ -369,7 +374,10 @@ class LedgerWriter:
             self._insert_hourly(run.run_id, config.sha256, source_ids, aggregates, spill_files)
             status = "ingested" if kept else "nothing new"
             self._con.execute(
-                "INSERT INTO wl_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                """INSERT INTO wl_runs (run_id, started_at, finished_at, command, wattledger_version,
+                       config_sha256, records, rejected, dedupe, duplicates, files_read,
+                       files_skipped, files_replaced, status)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     run.run_id,
                     run.started_at,
@@ -379,6 +387,8 @@ class LedgerWriter:
                     config.sha256,
                     sum(s.records for s in kept),
                     sum(s.rejected for s in kept),
+                    duplicates is not None,
+                    duplicates,
                     len(kept),
                     len(all_skipped),
                     len(replaced_paths),
@@ -386,7 +396,11 @@ class LedgerWriter:
                 ],
             )
             totals = self._run_totals(run.run_id)
-        return CommitResult(run.run_id, tuple(kept), tuple(all_skipped), tuple(replaced_paths), totals)
+            pause_at("before_commit")
+        pause_at("after_commit")
+        return CommitResult(
+            run.run_id, tuple(kept), tuple(all_skipped), tuple(replaced_paths), totals, duplicates
+        )
 
     def _classify(
         self, sources: Sequence[SourceRead], config_sha256: str, *, replace: bool

@@ -113,6 +113,8 @@ TABLES_DDL: tuple[str, ...] = (
     config_sha256 VARCHAR NOT NULL,
     records BIGINT NOT NULL,
     rejected BIGINT NOT NULL,
+    dedupe BOOLEAN NOT NULL,
+    duplicates BIGINT,
     files_read INTEGER NOT NULL,
     files_skipped INTEGER NOT NULL,
     files_replaced INTEGER NOT NULL,

@@ -39,6 +39,8 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
     if s.rejected:
         rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
     lines.append(f"records:    {s.records:,} read, {rejected}")
+    if s.duplicates is not None:
+        lines.append(f"duplicates dropped: {s.duplicates:,} (repeated request_id within this run, --dedupe)")
     if s.files_read == 0:
         lines.append("nothing new: every file was already in the ledger; totals unchanged")
         return "\n".join(lines)

@@ -122,6 +122,11 @@ pub(crate) fn int_from_text(t: &[u8], scale: f64) -> Result<Option<i64>, Bad> {
     if let Some(v) = fast_int(t) {
         return int_scaled(v, scale).map(Some);
     }
+    // 19-digit integers are exact in i64 but not in f64: parse them as integers, so a value
+    // is either kept exactly or rejected, never silently rounded.
+    if let Some(v) = std::str::from_utf8(t).ok().and_then(|s| s.parse::<i64>().ok()) {
+        return int_scaled(v, scale).map(Some);
+    }
     let v = parse_f64(t).ok_or(Bad::Value)?;
     int_from_f64(v, scale).map(Some)
 }
