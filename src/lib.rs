@@ -26,7 +26,12 @@ use wattledger_engine::udf::{self, EnergyInputs};
 use wattledger_engine::Error;
 
 create_exception!(_core, WattledgerError, PyException, "Base class of every error the engine raises.");
-create_exception!(_core, InputError, WattledgerError, "A log file is missing, unreadable, corrupt or of unknown format.");
+create_exception!(
+    _core,
+    InputError,
+    WattledgerError,
+    "A log file is missing, unreadable, corrupt or of unknown format."
+);
 create_exception!(_core, ConfigError, WattledgerError, "The methodology pack (TOML) is invalid.");
 create_exception!(_core, GridError, WattledgerError, "A grid intensity file is invalid.");
 create_exception!(_core, UsageError, WattledgerError, "A bad argument: column mapping, preset, option.");
@@ -220,6 +225,12 @@ impl EstimateResult {
     fn aggregates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         table(py, self.aggregates.clone())
     }
+
+    /// Write the in-memory aggregates to a Parquet file (same schema as the spill files), so a
+    /// caller can load everything from files without importing pyarrow.
+    fn write_aggregates(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| wattledger_engine::aggregate::write_parquet(&self.aggregates, &path)).map_err(to_py)
+    }
 }
 
 fn table(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAny>> {
@@ -289,7 +300,10 @@ fn scan_options(columns: ColumnMap, threads: usize, hash: bool) -> ScanOptions {
 }
 
 /// Runs `f` with an optional rejects writer, committing the rejects file only on success.
-fn with_rejects<T>(rejects: Option<PathBuf>, f: impl FnOnce(Option<&RejectsWriter>) -> Result<T, Error>) -> Result<T, Error> {
+fn with_rejects<T>(
+    rejects: Option<PathBuf>,
+    f: impl FnOnce(Option<&RejectsWriter>) -> Result<T, Error>,
+) -> Result<T, Error> {
     match rejects {
         None => f(None),
         Some(path) => {
@@ -448,11 +462,9 @@ fn estimate_arrow(
     let reader = data.into_reader()?;
     let ctl = control(job);
     let opts = estimate_options(scan_options(map, threads, false), memory_budget_cells, spill_dir, dedupe);
-    py.detach(|| {
-        with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj))
-    })
-    .map(result)
-    .map_err(to_py)
+    py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj)))
+        .map(result)
+        .map_err(to_py)
 }
 
 #[pyfunction]

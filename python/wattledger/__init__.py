@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-
-import duckdb
-import polars as pl
+from typing import TYPE_CHECKING
 
 from wattledger import _core
 from wattledger.config import load_config, load_grid
@@ -43,6 +41,10 @@ from wattledger.ingest import IngestSummary, ingest
 from wattledger.ledger import connect_ledger
 from wattledger.report import configs_in_period, report
 from wattledger.rollup import Rollup, rollup
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
 
 __version__: str = _core.__version__
 

@@ -92,6 +92,8 @@ class EstimateResult:
         """Records skipped as repeats of a request_id already seen in the run (dedupe)."""
     def aggregates(self) -> ArrowStreamExportable:
         """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
+    def write_aggregates(self, path: str) -> None:
+        """Write ``aggregates()`` to a Parquet file (the spill files' schema)."""
 
 def expand_inputs(inputs: Sequence[str]) -> list[dict[str, Any]]:
     """Files, directories (recursive) and globs -> [{path, format, compression, size_bytes}]."""

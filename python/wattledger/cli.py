@@ -13,13 +13,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import duckdb
-import polars as pl
 import typer
 
 from wattledger import formatting
+
+if TYPE_CHECKING:  # imported where used: the nightly ingest path never needs polars
+    import polars as pl
 from wattledger.errors import (
     CancelledError,
     LedgerBusyError,
@@ -301,6 +303,8 @@ def validate(
     config: Annotated[Path | None, typer.Option(help="Methodology pack (its [columns] apply).")] = None,
 ) -> None:
     """Read LOG files without estimating: records, rejects by reason, columns found per file."""
+    import polars as pl
+
     from wattledger.estimate import validate as run_validate
 
     with _user_errors():
@@ -344,6 +348,8 @@ def grid_summary(
     lifecycle: Annotated[bool, typer.Option(help="Use life-cycle instead of direct factors.")] = False,
 ) -> None:
     """Zones, hour coverage and gaps of grid intensity files."""
+    import polars as pl
+
     from wattledger.config import load_grid
 
     with _user_errors():

@@ -10,15 +10,20 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
-import polars as pl
 
 from wattledger import _core
+from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, column_rules, load_config, load_grid
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = deferred("polars")
 
 PathLike = str | os.PathLike[str]
 

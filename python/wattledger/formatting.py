@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # polars stays unimported on paths that only print text (ingest)
+    import polars as pl
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
 

@@ -18,11 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from wattledger import _core
 from wattledger.config import ColumnRules, column_rules, load_config, load_grid
-from wattledger.errors import InputError
+from wattledger.errors import InputError, OutputError
 from wattledger.ledger import (
     CommitResult,
     ConfigIdentity,
@@ -186,15 +184,28 @@ def ingest(
                         job=job,
                     )
 
-                result = run_with_progress(work, job, show=should_show(progress))
+                try:
+                    result = run_with_progress(work, job, show=should_show(progress))
+                except OutputError as exc:
+                    raise _work_files_error(ledger, exc) from exc
             sources = [_source_read(f, stamps) for f in result.files] if result is not None else []
+            spill_files: list[str] = []
+            if result is not None:
+                # The rows still in memory join the spilled ones as one more Parquet file, so
+                # DuckDB loads them all the same way (and pyarrow is never imported here).
+                final = spill_dir / "final.parquet"
+                try:
+                    result.write_aggregates(os.fspath(final))
+                except OutputError as exc:
+                    raise _work_files_error(ledger, exc) from exc
+                spill_files = [*result.spill_files, os.fspath(final)]
             pause_at("before_write")
             commit = writer.commit_run(
                 run,
                 identity,
                 sources,
-                pa.table(result.aggregates()) if result is not None else None,
-                spill_files=list(result.spill_files) if result is not None else [],
+                None,
+                spill_files=spill_files,
                 skipped=skipped,
                 replace=replace,
                 duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
@@ -202,6 +213,15 @@ def ingest(
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
     return _summarise(commit, identity, os.fspath(ledger))
+
+
+def _work_files_error(ledger: PathLike, exc: Exception) -> OutputError:
+    """The run's aggregate files live next to the ledger; failing to write them (disk full,
+    permissions) stops the run before the ledger is touched: say so in one line."""
+    return OutputError(
+        f"ledger {os.fspath(ledger)}: cannot write the run's work files beside it ({exc}); "
+        "the ledger is unchanged. Check free disk space and permissions"
+    )
 
 
 def _remove_stale_spill_dirs(ledger: PathLike) -> None:

@@ -22,10 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from wattledger.errors import (
     LedgerBusyError,
@@ -450,30 +452,27 @@ class LedgerWriter:
     ) -> None:
         if not kept:
             return
-        table = pa.table(
-            {
-                "source_id": [source_ids[s.engine_path] for s in kept],
-                "path": [s.stamp.path for s in kept],
-                "size_bytes": pa.array([s.stamp.size_bytes for s in kept], pa.int64()),
-                "mtime": pa.array([s.stamp.mtime for s in kept], pa.timestamp("us", tz="UTC")),
-                "sha256": [s.sha256 for s in kept],
-                "records": pa.array([s.records for s in kept], pa.int64()),
-                "rejected": pa.array([s.rejected for s in kept], pa.int64()),
-                "rejects": [json.dumps(dict(sorted(s.rejects.items())), separators=(",", ":")) for s in kept],
-                "columns_found": pa.array([list(s.columns_found) for s in kept], pa.list_(pa.string())),
-            }
+        # A few rows per run: plain parameters keep pyarrow off the nightly path's imports.
+        self._con.executemany(
+            """INSERT INTO wl_sources
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL)""",
+            [
+                [
+                    source_ids[s.engine_path],
+                    run_id,
+                    s.stamp.path,
+                    s.stamp.size_bytes,
+                    s.stamp.mtime,
+                    s.sha256,
+                    config_sha256,
+                    s.records,
+                    s.rejected,
+                    json.dumps(dict(sorted(s.rejects.items())), separators=(",", ":")),
+                    list(s.columns_found),
+                ]
+                for s in kept
+            ],
         )
-        self._con.register("_wl_new_sources", table)
-        try:
-            self._con.execute(
-                """INSERT INTO wl_sources
-                   SELECT source_id, ?, path, size_bytes, mtime, sha256, ?, records, rejected,
-                          CAST(rejects AS JSON), columns_found, NULL, NULL
-                   FROM _wl_new_sources""",
-                [run_id, config_sha256],
-            )
-        finally:
-            self._con.unregister("_wl_new_sources")
 
     def _insert_hourly(
         self,
@@ -485,10 +484,12 @@ class LedgerWriter:
     ) -> None:
         if not source_ids:
             return
-        mapping = pa.table({"source": list(source_ids), "source_id": list(source_ids.values())})
         columns = ", ".join(("run_id", "source_id", "config_sha256", *KEY_COLUMNS, *MEASURE_COLUMNS))
         picked = ", ".join(f"a.{c}" for c in (*KEY_COLUMNS, *MEASURE_COLUMNS))
-        self._con.register("_wl_source_map", mapping)
+        self._con.execute("CREATE OR REPLACE TEMP TABLE _wl_source_map (source VARCHAR, source_id VARCHAR)")
+        self._con.executemany(
+            "INSERT INTO _wl_source_map VALUES (?, ?)", [list(kv) for kv in source_ids.items()]
+        )
         try:
             inputs: list[tuple[str, list[Any]]] = []
             if aggregates is not None and aggregates.num_rows:
@@ -509,7 +510,7 @@ class LedgerWriter:
                     [run_id, config_sha256, *params],
                 )
         finally:
-            self._con.unregister("_wl_source_map")
+            self._con.execute("DROP TABLE IF EXISTS _wl_source_map")
             if aggregates is not None and aggregates.num_rows:
                 self._con.unregister("_wl_aggregates")
 

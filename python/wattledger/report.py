@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 import warnings
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
-import polars as pl
 
+from wattledger._deferred import deferred
 from wattledger.errors import MixedConfigWarning, UsageError
 from wattledger.ledger import connect_ledger
 from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, report_sums_sql
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = deferred("polars")
 
 PathLike = str | os.PathLike[str]
 ReportBy = Literal["model", "month", "site", "zone", "method"]

@@ -8,10 +8,13 @@ is on a line of its own with a fixed label.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from wattledger.demo import DemoResult
 from wattledger.formatting import human, to_table
-from wattledger.ingest import IngestSummary
+
+if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
+    from wattledger.demo import DemoResult
+    from wattledger.ingest import IngestSummary
 
 _METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none")
 

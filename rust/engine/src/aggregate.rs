@@ -289,6 +289,18 @@ pub fn aggregate_schema() -> SchemaRef {
         .clone()
 }
 
+/// Write aggregate rows to one Parquet file (zstd). Used for spills, and by the ingest path
+/// for the final rows so the ledger loads everything with one `read_parquet`.
+pub fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<()> {
+    let out_err = |e: &dyn std::fmt::Display| Error::Output { path: path.to_path_buf(), msg: e.to_string() };
+    let file = std::fs::File::create(path).map_err(|e| out_err(&e))?;
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(&e))?;
+    w.write(batch).map_err(|e| out_err(&e))?;
+    w.close().map_err(|e| out_err(&e))?;
+    Ok(())
+}
+
 /// Writes aggregate batches to Parquet files when the in-memory aggregate is over budget.
 /// Thread-safe: each call writes its own file.
 #[derive(Debug)]
@@ -307,12 +319,7 @@ impl Spiller {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output { path: self.dir.clone(), msg: e.to_string() })?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("spill-{n:06}.parquet"));
-        let out_err = |e: &dyn std::fmt::Display| Error::Output { path: path.clone(), msg: e.to_string() };
-        let file = std::fs::File::create(&path).map_err(|e| out_err(&e))?;
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(&e))?;
-        w.write(&batch).map_err(|e| out_err(&e))?;
-        w.close().map_err(|e| out_err(&e))?;
+        write_parquet(&batch, &path)?;
         self.paths.lock().unwrap_or_else(|p| p.into_inner()).push(path);
         Ok(())
     }

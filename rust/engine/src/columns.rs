@@ -64,10 +64,7 @@ impl Col {
 
     /// Numeric columns may carry a unit scale in a mapping (`duration_s=latency_ms/1000`).
     pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            Col::Gpus | Col::InputTokens | Col::OutputTokens | Col::DurationS | Col::EnergyJ | Col::Weight
-        )
+        matches!(self, Col::Gpus | Col::InputTokens | Col::OutputTokens | Col::DurationS | Col::EnergyJ | Col::Weight)
     }
 }
 
@@ -81,6 +78,9 @@ pub struct ColumnSource {
     /// Multiply the value by this on read (unit conversion, e.g. ms -> s is 0.001). 1 for
     /// plain renames. Only allowed on numeric columns.
     pub scale: f64,
+    /// False for a column the caller does not need (see [`ColumnMap::skip`]): readers neither
+    /// parse it nor, for Parquet, decode it.
+    pub read: bool,
 }
 
 /// For each canonical column, the source field to read it from. Unmapped columns are read
@@ -92,9 +92,7 @@ pub struct ColumnMap {
 
 impl Default for ColumnMap {
     fn default() -> Self {
-        ColumnMap {
-            sources: Col::ALL.map(|c| ColumnSource { name: c.name().to_string(), scale: 1.0 }),
-        }
+        ColumnMap { sources: Col::ALL.map(|c| ColumnSource { name: c.name().to_string(), scale: 1.0, read: true }) }
     }
 }
 
@@ -109,10 +107,7 @@ pub const PRESETS: &[(&str, &[&str])] = &[
             "duration_s=request_duration_ms/1000",
         ],
     ),
-    (
-        "vllm",
-        &["input_tokens=num_prompt_tokens", "output_tokens=num_generation_tokens", "duration_s=e2e_latency"],
-    ),
+    ("vllm", &["input_tokens=num_prompt_tokens", "output_tokens=num_generation_tokens", "duration_s=e2e_latency"]),
     (
         "otel",
         &[
@@ -123,10 +118,7 @@ pub const PRESETS: &[(&str, &[&str])] = &[
             "ts=end_time",
         ],
     ),
-    (
-        "openai",
-        &["input_tokens=usage.prompt_tokens", "output_tokens=usage.completion_tokens", "ts=created"],
-    ),
+    ("openai", &["input_tokens=usage.prompt_tokens", "output_tokens=usage.completion_tokens", "ts=created"]),
 ];
 
 impl ColumnMap {
@@ -134,8 +126,22 @@ impl ColumnMap {
         &self.sources[col as usize]
     }
 
+    /// The columns to read, with their sources (skipped columns left out).
     pub fn sources(&self) -> impl Iterator<Item = (Col, &ColumnSource)> {
+        self.all_sources().filter(|(_, s)| s.read)
+    }
+
+    /// Every canonical column with its source, skipped ones included (to report which
+    /// columns a file has).
+    pub fn all_sources(&self) -> impl Iterator<Item = (Col, &ColumnSource)> {
         Col::ALL.iter().map(move |&c| (c, &self.sources[c as usize]))
+    }
+
+    /// Do not read `col` at all. The estimate path skips `status` (not part of any aggregate)
+    /// and `request_id` unless de-duplicating: in Parquet they are the costliest columns to
+    /// decode (one distinct string per request) and the kernel never looks at them.
+    pub fn skip(&mut self, col: Col) {
+        self.sources[col as usize].read = false;
     }
 
     /// Apply one `canonical=source` (or `canonical=source/N`, `canonical=source*F`) rule.
@@ -164,7 +170,8 @@ impl ColumnMap {
                 "column mapping '{canonical}={source}': a scale only applies to numeric columns"
             )));
         }
-        self.sources[col as usize] = ColumnSource { name, scale };
+        let read = self.sources[col as usize].read;
+        self.sources[col as usize] = ColumnSource { name, scale, read };
         Ok(())
     }
 
@@ -214,6 +221,9 @@ mod tests {
         assert_eq!(m.source(Col::InputTokens).name, "prompt_tokens");
         assert_eq!(m.source(Col::DurationS).scale, 0.001);
         assert_eq!(m.source(Col::Model).name, "model");
+        m.skip(Col::Status);
+        assert!(m.sources().all(|(c, _)| c != Col::Status));
+        assert_eq!(m.all_sources().count(), Col::COUNT);
     }
 
     #[test]

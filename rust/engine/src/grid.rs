@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn from_paths_merges_files() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testutil::tempdir().unwrap();
         let a = dir.path().join("a.csv");
         let b = dir.path().join("b.csv");
         std::fs::write(&a, "zone,datetime,g_per_kwh\nDE,2024-03-01T00:00:00Z,100\n").unwrap();

@@ -1085,7 +1085,7 @@ zone = "FR"
         feed(&mut whole, &recs, 0);
         let whole = whole.finish().unwrap();
 
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testutil::tempdir().unwrap();
         let spiller = Spiller::new(dir.path().join("spill"));
         let mut s = AggregateSink::new(&m, sources(), Some(&spiller), 10);
         feed(&mut s, &recs, 0);

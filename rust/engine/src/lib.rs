@@ -19,4 +19,7 @@ pub mod source;
 pub mod time;
 pub mod udf;
 
+#[cfg(test)]
+mod testutil;
+
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ use arrow_schema::ArrowError;
 use rustc_hash::FxHashSet;
 
 use crate::aggregate::Spiller;
+use crate::columns::Col;
 use crate::error::Result;
 use crate::kernel::{AggregateSink, Methodology};
 use crate::readers::{scan_batches, scan_files, FileStats, ScanControl, ScanOptions, ScanOutput};
@@ -49,7 +50,7 @@ pub fn estimate_files(
 ) -> Result<EstimateOutput> {
     let names = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
     let run = Run::new(opts, names);
-    let out = scan_files(files, &opts.scan, ctl, rejects, || run.sink(methodology))?;
+    let out = scan_files(files, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
     run.finish(out)
 }
 
@@ -66,8 +67,19 @@ where
     I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
 {
     let run = Run::new(opts, vec![source_name.to_string()]);
-    let out = scan_batches(batches, source_name, &opts.scan, ctl, rejects, || run.sink(methodology))?;
+    let out = scan_batches(batches, source_name, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
     run.finish(out)
+}
+
+/// The scan options with the columns the kernel never uses switched off: `status` always,
+/// `request_id` unless de-duplicating.
+fn kernel_scan(opts: &EstimateOptions) -> ScanOptions {
+    let mut scan = opts.scan.clone();
+    scan.columns.skip(Col::Status);
+    if !opts.dedupe {
+        scan.columns.skip(Col::RequestId);
+    }
+    scan
 }
 
 /// What the sinks of one run share: source names, the spiller, the dedupe set, and each

@@ -55,7 +55,9 @@ impl<'a> Draft<'a> {
     pub fn finish(self) -> Result<Record<'a>, RejectReason> {
         let ts_us = self.ts_us.ok_or(RejectReason::Missing(Col::Ts))?;
         let model = non_empty(self.model).ok_or(RejectReason::Missing(Col::Model))?;
-        for (col, v) in [(Col::Gpus, self.gpus), (Col::InputTokens, self.input_tokens), (Col::OutputTokens, self.output_tokens)] {
+        for (col, v) in
+            [(Col::Gpus, self.gpus), (Col::InputTokens, self.input_tokens), (Col::OutputTokens, self.output_tokens)]
+        {
             if matches!(v, Some(n) if n < 0) {
                 return Err(RejectReason::Negative(col));
             }
@@ -156,9 +158,15 @@ mod tests {
 
     #[test]
     fn negatives_and_non_finite() {
-        assert_eq!(Draft { input_tokens: Some(-1), ..ok_draft() }.finish(), Err(RejectReason::Negative(Col::InputTokens)));
+        assert_eq!(
+            Draft { input_tokens: Some(-1), ..ok_draft() }.finish(),
+            Err(RejectReason::Negative(Col::InputTokens))
+        );
         assert_eq!(Draft { weight: Some(-0.5), ..ok_draft() }.finish(), Err(RejectReason::Negative(Col::Weight)));
-        assert_eq!(Draft { energy_j: Some(f64::NAN), ..ok_draft() }.finish(), Err(RejectReason::NonFinite(Col::EnergyJ)));
+        assert_eq!(
+            Draft { energy_j: Some(f64::NAN), ..ok_draft() }.finish(),
+            Err(RejectReason::NonFinite(Col::EnergyJ))
+        );
         assert_eq!(RejectReason::Negative(Col::DurationS).to_string(), "negative duration_s");
         let r = Draft { site: Some(""), weight: Some(0.0), ..ok_draft() }.finish().unwrap();
         assert_eq!((r.site, r.weight), (None, 0.0));

@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn writes_atomically_with_escaping() {
-        let t = tempfile::tempdir().unwrap();
+        let t = crate::testutil::tempdir().unwrap();
         let target = t.path().join("rejects.jsonl");
         let w = RejectsWriter::create(&target).unwrap();
         w.write("a\"b.jsonl", 7, &RejectReason::Negative(Col::InputTokens), Some(b"{\"x\":\"\\u00e9\"}\t\x01\xff"))
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn dropped_writer_leaves_nothing() {
-        let t = tempfile::tempdir().unwrap();
+        let t = crate::testutil::tempdir().unwrap();
         let w = RejectsWriter::create(t.path().join("r.jsonl")).unwrap();
         w.write("s", 1, &RejectReason::Missing(Col::Model), Some(b"x")).unwrap();
         drop(w);

@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn files_dirs_globs() {
-        let t = tempfile::tempdir().unwrap();
+        let t = crate::testutil::tempdir().unwrap();
         let r = t.path();
         touch(&r.join("d/b.jsonl"), b"{}\n");
         touch(&r.join("d/a.csv"), b"ts\n");
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn gzip_and_zstd_round_trip_and_truncation() {
-        let t = tempfile::tempdir().unwrap();
+        let t = crate::testutil::tempdir().unwrap();
         let data: Vec<u8> = (0..20_000).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
         // Two gzip members back to back (what `cat a.gz b.gz` makes) must both be read.
         let mut two = gz(&data[..1000]);

@@ -229,12 +229,7 @@ pub fn format_us(ts_us: i64) -> String {
     let us = ts_us.rem_euclid(US_PER_SECOND);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{us:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{us:06}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
 #[cfg(test)]
@@ -286,8 +281,18 @@ mod tests {
     #[test]
     fn garbage_is_none() {
         for s in [
-            "", "nope", "2025-13-01T00:00:00Z", "2025-02-30", "2025-01-01T24:00:00Z", "2025-01-01X00:00",
-            "2025-01-01T00:00:00+25:00", "2025-01-01T00:00:00Zjunk", "inf", "nan", "1e10", "2025-01-01T00:00:00.Z",
+            "",
+            "nope",
+            "2025-13-01T00:00:00Z",
+            "2025-02-30",
+            "2025-01-01T24:00:00Z",
+            "2025-01-01X00:00",
+            "2025-01-01T00:00:00+25:00",
+            "2025-01-01T00:00:00Zjunk",
+            "inf",
+            "nan",
+            "1e10",
+            "2025-01-01T00:00:00.Z",
         ] {
             assert_eq!(p(s), None, "{s}");
         }

@@ -155,8 +155,8 @@ impl BatchView {
                 let src = map.source(col);
                 scales[col as usize] = src.scale;
                 match find_column(batch, &src.name) {
-                    Some(a) => view_for(col, &a),
-                    None => View::Absent,
+                    Some(a) if src.read => view_for(col, &a),
+                    _ => View::Absent,
                 }
             })
             .collect();

@@ -153,14 +153,17 @@ pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, at_eof: bool) -> Option<(C
         name.clear();
         undouble(b, f, &mut name);
         let n = trim(name.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&name));
-        for (col, src) in map.sources() {
+        for (col, src) in map.all_sources() {
             if src.name.as_bytes() == n {
+                found |= 1 << col as u16;
+                if !src.read {
+                    continue;
+                }
                 // Duplicate header names: the later field wins, like a later JSON key.
                 for other in field_cols.iter_mut() {
                     other.retain(|&c| c != col);
                 }
                 field_cols[i].push(col);
-                found |= 1 << col as u16;
                 scales[col as usize] = src.scale;
             }
         }

@@ -448,7 +448,7 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
 /// Canonical columns a schema provides (a dotted name counts when its root column exists).
 fn schema_found(schema: &arrow_schema::Schema, map: &ColumnMap) -> u16 {
     let mut found = 0u16;
-    for (col, src) in map.sources() {
+    for (col, src) in map.all_sources() {
         let root = src.name.split('.').next().unwrap_or("");
         if schema.index_of(&src.name).is_ok() || (src.name.contains('.') && schema.index_of(root).is_ok()) {
             found |= 1 << col as u16;

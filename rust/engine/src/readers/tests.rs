@@ -46,7 +46,7 @@ const EXAMPLE: &str = r#"{"ts":"2025-06-01T12:00:03.123Z","request_id":"r-0001",
 
 #[test]
 fn jsonl_values_and_forms() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let lines = [
         EXAMPLE.to_string(),
         // Offsets, naive = UTC, escapes, nested values skipped, numbers as strings.
@@ -100,7 +100,7 @@ fn jsonl_values_and_forms() {
 
 #[test]
 fn jsonl_rejects_and_rejects_file() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let body = [
         r#"{"ts":"2025-01-01T00:00:00Z","model":"ok"}"#,
         r#"{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":812.5}"#,
@@ -169,7 +169,7 @@ fn jsonl_rejects_and_rejects_file() {
 /// same line numbers, same counts.
 #[test]
 fn block_boundaries_do_not_change_results() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let mut j = String::new();
     let mut c = String::from("ts,model,input_tokens,site\n");
     for i in 0..500 {
@@ -216,7 +216,7 @@ fn block_boundaries_do_not_change_results() {
 
 #[test]
 fn dotted_paths_and_scales() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let body = [
         r#"{"created":1735689600,"model":"gpt","usage":{"prompt_tokens":10,"completion_tokens":5,"details":{"x":[1]}},"choices":[{"message":{"content":"hi {"}}]}"#,
         r#"{"usage.prompt_tokens":7,"created":1735689600,"model":"gpt","usage":{"prompt_tokens":10}}"#,
@@ -242,7 +242,7 @@ fn dotted_paths_and_scales() {
 
 #[test]
 fn csv_details() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let body = "\u{feff} ts ,model,input_tokens,energy_j,site,extra\r\n\
         2025-01-01T00:00:00Z,m,5,,\"\",x\r\n\
         2025-01-01T00:00:00Z,\"a,b\",5.0,1.5,\"say \"\"hi\"\"\",\"\n\"\r\n\
@@ -297,7 +297,7 @@ fn gz(data: &[u8]) -> Vec<u8> {
 #[test]
 fn compressed_inputs_hash_and_truncation() {
     use sha2::Digest;
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let data: String =
         (0..3000).map(|i| format!("{{\"ts\":{},\"model\":\"m\",\"input_tokens\":{i}}}\n", 1_735_689_600 + i)).collect();
     let plain = put(t.path(), "p.jsonl", data.as_bytes());
@@ -358,7 +358,7 @@ fn ts_variants() -> Vec<(&'static str, ArrayRef)> {
 #[test]
 fn parquet_types_and_row_groups() {
     use arrow_array::*;
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let mut files = Vec::new();
     for (name, ts) in ts_variants() {
         let model: ArrayRef = Arc::new(DictionaryArray::<arrow_array::types::Int32Type>::from_iter(["a", "b", "a"]));
@@ -476,7 +476,7 @@ fn arrow_batches() {
 
 #[test]
 fn cancel_stops_the_scan() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let f = put(t.path(), "a.jsonl", EXAMPLE.repeat(3).replace("}{", "}\n{").as_bytes());
     let ctl = ScanControl::default();
     ctl.cancel.store(true, Ordering::Relaxed);
@@ -497,7 +497,7 @@ fn sink_errors_stop_the_scan() {
             Err(Error::Usage("disk full".into()))
         }
     }
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let body: String = (0..1000).map(|_| format!("{EXAMPLE}\n")).collect();
     let f = put(t.path(), "a.jsonl", body.as_bytes());
     let e = scan_files(&[f], &opts(512, 2), &ScanControl::default(), None, || Failing).err().unwrap();
@@ -517,7 +517,7 @@ fn newline_count_matches_naive() {
 /// The key-order hint must never match a key that only starts like the hinted one.
 #[test]
 fn key_order_changes_between_lines() {
-    let t = tempfile::tempdir().unwrap();
+    let t = crate::testutil::tempdir().unwrap();
     let body = [
         r#"{"ts":1735689600,"model":"a","site":"s"}"#,
         r#"{"tsx":1,"ts":1735689600,"model":"b","sitex":"no"}"#,
