@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger_data import cell, table, utc
-from wattledger.cli import EXIT_INPUT, app
+from wattledger.cli import app
 from wattledger.ledger import ConfigIdentity, FileStamp, LedgerWriter, RunInfo, SourceRead, connect_ledger
 from wattledger.rollup import METRICS, TOTAL, Rollup, rollup
 from wattledger.rollup.data import ENERGY_METHODS
@@ -662,10 +662,14 @@ def test_cli_rollup_writes_atomically_and_matches_api(ledger: Path, tmp_path: Pa
     )
 
 
-def test_cli_report_html_points_to_rollup(ledger: Path) -> None:
+def test_cli_report_html_and_document_are_the_rollup(ledger: Path) -> None:
     result = runner.invoke(app, ["report", "--ledger", str(ledger), "--year", "2025", "--format", "html"])
-    assert result.exit_code == EXIT_INPUT
-    assert "wattledger rollup" in result.stderr and result.stderr.startswith("error: ")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == rollup(ledger, year=2025).to_html()
+    doc = runner.invoke(
+        app, ["report", "--ledger", str(ledger), "--year", "2025", "--format", "json", "--document"]
+    )
+    assert doc.exit_code == 0 and doc.stdout == rollup(ledger, year=2025).to_json()
     csv_result = runner.invoke(app, ["report", "--ledger", str(ledger), "--year", "2025", "--format", "csv"])
     assert csv_result.exit_code == 0
     assert csv_result.stdout.splitlines()[0].startswith("model,requests,records,")

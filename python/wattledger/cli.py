@@ -220,18 +220,27 @@ def report(
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
     out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    document: Annotated[
+        bool,
+        typer.Option(
+            "--document",
+            help="Print the regulatory rollup (as `wattledger rollup`) in this format instead of the "
+            "table; --format html always does.",
+        ),
+    ] = False,
 ) -> None:
-    """Energy and emissions of a UTC year or month from the ledger (methodology section 9)."""
+    """Energy and emissions of a UTC year or month from the ledger (methodology section 9).
+    With --format html, or --document, the regulatory rollup document instead."""
     from wattledger.ledger import connect_ledger
     from wattledger.report import configs_from, mixed_config_message, report_from
 
-    if fmt == ReportFormat.html:
-        when = f"--year {year}" + ("" if month is None else f" --month {month}")
-        _fail(
-            "report has no html format (it prints the section 9 table); for a document use "
-            f"`wattledger rollup --ledger {ledger} {when} --format html --out FILE`",
-            EXIT_INPUT,
-        )
+    if fmt == ReportFormat.html or document:
+        # The filing document (issue: report --format md|html|json|csv): html only exists as
+        # the document; md/json/csv become it with --document, and otherwise stay the plain
+        # section 9 table whose csv header is a contract.
+        doc_fmt = RollupFormat(fmt.value) if fmt != ReportFormat.table else RollupFormat.md
+        rollup(ledger=ledger, year=year, month=month, model=model, fmt=doc_fmt, out=out)
+        return
     with _user_errors():
         con = connect_ledger(ledger)
         try:
