@@ -32,6 +32,7 @@ from wattledger.errors import (
     SourceConflictError,
     WattledgerError,
 )
+from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
 
 EXIT_OK = 0
 EXIT_REJECTS = 1
@@ -179,6 +180,14 @@ def ingest(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar; default: on a terminal.")
     ] = None,
+    max_cells: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Hourly cells held in memory (about 250 bytes each) before partial sums are flushed "
+            "to disk; totals do not change.",
+        ),
+    ] = DEFAULT_MEMORY_BUDGET_CELLS,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction."""
     from wattledger.ingest import ingest as run_ingest
@@ -199,6 +208,7 @@ def ingest(
             replace=replace,
             dedupe=dedupe,
             progress=progress,
+            memory_budget_cells=max_cells,
             command=" ".join(["wattledger", *sys.argv[1:]]),
         )
     from wattledger.summary import format_ingest_summary
