@@ -205,7 +205,9 @@ fn parse_epoch_text(s: &[u8]) -> Option<i64> {
     None
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
+/// ASCII whitespace trimmed from both ends (shared with the readers).
+#[inline]
+pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if first.is_ascii_whitespace() {
             s = rest;

@@ -7,6 +7,7 @@
 
 use crate::columns::Col;
 use crate::record::RejectReason;
+pub(crate) use crate::time::trim;
 use crate::time::{epoch_float_to_us, epoch_int_to_us, parse_ts};
 
 /// Why a value cannot be used.
@@ -28,24 +29,6 @@ impl Bad {
     }
 }
 
-#[inline]
-pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if first.is_ascii_whitespace() {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = s {
-        if last.is_ascii_whitespace() {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    s
-}
 
 /// Plain decimal integer (`-?[0-9]{1,18}`), the overwhelmingly common case, without going
 /// through `str` parsing.
