@@ -21,14 +21,10 @@ import argparse
 import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import polars as pl
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

@@ -411,7 +411,8 @@ fn result(out: EstimateOutput) -> EstimateResult {
 
 #[pyfunction]
 #[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
-    memory_budget_cells = 4_000_000, spill_dir = None, dedupe = false, hash = true, job = None))]
+    memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false, hash = true,
+    job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_files(
     py: Python<'_>,
@@ -440,7 +441,8 @@ fn estimate_files(
 
 #[pyfunction]
 #[pyo3(signature = (data, config, grid, *, source_name = "<arrow>", columns = Vec::new(), preset = None, rejects = None,
-    threads = 0, memory_budget_cells = 4_000_000, spill_dir = None, dedupe = false, job = None))]
+    threads = 0, memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false,
+    job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_arrow(
     py: Python<'_>,
@@ -502,6 +504,7 @@ fn accelerator_energy_wh<'py>(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEFAULT_MEMORY_BUDGET_CELLS", pipeline::DEFAULT_MEMORY_BUDGET_CELLS)?;
     m.add("WattledgerError", py.get_type::<WattledgerError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

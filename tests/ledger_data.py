@@ -7,7 +7,7 @@ on their own, with numbers chosen by hand.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ CONFIG_B = ConfigIdentity("b" * 64, "pack-b", "2", "/etc/b.toml", "[defaults]\np
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def cell(source: str, hour: datetime, model: str, energy_kwh: float | None, **kw: Any) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def source(path: Path, *, records: int = 10, rejects: dict[str, int] | None = No
 
 
 def run_info() -> RunInfo:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return RunInfo(new_run_id(now), now, "pytest", "test")
 
 

@@ -24,7 +24,7 @@ from polars.testing import assert_frame_equal
 
 import wattledger as wl
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STRING_COLS = ("site", "zone", "hardware", "request_id", "status")
 INT_COLS = ("gpus", "input_tokens", "output_tokens")
 FLOAT_COLS = ("duration_s", "energy_j", "weight")

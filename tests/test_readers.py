@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import wattledger as wl
 from wattledger.cli import EXIT_INPUT, EXIT_REJECTS, app
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2025, 1, 1, tzinfo=UTC)  # 1735689600 s
 T0_S = 1_735_689_600
 CANONICAL = [

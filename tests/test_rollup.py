@@ -17,7 +17,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ CONFIG_2 = _config(PACK_B_TEXT, "/etc/wattledger/golden-2.toml")
 
 
 def _source(path: str, records: int) -> SourceRead:
-    stamp = FileStamp(path, 1000 + records, datetime(2025, 6, 1, tzinfo=timezone.utc))
+    stamp = FileStamp(path, 1000 + records, datetime(2025, 6, 1, tzinfo=UTC))
     return SourceRead(path, stamp, hashlib.sha256(path.encode()).hexdigest(), records, 0)
 
 

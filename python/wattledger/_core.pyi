@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 __version__: str
+#: Hourly cells the engine keeps in memory before spilling partial sums (about 250 B each).
+DEFAULT_MEMORY_BUDGET_CELLS: int
 
 class ArrowStreamExportable(Protocol):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
@@ -131,7 +133,7 @@ def estimate_files(
     preset: str | None = None,
     rejects: str | None = None,
     threads: int = 0,
-    memory_budget_cells: int = 4_000_000,
+    memory_budget_cells: int = ...,
     spill_dir: str | None = None,
     dedupe: bool = False,
     hash: bool = True,
@@ -151,7 +153,7 @@ def estimate_arrow(
     preset: str | None = None,
     rejects: str | None = None,
     threads: int = 0,
-    memory_budget_cells: int = 4_000_000,
+    memory_budget_cells: int = ...,
     spill_dir: str | None = None,
     dedupe: bool = False,
     job: Job | None = None,

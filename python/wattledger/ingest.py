@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from wattledger.testhooks import pause_at
 
 PathLike = str | os.PathLike[str]
 
-DEFAULT_MEMORY_BUDGET_CELLS = 4_000_000
+DEFAULT_MEMORY_BUDGET_CELLS: int = _core.DEFAULT_MEMORY_BUDGET_CELLS
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def ingest(
     rules = column_rules(columns)
     paths = expand_unique(logs)
     stamps = {p: FileStamp.of(p) for p in paths}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run = RunInfo(
         run_id=new_run_id(started),
         started_at=started,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 import duckdb
@@ -42,11 +42,11 @@ def period_bounds(year: int, month: int | None = None) -> tuple[datetime, dateti
     if not 1 <= year <= 9998:
         raise UsageError(f"year {year} is out of range; pass a four-digit year such as 2025")
     if month is None:
-        return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(year + 1, 1, 1, tzinfo=timezone.utc)
+        return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     if not 1 <= month <= 12:
         raise UsageError(f"month {month} is out of range; pass 1..12")
-    end = datetime(year + 1, 1, 1, tzinfo=timezone.utc) if month == 12 else datetime(year, month + 1, 1)
-    return datetime(year, month, 1, tzinfo=timezone.utc), end.replace(tzinfo=timezone.utc)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1)
+    return datetime(year, month, 1, tzinfo=UTC), end.replace(tzinfo=UTC)
 
 
 def report_columns(by: str) -> tuple[str, ...]:

@@ -88,6 +88,11 @@ CONFIG_TOML = """\
 # are vendor data sheet values; coefficients are derived from ML.ENERGY leaderboard v3 figures
 # (see docs); site factors are illustrative, not any operator's.
 
+[pack]
+name = "wattledger-synthetic-demo"
+version = "1"
+description = "SYNTHETIC pack for the demo and benchmarks; not any operator's figures."
+
 [defaults]
 pue = 1.2
 host_overhead = 0.43
@@ -257,10 +262,10 @@ class FleetFiles:
 
 def _parse_day(s: str | dt.date | dt.datetime) -> dt.datetime:
     if isinstance(s, dt.datetime):
-        return s.astimezone(dt.timezone.utc) if s.tzinfo else s.replace(tzinfo=dt.timezone.utc)
+        return s.astimezone(dt.UTC) if s.tzinfo else s.replace(tzinfo=dt.UTC)
     if isinstance(s, dt.date):
-        return dt.datetime(s.year, s.month, s.day, tzinfo=dt.timezone.utc)
-    return dt.datetime.fromisoformat(s).replace(tzinfo=dt.timezone.utc)
+        return dt.datetime(s.year, s.month, s.day, tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)
 
 
 def _span_seconds(start: dt.datetime, span: str) -> int:

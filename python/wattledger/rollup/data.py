@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import os
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-import tomllib
 
 from wattledger.report import _where, configs_from, mixed_config_message, period_bounds, report_from
 from wattledger.schema import HOUR_UTC

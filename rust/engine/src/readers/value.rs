@@ -29,7 +29,6 @@ impl Bad {
     }
 }
 
-
 /// Plain decimal integer (`-?[0-9]{1,18}`), the overwhelmingly common case, without going
 /// through `str` parsing.
 #[inline]
