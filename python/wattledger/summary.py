@@ -70,6 +70,22 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
     return "\n".join(lines)
 
 
+#: The demo's terminal table: the annual number with its range, emissions both ways and
+#: coverage; fits a terminal where the full section 9 table (16 columns) does not.
+DEMO_COLUMNS = (
+    "model",
+    "requests",
+    "energy_kwh",
+    "energy_kwh_low",
+    "energy_kwh_high",
+    "measured_kwh",
+    "co2e_location_kg",
+    "co2e_market_kg",
+    "gpu_hours",
+    "unestimated_requests",
+)
+
+
 def format_demo(result: DemoResult) -> str:
     """The demo's output: the notice, the annual table, where things are and what to try next."""
     f = result.fleet
@@ -83,7 +99,9 @@ def format_demo(result: DemoResult) -> str:
             format_ingest_summary(result.summary),
             "",
             to_table(
-                result.annual, title=f"SYNTHETIC annual energy and emissions per model, {result.year} (UTC)"
+                result.annual.select(DEMO_COLUMNS),
+                title=f"SYNTHETIC annual energy and emissions per model, {result.year} (UTC); "
+                "all 16 columns: wattledger report --format csv",
             ),
             banner,
             "",
@@ -95,6 +113,7 @@ def format_demo(result: DemoResult) -> str:
             "",
             "next:",
             f"  wattledger report --ledger {ledger} --year {result.year} --by month",
+            f"  wattledger rollup --ledger {ledger} --year {result.year} --format html --out annual.html",
             f"  wattledger report --ledger {ledger} --year {result.year} --format csv --out annual.csv",
             f'  wattledger sql --ledger {ledger} "SELECT * FROM energy_by_model_month ORDER BY model, month"',
             f"  wattledger grid summary {f.grid}",
