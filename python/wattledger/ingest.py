@@ -187,6 +187,8 @@ def ingest(
                 try:
                     result = run_with_progress(work, job, show=should_show(progress))
                 except OutputError as exc:
+                    if os.fspath(spill_dir) not in str(exc):
+                        raise  # e.g. the --rejects file: its own message says which
                     raise _work_files_error(ledger, exc) from exc
             sources = [_source_read(f, stamps) for f in result.files] if result is not None else []
             spill_files: list[str] = []
