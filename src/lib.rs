@@ -391,15 +391,6 @@ fn methodology(config: &Config, grid: &Grid) -> PyResult<Methodology> {
     Methodology::new(config.0.clone(), grid.0.clone()).map_err(to_py)
 }
 
-fn estimate_options(
-    scan: ScanOptions,
-    memory_budget_cells: usize,
-    spill_dir: Option<PathBuf>,
-    dedupe: bool,
-) -> EstimateOptions {
-    EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe }
-}
-
 fn result(out: EstimateOutput) -> EstimateResult {
     EstimateResult {
         aggregates: out.aggregates,
@@ -433,7 +424,7 @@ fn estimate_files(
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let files = expand(&inputs)?;
     let ctl = control(job);
-    let opts = estimate_options(scan_options(map, threads, hash), memory_budget_cells, spill_dir, dedupe);
+    let opts = EstimateOptions { scan: scan_options(map, threads, hash), memory_budget_cells, spill_dir, dedupe };
     py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_files(&files, &m, &opts, &ctl, rj)))
         .map(result)
         .map_err(to_py)
@@ -463,7 +454,7 @@ fn estimate_arrow(
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let reader = data.into_reader()?;
     let ctl = control(job);
-    let opts = estimate_options(scan_options(map, threads, false), memory_budget_cells, spill_dir, dedupe);
+    let opts = EstimateOptions { scan: scan_options(map, threads, false), memory_budget_cells, spill_dir, dedupe };
     py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj)))
         .map(result)
         .map_err(to_py)
