@@ -13,15 +13,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
 import duckdb
 import typer
 
 from wattledger import formatting
-
-if TYPE_CHECKING:  # imported where used: the nightly ingest path never needs polars
-    import polars as pl
 from wattledger.errors import (
     CancelledError,
     LedgerBusyError,
@@ -242,7 +239,7 @@ def report(
     """Energy and emissions of a UTC year or month from the ledger (methodology section 9).
     With --format html, or --document, the regulatory rollup document instead."""
     from wattledger.ledger import connect_ledger
-    from wattledger.report import configs_from, mixed_config_message, report_from
+    from wattledger.report import configs_relation, mixed_config_message, report_relation
 
     if fmt == ReportFormat.html or document:
         # The filing document (issue: report --format md|html|json|csv): html only exists as
@@ -254,8 +251,14 @@ def report(
     with _user_errors():
         con = connect_ledger(ledger)
         try:
-            frame = report_from(con, year=year, month=month, by=by.value, model=model)
-            configs = configs_from(con, year=year, month=month, model=model)
+            # Plain rows, not polars: a report is a few dozen rows, and skipping the polars and
+            # pyarrow imports halves the command's run time.
+            frame = formatting.ResultRows.from_relation(
+                report_relation(con, year=year, month=month, by=by.value, model=model)
+            )
+            configs = formatting.ResultRows.from_relation(
+                configs_relation(con, year=year, month=month, model=model)
+            )
         finally:
             con.close()
         period = f"{year}" if month is None else f"{year}-{month:02d}"
@@ -269,7 +272,7 @@ def report(
         _emit(text, out)
 
 
-def _provenance(configs: pl.DataFrame, fmt: ReportFormat) -> str:
+def _provenance(configs: formatting.ResultRows, fmt: ReportFormat) -> str:
     lines = [
         f"config: {row['name'] or '?'} {row['version'] or '?'} "
         f"sha256 {row['config_sha256']} ({row['origin']})"

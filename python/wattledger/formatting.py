@@ -14,13 +14,15 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # polars stays unimported on paths that only print text (ingest)
+if TYPE_CHECKING:  # polars stays unimported on paths that only print text (ingest, report)
+    import duckdb
     import polars as pl
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
@@ -77,11 +79,48 @@ def human(value: Any) -> str:
     return str(value)
 
 
-def _rows(frame: pl.DataFrame) -> Iterable[tuple[Any, ...]]:
+_DUCKDB_NUMERIC = frozenset(
+    "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT UHUGEINT "
+    "FLOAT DOUBLE".split()
+)
+
+
+@dataclass(frozen=True)
+class ResultRows:
+    """A small query result as plain Python rows: what the CLI prints. Building it straight
+    from DuckDB skips importing polars and pyarrow, which is most of a report's run time."""
+
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[tuple[Any, ...]]
+
+    @classmethod
+    def from_relation(cls, rel: duckdb.DuckDBPyRelation) -> ResultRows:
+        types = [str(t) for t in rel.types]
+        numeric = [t in _DUCKDB_NUMERIC or t.startswith("DECIMAL") for t in types]
+        return cls(list(rel.columns), numeric, rel.fetchall())
+
+    @property
+    def height(self) -> int:
+        return len(self.rows)
+
+    def iter_rows(self, *, named: bool = False) -> Iterable[Any]:
+        if named:
+            return (dict(zip(self.columns, row, strict=True)) for row in self.rows)
+        return iter(self.rows)
+
+
+def _rows(frame: pl.DataFrame | ResultRows) -> Iterable[tuple[Any, ...]]:
     return frame.iter_rows()
 
 
-def to_csv(frame: pl.DataFrame) -> str:
+def _numeric(frame: pl.DataFrame | ResultRows) -> Sequence[bool]:
+    if isinstance(frame, ResultRows):
+        return frame.numeric
+    return [dtype.is_numeric() for dtype in frame.dtypes]
+
+
+def to_csv(frame: pl.DataFrame | ResultRows) -> str:
     """CSV with a header row; empty field for null; floats as ``repr``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -91,15 +130,15 @@ def to_csv(frame: pl.DataFrame) -> str:
     return out.getvalue()
 
 
-def to_json(frame: pl.DataFrame) -> str:
+def to_json(frame: pl.DataFrame | ResultRows) -> str:
     """A JSON array of objects, one per row, keys in column order."""
     records = [{k: exact(v) for k, v in zip(frame.columns, row, strict=True)} for row in _rows(frame)]
     return json.dumps(records, indent=2) + "\n"
 
 
-def to_markdown(frame: pl.DataFrame) -> str:
+def to_markdown(frame: pl.DataFrame | ResultRows) -> str:
     """A GitHub-flavoured markdown table (numbers right-aligned)."""
-    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    numeric = _numeric(frame)
     lines = [
         "| " + " | ".join(frame.columns) + " |",
         "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
@@ -110,14 +149,14 @@ def to_markdown(frame: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_table(frame: pl.DataFrame, *, title: str | None = None) -> str:
+def to_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> str:
     """A rich box table rendered to plain text (as wide as it needs: reports are wide)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
-    for name, dtype in zip(frame.columns, frame.dtypes, strict=True):
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True)
+    for name, numeric in zip(frame.columns, _numeric(frame), strict=True):
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for row in _rows(frame):
         table.add_row(*(human(v) for v in row))
     console = Console(file=io.StringIO(), width=100_000, color_system=None, soft_wrap=True)
@@ -126,7 +165,7 @@ def to_table(frame: pl.DataFrame, *, title: str | None = None) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
-def render(frame: pl.DataFrame, fmt: str, *, title: str | None = None) -> str:
+def render(frame: pl.DataFrame | ResultRows, fmt: str, *, title: str | None = None) -> str:
     """``frame`` in one of :data:`FORMATS`."""
     if fmt == "csv":
         return to_csv(frame)

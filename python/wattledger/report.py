@@ -15,6 +15,7 @@ import duckdb
 
 from wattledger._deferred import deferred
 from wattledger.errors import MixedConfigWarning, UsageError
+from wattledger.formatting import ResultRows
 from wattledger.ledger import connect_ledger
 from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, report_sums_sql
 
@@ -63,15 +64,15 @@ def _where(year: int, month: int | None, model: str | None) -> tuple[str, list[o
     return sql, params
 
 
-def report_from(
+def report_relation(
     con: duckdb.DuckDBPyConnection,
     *,
     year: int,
     month: int | None = None,
     by: str = "model",
     model: str | None = None,
-) -> pl.DataFrame:
-    """:func:`report` on an open ledger connection."""
+) -> duckdb.DuckDBPyRelation:
+    """The report query, not yet fetched: columns are ``report_columns(by)``."""
     if by not in _KEY_SQL:
         raise UsageError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_BY)}")
     where, params = _where(year, month, model)
@@ -81,15 +82,25 @@ FROM energy_hourly
 WHERE {where}
 GROUP BY 1
 ORDER BY 1 NULLS LAST"""
-    frame = con.sql(sql, params=params).pl()
-    return frame.select(report_columns(by))
+    return con.sql(sql, params=params).select(*report_columns(by))
 
 
-def configs_from(
-    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+def report_from(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    by: str = "model",
+    model: str | None = None,
 ) -> pl.DataFrame:
-    """The methodology packs behind a period's numbers: sha, name, version, origin, the energy
-    and records each produced. More than one row means the period mixes methodologies."""
+    """:func:`report` on an open ledger connection."""
+    return report_relation(con, year=year, month=month, by=by, model=model).pl()
+
+
+def configs_relation(
+    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+) -> duckdb.DuckDBPyRelation:
+    """The configs query behind :func:`configs_from`, not yet fetched."""
     where, params = _where(year, month, model)
     sql = f"""SELECT h.config_sha256, c.name, c.version, c.origin,
        CAST(SUM(h.records) AS BIGINT) AS records, SUM(h.energy_kwh) AS energy_kwh
@@ -97,7 +108,15 @@ FROM wl_hourly h LEFT JOIN wl_configs c USING (config_sha256)
 WHERE {where}
 GROUP BY ALL
 ORDER BY energy_kwh DESC NULLS LAST, config_sha256"""
-    return con.sql(sql, params=params).pl()
+    return con.sql(sql, params=params)
+
+
+def configs_from(
+    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+) -> pl.DataFrame:
+    """The methodology packs behind a period's numbers: sha, name, version, origin, the energy
+    and records each produced. More than one row means the period mixes methodologies."""
+    return configs_relation(con, year=year, month=month, model=model).pl()
 
 
 def report(
@@ -135,7 +154,7 @@ def configs_in_period(
         con.close()
 
 
-def mixed_config_message(configs: pl.DataFrame) -> str:
+def mixed_config_message(configs: pl.DataFrame | ResultRows) -> str:
     """One line naming the configs a period mixes."""
     names = ", ".join(
         f"{row['name'] or '?'} {row['version'] or '?'} ({row['config_sha256'][:12]})"
