@@ -7,7 +7,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    Date32Type, Date64Type, Int32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
@@ -25,6 +25,8 @@ use super::value::{int_from_f64, int_scaled};
 pub(crate) enum View {
     Absent,
     Str(StringArray),
+    /// A dictionary of strings (Parquet name columns): a row's string is `values[keys[r]]`.
+    Dict(arrow_array::Int32Array, StringArray),
     Int(Int64Array),
     Float(Float64Array),
     /// Already microseconds UTC (from Timestamp / Date types).
@@ -40,6 +42,7 @@ impl View {
         match self {
             View::Absent => true,
             View::Str(a) => a.is_null(r),
+            View::Dict(k, v) => k.is_null(r) || v.is_null(k.value(r) as usize),
             View::Int(a) | View::TsUs(a) => a.is_null(r),
             View::Float(a) => a.is_null(r),
             View::Invalid(a) => a.is_null(r),
@@ -108,6 +111,12 @@ fn view_for(col: Col, a: &ArrayRef) -> View {
         return View::Absent;
     }
     let invalid = || View::Invalid(a.clone());
+    if let DataType::Dictionary(k, v) = t {
+        if **k == DataType::Int32 && **v == DataType::Utf8 {
+            let d = a.as_dictionary::<Int32Type>();
+            return View::Dict(d.keys().clone(), d.values().as_string::<i32>().clone());
+        }
+    }
     if is_stringish(t) {
         return to_str(a).map_or_else(invalid, View::Str);
     }
@@ -176,6 +185,7 @@ impl BatchView {
             match v {
                 View::Absent => {}
                 View::Str(a) => set_text(&mut d, col, a.value(r).as_bytes(), false, true, scale)?,
+                View::Dict(k, v) => set_text(&mut d, col, v.value(k.value(r) as usize).as_bytes(), false, true, scale)?,
                 View::Int(a) => {
                     let x = a.value(r);
                     match col {

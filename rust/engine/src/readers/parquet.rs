@@ -5,11 +5,14 @@
 use std::fs::File;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
-use crate::columns::ColumnMap;
+use crate::columns::{Col, ColumnMap};
 use crate::error::{Error, Result};
 
 /// What every row group task of one file shares.
@@ -37,6 +40,8 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let meta = with_dictionary_names(meta, map)
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
     let mut row_offsets = Vec::new();
     let mut n = 0u64;
     for rg in meta.metadata().row_groups() {
@@ -44,6 +49,39 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
         n += rg.num_rows().max(0) as u64;
     }
     Ok(PqFile { meta, mask, row_offsets })
+}
+
+/// The name columns (model, site, zone, hardware) have a few distinct values that writers
+/// dictionary-encode; asking for them as Arrow dictionaries keeps them so, instead of copying
+/// one string per row that the kernel would look up again per row.
+fn with_dictionary_names(meta: ArrowReaderMetadata, map: &ColumnMap) -> parquet::errors::Result<ArrowReaderMetadata> {
+    let names: Vec<&str> = [Col::Model, Col::Site, Col::Zone, Col::Hardware]
+        .iter()
+        .map(|&c| map.source(c))
+        .filter(|s| s.read)
+        .map(|s| s.name.as_str())
+        .collect();
+    let schema = meta.schema();
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if *f.data_type() == DataType::Utf8 && names.contains(&f.name().as_str()) {
+                changed = true;
+                f.as_ref()
+                    .clone()
+                    .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    if !changed {
+        return Ok(meta);
+    }
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new().with_schema(hinted))
 }
 
 /// Read one row group, calling `f` with each batch and the row index of its first row.
