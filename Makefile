@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build cargo-test pytest lint fmt bench demo
+.PHONY: test build cargo-test pytest lint fmt bench bench-rust demo
 
 test: build cargo-test pytest
 
@@ -12,8 +12,10 @@ test: build cargo-test pytest
 build:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
+# rust/bench (divan benches) is left out: the tests need neither it nor divan, and leaving it
+# out keeps the engine's dependency features, hence its build, the same as for the extension.
 cargo-test:
-	cargo test --workspace --release
+	cargo test --workspace --release --exclude wattledger-bench
 
 pytest:
 	$(PYTHON) -m pytest -q
@@ -31,6 +33,10 @@ fmt:
 
 bench:
 	$(PYTHON) benchmarks/run.py
+
+# divan micro-benchmarks of the engine's hot paths (rust/bench/README.md); about 10 s of runs.
+bench-rust:
+	cargo bench -p wattledger-bench
 
 demo:
 	wattledger demo
