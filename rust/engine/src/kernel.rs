@@ -485,6 +485,22 @@ struct ShortSlot {
     id: u32,
 }
 
+/// The bytes of a name of at most [`SHORT_KEY`] bytes as four words that, together with the
+/// length, identify it exactly. Overlapping unaligned loads instead of a zero-padded copy:
+/// for a given length every byte lands in a fixed place, so equal words mean equal names.
+#[inline(always)]
+fn short_key(b: &[u8]) -> [u64; 4] {
+    let n = b.len();
+    let w8 = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let w4 = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as u64;
+    match n {
+        17.. => [w8(0), w8(8), w8(n - 16), w8(n - 8)],
+        8.. => [w8(0), w8(n - 8), 0, 0],
+        4.. => [w4(0) | w4(n - 4) << 32, 0, 0, 0],
+        _ => [b.iter().rev().fold(0u64, |acc, &c| acc << 8 | c as u64), 0, 0, 0],
+    }
+}
+
 const EMPTY_SLOT: ShortSlot = ShortSlot { words: [0; 4], len: u32::MAX, id: 0 };
 
 impl Default for IdCache {
@@ -503,10 +519,7 @@ impl IdCache {
     fn id(&mut self, m: &Methodology, s: &str) -> u32 {
         let b = s.as_bytes();
         if b.len() <= SHORT_KEY {
-            let mut buf = [0u8; SHORT_KEY];
-            buf[..b.len()].copy_from_slice(b);
-            let words: [u64; 4] =
-                std::array::from_fn(|k| u64::from_le_bytes(buf[k * 8..k * 8 + 8].try_into().unwrap()));
+            let words = short_key(b);
             let h = (words[0] ^ words[1].rotate_left(17) ^ words[2].rotate_left(31) ^ words[3].rotate_left(47))
                 .wrapping_add(b.len() as u64)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);

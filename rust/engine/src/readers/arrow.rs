@@ -36,19 +36,9 @@ pub(crate) enum View {
     Invalid(ArrayRef),
 }
 
-impl View {
-    #[inline]
-    fn is_null(&self, r: usize) -> bool {
-        match self {
-            View::Absent => true,
-            View::Str(a) => a.is_null(r),
-            View::Dict(k, v) => k.is_null(r) || v.is_null(k.value(r) as usize),
-            View::Int(a) | View::TsUs(a) => a.is_null(r),
-            View::Float(a) => a.is_null(r),
-            View::Invalid(a) => a.is_null(r),
-        }
-    }
-}
+/// Rows per chunk of [`BatchView::fill`]: a chunk's drafts stay in cache between the column
+/// passes and the kernel pass.
+pub(crate) const CHUNK_ROWS: usize = 512;
 
 pub(crate) struct BatchView {
     views: Vec<View>,
@@ -172,40 +162,98 @@ impl BatchView {
         BatchView { views, scales, rows: batch.num_rows() }
     }
 
-    /// Row `r` as a draft (borrowing strings from the batch).
-    #[inline]
-    pub(crate) fn row(&self, r: usize) -> Result<Draft<'_>, RejectReason> {
-        let mut d = Draft::default();
+    /// Drafts of rows `start..start + n` (borrowing strings from the batch), filled one column
+    /// at a time: the column's type is matched once per chunk rather than once per value, and
+    /// each inner loop walks one array. `errs[i]` gets row `start + i`'s first problem in
+    /// column order, the same reason a row-at-a-time reader would stop at.
+    pub(crate) fn fill<'a>(
+        &'a self,
+        start: usize,
+        n: usize,
+        drafts: &mut Vec<Draft<'a>>,
+        errs: &mut Vec<Option<RejectReason>>,
+    ) {
+        drafts.clear();
+        drafts.resize(n, Draft::default());
+        errs.clear();
+        errs.resize(n, None);
+        let rows = start..start + n;
         for col in Col::ALL {
-            let v = &self.views[col as usize];
-            if v.is_null(r) {
-                continue;
-            }
             let scale = self.scales[col as usize];
-            match v {
+            let cells = drafts.iter_mut().zip(errs.iter_mut()).zip(rows.clone());
+            match &self.views[col as usize] {
                 View::Absent => {}
-                View::Str(a) => set_text(&mut d, col, a.value(r).as_bytes(), false, true, scale)?,
-                View::Dict(k, v) => set_text(&mut d, col, v.value(k.value(r) as usize).as_bytes(), false, true, scale)?,
+                View::Str(a) => {
+                    for ((d, e), r) in cells {
+                        if !a.is_null(r) {
+                            note(e, set_text(d, col, a.value(r).as_bytes(), false, true, scale));
+                        }
+                    }
+                }
+                View::Dict(k, v) => {
+                    for ((d, e), r) in cells {
+                        if k.is_null(r) {
+                            continue;
+                        }
+                        let key = k.value(r) as usize;
+                        if !v.is_null(key) {
+                            note(e, set_text(d, col, v.value(key).as_bytes(), false, true, scale));
+                        }
+                    }
+                }
                 View::Int(a) => {
-                    let x = a.value(r);
-                    match col {
-                        Col::Ts => d.ts_us = Some(epoch_int_to_us(x).ok_or(RejectReason::BadValue(col))?),
-                        _ => set_num(&mut d, col, Num::Int(x), scale)?,
+                    for ((d, e), r) in cells {
+                        if a.is_null(r) {
+                            continue;
+                        }
+                        let x = a.value(r);
+                        let res = match col {
+                            Col::Ts => epoch_int_to_us(x).map(|t| d.ts_us = Some(t)).ok_or(RejectReason::BadValue(col)),
+                            _ => set_num(d, col, Num::Int(x), scale),
+                        };
+                        note(e, res);
                     }
                 }
                 View::Float(a) => {
-                    let x = a.value(r);
-                    match col {
-                        Col::Ts if !x.is_finite() => return Err(RejectReason::NonFinite(col)),
-                        Col::Ts => d.ts_us = Some(epoch_float_to_us(x).ok_or(RejectReason::BadValue(col))?),
-                        _ => set_num(&mut d, col, Num::Float(x), scale)?,
+                    for ((d, e), r) in cells {
+                        if a.is_null(r) {
+                            continue;
+                        }
+                        let x = a.value(r);
+                        let res = match col {
+                            Col::Ts if !x.is_finite() => Err(RejectReason::NonFinite(col)),
+                            Col::Ts => {
+                                epoch_float_to_us(x).map(|t| d.ts_us = Some(t)).ok_or(RejectReason::BadValue(col))
+                            }
+                            _ => set_num(d, col, Num::Float(x), scale),
+                        };
+                        note(e, res);
                     }
                 }
-                View::TsUs(a) => d.ts_us = Some(a.value(r)),
-                View::Invalid(_) => return Err(RejectReason::BadValue(col)),
+                View::TsUs(a) => {
+                    for ((d, _), r) in cells {
+                        if !a.is_null(r) {
+                            d.ts_us = Some(a.value(r));
+                        }
+                    }
+                }
+                View::Invalid(a) => {
+                    for ((_, e), r) in cells {
+                        if !a.is_null(r) {
+                            note(e, Err(RejectReason::BadValue(col)));
+                        }
+                    }
+                }
             }
         }
-        Ok(d)
+    }
+}
+
+/// Keep a row's first problem: later columns do not overwrite it.
+#[inline(always)]
+fn note(slot: &mut Option<RejectReason>, r: Result<(), RejectReason>) {
+    if let (Err(reason), None) = (r, &slot) {
+        *slot = Some(reason);
     }
 }
 

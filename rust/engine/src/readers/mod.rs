@@ -276,8 +276,18 @@ impl<'k> Worker<'k> {
 
 fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, row0: u64, emit: &mut E) {
     let view = BatchView::new(batch, map);
-    for r in 0..view.rows {
-        emit.record(row0 + r as u64, None, view.row(r));
+    let mut drafts = Vec::with_capacity(arrow::CHUNK_ROWS);
+    let mut errs = Vec::with_capacity(arrow::CHUNK_ROWS);
+    for start in (0..view.rows).step_by(arrow::CHUNK_ROWS) {
+        let n = arrow::CHUNK_ROWS.min(view.rows - start);
+        view.fill(start, n, &mut drafts, &mut errs);
+        for (i, (d, e)) in drafts.iter().zip(&errs).enumerate() {
+            let r = match e {
+                Some(reason) => Err(*reason),
+                None => Ok(*d),
+            };
+            emit.record(row0 + (start + i) as u64, None, r);
+        }
     }
 }
 
