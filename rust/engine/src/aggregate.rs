@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const NO_ID: u32 = u32::MAX;
 
 /// One cell's key: source file index, hour since the epoch, interned ids, method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellKey {
     pub source: u32,
     pub hour: i64,
@@ -32,6 +32,19 @@ pub struct CellKey {
     pub zone: u32,
     pub hardware: u32,
     pub method: Method,
+}
+
+/// Four words instead of seven fields: the key is hashed once per record. Consistent with the
+/// derived `Eq` (equal keys write equal words); dropping the hour's top 8 bits only widens a
+/// hash bucket, it never merges keys.
+impl std::hash::Hash for CellKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64((self.hour as u64) << 8 | self.method as u64);
+        h.write_u64((self.model as u64) << 32 | self.site as u64);
+        h.write_u64((self.zone as u64) << 32 | self.hardware as u64);
+        h.write_u32(self.source);
+    }
 }
 
 /// The record had an energy estimate (method is not `none`).

@@ -183,6 +183,42 @@ impl BatchView {
             let cells = drafts.iter_mut().zip(errs.iter_mut()).zip(rows.clone());
             match &self.views[col as usize] {
                 View::Absent => {}
+                View::Str(a) if str_field(col).is_some() => {
+                    let field = str_field(col).unwrap();
+                    for ((d, _), r) in cells {
+                        if !a.is_null(r) {
+                            *field(d) = Some(a.value(r));
+                        }
+                    }
+                }
+                View::Dict(k, v) if str_field(col).is_some() => {
+                    let field = str_field(col).unwrap();
+                    for ((d, _), r) in cells {
+                        if k.is_null(r) {
+                            continue;
+                        }
+                        let key = k.value(r) as usize;
+                        if !v.is_null(key) {
+                            *field(d) = Some(v.value(key));
+                        }
+                    }
+                }
+                View::Int(a) if scale == 1.0 && int_field(col).is_some() => {
+                    let field = int_field(col).unwrap();
+                    for ((d, _), r) in cells {
+                        if !a.is_null(r) {
+                            *field(d) = Some(a.value(r));
+                        }
+                    }
+                }
+                View::Float(a) if scale == 1.0 && float_field(col).is_some() => {
+                    let field = float_field(col).unwrap();
+                    for ((d, _), r) in cells {
+                        if !a.is_null(r) {
+                            *field(d) = Some(a.value(r));
+                        }
+                    }
+                }
                 View::Str(a) => {
                     for ((d, e), r) in cells {
                         if !a.is_null(r) {
@@ -247,6 +283,44 @@ impl BatchView {
             }
         }
     }
+}
+
+// The common cases of `fill` write the draft's field directly: a name from an Arrow string
+// (valid UTF-8 by Arrow's contract), an integer column from integers or a float column from
+// floats at unit scale. Exactly what `set_text` / `set_num` do for them, minus the per-value
+// dispatch on the column; validation stays in `Draft::finish`.
+
+type Field<T> = for<'d, 'a> fn(&'d mut Draft<'a>) -> &'d mut Option<T>;
+type StrField = for<'d, 'a> fn(&'d mut Draft<'a>) -> &'d mut Option<&'a str>;
+
+fn str_field(col: Col) -> Option<StrField> {
+    Some(match col {
+        Col::Model => |d| &mut d.model,
+        Col::Site => |d| &mut d.site,
+        Col::Zone => |d| &mut d.zone,
+        Col::Hardware => |d| &mut d.hardware,
+        Col::RequestId => |d| &mut d.request_id,
+        Col::Status => |d| &mut d.status,
+        _ => return None,
+    })
+}
+
+fn int_field(col: Col) -> Option<Field<i64>> {
+    Some(match col {
+        Col::Gpus => |d| &mut d.gpus,
+        Col::InputTokens => |d| &mut d.input_tokens,
+        Col::OutputTokens => |d| &mut d.output_tokens,
+        _ => return None,
+    })
+}
+
+fn float_field(col: Col) -> Option<Field<f64>> {
+    Some(match col {
+        Col::DurationS => |d| &mut d.duration_s,
+        Col::EnergyJ => |d| &mut d.energy_j,
+        Col::Weight => |d| &mut d.weight,
+        _ => return None,
+    })
 }
 
 /// Keep a row's first problem: later columns do not overwrite it.
