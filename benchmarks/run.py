@@ -68,6 +68,11 @@ class Measure:
         return statistics.median(good) if good else None
 
     @property
+    def run_list(self) -> str:
+        """Every run's wall time, to show the spread behind the median."""
+        return " / ".join(f"{r.wall_s:.2f}" for r in self.runs if r.ok)
+
+    @property
     def rss_mb(self) -> float | None:
         good = [r.max_rss_kb for r in self.runs if r.ok]
         return max(good) / 1024 if good else None
@@ -143,12 +148,31 @@ def run_peer(peer: str, log: Path, config: Path, grid: Path, year: int, threads:
     return run
 
 
+def wattledger_exe() -> str | None:
+    """The console script installed beside this interpreter, as the peers run on
+    ``sys.executable`` directly; a PATH lookup may find a version manager's shim (pyenv's adds
+    about 0.05 s of shell to every process), which is not the tool's own time."""
+    beside = Path(sys.executable).parent / "wattledger"
+    return str(beside) if beside.exists() else shutil.which("wattledger")
+
+
+def compile_bytecode() -> None:
+    """Write wattledger's ``.pyc`` files once, as ``pip install`` does for every installed
+    package (DuckDB's and Polars' Python code included). An editable install under
+    ``PYTHONDONTWRITEBYTECODE=1`` would otherwise recompile our modules in every timed process."""
+    import compileall
+
+    import wattledger
+
+    compileall.compile_dir(Path(wattledger.__file__).parent, quiet=1)
+
+
 def run_wattledger(
     log: Path, config: Path, grid: Path, year: int, threads: int
 ) -> tuple[Run, pl.DataFrame | None]:
     """``wattledger ingest`` into a fresh ledger, then ``wattledger report``; wall time is the
     sum of both, peak RSS the larger."""
-    exe = shutil.which("wattledger")
+    exe = wattledger_exe()
     if exe is None:
         return Run(0.0, 0, False, "wattledger CLI not found on PATH"), None
     with tempfile.TemporaryDirectory(prefix="wl-bench-") as tmp:
@@ -249,9 +273,9 @@ def write_results(
         "",
         "## Results",
         "",
-        "| format | file size | tool | wall s | records/s | peak RSS MB "
+        "| format | file size | tool | wall s | every run, s | records/s | peak RSS MB "
         "| x faster peer (time) | x leaner peer (RSS) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for fmt in args.formats:
         ms = [m for m in measures if m.fmt == fmt]
@@ -261,19 +285,20 @@ def write_results(
         best_rss = min(peer_rss) if peer_rss else None
         for m in ms:
             if m.wall is None:
-                lines.append(f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | {m.tool} | - | - | - | - | - |  ")
+                lines.append(f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | {m.tool} | - | - | - | - | - | - |  ")
                 lines[-1] += f"{(m.error or 'failed')[:120]}"
                 continue
             rw = f"{m.wall / best_wall:.2f}" if best_wall else "-"
             rr = f"{m.rss_mb / best_rss:.2f}" if best_rss and m.rss_mb else "-"
             lines.append(
-                f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | {m.tool} | {m.wall:.2f} | "
+                f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | {m.tool} | {m.wall:.2f} | {m.run_list} | "
                 f"{args.records / m.wall:,.0f} | {m.rss_mb:,.0f} | {rw} | {rr} |"
             )
         if fmt in floors and floors[fmt].ok:
             f = floors[fmt]
             lines.append(
-                f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | floor: `zstd -dc > /dev/null` | {f.wall_s:.2f} | "
+                f"| {fmt} | {sizes[fmt] / 1e6:,.1f} MB | floor: `zstd -dc > /dev/null` (fastest run) | "
+                f"{f.wall_s:.2f} | - | "
                 f"{args.records / f.wall_s:,.0f} | {f.max_rss_kb / 1024:,.0f} | - | - |"
             )
     lines += [
@@ -310,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         args.records, args.span, args.seed, tuple(args.formats), args.chunk_records
     )
     sizes = {f: logs[f].stat().st_size for f in args.formats}
+    if "wattledger" in tools:
+        compile_bytecode()
     measures: list[Measure] = []
     floors: dict[str, Run] = {}
     agree: list[str] = []

@@ -95,7 +95,7 @@ pub(crate) fn read_row_group(
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, pq.meta.clone())
         .with_row_groups(vec![rg])
         .with_projection(pq.mask.clone())
-        .with_batch_size(8192)
+        .with_batch_size(32 * 1024)
         .build()
         .map_err(|e| Error::input(path, format!("cannot read Parquet row group {rg}: {e}")))?;
     let mut row = pq.row_offsets[rg];
