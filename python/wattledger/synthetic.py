@@ -18,6 +18,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, Literal
 
@@ -83,149 +84,9 @@ ELECTRICITY_MAPS_HEADER = [
     "Data estimation method",
 ]
 
-CONFIG_TOML = """\
-# SYNTHETIC methodology pack matching wattledger.synthetic.generate_fleet. Accelerator figures
-# are vendor data sheet values; coefficients are derived from ML.ENERGY leaderboard v3 figures
-# (see docs); site factors are illustrative, not any operator's.
-
-[pack]
-name = "wattledger-synthetic-demo"
-version = "1"
-description = "SYNTHETIC pack for the demo and benchmarks; not any operator's figures."
-
-[defaults]
-pue = 1.2
-host_overhead = 0.43
-idle_overhead = 0.17
-utilization = 0.5
-concurrency = 8.0
-mfu = 0.1
-
-[uncertainty]
-measured = 0.05
-tokens = 0.3
-gpu_time = 0.5
-flops = 1.0
-
-[hardware."nvidia-a100-sxm"]
-tdp_w = 400
-idle_w = 46
-peak_tflops = 312
-
-[hardware."nvidia-h100-sxm"]
-tdp_w = 700
-idle_w = 75
-peak_tflops = 989
-
-[hardware."nvidia-h200"]
-tdp_w = 700
-idle_w = 120
-peak_tflops = 989
-
-[hardware."nvidia-b200"]
-tdp_w = 1000
-idle_w = 150
-peak_tflops = 2250
-
-[hardware."nvidia-l40s"]
-tdp_w = 350
-idle_w = 35
-peak_tflops = 362
-
-[hardware."nvidia-l4"]
-tdp_w = 72
-idle_w = 16
-peak_tflops = 121
-
-[models."llama-3.1-8b"]
-active_params_b = 8.03
-[[models."llama-3.1-8b".coefficients]]
-hardware = "nvidia-h100-sxm"
-wh_per_1k_input = 0.0025
-wh_per_1k_output = 0.033
-uncertainty = 0.25
-[[models."llama-3.1-8b".coefficients]]
-hardware = "*"
-wh_per_1k_input = 0.004
-wh_per_1k_output = 0.05
-
-[models."llama-3.1-70b"]
-active_params_b = 70.6
-[[models."llama-3.1-70b".coefficients]]
-hardware = "nvidia-h100-sxm"
-wh_per_1k_input = 0.02
-wh_per_1k_output = 0.22
-[[models."llama-3.1-70b".coefficients]]
-hardware = "nvidia-b200"
-wh_per_1k_input = 0.006
-wh_per_1k_output = 0.0525
-uncertainty = 0.2
-
-[models."llama-3.1-405b"]
-active_params_b = 405.9
-[[models."llama-3.1-405b".coefficients]]
-hardware = "*"
-wh_per_1k_input = 0.08
-wh_per_1k_output = 0.9
-uncertainty = 0.5
-
-[models."mistral-large-2"]
-active_params_b = 123.0
-
-[models."llama-3.2-3b"]
-active_params_b = 3.21
-
-[models."qwen-2.5-72b"]
-active_params_b = 72.7
-
-[models."gemma-2-27b"]
-# no active_params_b and no coefficients: measured or gpu_time only
-
-[sites."fra-1"]
-zone = "DE"
-pue = 1.15
-host_overhead = 0.43
-idle_overhead = 0.17
-market_g_per_kwh = 0.0
-fallback_g_per_kwh = 380.0
-hardware = "nvidia-h100-sxm"
-gpus = 1
-
-[sites."par-1"]
-zone = "FR"
-pue = 1.2
-hardware = "nvidia-h100-sxm"
-
-[sites."sjc-1"]
-zone = "US-CAL-CISO"
-pue = 1.1
-market_g_per_kwh = 120.0
-hardware = "nvidia-h200"
-gpus = 8
-utilization = 0.6
-
-[sites."dfw-1"]
-zone = "US-TEX-ERCO"
-pue = 1.3
-hardware = "nvidia-b200"
-concurrency = 16.0
-
-[sites."sto-1"]
-zone = "SE"
-pue = 1.09
-market_g_per_kwh = 5.0
-hardware = "nvidia-a100-sxm"
-
-[sites."waw-1"]
-zone = "PL"
-hardware = "nvidia-l40s"
-mfu = 0.15
-
-[sites."sin-1"]
-zone = "SG"
-fallback_g_per_kwh = 408.0
-hardware = "nvidia-h100-sxm"
-"""
+# The SYNTHETIC pack lives in packs/synthetic.toml so the Rust benches (rust/bench) read the
+# same bytes; its SHA-256 is the demo config identity shown in the README.
+CONFIG_TOML = resources.files("wattledger").joinpath("packs", "synthetic.toml").read_text(encoding="utf-8")
 
 LOG_SCHEMA = pa.schema(
     [
