@@ -20,10 +20,13 @@ pub enum Col {
     Weight,
     RequestId,
     Status,
+    /// A cache flag (LiteLLM's `cache_hit`): true means the response came from a cache
+    /// (methodology section 10).
+    CacheHit,
 }
 
 impl Col {
-    pub const ALL: [Col; 13] = [
+    pub const ALL: [Col; 14] = [
         Col::Ts,
         Col::Model,
         Col::Site,
@@ -37,8 +40,9 @@ impl Col {
         Col::Weight,
         Col::RequestId,
         Col::Status,
+        Col::CacheHit,
     ];
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -55,6 +59,7 @@ impl Col {
             Col::Weight => "weight",
             Col::RequestId => "request_id",
             Col::Status => "status",
+            Col::CacheHit => "cache_hit",
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Record<'a> {
     pub weight: f64,
     pub request_id: Option<&'a str>,
     pub status: Option<&'a str>,
+    /// The log's cache flag (section 10): `Some(true)` for a cache hit.
+    pub cache_hit: Option<bool>,
 }
 
 /// A record as read, before the shared validation rules.
@@ -44,6 +46,8 @@ pub struct Draft<'a> {
     pub weight: Option<f64>,
     pub request_id: Option<&'a str>,
     pub status: Option<&'a str>,
+    /// The log's cache flag (section 10): `Some(true)` for a cache hit.
+    pub cache_hit: Option<bool>,
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -86,6 +90,7 @@ impl<'a> Draft<'a> {
             weight: self.weight.unwrap_or(1.0),
             request_id: non_empty(self.request_id),
             status: non_empty(self.status),
+            cache_hit: self.cache_hit,
         })
     }
 }

@@ -13,7 +13,7 @@
 use crate::columns::{Col, ColumnMap};
 use crate::record::{Draft, RejectReason};
 
-use super::value::{float_from_text, int_from_text, ts_from_text, Bad};
+use super::value::{bool_from_text, float_from_text, int_from_text, ts_from_text, Bad};
 
 /// Objects nested deeper than this are refused rather than risking the stack on hostile input.
 const MAX_DEPTH: u32 = 128;
@@ -485,6 +485,7 @@ pub(crate) fn set_text<'a>(
         Col::DurationS => d.duration_s = float_from_text(text, scale).map_err(bad)?,
         Col::EnergyJ => d.energy_j = float_from_text(text, scale).map_err(bad)?,
         Col::Weight => d.weight = float_from_text(text, scale).map_err(bad)?,
+        Col::CacheHit => d.cache_hit = bool_from_text(text).map_err(bad)?,
         Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {
             let s = if utf8 || text.is_ascii() {
                 // SAFETY: ASCII is valid UTF-8, and the caller vouches for `utf8` (Arrow strings).

@@ -91,6 +91,11 @@ pub struct FileStats {
     /// Reject counts by reason (`RejectReason`'s Display).
     pub rejects: BTreeMap<String, u64>,
     pub blank_lines: u64,
+    /// Objects that are not records of this log shape and were passed over on purpose (a span
+    /// that is not a GenAI operation, a streaming chunk without usage), counted, never rejects.
+    pub skipped: u64,
+    /// Skip counts by reason.
+    pub skip_reasons: BTreeMap<String, u64>,
     /// Canonical columns present in the header / schema / any record, sorted.
     pub columns_found: Vec<Col>,
 }
@@ -637,6 +642,8 @@ pub fn scan_files<S: RecordSink, F: Fn() -> S + Sync>(
                 rejected: 0,
                 rejects: BTreeMap::new(),
                 blank_lines: 0,
+                skipped: 0,
+                skip_reasons: BTreeMap::new(),
                 columns_found: Vec::new(),
             };
             stats(base, acc, meta.found)
@@ -699,6 +706,8 @@ where
         rejected: 0,
         rejects: BTreeMap::new(),
         blank_lines: 0,
+        skipped: 0,
+        skip_reasons: BTreeMap::new(),
         columns_found: Vec::new(),
     };
     Ok(ScanOutput { sink, files: vec![stats(base, accs.remove(0), found)] })

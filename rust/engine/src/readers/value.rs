@@ -155,6 +155,28 @@ pub(crate) fn float_from_text(t: &[u8], scale: f64) -> Result<Option<f64>, Bad> 
     Ok(Some(if scale == 1.0 { v } else { v * scale }))
 }
 
+/// A cache flag from text: `true`/`false` in any case, `1`/`0`, `yes`/`no`, `t`/`f`
+/// (LiteLLM writes Python's `True`/`False`). Empty text is null.
+#[inline]
+pub(crate) fn bool_from_text(t: &[u8]) -> Result<Option<bool>, Bad> {
+    let t = trim(t);
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let mut low = [0u8; 5];
+    if t.len() > low.len() {
+        return Err(Bad::Value);
+    }
+    for (d, c) in low.iter_mut().zip(t) {
+        *d = c.to_ascii_lowercase();
+    }
+    match &low[..t.len()] {
+        b"true" | b"1" | b"yes" | b"t" | b"y" => Ok(Some(true)),
+        b"false" | b"0" | b"no" | b"f" | b"n" => Ok(Some(false)),
+        _ => Err(Bad::Value),
+    }
+}
+
 /// A timestamp from text: RFC 3339 / naive date-time, or epoch digits by magnitude. With
 /// `number` (a JSON number token) an exponent form like `1.7e9` is accepted too.
 #[inline]
