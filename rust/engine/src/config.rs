@@ -876,8 +876,9 @@ gpus = 1
     fn columns_and_training() {
         let c = parse("[columns]\ninput_tokens = \"prompt_tokens\"\nduration_s = \"latency_ms/1000\"\n[training.\"llama-3.1-8b\"]\ngpu_hours = 1460000\nhardware = \"nvidia-h100-sxm\"\nnote = \"model card\"").unwrap();
         let m = c.column_map().unwrap();
-        assert_eq!(m.source(crate::columns::Col::InputTokens).name, "prompt_tokens");
-        assert_eq!(m.source(crate::columns::Col::DurationS).scale, 0.001);
+        let term = |c| m.source(c).single().unwrap().clone();
+        assert_eq!(term(crate::columns::Col::InputTokens).path.flat().as_deref(), Some("prompt_tokens"));
+        assert_eq!(term(crate::columns::Col::DurationS).scale, 0.001);
         assert_eq!(c.training["llama-3.1-8b"].gpu_hours, Some(1_460_000.0));
         assert_eq!(refused("[columns]\ntokens = \"x\"").0, "columns.tokens");
         assert_eq!(refused("[columns]\ninput_tokens = 3").0, "columns.input_tokens");

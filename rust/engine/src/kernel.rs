@@ -707,6 +707,7 @@ zone = "FR"
             weight: 1.0,
             request_id: None,
             status: None,
+            cache_hit: None,
         }
     }
 

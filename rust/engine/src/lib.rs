@@ -12,6 +12,7 @@ pub mod error;
 pub mod grid;
 pub mod kernel;
 pub mod pipeline;
+pub mod presets;
 pub mod readers;
 pub mod record;
 pub mod rejects;

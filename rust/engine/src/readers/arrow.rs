@@ -10,16 +10,16 @@ use arrow_array::types::{
     Date32Type, Date64Type, Int32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow_cast::{cast, cast_with_options, CastOptions};
 use arrow_schema::{DataType, TimeUnit};
 
-use crate::columns::{Col, ColumnMap};
+use crate::columns::{Col, ColumnMap, FieldPath};
 use crate::record::{Draft, RejectReason};
 use crate::time::{epoch_float_to_us, epoch_int_to_us};
 
 use super::jsonl::set_text;
-use super::value::{int_from_f64, int_scaled};
+use super::plan::{set_num, Num, Plan, Val};
 
 /// One canonical column of a batch, normalised.
 pub(crate) enum View {
@@ -31,6 +31,8 @@ pub(crate) enum View {
     Float(Float64Array),
     /// Already microseconds UTC (from Timestamp / Date types).
     TsUs(Int64Array),
+    /// A boolean column (a cache flag).
+    Bool(BooleanArray),
     /// A type that cannot hold this column (booleans, lists, ...): every non-null value is a
     /// `BadValue`. Kept as an array for its null mask.
     Invalid(ArrayRef),
@@ -41,17 +43,22 @@ pub(crate) enum View {
 pub(crate) const CHUNK_ROWS: usize = 512;
 
 pub(crate) struct BatchView {
+    /// One view per canonical column (a simple mapping), or per plan slot (`plan` is set).
     views: Vec<View>,
     scales: [f64; Col::COUNT],
     pub(crate) rows: usize,
+    plan: Option<std::sync::Arc<Plan>>,
 }
 
-/// A column by name: flat first, then a dotted path into struct columns.
-fn find_column(batch: &RecordBatch, name: &str) -> Option<ArrayRef> {
-    if let Ok(i) = batch.schema().index_of(name) {
-        return Some(batch.column(i).clone());
+/// A column by path: a plain path as one flat column name first, then the path's keys
+/// through struct columns.
+fn find_column(batch: &RecordBatch, path: &FieldPath) -> Option<ArrayRef> {
+    if let Some(flat) = path.flat() {
+        if let Ok(i) = batch.schema().index_of(&flat) {
+            return Some(batch.column(i).clone());
+        }
     }
-    let mut parts = name.split('.');
+    let mut parts = path.segs.iter();
     let first = parts.next()?;
     let mut arr = batch.column(batch.schema().index_of(first).ok()?).clone();
     for part in parts {
@@ -100,6 +107,9 @@ fn view_for(col: Col, a: &ArrayRef) -> View {
     if *t == DataType::Null {
         return View::Absent;
     }
+    if *t == DataType::Boolean && col == Col::CacheHit {
+        return View::Bool(a.as_boolean().clone());
+    }
     let invalid = || View::Invalid(a.clone());
     if let DataType::Dictionary(k, v) = t {
         if **k == DataType::Int32 && **v == DataType::Utf8 {
@@ -146,20 +156,74 @@ fn view_for(col: Col, a: &ArrayRef) -> View {
 }
 
 impl BatchView {
-    pub(crate) fn new(batch: &RecordBatch, map: &ColumnMap) -> Self {
+    /// `plan` is the compiled mapping, used when the mapping is not simple (alternatives,
+    /// computed columns, keep rules): rows are then read one at a time through it.
+    pub(crate) fn new(batch: &RecordBatch, map: &ColumnMap, plan: &std::sync::Arc<Plan>) -> Self {
         let mut scales = [1.0; Col::COUNT];
+        if !map.is_simple() {
+            let views = (0..plan.npaths())
+                .map(|p| match find_column(batch, &plan.paths[p]) {
+                    Some(a) => view_for(plan.path_kind[p], &a),
+                    None => View::Absent,
+                })
+                .collect();
+            return BatchView { views, scales, rows: batch.num_rows(), plan: Some(plan.clone()) };
+        }
         let views = Col::ALL
             .iter()
             .map(|&col| {
                 let src = map.source(col);
-                scales[col as usize] = src.scale;
-                match find_column(batch, &src.name) {
-                    Some(a) if src.read => view_for(col, &a),
-                    _ => View::Absent,
+                let Some(term) = src.single().filter(|_| src.read) else { return View::Absent };
+                scales[col as usize] = term.scale;
+                match find_column(batch, &term.path) {
+                    Some(a) => view_for(col, &a),
+                    None => View::Absent,
                 }
             })
             .collect();
-        BatchView { views, scales, rows: batch.num_rows() }
+        BatchView { views, scales, rows: batch.num_rows(), plan: None }
+    }
+
+    /// The plan, when rows are read through it rather than with [`BatchView::fill`].
+    pub(crate) fn plan(&self) -> Option<&Plan> {
+        self.plan.as_deref()
+    }
+
+    /// Row `r`'s value of plan slot `p`.
+    pub(crate) fn val<'a>(&'a self, p: u16, r: usize) -> Val<'a> {
+        let v = &self.views[p as usize];
+        let null = match v {
+            View::Absent => return Val::Absent,
+            View::Str(a) => a.is_null(r),
+            View::Dict(k, _) => k.is_null(r),
+            View::Int(a) => a.is_null(r),
+            View::Float(a) => a.is_null(r),
+            View::TsUs(a) => a.is_null(r),
+            View::Bool(a) => a.is_null(r),
+            View::Invalid(a) => a.is_null(r),
+        };
+        if null {
+            return Val::Absent;
+        }
+        fn text(t: &str) -> Val<'_> {
+            Val::Text { text: t.as_bytes(), number: false, utf8: true }
+        }
+        match v {
+            View::Str(a) => text(a.value(r)),
+            View::Dict(k, d) => {
+                let key = k.value(r) as usize;
+                if d.is_null(key) {
+                    Val::Absent
+                } else {
+                    text(d.value(key))
+                }
+            }
+            View::Int(a) => Val::Int(a.value(r)),
+            View::Float(a) => Val::Float(a.value(r)),
+            View::TsUs(a) => Val::TsUs(a.value(r)),
+            View::Bool(a) => Val::Bool(a.value(r)),
+            View::Absent | View::Invalid(_) => Val::Composite,
+        }
     }
 
     /// Drafts of rows `start..start + n` (borrowing strings from the batch), filled one column
@@ -273,6 +337,13 @@ impl BatchView {
                         }
                     }
                 }
+                View::Bool(a) => {
+                    for ((d, _), r) in cells {
+                        if !a.is_null(r) {
+                            d.cache_hit = Some(a.value(r));
+                        }
+                    }
+                }
                 View::Invalid(a) => {
                     for ((_, e), r) in cells {
                         if !a.is_null(r) {
@@ -329,33 +400,6 @@ fn note(slot: &mut Option<RejectReason>, r: Result<(), RejectReason>) {
     if let (Err(reason), None) = (r, &slot) {
         *slot = Some(reason);
     }
-}
-
-enum Num {
-    Int(i64),
-    Float(f64),
-}
-
-#[inline]
-fn set_num(d: &mut Draft<'_>, col: Col, v: Num, scale: f64) -> Result<(), RejectReason> {
-    let as_int = || match v {
-        Num::Int(x) => int_scaled(x, scale).map_err(|b| b.reason(col)),
-        Num::Float(x) => int_from_f64(x, scale).map_err(|b| b.reason(col)),
-    };
-    let as_float = || match v {
-        Num::Int(x) => x as f64 * scale,
-        Num::Float(x) => x * scale,
-    };
-    match col {
-        Col::Gpus => d.gpus = Some(as_int()?),
-        Col::InputTokens => d.input_tokens = Some(as_int()?),
-        Col::OutputTokens => d.output_tokens = Some(as_int()?),
-        Col::DurationS => d.duration_s = Some(as_float()),
-        Col::EnergyJ => d.energy_j = Some(as_float()),
-        Col::Weight => d.weight = Some(as_float()),
-        _ => return Err(RejectReason::BadValue(col)),
-    }
-    Ok(())
 }
 
 /// Split a large batch so one huge batch (a whole DataFrame) still spreads over the workers.

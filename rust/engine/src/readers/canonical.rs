@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -32,6 +32,7 @@ pub fn canonical_schema() -> SchemaRef {
         f("weight", false),
         s("request_id", true),
         s("status", true),
+        Field::new("cache_hit", DataType::Boolean, true),
         s("source", false),
         Field::new("line", DataType::Int64, false),
     ]))
@@ -53,6 +54,7 @@ pub struct CanonicalSink {
     weight: Float64Builder,
     request_id: StringBuilder,
     status: StringBuilder,
+    cache_hit: BooleanBuilder,
     file: Vec<u32>,
     line: Vec<i64>,
     /// Rows of merged sinks, already finished: (columns without source/line, file, line).
@@ -79,6 +81,7 @@ impl CanonicalSink {
             Arc::new(self.weight.finish()),
             Arc::new(self.request_id.finish()),
             Arc::new(self.status.finish()),
+            Arc::new(self.cache_hit.finish()),
         ];
         (cols, std::mem::take(&mut self.file), std::mem::take(&mut self.line))
     }
@@ -130,6 +133,7 @@ impl RecordSink for CanonicalSink {
         self.weight.append_value(r.weight);
         self.request_id.append_option(r.request_id);
         self.status.append_option(r.status);
+        self.cache_hit.append_option(r.cache_hit);
         self.file.push(loc.file);
         self.line.push(loc.line as i64);
     }

@@ -4,21 +4,21 @@
 //! Blocks are cut only at a newline outside quotes (quote parity from the block start, which
 //! is always a record start), so a quoted newline never splits a record between workers.
 
-use crate::columns::{Col, ColumnMap};
-use crate::record::{Draft, RejectReason};
+use crate::columns::ColumnMap;
+use crate::record::RejectReason;
 
-use super::jsonl::set_text;
+use super::plan::{Plan, Val};
 use super::value::trim;
 use super::Emit;
 
-/// Header fields are looked up once per file; each field feeds zero or more columns.
+/// Header fields are looked up once per file; each field feeds zero or more plan slots (a
+/// header matches a plain source path spelled the same).
 #[derive(Debug)]
 pub(crate) struct CsvHeader {
     pub(crate) nfields: usize,
-    pub(crate) field_cols: Vec<Vec<Col>>,
+    pub(crate) field_slots: Vec<Vec<u16>>,
     /// Canonical columns present in the header (bit per `Col`).
     pub(crate) found: u16,
-    scales: [f64; Col::COUNT],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -139,36 +139,36 @@ pub(crate) fn cut_point(b: &[u8]) -> Option<usize> {
 
 /// Parse the header record at the start of `b` (BOM already removed). Returns the header and
 /// the index after it, or None when the text holds no complete record yet.
-pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, at_eof: bool) -> Option<(CsvHeader, usize, u64)> {
+pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, plan: &Plan, at_eof: bool) -> Option<(CsvHeader, usize, u64)> {
     let mut fields = Vec::new();
     let (next, newlines, _) = next_record(b, 0, &mut fields);
     if next == b.len() && !at_eof && b.last() != Some(&b'\n') {
         return None;
     }
-    let mut field_cols = vec![Vec::new(); fields.len()];
+    let flats: Vec<Option<String>> = plan.paths.iter().map(|p| p.flat()).collect();
+    let mut field_slots = vec![Vec::new(); fields.len()];
     let mut found = 0u16;
-    let mut scales = [1.0; Col::COUNT];
     let mut name = Vec::new();
     for (i, f) in fields.iter().enumerate() {
         name.clear();
         undouble(b, f, &mut name);
         let n = trim(name.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&name));
         for (col, src) in map.all_sources() {
-            if src.name.as_bytes() == n {
+            if src.paths().any(|p| p.flat().is_some_and(|f| f.as_bytes() == n)) {
                 found |= 1 << col as u16;
-                if !src.read {
-                    continue;
-                }
+            }
+        }
+        for (slot, flat) in flats.iter().enumerate() {
+            if flat.as_ref().is_some_and(|f| f.as_bytes() == n) {
                 // Duplicate header names: the later field wins, like a later JSON key.
-                for other in field_cols.iter_mut() {
-                    other.retain(|&c| c != col);
+                for other in field_slots.iter_mut() {
+                    other.retain(|&s| s != slot as u16);
                 }
-                field_cols[i].push(col);
-                scales[col as usize] = src.scale;
+                field_slots[i].push(slot as u16);
             }
         }
     }
-    Some((CsvHeader { nfields: fields.len(), field_cols, found, scales }, next, newlines))
+    Some((CsvHeader { nfields: fields.len(), field_slots, found }, next, newlines))
 }
 
 /// Per-worker reusable buffers.
@@ -176,10 +176,19 @@ pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, at_eof: bool) -> Option<(C
 pub(crate) struct CsvState {
     fields: Vec<Field>,
     scratch: Vec<u8>,
+    /// Per plan slot: (in scratch, start, end) of its field's text.
+    spans: Vec<Option<(bool, usize, usize)>>,
 }
 
 /// Parse the records of one block (cut at a record boundary), numbering lines from `first_line`.
-pub(crate) fn process_block<E: Emit>(h: &CsvHeader, st: &mut CsvState, b: &[u8], first_line: u64, emit: &mut E) {
+pub(crate) fn process_block<E: Emit>(
+    h: &CsvHeader,
+    plan: &Plan,
+    st: &mut CsvState,
+    b: &[u8],
+    first_line: u64,
+    emit: &mut E,
+) {
     let mut i = 0;
     let mut line = first_line;
     while i < b.len() {
@@ -201,7 +210,19 @@ pub(crate) fn process_block<E: Emit>(h: &CsvHeader, st: &mut CsvState, b: &[u8],
                 Status::Ok if st.fields.len() != h.nfields => {
                     Err(RejectReason::Unparseable("wrong number of CSV fields"))
                 }
-                Status::Ok => draft(h, st, b),
+                Status::Ok => {
+                    fill_spans(h, plan, st, b);
+                    let get = |p: u16| slot_val(st, b, p);
+                    match plan.skip_reason(get) {
+                        Some(reason) => {
+                            emit.skip(reason);
+                            line += newlines;
+                            i = next;
+                            continue;
+                        }
+                        None => plan.draft(get),
+                    }
+                }
             };
             emit.record(line, Some(raw), r);
         }
@@ -210,12 +231,13 @@ pub(crate) fn process_block<E: Emit>(h: &CsvHeader, st: &mut CsvState, b: &[u8],
     }
 }
 
-fn draft<'a>(h: &CsvHeader, st: &'a mut CsvState, b: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
-    // First decode the fields that need it (the scratch may move while it grows), then borrow.
+/// Locate each slot's field text, decoding `""` into the scratch where needed.
+fn fill_spans(h: &CsvHeader, plan: &Plan, st: &mut CsvState, b: &[u8]) {
     st.scratch.clear();
-    let mut spans: [Option<(bool, usize, usize)>; Col::COUNT] = [None; Col::COUNT];
-    for (f, cols) in st.fields.iter().zip(&h.field_cols) {
-        if cols.is_empty() {
+    st.spans.clear();
+    st.spans.resize(plan.npaths(), None);
+    for (f, slots) in st.fields.iter().zip(&h.field_slots) {
+        if slots.is_empty() {
             continue;
         }
         let span = if f.doubled {
@@ -225,19 +247,19 @@ fn draft<'a>(h: &CsvHeader, st: &'a mut CsvState, b: &'a [u8]) -> Result<Draft<'
         } else {
             (false, f.start, f.end)
         };
-        for &c in cols {
-            spans[c as usize] = Some(span);
+        for &p in slots {
+            st.spans[p as usize] = Some(span);
         }
     }
-    let scratch = &st.scratch;
-    let mut d = Draft::default();
-    for col in Col::ALL {
-        let Some((in_scratch, s, e)) = spans[col as usize] else { continue };
-        let text = if in_scratch { &scratch[s..e] } else { &b[s..e] };
-        if text.is_empty() {
-            continue;
+}
+
+#[inline]
+fn slot_val<'a>(st: &'a CsvState, b: &'a [u8], p: u16) -> Val<'a> {
+    match st.spans[p as usize] {
+        None => Val::Absent,
+        Some((in_scratch, s, e)) => {
+            let text = if in_scratch { &st.scratch[s..e] } else { &b[s..e] };
+            Val::Text { text, number: false, utf8: false }
         }
-        set_text(&mut d, col, text, false, false, h.scales[col as usize])?;
     }
-    Ok(d)
 }

@@ -13,16 +13,34 @@
 use crate::columns::{Col, ColumnMap};
 use crate::record::{Draft, RejectReason};
 
+use super::plan::{Plan, Val};
 use super::value::{bool_from_text, float_from_text, int_from_text, ts_from_text, Bad};
+use super::Emit;
 
 /// Objects nested deeper than this are refused rather than risking the stack on hostile input.
 const MAX_DEPTH: u32 = 128;
 
-/// Where a wanted key leads: columns to fill, and/or a nested object to look into.
+/// Top-level arrays that hold records rather than being a record's field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Container {
+    /// `resourceSpans` of an OTLP `ExportTraceServiceRequest` (the Collector's file exporter
+    /// writes one per line): one record per span.
+    OtlpSpans,
+    /// `data` of an API response (`{"data": [...], "total": ...}`): one record per element,
+    /// when the object is not itself a record (it has neither a time nor a model).
+    Data,
+}
+
+/// Where a wanted key leads: path slots to fill (with their priority), and/or a nested object
+/// (or OTLP key/value list) to look into.
 struct Entry {
     key: Box<[u8]>,
-    cols: Vec<Col>,
+    /// (path index, priority): 2 = the path's own spelling, 1 = a plain dotted name matched
+    /// through nested objects (the flat key wins whatever the key order).
+    slots: Vec<(u16, u8)>,
     child: Option<Box<Node>>,
+    /// A container of records when its value is an array at the top level (see [`Container`]).
+    expand: Option<Container>,
 }
 
 /// The keys wanted at one object level, bucketed by length so most keys are rejected by a
@@ -41,7 +59,7 @@ impl Node {
         let i = match bucket.iter().position(|e| &*e.key == key) {
             Some(i) => i,
             None => {
-                bucket.push(Entry { key: key.into(), cols: Vec::new(), child: None });
+                bucket.push(Entry { key: key.into(), slots: Vec::new(), child: None, expand: None });
                 bucket.len() - 1
             }
         };
@@ -86,40 +104,44 @@ fn eq_same_len(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// The compiled column mapping for JSON: which keys to read and each column's unit scale.
+/// The compiled column mapping for JSON: the plan (one slot per distinct path) and the trie
+/// of wanted keys leading to the slots.
 pub(crate) struct JsonKeys {
+    pub(crate) plan: Plan,
     root: Node,
-    scales: [f64; Col::COUNT],
 }
 
 impl JsonKeys {
     pub(crate) fn new(map: &ColumnMap) -> Self {
+        let plan = Plan::new(map);
         let mut root = Node::default();
-        let mut scales = [1.0; Col::COUNT];
-        for (col, src) in map.sources() {
-            scales[col as usize] = src.scale;
-            root.entry_mut(src.name.as_bytes()).cols.push(col);
-            if src.name.contains('.') {
-                let parts: Vec<&str> = src.name.split('.').collect();
-                insert_path(&mut root, &parts, col);
+        for (i, p) in plan.paths.iter().enumerate() {
+            let i = i as u16;
+            if p.plain && p.segs.len() > 1 {
+                root.entry_mut(p.segs.join(".").as_bytes()).slots.push((i, 2));
+                insert_path(&mut root, &p.segs, i, 1);
+            } else {
+                insert_path(&mut root, &p.segs, i, 2);
             }
         }
-        JsonKeys { root, scales }
+        root.entry_mut(b"resourceSpans").expand = Some(Container::OtlpSpans);
+        root.entry_mut(b"data").expand = Some(Container::Data);
+        JsonKeys { plan, root }
     }
 }
 
-fn insert_path(node: &mut Node, parts: &[&str], col: Col) {
-    let e = node.entry_mut(parts[0].as_bytes());
-    if parts.len() == 1 {
-        e.cols.push(col);
+fn insert_path(node: &mut Node, segs: &[String], slot: u16, prio: u8) {
+    let e = node.entry_mut(segs[0].as_bytes());
+    if segs.len() == 1 {
+        e.slots.push((slot, prio));
     } else {
-        insert_path(e.child.get_or_insert_with(Default::default), &parts[1..], col);
+        insert_path(e.child.get_or_insert_with(Default::default), &segs[1..], slot, prio);
     }
 }
 
-/// A wanted value as found on the line, resolved to a typed value once the whole object has
-/// been read (so a later duplicate key can still replace it). Ranges index the line
-/// (`Str`, `Num`) or the scratch buffer (`Esc`).
+/// A wanted value as found, resolved to a typed value once the whole object has been read (so
+/// a later duplicate key can still replace it). Ranges index the record's bytes (`Str`, `Num`)
+/// or the scratch buffer (`Esc`).
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
 enum Raw {
     #[default]
@@ -127,21 +149,22 @@ enum Raw {
     Str(u32, u32),
     Esc(u32, u32),
     Num(u32, u32),
-    Bool,
+    True,
+    False,
     Composite,
 }
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
     raw: Raw,
-    /// 2 = flat key, 1 = dotted path into nested objects, 0 = not seen.
+    /// See `Entry::slots`; 0 = not seen.
     prio: u8,
 }
 
-/// Per-worker parsing state, reused across lines so parsing allocates nothing per record.
+/// Per-worker parsing state, reused across records so parsing allocates nothing per record.
 pub(crate) struct JsonParser<'k> {
     keys: &'k JsonKeys,
-    slots: [Slot; Col::COUNT],
+    slots: Vec<Slot>,
     scratch: Vec<u8>,
     keybuf: Vec<u8>,
     /// Canonical columns whose key appeared (bit per `Col`), for `FileStats::columns_found`.
@@ -149,6 +172,8 @@ pub(crate) struct JsonParser<'k> {
     /// For each member position of the top-level object, the wanted key found there on the
     /// previous line (None: unknown key or not seen).
     hints: Vec<Option<&'k Entry>>,
+    /// A container array met at the top level, and where it starts.
+    container: Option<(Container, usize)>,
 }
 
 /// Member positions remembered for the key-order hint.
@@ -315,37 +340,180 @@ fn unescape(b: &[u8], start: usize, end: usize, out: &mut Vec<u8>) -> Result<(),
     Ok(())
 }
 
+/// The members of the object whose `{` is at `i`: (key, value start, value end). Keys with
+/// escapes are compared escaped (the OTLP structure keys never have any).
+/// An object member: key bytes (as written), value start, value end.
+type Member<'b> = (&'b [u8], usize, usize);
+
+fn members(b: &[u8], i: usize) -> Result<Vec<Member<'_>>, Fail> {
+    let mut out = Vec::new();
+    if b.get(i) != Some(&b'{') {
+        return Err(());
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Ok(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return Err(());
+        }
+        let (kend, _) = scan_string(b, i + 1)?;
+        let key = &b[i + 1..kend];
+        i = ws(b, kend + 1);
+        if b.get(i) != Some(&b':') {
+            return Err(());
+        }
+        let vs = ws(b, i + 1);
+        let ve = skip_value(b, vs)?;
+        out.push((key, vs, ve));
+        i = ws(b, ve);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b'}') => return Ok(out),
+            _ => return Err(()),
+        }
+    }
+}
+
+/// The elements of the array whose `[` is at `i`, as (start, end).
+fn elements(b: &[u8], i: usize) -> Result<Vec<(usize, usize)>, Fail> {
+    let mut out = Vec::new();
+    if b.get(i) != Some(&b'[') {
+        return Err(());
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Ok(out);
+    }
+    loop {
+        let end = skip_value(b, i)?;
+        out.push((i, end));
+        i = ws(b, end);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b']') => return Ok(out),
+            _ => return Err(()),
+        }
+    }
+}
+
+fn member(ms: &[Member<'_>], key: &[u8]) -> Option<(usize, usize)> {
+    ms.iter().rev().find(|(k, _, _)| *k == key).map(|&(_, s, e)| (s, e))
+}
+
+const INVALID: RejectReason = RejectReason::Unparseable("invalid JSON");
+
 impl<'k> JsonParser<'k> {
     pub(crate) fn new(keys: &'k JsonKeys) -> Self {
         JsonParser {
             keys,
-            slots: Default::default(),
+            slots: vec![Slot::default(); keys.plan.npaths()],
             scratch: Vec::new(),
             keybuf: Vec::new(),
             found: 0,
             hints: Vec::new(),
+            container: None,
         }
     }
 
-    /// Parse one line (no trailing newline) into a draft. The draft borrows from `line` and
-    /// from this parser's scratch, hence the `&'a mut self`.
-    pub(crate) fn parse<'a>(&'a mut self, line: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
-        self.slots = Default::default();
+    #[inline]
+    fn reset(&mut self) {
+        self.slots.fill(Slot::default());
         self.scratch.clear();
+    }
+
+    /// Parse one JSON value (a line, or a record of a JSON document) and hand its record(s) to
+    /// `emit`: an object is one record, an OTLP export request one record per span.
+    pub(crate) fn parse_value<E: Emit>(&mut self, b: &[u8], line: u64, emit: &mut E) {
+        self.reset();
+        self.container = None;
         let keys = self.keys;
-        let i = ws(line, 0);
-        if line.get(i) != Some(&b'{') {
-            return Err(RejectReason::Unparseable("invalid JSON"));
+        let i = ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return emit.record(line, Some(b), Err(INVALID));
         }
-        let end = self.object(line, i + 1, &keys.root, 2, 0).map_err(|_| RejectReason::Unparseable("invalid JSON"))?;
-        if ws(line, end) != line.len() {
-            return Err(RejectReason::Unparseable("invalid JSON"));
+        match self.object(b, i + 1, &keys.root, 0) {
+            Ok(end) if ws(b, end) == b.len() => {}
+            _ => return emit.record(line, Some(b), Err(INVALID)),
         }
-        self.draft(line)
+        match self.container {
+            Some((Container::OtlpSpans, s)) => self.spans(b, s, line, emit),
+            Some((Container::Data, s)) if !self.has_time_or_model(b) => self.data_elements(b, s, line, emit),
+            _ => self.finish_record(b, b, line, emit),
+        }
+    }
+
+    fn has_time_or_model(&self, b: &[u8]) -> bool {
+        match self.draft(b) {
+            Ok(d) => d.ts_us.is_some() || d.model.is_some(),
+            Err(r) => matches!(r, RejectReason::BadValue(Col::Ts | Col::Model)),
+        }
+    }
+
+    /// One record per element of a top-level `data` array.
+    fn data_elements<E: Emit>(&mut self, b: &[u8], at: usize, line: u64, emit: &mut E) {
+        let keys = self.keys;
+        let Ok(items) = elements(b, at) else { return emit.record(line, Some(b), Err(INVALID)) };
+        for (s, e) in items {
+            self.reset();
+            match b[s] == b'{' && self.object(b, s + 1, &keys.root, 0).is_ok() {
+                true => self.finish_record(b, &b[s..e], line, emit),
+                false => emit.record(line, Some(&b[s..e]), Err(INVALID)),
+            }
+        }
+    }
+
+    fn finish_record<E: Emit>(&mut self, b: &[u8], raw: &[u8], line: u64, emit: &mut E) {
+        if let Some(reason) = self.skip_reason(b) {
+            return emit.skip(reason);
+        }
+        emit.record(line, Some(raw), self.draft(b));
+    }
+
+    /// One record per span of an OTLP `ExportTraceServiceRequest`; each span sees its
+    /// resource's `resource` and its scope's `scope` as if they were its own members.
+    fn spans<E: Emit>(&mut self, b: &[u8], at: usize, line: u64, emit: &mut E) {
+        let keys = self.keys;
+        let bad_otlp = RejectReason::Unparseable("invalid OTLP JSON: resourceSpans[].scopeSpans[].spans[] expected");
+        let Ok(resources) = elements(b, at) else { return emit.record(line, Some(b), Err(bad_otlp)) };
+        for (rs, _) in resources {
+            let Ok(rm) = members(b, rs) else { return emit.record(line, Some(&b[rs..]), Err(bad_otlp)) };
+            let resource = member(&rm, b"resource");
+            let scopes = match member(&rm, b"scopeSpans") {
+                Some((s, _)) if b[s] == b'[' => elements(b, s),
+                _ => Ok(Vec::new()),
+            };
+            let Ok(scopes) = scopes else { return emit.record(line, Some(&b[rs..]), Err(bad_otlp)) };
+            for (ss, _) in scopes {
+                let Ok(sm) = members(b, ss) else { return emit.record(line, Some(&b[ss..]), Err(bad_otlp)) };
+                let scope = member(&sm, b"scope");
+                let spans = match member(&sm, b"spans") {
+                    Some((s, _)) if b[s] == b'[' => elements(b, s),
+                    _ => Ok(Vec::new()),
+                };
+                let Ok(spans) = spans else { return emit.record(line, Some(&b[ss..]), Err(bad_otlp)) };
+                for (s, e) in spans {
+                    self.reset();
+                    let mut ok = b[s] == b'{';
+                    for (ctx, key) in [(resource, &b"resource"[..]), (scope, &b"scope"[..])] {
+                        if let (Some((vs, _)), Some(entry)) = (ctx, keys.root.get(key)) {
+                            ok &= self.wanted(b, vs, entry, 1).is_ok();
+                        }
+                    }
+                    ok = ok && self.object(b, s + 1, &keys.root, 0).is_ok();
+                    if ok {
+                        self.finish_record(b, &b[s..e], line, emit);
+                    } else {
+                        emit.record(line, Some(&b[s..e]), Err(INVALID));
+                    }
+                }
+            }
+        }
     }
 
     /// Read the members of an object whose `{` is just before `i`; returns the index after `}`.
-    fn object(&mut self, b: &[u8], i: usize, node: &'k Node, prio: u8, depth: u32) -> Result<usize, Fail> {
+    fn object(&mut self, b: &[u8], i: usize, node: &'k Node, depth: u32) -> Result<usize, Fail> {
         if depth > MAX_DEPTH {
             return Err(());
         }
@@ -399,7 +567,7 @@ impl<'k> JsonParser<'k> {
             i = ws(b, i + 1);
             i = match entry {
                 None => skip_value(b, i)?,
-                Some(e) => self.wanted(b, i, e, prio, depth)?,
+                Some(e) => self.wanted(b, i, e, depth)?,
             };
             i = ws(b, i);
             match b.get(i) {
@@ -412,7 +580,7 @@ impl<'k> JsonParser<'k> {
 
     /// Read the value of a wanted key.
     #[inline]
-    fn wanted(&mut self, b: &[u8], i: usize, e: &'k Entry, prio: u8, depth: u32) -> Result<usize, Fail> {
+    fn wanted(&mut self, b: &[u8], i: usize, e: &'k Entry, depth: u32) -> Result<usize, Fail> {
         let c = *b.get(i).ok_or(())?;
         let (raw, next) = match c {
             b'"' => {
@@ -426,41 +594,161 @@ impl<'k> JsonParser<'k> {
                 }
             }
             b'n' => (Raw::Absent, literal(b, i, b"null")?),
-            b't' | b'f' => (Raw::Bool, skip_value(b, i)?),
+            b't' => (Raw::True, literal(b, i, b"true")?),
+            b'f' => (Raw::False, literal(b, i, b"false")?),
             b'{' => match &e.child {
-                Some(child) => (Raw::Composite, self.object(b, i + 1, child, 1, depth + 1)?),
+                Some(child) => (Raw::Composite, self.object(b, i + 1, child, depth + 1)?),
                 None => (Raw::Composite, skip_nested(b, i)?),
             },
-            b'[' => (Raw::Composite, skip_nested(b, i)?),
+            b'[' => {
+                let end = match &e.child {
+                    _ if e.expand.is_some() && depth == 0 => {
+                        let end = skip_nested(b, i)?;
+                        if self.container.is_none() {
+                            self.container = e.expand.map(|c| (c, i));
+                        }
+                        end
+                    }
+                    Some(child) => self.key_values(b, i, child, depth + 1)?,
+                    None => skip_nested(b, i)?,
+                };
+                (Raw::Composite, end)
+            }
             _ => {
                 let end = skip_value(b, i)?;
                 (Raw::Num(i as u32, end as u32), end)
             }
         };
-        for &col in &e.cols {
-            let slot = &mut self.slots[col as usize];
-            if prio >= slot.prio {
-                *slot = Slot { raw, prio };
-            }
-            self.found |= 1 << col as u16;
-        }
+        self.set(e, raw);
         Ok(next)
     }
 
-    fn draft<'a>(&'a self, line: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
-        let mut d = Draft::default();
-        for col in Col::ALL {
-            let raw = self.slots[col as usize].raw;
-            let (text, number, utf8) = match raw {
-                Raw::Absent => continue,
-                Raw::Str(s, e) => (&line[s as usize..e as usize], false, false),
-                Raw::Esc(s, e) => (&self.scratch[s as usize..e as usize], false, false),
-                Raw::Num(s, e) => (&line[s as usize..e as usize], true, false),
-                Raw::Bool | Raw::Composite => return Err(RejectReason::BadValue(col)),
-            };
-            set_text(&mut d, col, text, number, utf8, self.keys.scales[col as usize])?;
+    /// A value with no children to descend into (an OTLP `AnyValue`'s payload).
+    fn scalar(&mut self, b: &[u8], i: usize) -> Result<Raw, Fail> {
+        Ok(match *b.get(i).ok_or(())? {
+            b'"' => {
+                let (end, esc) = scan_string(b, i + 1)?;
+                if esc {
+                    let s = self.scratch.len();
+                    unescape(b, i + 1, end, &mut self.scratch)?;
+                    Raw::Esc(s as u32, self.scratch.len() as u32)
+                } else {
+                    Raw::Str(i as u32 + 1, end as u32)
+                }
+            }
+            b'n' => Raw::Absent,
+            b't' => Raw::True,
+            b'f' => Raw::False,
+            b'{' | b'[' => Raw::Composite,
+            _ => Raw::Num(i as u32, skip_value(b, i)? as u32),
+        })
+    }
+
+    #[inline]
+    fn set(&mut self, e: &Entry, raw: Raw) {
+        for &(p, prio) in &e.slots {
+            let slot = &mut self.slots[p as usize];
+            if prio >= slot.prio {
+                *slot = Slot { raw, prio };
+            }
+            self.found |= self.keys.plan.path_cols[p as usize];
         }
-        Ok(d)
+    }
+
+    /// An array under a key with wanted children: an OTLP key/value list
+    /// (`[{"key": "gen_ai.request.model", "value": {"stringValue": "..."}}]`), whose element
+    /// with a wanted `key` gives its (unwrapped) `value`. Other arrays are stepped over.
+    fn key_values(&mut self, b: &[u8], i: usize, node: &'k Node, depth: u32) -> Result<usize, Fail> {
+        if depth > MAX_DEPTH {
+            return Err(());
+        }
+        let mut i = ws(b, i + 1);
+        if b.get(i) == Some(&b']') {
+            return Ok(i + 1);
+        }
+        loop {
+            let end = skip_value(b, i)?;
+            if b[i] == b'{' {
+                let ms = members(b, i)?;
+                if let (Some((ks, ke)), Some((vs, _))) = (member(&ms, b"key"), member(&ms, b"value")) {
+                    if b[ks] == b'"' {
+                        let (kend, kesc) = scan_string(b, ks + 1)?;
+                        debug_assert_eq!(kend + 1, ke);
+                        let entry = if kesc {
+                            self.keybuf.clear();
+                            let mut kb = std::mem::take(&mut self.keybuf);
+                            unescape(b, ks + 1, kend, &mut kb)?;
+                            let e = node.get(&kb);
+                            self.keybuf = kb;
+                            e
+                        } else {
+                            node.get(&b[ks + 1..kend])
+                        };
+                        if let Some(e) = entry {
+                            self.any_value(b, vs, e, depth)?;
+                        }
+                    }
+                }
+            }
+            i = ws(b, end);
+            match b.get(i) {
+                Some(b',') => i = ws(b, i + 1),
+                Some(b']') => return Ok(i + 1),
+                _ => return Err(()),
+            }
+        }
+    }
+
+    /// An OTLP `AnyValue` (`{"stringValue": ..}`, `{"intValue": "42"}`, `{"doubleValue": ..}`,
+    /// `{"boolValue": ..}`; arrays and maps are composite), or a plain JSON value.
+    fn any_value(&mut self, b: &[u8], i: usize, e: &'k Entry, depth: u32) -> Result<(), Fail> {
+        if b[i] != b'{' {
+            return self.wanted(b, i, e, depth).map(|_| ());
+        }
+        let ms = members(b, i)?;
+        let typed = ms
+            .iter()
+            .rev()
+            .find(|(k, _, _)| matches!(*k, b"stringValue" | b"intValue" | b"doubleValue" | b"boolValue"));
+        match typed {
+            Some(&(_, vs, _)) => {
+                let raw = self.scalar(b, vs)?;
+                self.set(e, raw);
+                Ok(())
+            }
+            None if ms.is_empty() => {
+                self.set(e, Raw::Absent);
+                Ok(())
+            }
+            None => {
+                self.set(e, Raw::Composite);
+                Ok(())
+            }
+        }
+    }
+
+    /// A slot's value, borrowing from the record `b` or the scratch.
+    #[inline]
+    fn val<'a>(&'a self, b: &'a [u8], p: u16) -> Val<'a> {
+        let text = |text: &'a [u8], number: bool| Val::Text { text, number, utf8: false };
+        match self.slots[p as usize].raw {
+            Raw::Absent => Val::Absent,
+            Raw::Str(s, e) => text(&b[s as usize..e as usize], false),
+            Raw::Esc(s, e) => text(&self.scratch[s as usize..e as usize], false),
+            Raw::Num(s, e) => text(&b[s as usize..e as usize], true),
+            Raw::True => Val::Bool(true),
+            Raw::False => Val::Bool(false),
+            Raw::Composite => Val::Composite,
+        }
+    }
+
+    /// The reason to pass over the current object, when a keep rule says so.
+    fn skip_reason(&self, b: &[u8]) -> Option<&'k str> {
+        self.keys.plan.skip_reason(|p| self.val(b, p))
+    }
+
+    fn draft<'a>(&'a self, b: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
+        self.keys.plan.draft(|p| self.val(b, p))
     }
 }
 

@@ -16,8 +16,10 @@
 mod arrow;
 mod canonical;
 mod csv;
+mod jsondoc;
 mod jsonl;
 mod parquet;
+mod plan;
 mod value;
 
 pub use canonical::CanonicalSink;
@@ -42,6 +44,7 @@ use self::arrow::BatchView;
 use self::csv::{CsvHeader, CsvState};
 use self::jsonl::{JsonKeys, JsonParser};
 use self::parquet::PqFile;
+use self::plan::Plan;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -108,6 +111,8 @@ pub struct ScanOutput<S> {
 /// Where a format's parser hands each record (or blank line) of a block.
 pub(crate) trait Emit {
     fn blank(&mut self);
+    /// An object that is not a record of this log shape, passed over on purpose.
+    fn skip(&mut self, reason: &str);
     fn record(&mut self, line: u64, raw: Option<&[u8]>, r: Result<Draft<'_>, RejectReason>);
 }
 
@@ -118,10 +123,18 @@ struct FileAcc {
     rejected: u64,
     reasons: FxHashMap<RejectReason, u64>,
     blank: u64,
+    skips: Vec<(String, u64)>,
     found: u16,
 }
 
 impl FileAcc {
+    fn skip(&mut self, reason: &str, n: u64) {
+        match self.skips.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, c)) => *c += n,
+            None => self.skips.push((reason.to_string(), n)),
+        }
+    }
+
     fn add(&mut self, o: FileAcc) {
         self.records += o.records;
         self.rejected += o.rejected;
@@ -129,6 +142,9 @@ impl FileAcc {
             *self.reasons.entry(k).or_default() += v;
         }
         self.blank += o.blank;
+        for (reason, n) in o.skips {
+            self.skip(&reason, n);
+        }
         self.found |= o.found;
     }
 }
@@ -136,6 +152,15 @@ impl FileAcc {
 enum TextKind {
     Jsonl,
     Csv(Arc<CsvHeader>),
+    /// Records of a JSON document found by the producer: (start, end, line, problem).
+    JsonDoc(Vec<DocRecord>),
+}
+
+struct DocRecord {
+    start: usize,
+    end: usize,
+    line: u64,
+    bad: Option<&'static str>,
 }
 
 /// One unit of work for a worker.
@@ -154,6 +179,8 @@ struct Shared<'a> {
     names: Vec<String>,
     paths: Vec<&'a Path>,
     keys: JsonKeys,
+    /// The mapping compiled for Arrow input (the JSON keys hold their own).
+    plan: Arc<Plan>,
     stop: AtomicBool,
     error: Mutex<Option<Error>>,
     /// Finished text buffers come back here for reuse: no page-faulting a fresh 8 MiB per block.
@@ -200,6 +227,10 @@ struct BlockEmit<'w, S> {
 impl<S: RecordSink> Emit for BlockEmit<'_, S> {
     fn blank(&mut self) {
         self.acc.blank += 1;
+    }
+
+    fn skip(&mut self, reason: &str) {
+        self.acc.skip(reason, 1);
     }
 
     #[inline]
@@ -253,17 +284,31 @@ impl<'k> Worker<'k> {
                 emit.acc.found |= self.json.found;
                 let _ = sh.free_tx.send(data);
             }
+            Work::Text { kind: TextKind::JsonDoc(recs), data, .. } => {
+                self.json.found = 0;
+                for r in &recs {
+                    let text = &data[r.start..r.end];
+                    match r.bad {
+                        Some(why) => emit.record(r.line, Some(text), Err(RejectReason::Unparseable(why))),
+                        None => self.json.parse_value(text, r.line, &mut emit),
+                    }
+                }
+                emit.acc.found |= self.json.found;
+                let _ = sh.free_tx.send(data);
+            }
             Work::Text { kind: TextKind::Csv(h), first_line, data, start, end, .. } => {
-                csv::process_block(&h, &mut self.csv, &data[start..end], first_line, &mut emit);
+                csv::process_block(&h, &sh.keys.plan, &mut self.csv, &data[start..end], first_line, &mut emit);
                 let _ = sh.free_tx.send(data);
             }
             Work::RowGroup { pq, rg, .. } => {
                 parquet::read_row_group(sh.paths[file as usize], &pq, rg, |row0, batch| {
-                    batch_rows(&batch, &sh.opts.columns, row0, &mut emit);
+                    batch_rows(&batch, &sh.opts.columns, &sh.plan, row0, &mut emit);
                     Ok(())
                 })?;
             }
-            Work::Batch { batch, first_row, .. } => batch_rows(&batch, &sh.opts.columns, first_row, &mut emit),
+            Work::Batch { batch, first_row, .. } => {
+                batch_rows(&batch, &sh.opts.columns, &sh.plan, first_row, &mut emit)
+            }
         }
         let (records, rejected) = (emit.records, emit.rejected);
         emit.acc.records += records;
@@ -279,8 +324,18 @@ impl<'k> Worker<'k> {
     }
 }
 
-fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, row0: u64, emit: &mut E) {
-    let view = BatchView::new(batch, map);
+fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, plan: &Arc<Plan>, row0: u64, emit: &mut E) {
+    let view = BatchView::new(batch, map, plan);
+    if let Some(plan) = view.plan() {
+        for r in 0..view.rows {
+            let get = |p: u16| view.val(p, r);
+            match plan.skip_reason(get) {
+                Some(reason) => emit.skip(reason),
+                None => emit.record(row0 + r as u64, None, plan.draft(get)),
+            }
+        }
+        return;
+    }
     let mut drafts = Vec::with_capacity(arrow::CHUNK_ROWS);
     let mut errs = Vec::with_capacity(arrow::CHUNK_ROWS);
     for start in (0..view.rows).step_by(arrow::CHUNK_ROWS) {
@@ -317,8 +372,7 @@ fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, em
         if is_blank(line) {
             emit.blank();
         } else {
-            let r = p.parse(line);
-            emit.record(line_no, Some(line), r);
+            p.parse_value(line, line_no, emit);
         }
         line_no += 1;
         start = end + 1;
@@ -372,8 +426,20 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
                 start = 3;
             }
+            if !csv {
+                match jsondoc::looks_like_document(&buf[start..filled], eof) {
+                    Some(true) => return produce_doc(sh, idx, f, tx, meta, stream, buf, start, filled, eof),
+                    Some(false) => {}
+                    None if filled - start < (block * 4).max(16 << 20) => {
+                        target = filled + block;
+                        continue;
+                    }
+                    // A first line longer than this is JSON Lines' problem, not a document.
+                    None => {}
+                }
+            }
             if csv {
-                match csv::parse_header(&buf[start..filled], &sh.opts.columns, eof) {
+                match csv::parse_header(&buf[start..filled], &sh.opts.columns, &sh.keys.plan, eof) {
                     _ if filled == start && eof => break,
                     Some((h, len, nl)) => {
                         meta.found = h.found;
@@ -437,6 +503,109 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
     Ok(())
 }
 
+/// Read a JSON document (see `jsondoc`) and send its records in blocks of about
+/// `block_bytes`. `buf[start..filled]` holds the bytes read so far.
+#[allow(clippy::too_many_arguments)]
+fn produce_doc(
+    sh: &Shared<'_>,
+    idx: u32,
+    f: &InputFile,
+    tx: &Sender<Work>,
+    meta: &mut FileMeta,
+    mut stream: TextStream<'_>,
+    mut buf: Vec<u8>,
+    start: usize,
+    mut filled: usize,
+    mut eof: bool,
+) -> Result<()> {
+    let block = sh.opts.block_bytes.max(1);
+    let mut split = jsondoc::DocSplitter::new(1);
+    // The BOM, if any, is not part of the document (its bytes hold no newline).
+    buf.copy_within(start..filled, 0);
+    filled -= start;
+    let mut pos = 0usize;
+    let mut recs: Vec<DocRecord> = Vec::new();
+    let mut covered = 0usize;
+    loop {
+        if sh.ctl.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        if sh.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let step = split.next(&buf[..filled], &mut pos, eof);
+        let (need_more, done) = match step {
+            jsondoc::Step::Record(s, e, line) => {
+                recs.push(DocRecord { start: s, end: e, line, bad: None });
+                covered += e - s;
+                (false, false)
+            }
+            jsondoc::Step::Bad(s, e, line, why) => {
+                recs.push(DocRecord { start: s, end: e, line, bad: Some(why) });
+                covered += e - s;
+                (false, false)
+            }
+            jsondoc::Step::NeedMore => (true, false),
+            jsondoc::Step::Done => (false, true),
+        };
+        if !(need_more || done || covered >= block) {
+            continue;
+        }
+        let keep = split.keep_from(pos);
+        if recs.is_empty() && keep == 0 && need_more {
+            // One record longer than the buffer so far: grow it in place, no copy.
+            let grown = filled + block;
+            if buf.len() < grown {
+                buf.resize(grown, 0);
+            }
+            while filled < grown && !eof {
+                let n = stream.read_some(&f.path, &mut buf[filled..grown])?;
+                if n == 0 {
+                    eof = true;
+                }
+                filled += n;
+            }
+            continue;
+        }
+        // Hand over the records found so far; the bytes still needed move to a new buffer.
+        split.shift(&buf[..filled], keep);
+        let carry = filled - keep;
+        let mut next = sh.take_buf(carry + block);
+        next[..carry].copy_from_slice(&buf[keep..filled]);
+        if !recs.is_empty() {
+            let kind = TextKind::JsonDoc(std::mem::take(&mut recs));
+            if tx.send(Work::Text { file: idx, kind, first_line: 0, data: buf, start: 0, end: filled }).is_err() {
+                return Ok(());
+            }
+        } else {
+            let _ = sh.free_tx.send(buf);
+        }
+        buf = next;
+        filled = carry;
+        pos -= keep;
+        covered = 0;
+        if done {
+            break;
+        }
+        if need_more {
+            if buf.len() < filled + block {
+                buf.resize(filled + block, 0);
+            }
+            let target = buf.len();
+            while filled < target && !eof {
+                let n = stream.read_some(&f.path, &mut buf[filled..target])?;
+                if n == 0 {
+                    eof = true;
+                }
+                filled += n;
+            }
+        }
+    }
+    let _ = sh.free_tx.send(buf);
+    meta.sha256 = stream.finish(&f.path)?;
+    Ok(())
+}
+
 /// Send one Parquet file's row groups; hash the file on the way when asked.
 fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
     let pq = Arc::new(parquet::open(&f.path, &sh.opts.columns)?);
@@ -464,8 +633,11 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
 fn schema_found(schema: &arrow_schema::Schema, map: &ColumnMap) -> u16 {
     let mut found = 0u16;
     for (col, src) in map.all_sources() {
-        let root = src.name.split('.').next().unwrap_or("");
-        if schema.index_of(&src.name).is_ok() || (src.name.contains('.') && schema.index_of(root).is_ok()) {
+        let has = |p: &crate::columns::FieldPath| {
+            p.flat().is_some_and(|f| schema.index_of(&f).is_ok())
+                || (p.segs.len() > 1 && schema.index_of(&p.segs[0]).is_ok())
+        };
+        if src.paths().any(has) {
             found |= 1 << col as u16;
         }
     }
@@ -574,6 +746,7 @@ fn shared<'a>(
         names,
         paths,
         keys: JsonKeys::new(&opts.columns),
+        plan: Arc::new(Plan::new(&opts.columns)),
         stop: AtomicBool::new(false),
         error: Mutex::new(None),
         free_tx,
@@ -591,6 +764,8 @@ fn stats(base: FileStats, acc: FileAcc, header_found: u16) -> FileStats {
         rejected: acc.rejected,
         rejects,
         blank_lines: acc.blank,
+        skipped: acc.skips.iter().map(|(_, n)| n).sum(),
+        skip_reasons: acc.skips.into_iter().collect(),
         columns_found: mask_cols(acc.found | header_found),
         ..base
     }

@@ -33,9 +33,9 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
         .iter()
         .enumerate()
         .filter(|(_, f)| {
-            map.sources().any(|(_, s)| {
-                s.name == *f.name() || s.name.strip_prefix(f.name().as_str()).is_some_and(|r| r.starts_with('.'))
-            })
+            map.sources()
+                .flat_map(|(_, s)| s.paths())
+                .any(|p| p.flat().is_some_and(|n| n == *f.name()) || (p.segs.len() > 1 && p.segs[0] == *f.name()))
         })
         .map(|(i, _)| i)
         .collect();
@@ -55,11 +55,11 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
 /// dictionary-encode; asking for them as Arrow dictionaries keeps them so, instead of copying
 /// one string per row that the kernel would look up again per row.
 fn with_dictionary_names(meta: ArrowReaderMetadata, map: &ColumnMap) -> parquet::errors::Result<ArrowReaderMetadata> {
-    let names: Vec<&str> = [Col::Model, Col::Site, Col::Zone, Col::Hardware]
+    let names: Vec<String> = [Col::Model, Col::Site, Col::Zone, Col::Hardware]
         .iter()
         .map(|&c| map.source(c))
         .filter(|s| s.read)
-        .map(|s| s.name.as_str())
+        .flat_map(|s| s.paths().filter_map(|p| p.flat()))
         .collect();
     let schema = meta.schema();
     let mut changed = false;
@@ -67,7 +67,7 @@ fn with_dictionary_names(meta: ArrowReaderMetadata, map: &ColumnMap) -> parquet:
         .fields()
         .iter()
         .map(|f| {
-            if *f.data_type() == DataType::Utf8 && names.contains(&f.name().as_str()) {
+            if *f.data_type() == DataType::Utf8 && names.iter().any(|n| n == f.name()) {
                 changed = true;
                 f.as_ref()
                     .clone()

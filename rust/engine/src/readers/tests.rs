@@ -75,7 +75,7 @@ fn jsonl_values_and_forms() {
     let (b, st) = scan(&[f], &opts(1 << 20, 2)).unwrap();
     let st = &st[0];
     assert_eq!((st.records, st.rejected, st.blank_lines), (11, 0, 2), "{:?}", st.rejects);
-    assert_eq!(st.columns_found, Col::ALL.to_vec());
+    assert_eq!(st.columns_found, Col::ALL[..Col::COUNT - 1].to_vec(), "all but cache_hit");
     let ts = tss(&b);
     assert_eq!(ts[0], 1_748_779_203_123_000);
     assert!(ts[1..].iter().all(|&t| t == T0 || t == T0 + 500_000), "{ts:?}");
@@ -531,4 +531,272 @@ fn key_order_changes_between_lines() {
     assert_eq!(st[0].records, 5);
     assert_eq!(strs(&b, "model"), ["a", "b", "c", "d", "e"].map(|s| Some(s.to_string())));
     assert_eq!(strs(&b, "site"), [Some("s".into()), None, None, Some("s2".into()), None]);
+}
+
+// ---- log shapes of issue 10: OTLP JSON, attribute maps, JSON documents, alternatives ----
+
+fn preset(name: &str) -> ScanOptions {
+    let mut o = opts(1 << 20, 2);
+    o.columns.apply_preset(name).unwrap();
+    o
+}
+
+fn bools(b: &RecordBatch, name: &str) -> Vec<Option<bool>> {
+    b.column_by_name(name).unwrap().as_boolean().iter().collect()
+}
+
+fn skips(f: &FileStats) -> Vec<(&str, u64)> {
+    f.skip_reasons.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+/// One `ExportTraceServiceRequest` as the Collector's file exporter writes it: two resources,
+/// GenAI spans (current and older token names, an error), an HTTP span that is not GenAI.
+fn otlp_line() -> String {
+    let kv = |k: &str, v: &str| format!(r#"{{"key":"{k}","value":{v}}}"#);
+    let span = |id: &str, start: i64, end: i64, attrs: Vec<String>, status: &str| {
+        format!(
+            r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{id}","name":"chat","kind":3,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","attributes":[{}],"status":{status}}}"#,
+            attrs.join(",")
+        )
+    };
+    let s = |v: &str| format!(r#"{{"stringValue":"{v}"}}"#);
+    let i = |v: i64| format!(r#"{{"intValue":"{v}"}}"#);
+    let ns = 1_735_689_600_000_000_000i64; // 2025-01-01T00:00:00Z
+    let genai = span(
+        "a1",
+        ns,
+        ns + 2_500_000_000,
+        vec![
+            kv("gen_ai.operation.name", &s("chat")),
+            kv("gen_ai.request.model", &s("gpt-4o")),
+            kv("gen_ai.response.model", &s("gpt-4o-2024-08-06")),
+            kv("gen_ai.usage.input_tokens", &i(100)),
+            kv("gen_ai.usage.output_tokens", &i(20)),
+            kv("server.address", &s("api.openai.com")),
+            kv("gen_ai.response.finish_reasons", r#"{"arrayValue":{"values":[{"stringValue":"stop"}]}}"#),
+        ],
+        "{}",
+    );
+    let older = span(
+        "a2",
+        ns + 3_600_000_000_000,
+        ns + 3_601_000_000_000,
+        vec![
+            kv("gen_ai.system", &s("openai")),
+            kv("gen_ai.request.model", &s("gpt-4o-mini")),
+            kv("gen_ai.usage.prompt_tokens", &i(7)),
+            kv("gen_ai.usage.completion_tokens", &i(3)),
+        ],
+        r#"{"code":2,"message":"rate limited"}"#,
+    );
+    let http = span("b1", ns, ns + 1_000, vec![kv("http.request.method", &s("POST"))], "{}");
+    let resource = |region: &str| {
+        format!(r#"{{"attributes":[{},{}]}}"#, kv("service.name", &s("chatbot")), kv("cloud.region", &s(region)))
+    };
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{},"scopeSpans":[{{"scope":{{"name":"openai-instr"}},"spans":[{genai},{http}]}}]}},{{"resource":{},"scopeSpans":[{{"scope":{{}},"spans":[{older}]}}]}}]}}"#,
+        resource("eu-west-1"),
+        resource("us-east-1")
+    )
+}
+
+#[test]
+fn otlp_json_one_record_per_genai_span() {
+    let t = tempfile_dir();
+    let body = format!("{}\n{}\n", otlp_line(), otlp_line());
+    let f = put(t.path(), "traces.json", body.as_bytes());
+    let (b, st) = scan(std::slice::from_ref(&f), &preset("otel")).unwrap();
+    let st = &st[0];
+    assert_eq!((st.records, st.rejected, st.skipped), (4, 0, 2), "{:?}", st.rejects);
+    assert_eq!(skips(st), [("not a GenAI span", 2)]);
+    // The response model wins over the requested one; the older names still count.
+    assert_eq!(strs(&b, "model")[..2], [Some("gpt-4o-2024-08-06".into()), Some("gpt-4o-mini".into())]);
+    assert_eq!(ints(&b, "input_tokens")[..2], [Some(100), Some(7)]);
+    assert_eq!(ints(&b, "output_tokens")[..2], [Some(20), Some(3)]);
+    // The record's time is the span's end; the duration end minus start.
+    assert_eq!(tss(&b)[..2], [T0 + 2_500_000, T0 + 3_601_000_000]);
+    assert_eq!(floats(&b, "duration_s")[..2], [Some(2.5), Some(1.0)]);
+    assert_eq!(strs(&b, "site")[..2], [Some("api.openai.com".into()), None]);
+    assert_eq!(strs(&b, "status")[..2], [None, Some("2".into())]);
+    assert_eq!(ints(&b, "line"), [Some(1), Some(1), Some(2), Some(2)]);
+
+    // Resource attributes map like any other path.
+    let mut o = preset("otel");
+    o.columns.set_rule(r#"site=resource.attributes["cloud.region"]"#).unwrap();
+    let (b, _) = scan(&[f], &o).unwrap();
+    assert_eq!(strs(&b, "site")[..2], [Some("eu-west-1".into()), Some("us-east-1".into())]);
+}
+
+fn tempfile_dir() -> TempDir {
+    TempDir::new()
+}
+
+/// A throwaway directory removed on drop (no dev-dependency for one helper).
+struct TempDir(std::path::PathBuf);
+impl TempDir {
+    fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "wl-shapes-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn span_shapes_with_dotted_attribute_keys() {
+    let t = tempfile_dir();
+    // ClickHouse exporter rows (JSONEachRow): Timestamp is the start, Duration in ns (quoted).
+    let ch = r#"{"Timestamp":"2025-01-01 00:00:00.500000000","SpanName":"chat","Duration":"1500000000","StatusCode":"STATUS_CODE_ERROR","SpanAttributes":{"gen_ai.request.model":"m1","gen_ai.usage.input_tokens":"10","gen_ai.usage.output_tokens":"5","server.address":"fra-1"},"ResourceAttributes":{"service.name":"x"}}
+{"Timestamp":"2025-01-01 00:00:00.000000000","SpanName":"GET /","Duration":"1000","StatusCode":"STATUS_CODE_UNSET","SpanAttributes":{"http.method":"GET"}}
+"#;
+    // The Python SDK console exporter: pretty-printed objects one after another.
+    let console = "{\n    \"name\": \"chat m1\",\n    \"start_time\": \"2025-01-01T00:00:00.000000Z\",\n    \"end_time\": \"2025-01-01T00:00:02.000000Z\",\n    \"status\": {\n        \"status_code\": \"UNSET\"\n    },\n    \"attributes\": {\n        \"gen_ai.request.model\": \"m1\",\n        \"gen_ai.usage.input_tokens\": 10,\n        \"gen_ai.usage.output_tokens\": 5\n    }\n}\n{\n    \"name\": \"db\",\n    \"start_time\": \"2025-01-01T00:00:00.000000Z\",\n    \"end_time\": \"2025-01-01T00:00:02.000000Z\",\n    \"attributes\": {\n        \"db.system\": \"postgresql\"\n    }\n}\n";
+    // Zipkin v2: an array, timestamp and duration in microseconds, tags as strings.
+    let zipkin = r#"[{"traceId":"t","id":"s1","name":"chat","timestamp":1735689600000000,"duration":3000000,"tags":{"gen_ai.request.model":"m1","gen_ai.usage.input_tokens":"10","gen_ai.usage.output_tokens":"5","otel.status_code":"Error"}},
+ {"traceId":"t","id":"s2","name":"http","timestamp":1735689600000000,"duration":10,"tags":{"http.method":"GET"}}]"#;
+    // Attributes promoted to top-level keys.
+    let flat = r#"{"gen_ai.request.model":"m1","gen_ai.usage.input_tokens":10,"gen_ai.usage.output_tokens":5,"start_time":"2025-01-01T00:00:00Z","end_time":"2025-01-01T00:00:04Z","status_code":"OK"}"#;
+    let cases: [(&str, &str, i64, f64, Option<&str>); 4] = [
+        ("ch.jsonl", ch, T0 + 2_000_000, 1.5, Some("STATUS_CODE_ERROR")),
+        ("console.jsonl", console, T0 + 2_000_000, 2.0, Some("UNSET")),
+        ("zipkin.json", zipkin, T0 + 3_000_000, 3.0, Some("Error")),
+        ("flat.jsonl", flat, T0 + 4_000_000, 4.0, Some("OK")),
+    ];
+    for (name, body, ts, dur, status) in cases {
+        let f = put(t.path(), name, body.as_bytes());
+        let (b, st) = scan(&[f], &preset("otel")).unwrap();
+        let st = &st[0];
+        assert_eq!((st.records, st.rejected), (1, 0), "{name}: {:?}", st.rejects);
+        assert_eq!(st.skipped, u64::from(name != "flat.jsonl"), "{name}");
+        assert_eq!(strs(&b, "model"), [Some("m1".into())], "{name}");
+        assert_eq!((ints(&b, "input_tokens"), ints(&b, "output_tokens")), (vec![Some(10)], vec![Some(5)]), "{name}");
+        assert_eq!(tss(&b), [ts], "{name}");
+        assert_eq!(floats(&b, "duration_s"), [Some(dur)], "{name}");
+        assert_eq!(strs(&b, "status"), [status.map(String::from)], "{name}");
+    }
+}
+
+#[test]
+fn json_documents_arrays_and_data() {
+    let t = tempfile_dir();
+    let rec = |m: &str, n: i64| format!(r#"{{"ts":"2025-01-01T00:00:00Z","model":"{m}","input_tokens":{n}}}"#);
+    let docs = [
+        ("array.json", format!("[{}, {},\n {}]", rec("a", 1), rec("b", 2), rec("c", 3))),
+        ("pretty.json", format!("[\n  {},\n  {}\n]\n", rec("a", 1), rec("b", 2))),
+        ("data.json", format!(r#"{{"data": [{}, {}], "total": 2, "page": 1}}"#, rec("a", 1), rec("b", 2))),
+        (
+            "data-pretty.json",
+            format!("{{\n  \"data\": [\n    {},\n    {}\n  ],\n  \"total\": 2\n}}\n", rec("a", 1), rec("b", 2)),
+        ),
+        ("lines.json", format!("{}\n{}\n", rec("a", 1), rec("b", 2))),
+    ];
+    for (name, body) in &docs {
+        for block in [16, 1 << 20] {
+            let f = put(t.path(), name, body.as_bytes());
+            let (b, st) = scan(&[f], &opts(block, 2)).unwrap();
+            assert_eq!(st[0].rejected, 0, "{name}: {:?}", st[0].rejects);
+            let n = ints(&b, "input_tokens").len() as i64;
+            assert!(n >= 2, "{name}");
+            assert_eq!(ints(&b, "input_tokens"), (1..=n).map(Some).collect::<Vec<_>>(), "{name} block {block}");
+        }
+    }
+    // A record that is itself a record keeps a `data` field as a field.
+    let f = put(t.path(), "own.jsonl", format!(r#"{{"ts":0,"model":"m","data":[{}]}}"#, rec("x", 9)).as_bytes());
+    let (b, _) = scan(&[f], &opts(1 << 20, 1)).unwrap();
+    assert_eq!(strs(&b, "model"), [Some("m".into())]);
+    // A truncated document is an error record, not silence.
+    let f = put(t.path(), "cut.json", format!("[{}, {{\"ts\": ", rec("a", 1)).as_bytes());
+    let (_, st) = scan(&[f], &opts(1 << 20, 1)).unwrap();
+    assert_eq!((st[0].records, st[0].rejected), (1, 1));
+}
+
+#[test]
+fn openai_streams_count_one_request_per_completion() {
+    let t = tempfile_dir();
+    let chunk = |id: &str, content: &str| {
+        format!(
+            r#"{{"id":"{id}","object":"chat.completion.chunk","created":1735689600,"model":"gpt-4o-mini","choices":[{{"index":0,"delta":{{"content":"{content}"}},"finish_reason":null}}],"usage":null}}"#
+        )
+    };
+    let last = |id: &str, i: i64, o: i64| {
+        format!(
+            r#"{{"id":"{id}","object":"chat.completion.chunk","created":1735689600,"model":"gpt-4o-mini","choices":[],"usage":{{"prompt_tokens":{i},"completion_tokens":{o},"total_tokens":{}}}}}"#,
+            i + o
+        )
+    };
+    let batch = r#"{"id":"batch_req_1","custom_id":"r1","response":{"status_code":200,"request_id":"req_1","body":{"id":"chatcmpl-9","object":"chat.completion","created":1735689600,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":30,"completion_tokens":4,"total_tokens":34}}},"error":null}"#;
+    let body =
+        [chunk("c1", "Hi"), chunk("c2", "Yo"), chunk("c1", "!"), last("c1", 11, 2), last("c2", 5, 1), batch.into()]
+            .join("\n");
+    let f = put(t.path(), "openai.jsonl", body.as_bytes());
+    let (b, st) = scan(&[f], &preset("openai")).unwrap();
+    assert_eq!((st[0].records, st[0].skipped, st[0].rejected), (3, 3, 0), "{:?}", st[0].rejects);
+    assert_eq!(skips(&st[0]), [("streaming chunk without usage", 3)]);
+    assert_eq!(ints(&b, "input_tokens"), [Some(11), Some(5), Some(30)]);
+    assert_eq!(strs(&b, "model"), [Some("gpt-4o-mini".into()), Some("gpt-4o-mini".into()), Some("gpt-4o".into())]);
+    assert_eq!(strs(&b, "status")[2], Some("200".into()));
+    assert_eq!(strs(&b, "request_id")[2], Some("req_1".into()));
+}
+
+#[test]
+fn litellm_csv_alternatives_and_cache_flag() {
+    let t = tempfile_dir();
+    // The 2024 table has no request_duration_ms: the duration comes from the two times.
+    let csv = "request_id,startTime,endTime,model,api_base,prompt_tokens,completion_tokens,cache_hit,status\n\
+               r1,2025-03-01 12:00:00.123,2025-03-01 12:00:01.623,hosted_vllm/meta-llama/Llama-3.1-8B-Instruct,http://vllm:8000/v1,10,5,False,success\n\
+               r2,2025-03-01 12:00:02,2025-03-01 12:00:02.5,gpt-4o,,3,4,True,\n";
+    let f = put(t.path(), "spend.csv", csv.as_bytes());
+    let (b, st) = scan(&[f], &preset("litellm")).unwrap();
+    assert_eq!((st[0].records, st[0].rejected), (2, 0), "{:?}", st[0].rejects);
+    assert_eq!(floats(&b, "duration_s"), [Some(1.5), Some(0.5)]);
+    assert_eq!(bools(&b, "cache_hit"), [Some(false), Some(true)]);
+    assert_eq!(strs(&b, "site"), [Some("http://vllm:8000/v1".into()), None]);
+    assert_eq!(strs(&b, "status"), [Some("success".into()), None]);
+    // The current table's request_duration_ms wins when present.
+    let csv = "request_id,startTime,endTime,request_duration_ms,model,prompt_tokens,completion_tokens\n\
+               r1,2025-03-01 12:00:00,2025-03-01 12:00:10,2500,m,1,1\n";
+    let f = put(t.path(), "spend2.csv", csv.as_bytes());
+    let (b, _) = scan(&[f], &preset("litellm")).unwrap();
+    assert_eq!(floats(&b, "duration_s"), [Some(2.5)]);
+    // A cache flag that is not a boolean is a bad value, not a guess.
+    let f = put(t.path(), "bad.jsonl", br#"{"endTime":"2025-03-01T12:00:00","model":"m","cache_hit":"maybe"}"#);
+    let (_, st) = scan(&[f], &preset("litellm")).unwrap();
+    assert_eq!(reasons(&st[0]), [("bad value for cache_hit", 1)]);
+}
+
+#[test]
+fn arrow_alternatives_and_computed_columns() {
+    use arrow_array::{BooleanArray, Int64Array, StringArray};
+    let schema_batch = RecordBatch::try_from_iter(vec![
+        ("start", Arc::new(StringArray::from(vec!["2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"])) as ArrayRef),
+        ("end", Arc::new(StringArray::from(vec!["2025-01-01T00:00:02Z", "2025-01-01T00:00:03Z"])) as ArrayRef),
+        ("m1", Arc::new(StringArray::from(vec![Some("a"), None])) as ArrayRef),
+        ("m2", Arc::new(StringArray::from(vec![Some("x"), Some("b")])) as ArrayRef),
+        ("tok", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+        ("hit", Arc::new(BooleanArray::from(vec![Some(true), None])) as ArrayRef),
+    ])
+    .unwrap();
+    let mut o = opts(1 << 20, 2);
+    for r in ["ts=end", "model=m1 | m2", "duration_s=end - start", "input_tokens=tok", "cache_hit=hit"] {
+        o.columns.set_rule(r).unwrap();
+    }
+    let ctl = ScanControl::default();
+    let out = scan_batches(std::iter::once(Ok(schema_batch)), "<arrow>", &o, &ctl, None, CanonicalSink::new).unwrap();
+    let b = out.sink.finish(&out.files).unwrap();
+    assert_eq!(strs(&b, "model"), [Some("a".into()), Some("b".into())]);
+    assert_eq!(floats(&b, "duration_s"), [Some(2.0), Some(3.0)]);
+    assert_eq!(tss(&b), [T0 + 2_000_000, T0 + 3_000_000]);
+    assert_eq!(bools(&b, "cache_hit"), [Some(true), None]);
 }

@@ -1,0 +1,174 @@
+//! Named column mappings for log shapes seen in the wild (`--preset NAME`).
+//!
+//! Each preset is a list of `canonical = source` rules in the mapping syntax of
+//! [`crate::columns::ColumnMap::set`] (alternatives with `|`, the first one a record has wins)
+//! plus, for logs that hold objects which are not requests, the rules that pass them over.
+//! The field names follow the upstream sources named in `docs/presets.md`; a preset covers
+//! every shape its tool is exported in, so one preset reads them all without configuration.
+
+/// A preset's rule to pass over objects that are not records (see `columns::KeepRule`).
+pub struct KeepDef {
+    pub when: Option<(&'static str, &'static str)>,
+    pub any_of: &'static [&'static str],
+    pub reason: &'static str,
+}
+
+pub struct Preset {
+    pub name: &'static str,
+    /// One line for `--help` and error messages.
+    pub about: &'static str,
+    pub rules: &'static [&'static str],
+    pub keep: &'static [KeepDef],
+}
+
+/// An OTel attribute `k` in each container spans are exported with: OTLP JSON and the Python
+/// console exporter (`attributes`), the ClickHouse exporter (`SpanAttributes`), Zipkin v2
+/// (`tags`), and attributes promoted to top-level keys (`k` as a flat key).
+macro_rules! span_attr {
+    ($k:literal) => {
+        concat!(
+            "attributes[\"",
+            $k,
+            "\"] | SpanAttributes[\"",
+            $k,
+            "\"] | tags[\"",
+            $k,
+            "\"] | span_attributes[\"",
+            $k,
+            "\"] | ",
+            $k
+        )
+    };
+}
+
+/// Span timing in every shape: OTLP JSON (`*UnixNano`, decimal strings), the Python console
+/// exporter and flattened spans (`start_time`/`end_time`), ClickHouse (`Timestamp` = start,
+/// `Duration` in ns), Zipkin v2 (`timestamp` = start and `duration`, both in microseconds).
+/// A record's time is the span's end.
+const SPAN_TS: &str = "ts = endTimeUnixNano | end_time | endTime | Timestamp + Duration/1000000000 \
+                       | timestamp + duration/1000000 | Timestamp";
+const SPAN_DURATION: &str = "duration_s = endTimeUnixNano - startTimeUnixNano | end_time - start_time \
+                             | endTime - startTime | Duration/1000000000 | duration/1000000";
+/// OTLP `status.code` (2 = ERROR), ClickHouse `StatusCode` ("Error"), the console exporter's
+/// `status.status_code` ("ERROR"), Zipkin's `otel.status_code` tag, flattened `status_code`.
+const SPAN_STATUS: &str =
+    concat!("status = status.code | StatusCode | status.status_code | status_code | ", span_attr!("otel.status_code"));
+
+/// GenAI attributes that mark a span as a GenAI operation (OTel semantic conventions, current
+/// and older names; vLLM's own).
+const GENAI_MARKERS: &[&str] = &[
+    span_attr!("gen_ai.operation.name"),
+    span_attr!("gen_ai.provider.name"),
+    span_attr!("gen_ai.system"),
+    span_attr!("gen_ai.request.model"),
+    span_attr!("gen_ai.response.model"),
+    span_attr!("gen_ai.usage.input_tokens"),
+    span_attr!("gen_ai.usage.output_tokens"),
+    span_attr!("gen_ai.usage.prompt_tokens"),
+    span_attr!("gen_ai.usage.completion_tokens"),
+];
+
+const NOT_GENAI: KeepDef = KeepDef { when: None, any_of: GENAI_MARKERS, reason: "not a GenAI span" };
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "otel",
+        about: "OpenTelemetry GenAI spans: OTLP JSON, ClickHouse, console exporter, Zipkin v2, flattened",
+        rules: &[
+            concat!("model = ", span_attr!("gen_ai.response.model"), " | ", span_attr!("gen_ai.request.model")),
+            concat!(
+                "input_tokens = ",
+                span_attr!("gen_ai.usage.input_tokens"),
+                " | ",
+                span_attr!("gen_ai.usage.prompt_tokens")
+            ),
+            concat!(
+                "output_tokens = ",
+                span_attr!("gen_ai.usage.output_tokens"),
+                " | ",
+                span_attr!("gen_ai.usage.completion_tokens")
+            ),
+            concat!("site = ", span_attr!("server.address")),
+            concat!("request_id = ", span_attr!("gen_ai.response.id"), " | spanId | SpanId | id | context.span_id"),
+            SPAN_TS,
+            SPAN_DURATION,
+            SPAN_STATUS,
+        ],
+        keep: &[NOT_GENAI],
+    },
+    Preset {
+        name: "vllm",
+        about: "vLLM's OTel llm_request spans (any span shape), and flattened request stats",
+        rules: &[
+            concat!(
+                "model = ",
+                span_attr!("gen_ai.response.model"),
+                " | ",
+                span_attr!("gen_ai.request.model"),
+                " | model"
+            ),
+            concat!(
+                "input_tokens = ",
+                span_attr!("gen_ai.usage.prompt_tokens"),
+                " | ",
+                span_attr!("gen_ai.usage.input_tokens"),
+                " | num_prompt_tokens"
+            ),
+            concat!(
+                "output_tokens = ",
+                span_attr!("gen_ai.usage.completion_tokens"),
+                " | ",
+                span_attr!("gen_ai.usage.output_tokens"),
+                " | num_generation_tokens"
+            ),
+            concat!("request_id = ", span_attr!("gen_ai.request.id"), " | request_id | spanId | SpanId"),
+            // vLLM's own server-side end-to-end latency first: it is what the engine measured.
+            concat!(
+                "duration_s = ",
+                span_attr!("gen_ai.latency.e2e"),
+                " | e2e_latency | endTimeUnixNano - startTimeUnixNano | end_time - start_time \
+                 | Duration/1000000000 | duration/1000000"
+            ),
+            SPAN_TS,
+            SPAN_STATUS,
+        ],
+        keep: &[],
+    },
+    Preset {
+        name: "litellm",
+        about: "LiteLLM_SpendLogs rows: psql CSV, JSON Lines, the /spend/logs JSON array",
+        rules: &[
+            "ts = endTime | end_time",
+            "model = model | model_group",
+            "input_tokens = prompt_tokens",
+            "output_tokens = completion_tokens",
+            "duration_s = request_duration_ms/1000 | endTime - startTime",
+            "site = api_base",
+            "request_id = request_id",
+            "status = status",
+            "cache_hit = cache_hit",
+        ],
+        keep: &[],
+    },
+    Preset {
+        name: "openai",
+        about: "OpenAI chat completions, streaming chunk logs (usage chunk), Batch API output lines",
+        rules: &[
+            "ts = created | response.body.created | created_at | response.body.created_at",
+            "model = model | response.body.model",
+            "input_tokens = usage.prompt_tokens | response.body.usage.prompt_tokens | usage.input_tokens \
+             | response.body.usage.input_tokens",
+            "output_tokens = usage.completion_tokens | response.body.usage.completion_tokens \
+             | usage.output_tokens | response.body.usage.output_tokens",
+            "request_id = response.request_id | id | response.body.id",
+            "status = response.status_code | error.code",
+        ],
+        // A streaming log has one line per chunk; only the last chunk of a completion carries
+        // `usage` (with `stream_options.include_usage`), so it alone stands for the request.
+        keep: &[KeepDef {
+            when: Some(("object", "chat.completion.chunk")),
+            any_of: &["usage"],
+            reason: "streaming chunk without usage",
+        }],
+    },
+];
