@@ -42,6 +42,7 @@ CANONICAL = [
     "weight",
     "request_id",
     "status",
+    "cache_hit",
 ]
 runner = CliRunner()
 

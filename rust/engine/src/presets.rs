@@ -46,7 +46,7 @@ macro_rules! span_attr {
 /// `Duration` in ns), Zipkin v2 (`timestamp` = start and `duration`, both in microseconds).
 /// A record's time is the span's end.
 const SPAN_TS: &str = "ts = endTimeUnixNano | end_time | endTime | Timestamp + Duration/1000000000 \
-                       | timestamp + duration/1000000 | Timestamp";
+                       | timestamp + duration/1000000 | Timestamp | ts | timestamp";
 const SPAN_DURATION: &str = "duration_s = endTimeUnixNano - startTimeUnixNano | end_time - start_time \
                              | endTime - startTime | Duration/1000000000 | duration/1000000";
 /// OTLP `status.code` (2 = ERROR), ClickHouse `StatusCode` ("Error"), the console exporter's

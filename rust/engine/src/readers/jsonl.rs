@@ -38,6 +38,8 @@ struct Entry {
     /// (path index, priority): 2 = the path's own spelling, 1 = a plain dotted name matched
     /// through nested objects (the flat key wins whatever the key order).
     slots: Vec<(u16, u8)>,
+    /// The canonical columns these slots feed (bit per `Col`), for `FileStats::columns_found`.
+    found: u16,
     child: Option<Box<Node>>,
     /// A container of records when its value is an array at the top level (see [`Container`]).
     expand: Option<Container>,
@@ -59,7 +61,7 @@ impl Node {
         let i = match bucket.iter().position(|e| &*e.key == key) {
             Some(i) => i,
             None => {
-                bucket.push(Entry { key: key.into(), slots: Vec::new(), child: None, expand: None });
+                bucket.push(Entry { key: key.into(), slots: Vec::new(), found: 0, child: None, expand: None });
                 bucket.len() - 1
             }
         };
@@ -117,11 +119,14 @@ impl JsonKeys {
         let mut root = Node::default();
         for (i, p) in plan.paths.iter().enumerate() {
             let i = i as u16;
+            let found = plan.path_cols[i as usize];
             if p.plain && p.segs.len() > 1 {
-                root.entry_mut(p.segs.join(".").as_bytes()).slots.push((i, 2));
-                insert_path(&mut root, &p.segs, i, 1);
+                let e = root.entry_mut(p.segs.join(".").as_bytes());
+                e.slots.push((i, 2));
+                e.found |= found;
+                insert_path(&mut root, &p.segs, i, 1, found);
             } else {
-                insert_path(&mut root, &p.segs, i, 2);
+                insert_path(&mut root, &p.segs, i, 2, found);
             }
         }
         root.entry_mut(b"resourceSpans").expand = Some(Container::OtlpSpans);
@@ -130,12 +135,13 @@ impl JsonKeys {
     }
 }
 
-fn insert_path(node: &mut Node, segs: &[String], slot: u16, prio: u8) {
+fn insert_path(node: &mut Node, segs: &[String], slot: u16, prio: u8, found: u16) {
     let e = node.entry_mut(segs[0].as_bytes());
     if segs.len() == 1 {
         e.slots.push((slot, prio));
+        e.found |= found;
     } else {
-        insert_path(e.child.get_or_insert_with(Default::default), &segs[1..], slot, prio);
+        insert_path(e.child.get_or_insert_with(Default::default), &segs[1..], slot, prio, found);
     }
 }
 
@@ -408,7 +414,7 @@ impl<'k> JsonParser<'k> {
     pub(crate) fn new(keys: &'k JsonKeys) -> Self {
         JsonParser {
             keys,
-            slots: vec![Slot::default(); keys.plan.npaths()],
+            slots: vec![Slot::default(); keys.plan.nslots()],
             scratch: Vec::new(),
             keybuf: Vec::new(),
             found: 0,
@@ -579,7 +585,7 @@ impl<'k> JsonParser<'k> {
     }
 
     /// Read the value of a wanted key.
-    #[inline]
+    #[inline(always)]
     fn wanted(&mut self, b: &[u8], i: usize, e: &'k Entry, depth: u32) -> Result<usize, Fail> {
         let c = *b.get(i).ok_or(())?;
         let (raw, next) = match c {
@@ -596,24 +602,7 @@ impl<'k> JsonParser<'k> {
             b'n' => (Raw::Absent, literal(b, i, b"null")?),
             b't' => (Raw::True, literal(b, i, b"true")?),
             b'f' => (Raw::False, literal(b, i, b"false")?),
-            b'{' => match &e.child {
-                Some(child) => (Raw::Composite, self.object(b, i + 1, child, depth + 1)?),
-                None => (Raw::Composite, skip_nested(b, i)?),
-            },
-            b'[' => {
-                let end = match &e.child {
-                    _ if e.expand.is_some() && depth == 0 => {
-                        let end = skip_nested(b, i)?;
-                        if self.container.is_none() {
-                            self.container = e.expand.map(|c| (c, i));
-                        }
-                        end
-                    }
-                    Some(child) => self.key_values(b, i, child, depth + 1)?,
-                    None => skip_nested(b, i)?,
-                };
-                (Raw::Composite, end)
-            }
+            b'{' | b'[' => (Raw::Composite, self.composite(b, i, e, depth)?),
             _ => {
                 let end = skip_value(b, i)?;
                 (Raw::Num(i as u32, end as u32), end)
@@ -621,6 +610,26 @@ impl<'k> JsonParser<'k> {
         };
         self.set(e, raw);
         Ok(next)
+    }
+
+    /// An object or array under a wanted key: a nested object to look into, an OTLP key/value
+    /// list, a container of records, or a value to step over. Kept out of `wanted`, which
+    /// runs for every wanted key of every line, so that it stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn composite(&mut self, b: &[u8], i: usize, e: &'k Entry, depth: u32) -> Result<usize, Fail> {
+        match (&e.child, b[i]) {
+            (_, b'[') if e.expand.is_some() && depth == 0 => {
+                let end = skip_nested(b, i)?;
+                if self.container.is_none() {
+                    self.container = e.expand.map(|c| (c, i));
+                }
+                Ok(end)
+            }
+            (Some(child), b'{') => self.object(b, i + 1, child, depth + 1),
+            (Some(child), _) => self.key_values(b, i, child, depth + 1),
+            (None, _) => skip_nested(b, i),
+        }
     }
 
     /// A value with no children to descend into (an OTLP `AnyValue`'s payload).
@@ -651,8 +660,8 @@ impl<'k> JsonParser<'k> {
             if prio >= slot.prio {
                 *slot = Slot { raw, prio };
             }
-            self.found |= self.keys.plan.path_cols[p as usize];
         }
+        self.found |= e.found;
     }
 
     /// An array under a key with wanted children: an OTLP key/value list
@@ -727,11 +736,16 @@ impl<'k> JsonParser<'k> {
         }
     }
 
+    #[inline(always)]
+    fn raw(&self, p: u16) -> Raw {
+        self.slots[p as usize].raw
+    }
+
     /// A slot's value, borrowing from the record `b` or the scratch.
     #[inline]
     fn val<'a>(&'a self, b: &'a [u8], p: u16) -> Val<'a> {
         let text = |text: &'a [u8], number: bool| Val::Text { text, number, utf8: false };
-        match self.slots[p as usize].raw {
+        match self.raw(p) {
             Raw::Absent => Val::Absent,
             Raw::Str(s, e) => text(&b[s as usize..e as usize], false),
             Raw::Esc(s, e) => text(&self.scratch[s as usize..e as usize], false),
@@ -748,7 +762,27 @@ impl<'k> JsonParser<'k> {
     }
 
     fn draft<'a>(&'a self, b: &'a [u8]) -> Result<Draft<'a>, RejectReason> {
-        self.keys.plan.draft(|p| self.val(b, p))
+        let Some(simple) = self.keys.plan.simple() else { return self.keys.plan.draft(|p| self.val(b, p)) };
+        // One plain path per column (the canonical layout, the hot path): each column straight
+        // from its slot, without the alternatives machinery.
+        let mut d = Draft::default();
+        for i in 0..Col::COUNT {
+            let (col, (p, scale)) = (&Col::ALL[i], simple[i]);
+            let raw = self.raw(p);
+            let (text, number) = match raw {
+                Raw::Absent => continue,
+                Raw::Str(s, e) => (&b[s as usize..e as usize], false),
+                Raw::Esc(s, e) => (&self.scratch[s as usize..e as usize], false),
+                Raw::Num(s, e) => (&b[s as usize..e as usize], true),
+                Raw::True | Raw::False if *col == Col::CacheHit => {
+                    d.cache_hit = Some(raw == Raw::True);
+                    continue;
+                }
+                Raw::True | Raw::False | Raw::Composite => return Err(RejectReason::BadValue(*col)),
+            };
+            set_text(&mut d, *col, text, number, false, scale)?;
+        }
+        Ok(d)
     }
 }
 

@@ -36,6 +36,9 @@ pub(crate) struct Plan {
     alts: Vec<PlanAlt>,
     col_alts: [(u16, u16); Col::COUNT],
     keep: Vec<PlanKeep>,
+    /// When every column is read (or skipped) as one plain value and nothing is filtered: per
+    /// column its slot and scale, a skipped column pointing at an always-empty slot.
+    simple: Option<[(u16, f64); Col::COUNT]>,
 }
 
 /// A slot's value as a reader found it.
@@ -79,6 +82,7 @@ impl Plan {
             alts: Vec::new(),
             col_alts: [(0, 0); Col::COUNT],
             keep: Vec::new(),
+            simple: None,
         };
         for (col, src) in map.sources() {
             let start = plan.alts.len() as u16;
@@ -105,7 +109,38 @@ impl Plan {
             let any_of = k.any_of.iter().map(|p| plan.slot(p, None, Col::Status)).collect();
             plan.keep.push(PlanKeep { when, any_of, reason: k.reason.clone() });
         }
+        if plan.keep.is_empty() {
+            let mut simple = [(0u16, 1.0); Col::COUNT];
+            let mut ok = true;
+            // A slot no key leads to, for columns not read: always absent.
+            let empty = plan.paths.len() as u16;
+            for col in Col::ALL {
+                let (s, e) = plan.col_alts[col as usize];
+                simple[col as usize] = match plan.alts[s as usize..e as usize] {
+                    [] => (empty, 1.0),
+                    [PlanAlt::Value { p, scale }] => (p, scale),
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                };
+            }
+            if ok {
+                plan.simple = Some(simple);
+            }
+        }
         plan
+    }
+
+    /// Per column (slot, scale), when the mapping is simple (see `Plan::simple`). Slot
+    /// `npaths()` is one past the last: readers size their slots with [`Plan::nslots`].
+    pub(crate) fn simple(&self) -> Option<&[(u16, f64); Col::COUNT]> {
+        self.simple.as_ref()
+    }
+
+    /// Slots a reader keeps: one per path, plus the always-empty one.
+    pub(crate) fn nslots(&self) -> usize {
+        self.paths.len() + 1
     }
 
     /// The slot of `path`, added if new; `col` is the column it feeds (none for keep rules),
