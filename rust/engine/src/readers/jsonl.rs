@@ -766,8 +766,7 @@ impl<'k> JsonParser<'k> {
         // One plain path per column (the canonical layout, the hot path): each column straight
         // from its slot, without the alternatives machinery.
         let mut d = Draft::default();
-        for i in 0..Col::COUNT {
-            let (col, (p, scale)) = (&Col::ALL[i], simple[i]);
+        for (col, &(p, scale)) in Col::ALL.iter().zip(simple) {
             let raw = self.raw(p);
             let (text, number) = match raw {
                 Raw::Absent => continue,
