@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from wattledger.formatting import human, to_table
+from wattledger.schema import REPORT_COLUMNS
 
 if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
     from wattledger.demo import DemoResult
@@ -81,7 +82,7 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
 
 
 #: The demo's terminal table: the annual number with its range, emissions both ways and
-#: coverage; fits a terminal where the full section 9 table (16 columns) does not.
+#: coverage; fits a terminal where the full per-model table (18 columns) does not.
 DEMO_COLUMNS = (
     "model",
     "requests",
@@ -111,7 +112,7 @@ def format_demo(result: DemoResult) -> str:
             to_table(
                 result.annual.select(DEMO_COLUMNS),
                 title=f"SYNTHETIC annual energy and emissions per model, {result.year} (UTC); "
-                "all 16 columns: wattledger report --format csv",
+                f"all {len(REPORT_COLUMNS)} columns: wattledger report --format csv",
             ),
             banner,
             "",
