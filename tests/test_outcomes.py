@@ -275,3 +275,15 @@ def test_default_pack_maps_names_as_nvidia_smi_and_fleets_write_them() -> None:
     got = wl.estimate(frame).sort("model")
     assert got["model"].to_list() == ["llama-3.1-70b", "llama-3.1-8b", "llama-3.1-8b", "some/other-model"]
     assert set(got["hardware"]) == {"nvidia-h100-sxm", "nvidia-l4", "NVIDIA H100 PCIe"}
+
+
+def test_summary_names_skipped_objects_by_reason(cases: EdgeCaseFiles, tmp_path: Path) -> None:
+    import dataclasses
+
+    from wattledger.summary import format_ingest_summary
+
+    s = wl.ingest([cases.logs[1]], ledger=tmp_path / "s.duckdb", config=cases.config, progress=False)
+    assert s.skipped_objects == 0 and "skipped:    " not in format_ingest_summary(s)
+    s = dataclasses.replace(s, skipped_objects=7, skip_reasons={"not GenAI spans": 5, "log events": 2})
+    lines = format_ingest_summary(s).splitlines()
+    assert "skipped:    7 (log events: 2, not GenAI spans: 5)" in lines

@@ -44,7 +44,7 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
         rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
     lines.append(f"records:    {s.records:,} read, {rejected}")
     if s.skipped_objects:
-        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in s.skip_reasons.items())
+        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(s.skip_reasons.items()))
         lines.append(f"skipped:    {s.skipped_objects:,}" + (f" ({reasons})" if reasons else ""))
     if s.duplicates is not None:
         lines.append(f"duplicates dropped: {s.duplicates:,} (repeated request_id within this run, --dedupe)")
