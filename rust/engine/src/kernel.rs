@@ -147,8 +147,11 @@ struct Interner {
     /// Status values no list recognises, indexed by [`StatusEntry::unrecognised`].
     unrecognised_index: FxHashMap<Box<str>, u32>,
     unrecognised: Vec<Box<str>>,
-    /// One-off messages for the run (zone case matches).
-    warnings: Vec<String>,
+    /// Zone case matches of the pack's sites, found when the tables are built.
+    config_warnings: Vec<String>,
+    /// Zone case matches met in the data (order of discovery depends on the threads: sorted
+    /// when reported).
+    data_warnings: Vec<String>,
 }
 
 /// What a worker caches for one raw name: the resolved id, and the index of the name change
@@ -329,7 +332,7 @@ impl Methodology {
             grid,
             fixed,
             fixed_names,
-            extra: Mutex::new(Interner { warnings, ..Interner::default() }),
+            extra: Mutex::new(Interner { config_warnings: warnings, ..Interner::default() }),
             hardware,
             models,
             sites,
@@ -415,7 +418,7 @@ impl Methodology {
         ex.change_index.insert(key, i);
         ex.changes.push(NameChange { kind, raw: raw.into(), resolved: resolved.as_ref().into() });
         if kind == NameKind::Zone {
-            ex.warnings.push(format!("zone '{raw}' in the logs matched grid zone '{resolved}' ignoring case"));
+            ex.data_warnings.push(format!("zone '{raw}' in the logs matched grid zone '{resolved}' ignoring case"));
         }
         NameEntry { id, changed: i }
     }
@@ -444,11 +447,15 @@ impl Methodology {
         self.extra.lock().unwrap_or_else(|p| p.into_inner()).changes.clone()
     }
 
-    /// The run's warnings: one-off ones (zone case matches) and, given the per-value record
-    /// counts of a run's sinks, the unrecognised status values, most frequent first.
+    /// The run's warnings, in a stable order: zone case matches (the pack's sites, then the
+    /// data's, sorted) and, given the per-value record counts of a run's sinks, the
+    /// unrecognised status values, most frequent first.
     pub fn warnings(&self, unrecognised_counts: &[u64]) -> Vec<String> {
         let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = ex.warnings.clone();
+        let mut out = ex.config_warnings.clone();
+        let mut data = ex.data_warnings.clone();
+        data.sort();
+        out.extend(data);
         let mut statuses: Vec<(&str, u64)> = ex
             .unrecognised
             .iter()
