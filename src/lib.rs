@@ -17,7 +17,7 @@ use wattledger_engine::columns::ColumnMap;
 use wattledger_engine::config::Config as EngineConfig;
 use wattledger_engine::grid::Grid as EngineGrid;
 use wattledger_engine::kernel::Methodology;
-use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput};
+use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput, SourceName};
 use wattledger_engine::readers::{self, CanonicalSink, FileStats, ScanControl, ScanOptions};
 use wattledger_engine::rejects::RejectsWriter;
 use wattledger_engine::source::{self, Compression, Format, InputFile};
@@ -202,6 +202,8 @@ struct EstimateResult {
     spill_files: Vec<String>,
     files: Vec<FileStats>,
     duplicates: u64,
+    names: Vec<SourceName>,
+    warnings: Vec<String>,
 }
 
 #[pymethods]
@@ -220,6 +222,30 @@ impl EstimateResult {
     #[getter]
     fn duplicates(&self) -> u64 {
         self.duplicates
+    }
+
+    /// Raw names that the pack's aliases (or a zone's case) changed, per source file: dicts
+    /// with path, kind (model/site/zone/hardware), raw, resolved, records.
+    #[getter]
+    fn names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for n in &self.names {
+            let d = PyDict::new(py);
+            let path = self.files.get(n.file as usize).map(|f| f.path.as_str()).unwrap_or("");
+            d.set_item("path", path)?;
+            d.set_item("kind", n.kind.name())?;
+            d.set_item("raw", &n.raw)?;
+            d.set_item("resolved", &n.resolved)?;
+            d.set_item("records", n.records)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// The run's warnings (zone case matches, unrecognised status values), one line each.
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     fn aggregates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -272,6 +298,13 @@ fn file_stats_list<'py>(py: Python<'py>, files: &[FileStats]) -> PyResult<Bound<
         }
         d.set_item("rejects", rejects)?;
         d.set_item("blank_lines", f.blank_lines)?;
+        // Objects the reader passed over on purpose (e.g. spans that are not GenAI calls).
+        d.set_item("skipped", f.skipped)?;
+        let skip_reasons = PyDict::new(py);
+        for (reason, n) in &f.skip_reasons {
+            skip_reasons.set_item(reason, n)?;
+        }
+        d.set_item("skip_reasons", skip_reasons)?;
         let cols: Vec<&str> = f.columns_found.iter().map(|c| c.name()).collect();
         d.set_item("columns_found", cols)?;
         out.append(d)?;
@@ -391,19 +424,31 @@ fn methodology(config: &Config, grid: &Grid) -> PyResult<Methodology> {
     Methodology::new(config.0.clone(), grid.0.clone()).map_err(to_py)
 }
 
+/// The methodology of an estimate run, with `--site` (the site of records that carry neither
+/// site nor zone) overriding the pack's `[defaults] site`.
+fn run_methodology(config: &Config, grid: &Grid, site: Option<&str>) -> PyResult<Methodology> {
+    let mut m = methodology(config, grid)?;
+    if let Some(s) = site {
+        m.set_default_site(s).map_err(to_py)?;
+    }
+    Ok(m)
+}
+
 fn result(out: EstimateOutput) -> EstimateResult {
     EstimateResult {
         aggregates: out.aggregates,
         spill_files: out.spill_files.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
         files: out.files,
         duplicates: out.duplicates,
+        names: out.names,
+        warnings: out.warnings,
     }
 }
 
 #[pyfunction]
 #[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
     memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false, hash = true,
-    job = None))]
+    site = None, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_files(
     py: Python<'_>,
@@ -418,9 +463,10 @@ fn estimate_files(
     spill_dir: Option<PathBuf>,
     dedupe: bool,
     hash: bool,
+    site: Option<&str>,
     job: Option<&Bound<'_, Job>>,
 ) -> PyResult<EstimateResult> {
-    let m = methodology(config.get(), grid.get())?;
+    let m = run_methodology(config.get(), grid.get(), site)?;
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let files = expand(&inputs)?;
     let ctl = control(job);
@@ -433,7 +479,7 @@ fn estimate_files(
 #[pyfunction]
 #[pyo3(signature = (data, config, grid, *, source_name = "<arrow>", columns = Vec::new(), preset = None, rejects = None,
     threads = 0, memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false,
-    job = None))]
+    site = None, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_arrow(
     py: Python<'_>,
@@ -448,9 +494,10 @@ fn estimate_arrow(
     memory_budget_cells: usize,
     spill_dir: Option<PathBuf>,
     dedupe: bool,
+    site: Option<&str>,
     job: Option<&Bound<'_, Job>>,
 ) -> PyResult<EstimateResult> {
-    let m = methodology(config.get(), grid.get())?;
+    let m = run_methodology(config.get(), grid.get(), site)?;
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let reader = data.into_reader()?;
     let ctl = control(job);

@@ -326,3 +326,161 @@ def write_edge_cases(out_dir: str | Path, *, filler: int = 120) -> EdgeCaseFiles
         rejected_records=len(BAD_JSONL_LINES) + len(CSV_BAD),
         notes={"blank": "edge.jsonl has an empty and a whitespace-only line: skipped, not rejected"},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Methodology v1.1 section 10: request outcomes, names as fleets write them, default site.
+# A pack of its own (the edge-case pack above is pinned by hand-checked numbers), the same
+# hardware, models and sites plus aliases, outcome lists, a default site and a lower-case zone.
+
+OUTCOME_CONFIG_TOML = (
+    CONFIG_TOML.replace("[defaults]\n", '[defaults]\nsite = "s-fr"\n', 1)
+    + """
+[sites."s-lower"]
+zone = "de"
+hardware = "nvidia-h100-sxm"
+
+[outcomes]
+failed = ["rate_limited"]
+cached = ["cache_hit", "Served_From_Cache"]
+ok = ["done"]
+
+[aliases.models]
+"hosted_vllm/*" = "m-coef"
+"*/m-flops-instruct" = "m-flops"
+"openai/*" = "m-bare"
+"openai/gpt-4?" = "m-flops"
+"bedrock/*-v?" = "m-coef"
+"bedrock/*-v1" = "m-bare"
+
+[aliases.hardware]
+"NVIDIA H100 80GB HBM3" = "nvidia-h100-sxm"
+"NVIDIA A100*" = "nvidia-a100-sxm"
+
+[aliases.sites]
+"10.0.0.*" = "s-de"
+"gpu-fr.example" = "s-fr"
+"""
+)
+
+_TOK = {"input_tokens": 1000, "output_tokens": 200}
+
+OUTCOME_JSONL: list[dict[str, object]] = [
+    # --- statuses: built-in failed / ok, numbers (OTel 0/1/2, HTTP), pack lists, unrecognised ---
+    *[
+        _r(ts=T0, model="m-coef", site="s-de", status=st, **_TOK)
+        for st in ("ok", "success", "Unset", "STATUS_CODE_OK", "completed", "200", "304", "0", "1", "done")
+    ],
+    *[
+        _r(ts=T0, model="m-coef", site="s-de", status=st, **_TOK)
+        for st in (
+            "error",
+            "failure",
+            "Error",
+            "STATUS_CODE_ERROR",
+            "timeout",
+            "cancelled",
+            "2",
+            "500",
+            "429",
+            "rate_limited",
+        )
+    ],
+    _r(ts=T0, model="m-coef", site="s-de", status=2, duration_s=1.0),  # OTel code as a JSON number
+    _r(ts=T0, model="m-coef", site="s-de", status=503, energy_j=36.0),  # HTTP code as a number
+    _r(ts=T0, model="m-coef", site="s-de", status="weird", **_TOK),  # unrecognised: ok + warning
+    _r(ts=T0, model="m-coef", site="s-de", status="weird", weight=4, **_TOK),
+    _r(ts=T0, model="m-flops", site="s-fr", status="600", duration_s=2.0),  # not HTTP: unrecognised
+    # failed with nothing to estimate from: none, still failed
+    _r(ts=T0, model="m-unknown", site="s-de", status="error", weight=3),
+    # failed, weights
+    _r(ts=T0, model="m-flops", site="s-de", status="failure", duration_s=3.6, weight=2.5),
+    _r(ts=T0, model="m-flops", site="s-de", status="failure", duration_s=3.6, weight=0),
+    # --- cached: the flag (as text: LiteLLM's "True"; JSON literals true/false are not read yet,
+    # see test_outcomes.py::test_jsonl_boolean_cache_flag), pack statuses; failed wins ---
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit="true", energy_j=3600.0, duration_s=2.0, **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit="True", status="success", **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit="False", status="success", **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit="0", **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", status="cache_hit", **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", status="served_from_cache", weight=2, **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", status="error", cache_hit="1", **_TOK),  # failed wins
+    _r(ts=T0, model="m-coef", site="s-de", status="500", cache_hit="True", energy_j=72.0),  # failed
+    _r(ts=T0, model="m-coef", site="s-nofallback", cache_hit="1", **_TOK),  # zero, not unresolved
+    _r(ts=T0, model="m-cache-only", site="s-de", cache_hit="1", duration_s=5.0, **_TOK, weight=7),
+    _r(ts=T0, model="m-flops", site="s-de", cache_hit="1", weight=0, **_TOK),
+    # --- names: aliases (exact, longest glob, listed first), URL sites, zone case ---
+    _r(ts=T0, model="hosted_vllm/meta-llama/Llama-3.1-8B-Instruct", site="s-de", **_TOK),
+    _r(ts=T0, model="openai/gpt-4o", site="s-de", duration_s=1.0, **_TOK),  # longer glob: m-flops
+    _r(ts=T0, model="openai/gpt-3.5-turbo", site="s-de", duration_s=1.0),  # "openai/*": m-bare
+    _r(ts=T0, model="org/m-flops-instruct", site="s-de", **_TOK),
+    _r(ts=T0, model="bedrock/x-v1", site="s-de", duration_s=1.0),  # two 12-char globs: first listed
+    _r(ts=T0, model="m-coef", site="s-de", hardware="NVIDIA A100-SXM4-40GB", **_TOK),
+    _r(ts=T0, model="m-flops", hardware="NVIDIA H100 80GB HBM3", zone="FR", duration_s=1.0),
+    _r(ts=T0, model="m-flops", site="http://10.0.0.7:4000/v1", duration_s=1.0),
+    _r(ts=T0, model="m-flops", site="https://gpu-fr.example/v1", input_tokens=10),
+    _r(ts=T0, model="m-flops", site="gpu-fr.example:443", input_tokens=10),
+    _r(ts=T0, model="m-flops", site="http://unknown.example:8000", duration_s=1.0),  # stays raw
+    _r(ts=T0, model="m-coef", site="s-lower", energy_j=3600.0),  # site zone "de" -> grid "DE"
+    _r(ts=T0, model="m-coef", zone="de", energy_j=3600.0),  # record zone, ignoring case
+    _r(ts=T0, model="m-coef", zone="Fr", energy_j=3600.0),
+    _r(ts=T0, model="m-coef", zone="xx-unknown", energy_j=3600.0),  # no grid zone: as written
+    # --- locating: neither site nor zone -> [defaults] site s-fr; a zone alone stays unlocated ---
+    _r(ts=T0, model="m-coef", energy_j=3600.0, **_TOK),
+    _r(ts=T0, model="m-flops", duration_s=3.6),
+    _r(ts=T0, model="m-flops", zone="DE", duration_s=3.6),
+]
+
+OUTCOME_CSV = """ts,model,site,zone,status,cache_hit,input_tokens,output_tokens,duration_s,weight
+2025-06-01T00:20:00Z,m-coef,s-de,,error,,100,100,,
+2025-06-01T00:20:00Z,m-coef,s-de,,ok,True,100,100,,2
+2025-06-01T00:20:00Z,m-coef,s-de,,,true,100,100,,
+2025-06-01T00:20:00Z,m-coef,s-de,,Weird,,100,100,,
+2025-06-01T00:20:00Z,openai/gpt-4o,,,500,,,,3.6,
+2025-06-01T00:20:00Z,m-flops,,de,,,,,3.6,
+"""
+
+
+def _outcome_parquet(native_bool: bool = False) -> pa.Table:
+    """Statuses as text; the cache flag as LiteLLM writes it ("True"/"False"), or as a native
+    Parquet boolean with ``native_bool`` (which the Parquet reader does not read yet: see
+    test_outcomes.py::test_parquet_native_boolean_cache_flag)."""
+    ts = 1748736000_000000 + 40 * 60 * 1_000_000
+    return pa.table(
+        {
+            "ts": pa.array([ts] * 4, pa.timestamp("us", tz="UTC")),
+            "model": ["m-coef", "m-coef", "hosted_vllm/x", "m-flops"],
+            "site": ["s-de", "s-de", "s-de", None],
+            "status": ["STATUS_CODE_ERROR", "ok", None, "unset"],
+            "cache_hit": (
+                pa.array([True, True, False, None], pa.bool_())
+                if native_bool
+                else pa.array(["True", "True", "False", None], pa.string())
+            ),
+            "input_tokens": pa.array([10, 20, 30, None], pa.int64()),
+            "output_tokens": pa.array([5, 5, 5, None], pa.int64()),
+            "duration_s": pa.array([None, None, None, 1.8], pa.float64()),
+        }
+    )
+
+
+def write_outcome_cases(out_dir: str | Path) -> EdgeCaseFiles:
+    """Write outcomes.jsonl, outcomes.csv, outcomes.parquet, outcomes.toml and the edge grids."""
+    base = write_edge_cases(out_dir, filler=0)
+    out = Path(out_dir)
+    jsonl = out / "outcomes.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in OUTCOME_JSONL) + "\n", encoding="utf-8")
+    csv = out / "outcomes.csv"
+    csv.write_text(OUTCOME_CSV, encoding="utf-8")
+    parquet = out / "outcomes.parquet"
+    pq.write_table(_outcome_parquet(), parquet)
+    config = out / "outcomes.toml"
+    config.write_text(OUTCOME_CONFIG_TOML, encoding="utf-8")
+    return EdgeCaseFiles(
+        logs=[jsonl, csv, parquet],
+        config=config,
+        grid=base.grid,
+        valid_records=len(OUTCOME_JSONL) + OUTCOME_CSV.count("\n") - 1 + _outcome_parquet().num_rows,
+        rejected_records=0,
+        blank_lines=0,
+    )

@@ -65,6 +65,8 @@ def cell(source: str, hour: datetime, model: str, energy_kwh: float | None, **kw
         "fallback_kwh": None if none else 0.0,
         "unresolved_kwh": None if none else 0.0,
         "unestimated_requests": 10.0 if none else 0.0,
+        "failed_requests": 0.0,
+        "cached_requests": 0.0,
     }
     row.update(kw)
     return row

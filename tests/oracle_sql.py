@@ -50,6 +50,7 @@ CANONICAL = (
     "energy_j",
     "weight",
     "status",
+    "cache_hit",
 )
 
 HOURLY_KEYS = ("hour", "model", "site", "zone", "hardware", "method")
@@ -70,6 +71,8 @@ HOURLY_MEASURES = (
     "fallback_kwh",
     "unresolved_kwh",
     "unestimated_requests",
+    "failed_requests",
+    "cached_requests",
 )
 REPORT_COLUMNS = (
     "model",
@@ -88,7 +91,27 @@ REPORT_COLUMNS = (
     "unestimated_requests",
     "fallback_kwh",
     "unresolved_kwh",
+    "failed_requests",
+    "cached_requests",
 )
+
+# Section 10 (docs/outcomes.md): status values read as failed / ok when the pack does not list
+# them. Numbers: 0/1 OTel UNSET/OK, 2 OTel ERROR, 100-399 HTTP ok, 400-599 HTTP failed.
+FAILED_STATUSES = (
+    "error",
+    "failure",
+    "failed",
+    "fail",
+    "status_code_error",
+    "timeout",
+    "timed_out",
+    "cancelled",
+    "canceled",
+    "aborted",
+)
+OK_STATUSES = ("success", "ok", "succeeded", "completed", "status_code_ok", "status_code_unset", "unset")
+CACHE_TRUE = ("true", "1", "yes", "t", "y")
+CACHE_FALSE = ("false", "0", "no", "f", "n")
 
 # Values of spec section 2's example, used where the pack is silent. The spec shows them as
 # the defaults; an engine that refuses a pack without them would simply never meet this path.
@@ -179,13 +202,19 @@ def _file_select(con: duckdb.DuckDBPyConnection, path: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _like(glob: str) -> str:
+    """A ``*``/``?`` glob as a LIKE pattern (escape ``\\``): ``%`` and ``_`` are literal in a glob."""
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
 def _load_config(con: duckdb.DuckDBPyConnection, config: PathLike) -> None:
     """Create cfg_defaults, cfg_uncertainty, cfg_hardware, cfg_models, cfg_coefficients,
     cfg_sites. Done in Python (tomllib) because DuckDB cannot read TOML; the tables are then
     joined in SQL exactly as the spec describes."""
     with open(config, "rb") as fh:
         cfg = tomllib.load(fh)
-    d = {**SPEC_DEFAULTS, **cfg.get("defaults", {})}
+    d = {**SPEC_DEFAULTS, **{k: v for k, v in cfg.get("defaults", {}).items() if k != "site"}}
     u = {**SPEC_UNCERTAINTY, **cfg.get("uncertainty", {})}
     con.execute(
         "CREATE OR REPLACE TABLE cfg_defaults AS SELECT ?::DOUBLE pue, ?::DOUBLE host_overhead, "
@@ -222,6 +251,34 @@ def _load_config(con: duckdb.DuckDBPyConnection, config: PathLike) -> None:
             for m, v in models.items()
             for c in v.get("coefficients", [])
         ],
+    )
+    outcomes = cfg.get("outcomes", {})
+    table(
+        "cfg_outcomes",
+        "status VARCHAR PRIMARY KEY, outcome VARCHAR",
+        [(v.strip().lower(), o) for o in ("ok", "failed", "cached") for v in outcomes.get(o, [])],
+    )
+    # §10 aliases: `ord` is the pack's order (ties between globs of equal length: first listed).
+    aliases = cfg.get("aliases", {})
+    table(
+        "cfg_aliases",
+        "kind VARCHAR, pattern VARCHAR, target VARCHAR, is_glob BOOLEAN, like_pattern VARCHAR, ord INTEGER",
+        [
+            (
+                kind,
+                k,
+                v,
+                "*" in k or "?" in k,
+                _like(k),
+                i,
+            )
+            for kind in ("models", "hardware", "sites")
+            for i, (k, v) in enumerate(aliases.get(kind, {}).items())
+        ],
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE cfg_default_site AS SELECT ?::VARCHAR AS site",
+        [cfg.get("defaults", {}).get("site")],
     )
     site_keys = (
         "zone pue host_overhead idle_overhead utilization concurrency mfu market_g_per_kwh "
@@ -306,7 +363,9 @@ typed AS (
            output_tokens AS out_raw,  TRY_CAST(output_tokens AS DOUBLE) AS out_d,
            duration_s AS dur_raw,     TRY_CAST(duration_s AS DOUBLE) AS dur_d,
            energy_j AS ej_raw,        TRY_CAST(energy_j AS DOUBLE) AS ej_d,
-           weight AS w_raw,           TRY_CAST(weight AS DOUBLE) AS w_d
+           weight AS w_raw,           TRY_CAST(weight AS DOUBLE) AS w_d,
+           lower(trim(status::VARCHAR)) AS status_norm,
+           lower(trim(cache_hit::VARCHAR)) AS cache_norm
     FROM raw_logs
 ),
 -- §1 Timestamps: RFC 3339 with Z/offset, naive text = UTC (session TimeZone is UTC), integers
@@ -346,6 +405,9 @@ checked AS (
             WHEN dur_raw IS NOT NULL AND dur_d IS NULL THEN 'bad value for duration_s'
             WHEN ej_raw IS NOT NULL AND ej_d IS NULL THEN 'bad value for energy_j'
             WHEN w_raw IS NOT NULL AND w_d IS NULL THEN 'bad value for weight'
+            WHEN cache_norm IS NOT NULL AND cache_norm <> ''
+                 AND cache_norm NOT IN ($cache_true) AND cache_norm NOT IN ($cache_false)
+                 THEN 'bad value for cache_hit'
             WHEN gpus_d < 0 THEN 'negative gpus'
             WHEN in_d < 0 THEN 'negative input_tokens'
             WHEN out_d < 0 THEN 'negative output_tokens'
@@ -358,17 +420,72 @@ checked AS (
         END AS reject_reason
     FROM timed
 ),
-valid AS (
-    SELECT source, row_no, ts_us, model, site, zone, hardware,
+valid_raw AS (
+    SELECT source, row_no, ts_us, model AS model_raw, site AS site_raw, zone AS zone_raw,
+           hardware AS hardware_raw,
            gpus_d::BIGINT AS gpus, in_d AS input_tokens, out_d AS output_tokens,
-           dur_d AS duration_s, ej_d AS energy_j, coalesce(w_d, 1.0) AS weight
+           dur_d AS duration_s, ej_d AS energy_j, coalesce(w_d, 1.0) AS weight,
+           status_norm, coalesce(cache_norm IN ($cache_true), false) AS cache_hit_true
     FROM checked WHERE reject_reason IS NULL
+),
+-- §10 Names: a pack name as is; else an exact alias; else the longest matching glob (ties: the
+-- one listed first); else as written. A site is tried whole, then by its URL/host:port host.
+-- A zone matching a grid zone only when case is ignored becomes the grid's zone.
+-- (Once per distinct raw name, as the spec asks, then joined back to the records.)
+name_map AS (
+    SELECT 'model' AS kind, raw, coalesce(wl_alias('models', raw), raw) AS name
+    FROM (SELECT DISTINCT model_raw AS raw FROM valid_raw)
+    UNION ALL
+    SELECT 'site', raw, coalesce(wl_alias('sites', raw), wl_alias('sites', wl_host(raw)), raw)
+    FROM (SELECT DISTINCT site_raw AS raw FROM valid_raw WHERE site_raw IS NOT NULL)
+    UNION ALL
+    SELECT 'zone', raw, wl_zone(raw)
+    FROM (SELECT DISTINCT zone_raw AS raw FROM valid_raw WHERE zone_raw IS NOT NULL)
+    UNION ALL
+    SELECT 'hardware', raw, coalesce(wl_alias('hardware', raw), raw)
+    FROM (SELECT DISTINCT hardware_raw AS raw FROM valid_raw WHERE hardware_raw IS NOT NULL)
+),
+named AS (
+    SELECT v.* EXCLUDE (model_raw, site_raw, zone_raw, hardware_raw),
+           nm.name AS model, ns.name AS site_named, nz.name AS zone, nh.name AS hardware
+    FROM valid_raw v
+    LEFT JOIN name_map nm ON nm.kind = 'model' AND nm.raw = v.model_raw
+    LEFT JOIN name_map ns ON ns.kind = 'site' AND ns.raw = v.site_raw
+    LEFT JOIN name_map nz ON nz.kind = 'zone' AND nz.raw = v.zone_raw
+    LEFT JOIN name_map nh ON nh.kind = 'hardware' AND nh.raw = v.hardware_raw
+),
+-- §10 Outcome: failed wins over cached; the pack's [outcomes] lists come before the built-in
+-- ones; a status nothing recognises counts as ok. §10 Locating: [defaults] site for records
+-- with neither site nor zone.
+valid AS (
+    SELECT * EXCLUDE (site_named, status_class),
+           coalesce(site_named, CASE WHEN zone IS NULL THEN (SELECT site FROM cfg_default_site) END) AS site,
+           CASE WHEN status_class = 'failed' THEN 'failed'
+                WHEN status_class = 'cached' OR cache_hit_true THEN 'cached'
+                ELSE 'ok' END AS outcome
+    FROM (
+        SELECT n.*,
+            CASE
+                WHEN n.status_norm IS NULL THEN 'ok'
+                WHEN po.outcome IS NOT NULL THEN po.outcome
+                WHEN regexp_full_match(n.status_norm, '[0-9]{1,3}') THEN (
+                    CASE WHEN TRY_CAST(n.status_norm AS INTEGER) IN (0, 1) THEN 'ok'       -- OTel UNSET / OK
+                         WHEN TRY_CAST(n.status_norm AS INTEGER) = 2 THEN 'failed'         -- OTel ERROR
+                         WHEN TRY_CAST(n.status_norm AS INTEGER) BETWEEN 100 AND 399 THEN 'ok'
+                         WHEN TRY_CAST(n.status_norm AS INTEGER) BETWEEN 400 AND 599 THEN 'failed'
+                         ELSE 'unrecognised' END)
+                WHEN n.status_norm IN ($failed_statuses) THEN 'failed'
+                WHEN n.status_norm IN ($ok_statuses) THEN 'ok'
+                ELSE 'unrecognised'
+            END AS status_class
+        FROM named n LEFT JOIN cfg_outcomes po ON po.status = n.status_norm
+    )
 ),
 -- §1/§2 Resolution: the record's zone wins for the grid, the site supplies everything else;
 -- an unknown site gets the defaults; hardware/gpus from the record, else the site's (gpus else 1).
 resolved AS (
     SELECT v.*,
-           coalesce(v.zone, s.zone) AS eff_zone,
+           coalesce(v.zone, wl_zone(s.zone)) AS eff_zone,
            coalesce(v.hardware, s.hardware) AS eff_hardware,
            coalesce(v.gpus, s.gpus, 1) AS eff_gpus,
            coalesce(s.pue, d.pue) AS pue,
@@ -405,6 +522,7 @@ with_coef AS (
 methods AS (
     SELECT *,
         CASE
+            WHEN outcome = 'cached' THEN 'cached'
             WHEN energy_j IS NOT NULL THEN 'measured'
             WHEN has_coef AND has_tokens THEN 'tokens'
             WHEN duration_s IS NOT NULL AND hw_known THEN 'gpu_time'
@@ -412,16 +530,19 @@ methods AS (
                  THEN 'flops'
             ELSE 'none'
         END AS method,
-        -- §6 computational resources, whatever the energy method.
-        CASE WHEN active_params_b IS NOT NULL AND has_tokens
+        -- §6 computational resources, whatever the energy method; none for a cached request
+        -- (§10: the model did not run).
+        CASE WHEN active_params_b IS NOT NULL AND has_tokens AND outcome <> 'cached'
              THEN 2 * active_params_b * 1e9 * tokens_total END AS flops_1,
-        CASE WHEN duration_s IS NOT NULL THEN duration_s * eff_gpus / 3600 END AS gpu_hours_1
+        CASE WHEN duration_s IS NOT NULL AND outcome <> 'cached'
+             THEN duration_s * eff_gpus / 3600 END AS gpu_hours_1
     FROM with_coef
 ),
 -- §3 E_acc (Wh) and the method's relative half-width; §4 E_it and E_fac.
 energy AS (
     SELECT *,
         CASE method
+            WHEN 'cached' THEN 0.0  -- §10: served from a cache, zero model energy
             WHEN 'measured' THEN energy_j / 3600
             WHEN 'tokens' THEN (coalesce(input_tokens, 0) * wh_in
                                 + coalesce(output_tokens, 0) * wh_out) / 1000
@@ -431,6 +552,7 @@ energy AS (
                               / (peak_tflops * 1e12 * mfu) * tdp_w / 3600
         END AS e_acc_wh,
         CASE method
+            WHEN 'cached' THEN 0.0
             WHEN 'measured' THEN u_measured
             WHEN 'tokens' THEN coalesce(coef_u, u_tokens)
             WHEN 'gpu_time' THEN u_gpu_time
@@ -469,10 +591,12 @@ per_record AS (
            -- (DuckDB's greatest() skips NULLs, so guard: method none must stay null, not 0.)
            CASE WHEN e_fac_wh IS NOT NULL THEN weight * greatest(e_fac_wh * (1 - u), 0) / 1000 END AS kwh_low,
            weight * e_fac_wh * (1 + u) / 1000 AS kwh_high,
-           weight * e_fac_wh / 1000 * i_loc / 1000 AS co2e_loc,
+           -- §10 a cached request emits nothing, whatever its zone's intensity (a known zero).
+           CASE WHEN method = 'cached' THEN 0.0 ELSE weight * e_fac_wh / 1000 * i_loc / 1000 END AS co2e_loc,
            -- Market: the site's contractual factor (0.0 counts), else location-based. Unresolved
            -- intensity leaves both null (docs/internals.md null rules).
-           CASE WHEN i_loc IS NOT NULL
+           CASE WHEN method = 'cached' THEN 0.0
+                WHEN i_loc IS NOT NULL
                 THEN weight * e_fac_wh / 1000 * coalesce(market_g_per_kwh, i_loc) / 1000 END AS co2e_mkt,
            weight * flops_1 AS flops_w,
            weight * gpu_hours_1 AS gpu_hours_w,
@@ -482,7 +606,9 @@ per_record AS (
            CASE WHEN e_fac_wh IS NOT NULL THEN
                CASE WHEN i_source = 'unresolved' THEN weight * e_fac_wh / 1000 ELSE 0.0 END
            END AS unresolved_kwh_1,
-           CASE WHEN method = 'none' THEN weight ELSE 0.0 END AS unest
+           CASE WHEN method = 'none' THEN weight ELSE 0.0 END AS unest,
+           CASE WHEN outcome = 'failed' THEN weight ELSE 0.0 END AS failed_1,
+           CASE WHEN outcome = 'cached' THEN weight ELSE 0.0 END AS cached_1
     FROM intensity
 )
 -- §8 hourly partial aggregates; SUM ignores nulls and is null when every value is null, which is
@@ -504,9 +630,53 @@ SELECT make_timestamptz(hour_us) AS hour, model, site, zone, hardware, method,
        sum(gpu_hours_w) AS gpu_hours,
        sum(fallback_kwh_1) AS fallback_kwh,
        sum(unresolved_kwh_1) AS unresolved_kwh,
-       sum(unest) AS unestimated_requests
+       sum(unest) AS unestimated_requests,
+       sum(failed_1) AS failed_requests,
+       sum(cached_1) AS cached_requests
 FROM per_record
 GROUP BY ALL
+"""
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return ", ".join(_q(v) for v in values)
+
+
+def methodology_sql() -> str:
+    """METHODOLOGY_SQL with the section 10 value lists filled in."""
+    return (
+        METHODOLOGY_SQL.replace("$cache_true", _sql_list(CACHE_TRUE))
+        .replace("$cache_false", _sql_list(CACHE_FALSE))
+        .replace("$failed_statuses", _sql_list(FAILED_STATUSES))
+        .replace("$ok_statuses", _sql_list(OK_STATUSES))
+    )
+
+
+# §10 name resolution, as macros over the config tables and the grid (created after both).
+NAMES_SQL = r"""
+CREATE OR REPLACE TABLE cfg_names AS
+    SELECT 'models' AS kind, model AS name FROM cfg_models
+    UNION ALL SELECT 'hardware', hardware FROM cfg_hardware
+    UNION ALL SELECT 'sites', site FROM cfg_sites;
+CREATE OR REPLACE TABLE grid_zones AS SELECT DISTINCT zone FROM grid_hourly;
+-- The pack name of a raw name of one kind, or NULL when nothing applies.
+CREATE OR REPLACE MACRO wl_alias(k, raw) AS coalesce(
+    (SELECT any_value(n.name) FROM cfg_names n WHERE n.kind = k AND n.name = raw),
+    (SELECT any_value(a.target) FROM cfg_aliases a WHERE a.kind = k AND NOT a.is_glob AND a.pattern = raw),
+    (SELECT arg_min(a.target, a.ord - length(a.pattern) * 1000000) FROM cfg_aliases a
+     WHERE a.kind = k AND a.is_glob AND raw LIKE a.like_pattern ESCAPE '\'));
+-- The host of a URL (scheme://[user@]host[:port]/...) or of host:port, lower case.
+CREATE OR REPLACE MACRO wl_host(s) AS CASE
+    WHEN contains(s, '://') THEN nullif(lower(regexp_replace(
+        regexp_extract(s, '://(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)', 1), '^\[|\]$', '', 'g')), '')
+    WHEN regexp_full_match(s, '[^:]+:[0-9]+') THEN lower(split_part(s, ':', 1))
+END;
+-- A zone as the grid spells it: exact first, else equal ignoring case, else as written.
+CREATE OR REPLACE MACRO wl_zone(z) AS CASE
+    WHEN z IS NULL THEN NULL
+    WHEN EXISTS (SELECT 1 FROM grid_zones g WHERE g.zone = z) THEN z
+    ELSE coalesce((SELECT min(g.zone) FROM grid_zones g WHERE lower(g.zone) = lower(z)), z)
+END;
 """
 
 # §9 per-model report over a period (UTC calendar year or month) of the hourly cells.
@@ -529,7 +699,9 @@ SELECT model,
        sum(gpu_hours) AS gpu_hours,
        sum(unestimated_requests) AS unestimated_requests,
        sum(fallback_kwh) AS fallback_kwh,
-       sum(unresolved_kwh) AS unresolved_kwh
+       sum(unresolved_kwh) AS unresolved_kwh,
+       sum(failed_requests) AS failed_requests,
+       sum(cached_requests) AS cached_requests
 FROM oracle_hourly_cells
 WHERE hour >= $period_start AND hour < $period_end
 GROUP BY model
@@ -607,7 +779,8 @@ def load(
             "SELECT NULL::VARCHAR zone, NULL::VARCHAR dt, NULL::VARCHAR val"
         )
     con.execute(GRID_SQL)
-    sql = METHODOLOGY_SQL
+    con.execute(NAMES_SQL)
+    sql = methodology_sql()
     kind = "TABLE" if materialize else "VIEW"
     con.execute(f"CREATE OR REPLACE {kind} oracle_hourly_cells AS {sql}")
     return con
@@ -656,8 +829,8 @@ def oracle_rejects(
     (DuckDB skips blank lines; an unparseable JSON line appears as an all-null row, hence
     'missing ts'), so compare counts, not line numbers, with the engine."""
     con = _connection(logs_or_con, config, grid, OracleOptions(), threads)
-    sql = METHODOLOGY_SQL
-    head = sql[: sql.index("valid AS (")].rstrip().rstrip(",")
+    sql = methodology_sql()
+    head = sql[: sql.index("valid_raw AS (")].rstrip().rstrip(",")
     return con.sql(
         f"{head} SELECT source, row_no, reject_reason AS reason FROM checked "
         "WHERE reject_reason IS NOT NULL ORDER BY source, row_no"

@@ -149,3 +149,52 @@ def test_a_tiny_memory_budget_gives_the_same_ledger_totals(fleet, tmp_path: Path
         got, want = a.sql(views).fetchall()[0], b.sql(views).fetchall()[0]
     assert got[:2] == want[:2]
     assert got[2:] == pytest.approx(want[2:], rel=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# Methodology v1.1 section 10: outcomes, aliases, zone case, default site.
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> EdgeCaseFiles:
+    from edge_cases import write_outcome_cases
+
+    return write_outcome_cases(tmp_path_factory.mktemp("outcomes"))
+
+
+@pytest.mark.parametrize("which", ["jsonl", "csv", "parquet", "all"])
+def test_outcome_cells_match_the_oracle(outcomes: EdgeCaseFiles, which: str) -> None:
+    logs = outcomes.logs if which == "all" else [p for p in outcomes.logs if p.suffix == f".{which}"]
+    with pytest.warns(wl.RunWarning):
+        got = _engine_hourly(logs, outcomes.config, outcomes.grid)
+    want = oracle_sql.oracle_hourly(logs, outcomes.config, outcomes.grid).sort(KEYS, nulls_last=True)
+    assert oracle_sql.frames_close(got.select(want.columns), want, rel=1e-9) == []
+    if which == "jsonl":
+        # The cases really occur, so the comparison covers them.
+        methods = set(want["method"])
+        assert {"cached", "measured", "tokens", "gpu_time", "flops", "none"} <= methods
+        assert want["failed_requests"].sum() > 0 and want["cached_requests"].sum() > 0
+        assert "m-cache-only" in set(want["model"]) and "http://unknown.example:8000" in set(want["site"])
+
+
+def test_outcome_report_through_the_ledger_matches_the_oracle(
+    outcomes: EdgeCaseFiles, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.duckdb"
+    summary = wl.ingest(
+        outcomes.logs, ledger=ledger, config=outcomes.config, grid=outcomes.grid, progress=False
+    )
+    got = wl.report(ledger, year=2025)
+    want = oracle_sql.oracle_report_by_model(outcomes.logs, outcomes.config, outcomes.grid, year=2025)
+    assert oracle_sql.frames_close(got, want, rel=1e-9) == []
+    assert summary.failed_requests == pytest.approx(float(want["failed_requests"].sum()))
+    assert summary.cached_requests == pytest.approx(float(want["cached_requests"].sum()))
+    # A model whose requests were all served from a cache: zero energy (not null), no flops.
+    only = got.filter(pl.col("model") == "m-cache-only").row(0, named=True)
+    assert (only["energy_kwh"], only["co2e_location_kg"], only["flops"], only["gpu_hours"]) == (
+        0.0,
+        0.0,
+        None,
+        None,
+    )
+    assert (only["cached_requests"], only["unestimated_requests"], only["input_tokens"]) == (7.0, 0.0, 7000.0)

@@ -102,8 +102,10 @@ def snapshot(ledger: Path) -> dict[str, Any]:
     try:
         tables = {
             name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
-            for name in ("wl_meta", "wl_configs", "wl_runs", "wl_sources", "wl_hourly")
+            for name in ("wl_meta", "wl_configs", "wl_runs", "wl_sources", "wl_hourly", "wl_source_names")
         }
+        # By name: schema 2 appended columns after it (warnings).
+        tables["run_status"] = con.execute("SELECT status FROM wl_runs ORDER BY run_id").fetchall()
     finally:
         con.close()
     report = wl.report(ledger, year=2025).rows()
@@ -130,13 +132,12 @@ def same_ledger(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def totals(snap: dict[str, Any]) -> dict[str, Any]:
     """What must equal between a clean run and crash + re-run: the report (floats to ~1e-9,
     the engine's per-thread merge order may differ) and how many runs/sources are live."""
-    runs = snap["tables"]["wl_runs"]
     return {
         "report": [
             tuple(pytest.approx(v, rel=1e-9) if isinstance(v, float) else v for v in row)
             for row in snap["report"]
         ],
-        "runs_ingested": sum(1 for r in runs if r[-1] == "ingested"),
+        "runs_ingested": sum(1 for (status,) in snap["tables"]["run_status"] if status == "ingested"),
         "sources": len(snap["tables"]["wl_sources"]),
         "hourly_rows": len(snap["tables"]["wl_hourly"]),
     }

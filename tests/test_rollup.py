@@ -215,7 +215,8 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
                 SUM(CASE WHEN method <> 'none' THEN requests END),
                 SUM(CASE WHEN method <> 'none' THEN output_tokens END),
                 SUM(CASE WHEN co2e_location_kg IS NOT NULL THEN requests END),
-                SUM(CASE WHEN site = 'fra-1' THEN 0 ELSE energy_kwh END)
+                SUM(CASE WHEN site = 'fra-1' THEN 0 ELSE energy_kwh END),
+                SUM(failed_requests), SUM(cached_requests)
             FROM wl_hourly
             WHERE hour >= ? AND hour < ? AND (? IS NULL OR model = ?)
             GROUP BY ROLLUP (model)""",
@@ -249,6 +250,8 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
             est_out,
             loc_req,
             no_instr,
+            failed,
+            cached,
         ) = r
 
         def mwh(x: float | None) -> float | None:
@@ -285,6 +288,8 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
             "wh_per_1000_output_tokens": div(e, est_out, 1e6),
             "gco2e_location_per_request": div(cl, loc_req, 1e3),
             "gco2e_market_per_request": div(cm, loc_req, 1e3),
+            "failed_requests": failed,
+            "cached_requests": cached,
         }
         for m, kwh in by_method.items():
             v[f"energy_{m}_mwh"] = None if e is None else mwh(kwh or 0.0)

@@ -32,13 +32,15 @@ from wattledger.errors import (
     LedgerSchemaError,
     MixedConfigWarning,
     OutputError,
+    PartialOutcomeWarning,
+    RunWarning,
     SourceConflictError,
     UsageError,
     WattledgerError,
 )
 from wattledger.estimate import estimate, read_logs, validate
 from wattledger.ingest import IngestSummary, ingest
-from wattledger.ledger import connect_ledger
+from wattledger.ledger import connect_ledger, migrate_ledger
 from wattledger.report import configs_in_period, report
 from wattledger.rollup import Rollup, rollup
 
@@ -60,7 +62,9 @@ __all__ = [
     "LedgerSchemaError",
     "MixedConfigWarning",
     "OutputError",
+    "PartialOutcomeWarning",
     "Rollup",
+    "RunWarning",
     "SourceConflictError",
     "UsageError",
     "WattledgerError",
@@ -71,6 +75,7 @@ __all__ = [
     "ingest",
     "load_config",
     "load_grid",
+    "migrate_ledger",
     "read_logs",
     "report",
     "rollup",
@@ -86,7 +91,8 @@ def connect(
     config: str | os.PathLike[str] | _core.Config | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to the ledger, with its views (``energy_hourly``, ``energy_daily``,
-    ``energy_by_model_month``, ``energy_by_model_year``, ``runs``, ``sources``) and the what-if
+    ``energy_by_model_month``, ``energy_by_model_year``, ``runs``, ``sources``,
+    ``source_names``) and the what-if
     functions of :mod:`wattledger.udf` (``wl_energy_wh`` and friends).
 
     The functions compute with ``config`` when given, else with the config of the ledger's

@@ -84,7 +84,8 @@ class EstimateResult:
     @property
     def files(self) -> list[dict[str, Any]]:
         """Per input: path, format, compression, size_bytes, sha256 (hex or None), records,
-        rejected, rejects ({reason: count}), blank_lines, columns_found (list of names)."""
+        rejected, rejects ({reason: count}), blank_lines, skipped (objects passed over on
+        purpose, e.g. non-GenAI spans), skip_reasons ({reason: count}), columns_found."""
     @property
     def spill_files(self) -> list[str]:
         """Parquet files holding aggregate rows flushed under the memory budget (same schema
@@ -92,6 +93,13 @@ class EstimateResult:
     @property
     def duplicates(self) -> int:
         """Records skipped as repeats of a request_id already seen in the run (dedupe)."""
+    @property
+    def names(self) -> list[dict[str, Any]]:
+        """Raw names the pack's aliases (or a zone's case) changed, per source file:
+        ``{path, kind, raw, resolved, records}``; kind is model, site, zone or hardware."""
+    @property
+    def warnings(self) -> list[str]:
+        """The run's warnings, one line each (zone case matches, unrecognised statuses)."""
     def aggregates(self) -> ArrowStreamExportable:
         """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
     def write_aggregates(self, path: str) -> None:
@@ -137,11 +145,13 @@ def estimate_files(
     spill_dir: str | None = None,
     dedupe: bool = False,
     hash: bool = True,
+    site: str | None = None,
     job: Job | None = None,
 ) -> EstimateResult:
     """Read log files and apply the methodology; hourly partial aggregates per source file.
     ``columns`` are ``canonical=source`` rules applied after the config's ``[columns]`` and
-    the preset."""
+    the preset. ``site`` locates records with neither site nor zone (overrides the pack's
+    ``[defaults] site``; must be a site of the pack, else ``UsageError``)."""
 
 def estimate_arrow(
     data: ArrowStreamExportable,
@@ -156,6 +166,7 @@ def estimate_arrow(
     memory_budget_cells: int = ...,
     spill_dir: str | None = None,
     dedupe: bool = False,
+    site: str | None = None,
     job: Job | None = None,
 ) -> EstimateResult:
     """The same as ``estimate_files`` for Arrow record batches (polars, pyarrow, DuckDB)."""

@@ -153,6 +153,12 @@ ColumnOpt = Annotated[
 ]
 PresetOpt = Annotated[str | None, typer.Option(help="Named column preset for a known log layout.")]
 RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
+SiteOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Site (of the pack) for records with neither site nor zone; overrides [defaults] site."
+    ),
+]
 
 
 @app.command()
@@ -185,6 +191,7 @@ def ingest(
             "to disk; totals do not change.",
         ),
     ] = DEFAULT_MEMORY_BUDGET_CELLS,
+    site: SiteOpt = None,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction."""
     from wattledger.ingest import ingest as run_ingest
@@ -207,10 +214,14 @@ def ingest(
             progress=progress,
             memory_budget_cells=max_cells,
             command=" ".join(["wattledger", *sys.argv[1:]]),
+            site=site,
         )
     from wattledger.summary import format_ingest_summary
 
     typer.echo(format_ingest_summary(summary, rejects=rejects))
+    # At the end, where a nightly log's reader looks: what the run could not read as intended.
+    for warning in summary.warnings:
+        _note(f"warning: {warning}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,8 +249,13 @@ def report(
 ) -> None:
     """Energy and emissions of a UTC year or month from the ledger (methodology section 9).
     With --format html, or --document, the regulatory rollup document instead."""
-    from wattledger.ledger import connect_ledger
-    from wattledger.report import configs_relation, mixed_config_message, report_relation
+    from wattledger.ledger import connect_ledger, outcome_coverage_message
+    from wattledger.report import (
+        configs_relation,
+        mixed_config_message,
+        report_relation,
+        rows_without_outcomes,
+    )
 
     if fmt == ReportFormat.html or document:
         # The filing document (issue: report --format md|html|json|csv): html only exists as
@@ -259,11 +275,14 @@ def report(
             configs = formatting.ResultRows.from_relation(
                 configs_relation(con, year=year, month=month, model=model)
             )
+            partial = rows_without_outcomes(con, year=year, month=month, model=model)
         finally:
             con.close()
         period = f"{year}" if month is None else f"{year}-{month:02d}"
         if configs.height > 1:
             _note(f"warning: {mixed_config_message(configs)}")
+        if partial:
+            _note(f"warning: {outcome_coverage_message(partial)}")
         if frame.height == 0:
             _note(f"warning: the ledger has no rows in {period}")
         text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
@@ -351,12 +370,23 @@ def validate(
             "columns_found": pl.String,
         },
     )
+    if any(s.get("skipped") for s in stats):
+        # Objects passed over on purpose (e.g. spans that are not GenAI calls): shown only when
+        # there are some, so plain logs keep their usual table.
+        frame = frame.with_columns(pl.Series("skipped", [_skipped_text(s) for s in stats], pl.String))
     typer.echo(formatting.to_table(frame), nl=False)
     total_rejected = int(frame["rejected"].sum())
     if total_rejected:
         where = f"; see {rejects}" if rejects else "; pass --rejects FILE to see them"
         _note(f"{total_rejected:,} rejected records{where}")
         raise typer.Exit(EXIT_REJECTS)
+
+
+def _skipped_text(stats: dict[str, object]) -> str:
+    reasons = stats.get("skip_reasons") or {}
+    assert isinstance(reasons, dict)
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return f"{stats.get('skipped') or 0}" + (f" ({detail})" if detail else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +442,7 @@ def sql(
     ] = None,
 ) -> None:
     """Query the ledger read-only: views energy_hourly, energy_daily, energy_by_model_month,
-    energy_by_model_year, runs, sources; what-if functions wl_energy_wh(model, hardware,
+    energy_by_model_year, runs, sources, source_names; what-if functions wl_energy_wh(model, hardware,
     input_tokens, output_tokens, duration_s, energy_j), wl_energy_method(...) and the
     site-aware wl_energy_wh_at/wl_energy_method_at(model, hardware, site, gpus, ...) over raw
     logs (read_json, read_parquet, read_csv)."""
@@ -502,6 +532,23 @@ def export(
         f"{verb} {result.directory}: {result.rows:,} hourly rows in {result.files} Parquet files, "
         f"{len(result.partitions)} year/month partitions"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# migrate
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file to upgrade in place.")]) -> None:
+    """Upgrade a ledger written by an older wattledger to the current schema, in one
+    transaction. Rows written before request outcomes were counted keep NULL failed/cached
+    counts (reports say so)."""
+    from wattledger.ledger import migrate_ledger
+
+    with _user_errors():
+        changed = migrate_ledger(ledger)
+    _note(f"{ledger}: {'upgraded' if changed else 'already'} at the current schema")
 
 
 # --------------------------------------------------------------------------------------------

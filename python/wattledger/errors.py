@@ -28,6 +28,8 @@ __all__ = [
     "LedgerSchemaError",
     "MixedConfigWarning",
     "OutputError",
+    "PartialOutcomeWarning",
+    "RunWarning",
     "SourceConflictError",
     "UsageError",
     "WattledgerError",
@@ -57,3 +59,14 @@ class SourceConflictError(LedgerError):
 
 class MixedConfigWarning(UserWarning):
     """A report period sums numbers produced by more than one methodology config."""
+
+
+class PartialOutcomeWarning(UserWarning):
+    """A report period includes hourly rows ingested before request outcomes were counted
+    (ledger schema 1): their failed_requests/cached_requests are NULL, so the sums cover only
+    the rows ingested since."""
+
+
+class RunWarning(UserWarning):
+    """A warning of the engine about a run (a zone matched ignoring case, a status value no
+    list recognises); :func:`wattledger.estimate` emits one per message."""

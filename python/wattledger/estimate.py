@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +18,7 @@ import duckdb
 from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.errors import RunWarning
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
 
@@ -107,9 +109,13 @@ def estimate(
     memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
     dedupe: bool = False,
     source_name: str = "<arrow>",
+    site: str | None = None,
 ) -> pl.DataFrame:
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
-    Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger."""
+    Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger.
+
+    ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
+    site``). Each of the engine's warnings for the run is emitted as a :class:`RunWarning`."""
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle)
     options: dict[str, Any] = {
@@ -119,6 +125,7 @@ def estimate(
         "threads": threads,
         "memory_budget_cells": memory_budget_cells,
         "dedupe": dedupe,
+        "site": site,
     }
     with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
         if _is_arrow(logs):
@@ -131,6 +138,8 @@ def estimate(
         spills = list(result.spill_files)
         if spills:
             frame = merge_spills(frame, spills)
+    for message in result.warnings:
+        warnings.warn(message, RunWarning, stacklevel=2)
     return frame
 
 

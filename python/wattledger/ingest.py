@@ -13,7 +13,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,16 @@ class IngestSummary:
     fallback_kwh: float
     unresolved_kwh: float
     unestimated_requests: float
+    #: Weighted requests whose status said they failed / that a cache served (section 10).
+    failed_requests: float = 0.0
+    cached_requests: float = 0.0
+    #: Objects the readers passed over on purpose (e.g. spans that are not GenAI calls).
+    skipped_objects: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    #: The engine's warnings for the run (also kept on the run's row in the ledger).
+    warnings: tuple[str, ...] = ()
+    #: Raw names the pack's aliases changed: (path, kind, raw, resolved, records).
+    names: tuple[tuple[str, str, str, str, int], ...] = ()
 
     @property
     def fallback_share(self) -> float | None:
@@ -130,6 +140,7 @@ def ingest(
     dedupe: bool = False,
     progress: bool | None = None,
     command: str | None = None,
+    site: str | None = None,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -141,6 +152,10 @@ def ingest(
     the engine keeps a hash set of the ids seen, so memory grows with the number of distinct
     ids (roughly 16 bytes each plus the set's overhead). Repeats across runs are not looked for:
     a file already counted is skipped whole instead.
+
+    ``site`` locates records that carry neither site nor zone (it overrides the pack's
+    ``[defaults] site`` and must be a site of the pack). The run's warnings are on the returned
+    summary's ``warnings`` and on the run's row in the ledger.
     """
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle)
@@ -181,6 +196,7 @@ def ingest(
                         spill_dir=os.fspath(spill_dir),
                         dedupe=dedupe,
                         hash=True,
+                        site=site,
                         job=job,
                     )
 
@@ -190,7 +206,17 @@ def ingest(
                     if os.fspath(spill_dir) not in str(exc):
                         raise  # e.g. the --rejects file: its own message says which
                     raise _work_files_error(ledger, exc) from exc
-            sources = [_source_read(f, stamps) for f in result.files] if result is not None else []
+            names_by_path: dict[str, list[tuple[str, str, str, int]]] = {}
+            for n in result.names if result is not None else ():
+                names_by_path.setdefault(n["path"], []).append(
+                    (n["kind"], n["raw"], n["resolved"], int(n["records"]))
+                )
+            sources = (
+                [_source_read(f, stamps, names_by_path.get(f["path"], ())) for f in result.files]
+                if result is not None
+                else []
+            )
+            warnings = tuple(result.warnings) if result is not None else ()
             spill_files: list[str] = []
             if result is not None:
                 # The rows still in memory join the spilled ones as one more Parquet file, so
@@ -211,10 +237,11 @@ def ingest(
                 skipped=skipped,
                 replace=replace,
                 duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
+                warnings=warnings,
             )
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
-    return _summarise(commit, identity, os.fspath(ledger))
+    return _summarise(commit, identity, os.fspath(ledger), warnings)
 
 
 def _work_files_error(ledger: PathLike, exc: Exception) -> OutputError:
@@ -238,7 +265,9 @@ def _remove_stale_spill_dirs(ledger: PathLike) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _source_read(stats: dict[str, Any], stamps: dict[str, FileStamp]) -> SourceRead:
+def _source_read(
+    stats: dict[str, Any], stamps: dict[str, FileStamp], names: Iterable[tuple[str, str, str, int]] = ()
+) -> SourceRead:
     path = stats["path"]
     stamp = stamps.get(path) or FileStamp.of(path)
     sha = stats.get("sha256")
@@ -252,6 +281,9 @@ def _source_read(stats: dict[str, Any], stamps: dict[str, FileStamp]) -> SourceR
         rejected=int(stats.get("rejected", 0)),
         rejects={str(k): int(v) for k, v in (stats.get("rejects") or {}).items()},
         columns_found=tuple(stats.get("columns_found") or ()),
+        names=tuple(names),
+        skipped=int(stats.get("skipped") or 0),
+        skip_reasons={str(k): int(v) for k, v in (stats.get("skip_reasons") or {}).items()},
     )
 
 
@@ -260,11 +292,16 @@ def _add(values: Sequence[float | None]) -> float | None:
     return sum(present) if present else None
 
 
-def _summarise(commit: CommitResult, config: ConfigIdentity, ledger: str) -> IngestSummary:
+def _summarise(
+    commit: CommitResult, config: ConfigIdentity, ledger: str, warnings: tuple[str, ...] = ()
+) -> IngestSummary:
     rejects: dict[str, int] = {}
+    skip_reasons: dict[str, int] = {}
     for src in commit.ingested:
         for reason, n in src.rejects.items():
             rejects[reason] = rejects.get(reason, 0) + n
+        for reason, n in src.skip_reasons.items():
+            skip_reasons[reason] = skip_reasons.get(reason, 0) + n
     t = commit.totals
     return IngestSummary(
         run_id=commit.run_id,
@@ -291,4 +328,10 @@ def _summarise(commit: CommitResult, config: ConfigIdentity, ledger: str) -> Ing
         fallback_kwh=_add([m.fallback_kwh for m in t]) or 0.0,
         unresolved_kwh=_add([m.unresolved_kwh for m in t]) or 0.0,
         unestimated_requests=_add([m.unestimated_requests for m in t]) or 0.0,
+        failed_requests=_add([m.failed_requests for m in t]) or 0.0,
+        cached_requests=_add([m.cached_requests for m in t]) or 0.0,
+        skipped_objects=sum(s.skipped for s in commit.ingested),
+        skip_reasons=dict(sorted(skip_reasons.items())),
+        warnings=warnings,
+        names=tuple((s.stamp.path, *n) for s in commit.ingested for n in s.names),
     )

@@ -40,6 +40,7 @@ from wattledger.schema import (
     AGGREGATE_COLUMNS,
     KEY_COLUMNS,
     MEASURE_COLUMNS,
+    MIGRATE_1_TO_2,
     SCHEMA_VERSION,
     TABLES_DDL,
     VIEWS_DDL,
@@ -92,6 +93,11 @@ class SourceRead:
     rejected: int
     rejects: dict[str, int] = field(default_factory=dict)
     columns_found: tuple[str, ...] = ()
+    #: Raw names the pack's aliases changed in this file: (kind, raw, resolved, records).
+    names: tuple[tuple[str, str, str, int], ...] = ()
+    #: Objects the reader passed over on purpose (not records, not rejects), by reason.
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class RunTotals:
     fallback_kwh: float | None
     unresolved_kwh: float | None
     unestimated_requests: float | None
+    failed_requests: float | None = None
+    cached_requests: float | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +195,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_schema(con: duckdb.DuckDBPyConnection, name: str, *, creating: bool) -> bool:
+def _check_schema(
+    con: duckdb.DuckDBPyConnection, name: str, *, creating: bool, migrate: bool = False
+) -> bool:
     """True when the ledger tables exist at a version this code can use; False when the file is
-    empty (a new ledger). Refuse foreign databases rather than adding tables to them."""
+    empty (a new ledger). Refuse foreign databases rather than adding tables to them. An older
+    version is upgraded in place when ``migrate`` (a writer, inside its transaction), else
+    refused with the command that upgrades it."""
     tables = {
         r[0]
         for r in con.execute(
@@ -206,12 +218,49 @@ def _check_schema(con: duckdb.DuckDBPyConnection, name: str, *, creating: bool) 
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
     rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
     version = int(rows[0][0]) if rows else 0
+    if version == 1:
+        if migrate:
+            _migrate_1_to_2(con)
+            return True
+        raise LedgerSchemaError(
+            f"ledger {name} has schema version 1 (before request outcomes were counted); upgrade "
+            f"it in place with `wattledger migrate --ledger {name}` (any ingest into it also does)"
+        )
     if version != SCHEMA_VERSION:
         raise LedgerSchemaError(
             f"ledger {name} has schema version {version}, this wattledger reads version "
             f"{SCHEMA_VERSION}; use the wattledger version that wrote it"
         )
     return True
+
+
+def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the section 10 columns and tables. Old hourly rows keep NULL failed/cached counts:
+    their runs never looked at statuses, and a 0 would claim that nothing failed. Reports warn
+    when a period includes such rows (``outcome_coverage_message``)."""
+    for ddl in MIGRATE_1_TO_2:
+        con.execute(ddl)
+    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_1_to_2_at', ?)", [datetime.now(UTC).isoformat()]
+    )
+
+
+def migrate_ledger(path: PathLike) -> bool:
+    """Upgrade a ledger to the current schema in one transaction; True when it changed."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise LedgerNotFoundError(f"ledger {name} does not exist; nothing to migrate")
+    con = _open(name, read_only=True)
+    try:
+        rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
+    except duckdb.Error:
+        rows = []
+    finally:
+        con.close()
+    before = int(rows[0][0]) if rows else None
+    LedgerWriter(name).close()  # opening for writing migrates (or refuses a foreign file)
+    return before != SCHEMA_VERSION
 
 
 def connect_ledger(path: PathLike, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -259,7 +308,7 @@ class LedgerWriter:
 
     def _ensure_schema(self) -> None:
         with self._transaction():
-            if not _check_schema(self._con, self.path, creating=True):
+            if not _check_schema(self._con, self.path, creating=True, migrate=True):
                 for ddl in TABLES_DDL:
                     self._con.execute(ddl)
                 self._con.execute(
@@ -351,6 +400,7 @@ class LedgerWriter:
         skipped: Sequence[SkippedFile] = (),
         replace: bool = False,
         duplicates: int | None = None,
+        warnings: Sequence[str] = (),
     ) -> CommitResult:
         """Write one run in one transaction: config, run row, the files read, their hourly rows.
 
@@ -359,6 +409,7 @@ class LedgerWriter:
         exception nothing is written. ``duplicates`` is the engine's count of repeated
         request_ids dropped in this run when de-duplication was on, None when it was off: the
         run row keeps the difference so "no duplicates" and "never checked" are not confused.
+        ``warnings`` are the engine's messages for the run, kept on the run row.
         """
         if aggregates is not None:
             _check_aggregate_schema(aggregates.schema.names, "aggregate table")
@@ -386,8 +437,8 @@ class LedgerWriter:
             self._con.execute(
                 """INSERT INTO wl_runs (run_id, started_at, finished_at, command, wattledger_version,
                        config_sha256, records, rejected, dedupe, duplicates, files_read,
-                       files_skipped, files_replaced, status)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       files_skipped, files_replaced, status, warnings)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::VARCHAR[])""",
                 [
                     run.run_id,
                     run.started_at,
@@ -403,6 +454,7 @@ class LedgerWriter:
                     len(all_skipped),
                     len(replaced_paths),
                     status,
+                    list(warnings),
                 ],
             )
             totals = self._run_totals(run.run_id)
@@ -463,7 +515,8 @@ class LedgerWriter:
         # A few rows per run: plain parameters keep pyarrow off the nightly path's imports.
         self._con.executemany(
             """INSERT INTO wl_sources
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL, ?,
+                       CAST(? AS JSON))""",
             [
                 [
                     source_ids[s.engine_path],
@@ -477,10 +530,15 @@ class LedgerWriter:
                     s.rejected,
                     json.dumps(dict(sorted(s.rejects.items())), separators=(",", ":")),
                     list(s.columns_found),
+                    s.skipped,
+                    json.dumps(dict(sorted(s.skip_reasons.items())), separators=(",", ":")),
                 ]
                 for s in kept
             ],
         )
+        names = [[source_ids[s.engine_path], *n] for s in kept for n in s.names]
+        if names:
+            self._con.executemany("INSERT INTO wl_source_names VALUES (?, ?, ?, ?, ?)", names)
 
     def _insert_hourly(
         self,
@@ -527,11 +585,25 @@ class LedgerWriter:
             """SELECT method, CAST(SUM(records) AS BIGINT), SUM(requests), SUM(energy_kwh),
                       SUM(energy_kwh_low), SUM(energy_kwh_high), SUM(co2e_location_kg),
                       SUM(co2e_market_kg), SUM(fallback_kwh), SUM(unresolved_kwh),
-                      SUM(unestimated_requests)
+                      SUM(unestimated_requests), SUM(failed_requests), SUM(cached_requests)
                FROM wl_hourly WHERE run_id = ? GROUP BY method ORDER BY method""",
             [run_id],
         ).fetchall()
         return tuple(RunTotals(*row) for row in rows)
+
+
+def outcome_coverage_sql(where: str) -> str:
+    """Hourly rows (matching ``where`` over wl_hourly) written before outcomes were counted."""
+    return f"SELECT count(*) FROM wl_hourly WHERE ({where}) AND failed_requests IS NULL"
+
+
+def outcome_coverage_message(rows: int) -> str:
+    """The warning a report gives when its period includes rows that predate outcome counting."""
+    return (
+        f"{rows:,} hourly rows of this period were ingested before request outcomes were counted "
+        "(ledger schema 1): failed_requests and cached_requests cover only the rows ingested since; "
+        "re-ingest those files with --replace for complete counts"
+    )
 
 
 def _check_aggregate_schema(names: Sequence[str], what: str) -> None:

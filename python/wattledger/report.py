@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from wattledger._deferred import deferred
-from wattledger.errors import MixedConfigWarning, UsageError
+from wattledger.errors import MixedConfigWarning, PartialOutcomeWarning, UsageError
 from wattledger.formatting import ResultRows
-from wattledger.ledger import connect_ledger
+from wattledger.ledger import connect_ledger, outcome_coverage_message, outcome_coverage_sql
 from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, report_sums_sql
 
 if TYPE_CHECKING:
@@ -119,6 +119,14 @@ def configs_from(
     return configs_relation(con, year=year, month=month, model=model).pl()
 
 
+def rows_without_outcomes(
+    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+) -> int:
+    """Hourly rows of the period written before outcomes were counted (ledger schema 1)."""
+    where, params = _where(year, month, model)
+    return int(con.execute(outcome_coverage_sql(where), params).fetchall()[0][0])
+
+
 def report(
     ledger: PathLike,
     *,
@@ -130,16 +138,20 @@ def report(
     """Energy and emissions of a UTC year or month, one row per ``by`` value, sorted by it.
 
     ``by="model"`` gives exactly the methodology section 9 columns in order. Emits a
-    :class:`MixedConfigWarning` when the period's numbers come from more than one config.
+    :class:`MixedConfigWarning` when the period's numbers come from more than one config, and a
+    :class:`PartialOutcomeWarning` when some of its rows predate outcome counting.
     """
     con = connect_ledger(ledger)
     try:
         frame = report_from(con, year=year, month=month, by=by, model=model)
         configs = configs_from(con, year=year, month=month, model=model)
+        partial = rows_without_outcomes(con, year=year, month=month, model=model)
     finally:
         con.close()
     if configs.height > 1:
         warnings.warn(mixed_config_message(configs), MixedConfigWarning, stacklevel=2)
+    if partial:
+        warnings.warn(outcome_coverage_message(partial), PartialOutcomeWarning, stacklevel=2)
     return frame
 
 

@@ -7,7 +7,8 @@ report and the ingest summary from drifting apart.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+#: 2: outcome counts (failed_requests, cached_requests), run warnings, raw names per source.
+SCHEMA_VERSION = 2
 
 #: Section 8 keys, in order.
 KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
@@ -30,7 +31,13 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "fallback_kwh",
     "unresolved_kwh",
     "unestimated_requests",
+    "failed_requests",
+    "cached_requests",
 )
+
+#: Measures added by schema version 2 (section 10). Rows written before it hold NULL there:
+#: those runs did not count outcomes, and NULL keeps "not counted" apart from "none failed".
+OUTCOME_COLUMNS: tuple[str, ...] = ("failed_requests", "cached_requests")
 
 #: Columns the engine hands over: ``source`` then the section 8 keys and measures.
 AGGREGATE_COLUMNS: tuple[str, ...] = ("source", *KEY_COLUMNS, *MEASURE_COLUMNS)
@@ -53,6 +60,9 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "unestimated_requests",
     "fallback_kwh",
     "unresolved_kwh",
+    # v1.1 section 10: appended after the 16 columns of section 9, whose order stays.
+    "failed_requests",
+    "cached_requests",
 )
 
 #: UTC wall-clock of an hour, independent of the reading session's TimeZone setting.
@@ -118,7 +128,8 @@ TABLES_DDL: tuple[str, ...] = (
     files_read INTEGER NOT NULL,
     files_skipped INTEGER NOT NULL,
     files_replaced INTEGER NOT NULL,
-    status VARCHAR NOT NULL
+    status VARCHAR NOT NULL,
+    warnings VARCHAR[]
 )""",
     """CREATE TABLE IF NOT EXISTS wl_sources (
     source_id VARCHAR PRIMARY KEY,
@@ -133,7 +144,18 @@ TABLES_DDL: tuple[str, ...] = (
     rejects JSON,
     columns_found VARCHAR[],
     replaced_at TIMESTAMPTZ,
-    replaced_by_run VARCHAR
+    replaced_by_run VARCHAR,
+    skipped BIGINT,
+    skip_reasons JSON
+)""",
+    # Raw names of a source that the pack's aliases (or a zone's case) changed: the hourly rows
+    # hold the resolved name, this keeps what the log wrote.
+    """CREATE TABLE IF NOT EXISTS wl_source_names (
+    source_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    raw VARCHAR NOT NULL,
+    resolved VARCHAR NOT NULL,
+    records BIGINT NOT NULL
 )""",
     f"""CREATE TABLE IF NOT EXISTS wl_hourly (
     run_id VARCHAR NOT NULL,
@@ -179,6 +201,23 @@ GROUP BY ALL""",
 SELECT r.*, c.name AS config_name, c.version AS config_version
 FROM wl_runs r LEFT JOIN wl_configs c USING (config_sha256)""",
     """CREATE OR REPLACE VIEW sources AS
-SELECT s.*, s.replaced_at IS NULL AS live, c.name AS config_name
+SELECT s.*, s.replaced_at IS NULL AS live, c.name AS config_name,
+    (SELECT list({'kind': n.kind, 'raw': n.raw, 'resolved': n.resolved, 'records': n.records}
+                 ORDER BY n.kind, n.raw)
+     FROM wl_source_names n WHERE n.source_id = s.source_id) AS aliases
 FROM wl_sources s LEFT JOIN wl_configs c USING (config_sha256)""",
+    """CREATE OR REPLACE VIEW source_names AS
+SELECT n.source_id, s.path, s.replaced_at IS NULL AS live, n.kind, n.raw, n.resolved, n.records
+FROM wl_source_names n JOIN wl_sources s USING (source_id)""",
+)
+
+#: Schema version 1 -> 2, in one transaction (see ``ledger._migrate``). Old hourly rows keep
+#: NULL outcome counts; old runs NULL warnings; old sources no raw names (none were resolved).
+MIGRATE_1_TO_2: tuple[str, ...] = (
+    "ALTER TABLE wl_hourly ADD COLUMN failed_requests DOUBLE",
+    "ALTER TABLE wl_hourly ADD COLUMN cached_requests DOUBLE",
+    "ALTER TABLE wl_runs ADD COLUMN warnings VARCHAR[]",
+    "ALTER TABLE wl_sources ADD COLUMN skipped BIGINT",
+    "ALTER TABLE wl_sources ADD COLUMN skip_reasons JSON",
+    TABLES_DDL[4],
 )

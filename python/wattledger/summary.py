@@ -11,12 +11,13 @@ import os
 from typing import TYPE_CHECKING
 
 from wattledger.formatting import human, to_table
+from wattledger.schema import REPORT_COLUMNS
 
 if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
     from wattledger.demo import DemoResult
     from wattledger.ingest import IngestSummary
 
-_METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none")
+_METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none", "cached")
 
 
 def _pct(share: float | None) -> str:
@@ -42,13 +43,19 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
     if s.rejected:
         rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
     lines.append(f"records:    {s.records:,} read, {rejected}")
+    if s.skipped_objects:
+        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(s.skip_reasons.items()))
+        lines.append(f"skipped:    {s.skipped_objects:,}" + (f" ({reasons})" if reasons else ""))
     if s.duplicates is not None:
         lines.append(f"duplicates dropped: {s.duplicates:,} (repeated request_id within this run, --dedupe)")
     if s.files_read == 0:
         lines.append("nothing new: every file was already in the ledger; totals unchanged")
         return "\n".join(lines)
     methods = sorted(s.requests_by_method, key=lambda m: (*_METHOD_ORDER, m).index(m))
-    lines.append(f"requests:   {human(s.requests)} total")
+    lines.append(
+        f"requests:   {human(s.requests)} total, {human(s.failed_requests)} failed, "
+        f"{human(s.cached_requests)} cached"
+    )
     lines += [
         f"  {m:<9} {human(s.requests_by_method[m])} requests, {_kwh(s.energy_kwh_by_method.get(m))}"
         for m in methods
@@ -67,11 +74,15 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
         f"{_pct(s.unresolved_share)} unresolved (no emissions), "
         f"{_pct(s.unestimated_share)} of requests unestimated"
     )
+    if s.names:
+        lines.append(
+            f"names:      {len(s.names):,} raw names resolved through the pack (see the source_names view)"
+        )
     return "\n".join(lines)
 
 
 #: The demo's terminal table: the annual number with its range, emissions both ways and
-#: coverage; fits a terminal where the full section 9 table (16 columns) does not.
+#: coverage; fits a terminal where the full per-model table (18 columns) does not.
 DEMO_COLUMNS = (
     "model",
     "requests",
@@ -101,7 +112,7 @@ def format_demo(result: DemoResult) -> str:
             to_table(
                 result.annual.select(DEMO_COLUMNS),
                 title=f"SYNTHETIC annual energy and emissions per model, {result.year} (UTC); "
-                "all 16 columns: wattledger report --format csv",
+                f"all {len(REPORT_COLUMNS)} columns: wattledger report --format csv",
             ),
             banner,
             "",

@@ -22,7 +22,15 @@ from typing import Any
 
 import duckdb
 
-from wattledger.report import _where, configs_from, mixed_config_message, period_bounds, report_from
+from wattledger.ledger import outcome_coverage_message
+from wattledger.report import (
+    _where,
+    configs_from,
+    mixed_config_message,
+    period_bounds,
+    report_from,
+    rows_without_outcomes,
+)
 from wattledger.schema import HOUR_UTC
 
 PathLike = str | os.PathLike[str]
@@ -85,6 +93,8 @@ METRICS: tuple[Metric, ...] = (
     _M("no_instrument_mwh", "MWh", "Market: no instrument"),
     _M("unestimated_requests", "count", "Unestimated requests", integer=True),
     _M("unestimated_share_pct", "% of requests", "Unestimated share"),
+    _M("failed_requests", "count", "Failed requests", integer=True),
+    _M("cached_requests", "count", "Cached requests", integer=True),
     _M("wh_per_request", "Wh/request", "Energy per request"),
     _M("wh_per_1000_requests", "Wh/1000 requests", "Energy per 1000 requests"),
     _M("wh_per_1000_output_tokens", "Wh/1000 output tokens", "Energy per 1000 output tokens"),
@@ -576,6 +586,8 @@ def _figures(row: dict[str, Any], extra: dict[str, Any], no_instrument_kwh: floa
     values["no_instrument_mwh"] = _scale(no_instrument_kwh, 1e-3)
     values["unestimated_requests"] = row["unestimated_requests"]
     values["unestimated_share_pct"] = _div(_f(row["unestimated_requests"]), requests, 100.0)
+    values["failed_requests"] = row["failed_requests"]
+    values["cached_requests"] = row["cached_requests"]
     est_requests = _f(extra.get("estimated_requests"))
     values["wh_per_request"] = _div(energy, est_requests, 1e3)
     values["wh_per_1000_requests"] = _div(energy, est_requests, 1e6)
@@ -696,6 +708,9 @@ def gather(
         warnings.append(mixed_config_message(configs))
     if not sections:
         warnings.append(f"the ledger has no rows in {_period_label(year, month)}")
+    partial = rows_without_outcomes(con, year=year, month=month, model=model)
+    if partial:
+        warnings.append(outcome_coverage_message(partial))
     return RollupData(
         ledger_name=ledger_name,
         year=year,

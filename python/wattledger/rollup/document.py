@@ -131,12 +131,12 @@ COVERAGE_KEYS = (
     "unresolved_share_pct",
     "unestimated_requests",
     "unestimated_share_pct",
+    "failed_requests",
+    "cached_requests",
 )
 COVERAGE_CAPTION = (
-    "Coverage: energy on fallback or unresolved grid intensity, requests without an energy estimate."
-)
-COVERAGE_CAPTION = (
-    "Coverage: energy on fallback or unresolved grid intensity, requests without an energy estimate."
+    "Coverage: energy on fallback or unresolved grid intensity, requests without an energy estimate; "
+    "requests that failed (estimated like any other) and requests served from a cache (zero energy)."
 )
 COMPUTE_KEYS = ("flops", "gpu_hours", "records")
 

@@ -62,6 +62,8 @@ fn contributions(span_hours: i64, seed: u64) -> Vec<(CellKey, Measures)> {
                 fallback_kwh: 0.0,
                 unresolved_kwh: 0.0,
                 unestimated_requests: 0.0,
+                failed_requests: 0.0,
+                cached_requests: 0.0,
                 flags: HAS_ENERGY | HAS_CO2E | HAS_FLOPS | HAS_GPU_HOURS,
             };
             (key, m)

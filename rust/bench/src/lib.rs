@@ -153,8 +153,9 @@ pub struct Req {
 }
 
 impl Req {
-    /// The canonical record a reader would hand the kernel. `request_id` and `status` are left
-    /// out: the estimate path does not read them (see `pipeline::kernel_scan`).
+    /// The canonical record a reader would hand the kernel. `request_id` is left out (the
+    /// estimate path reads it only to de-duplicate, see `pipeline::kernel_scan`); `status`
+    /// is the log's, since it decides the request outcome (methodology section 10).
     pub fn record(&self) -> Record<'static> {
         Record {
             ts_us: self.ts_us,
@@ -169,7 +170,8 @@ impl Req {
             energy_j: self.energy_j,
             weight: self.weight.unwrap_or(1.0),
             request_id: None,
-            status: None,
+            status: Some(if self.ok { "ok" } else { "error" }),
+            cache_hit: None,
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct Measures {
     pub fallback_kwh: f64,
     pub unresolved_kwh: f64,
     pub unestimated_requests: f64,
+    /// Weighted requests whose status says they failed (section 10); estimated as usual.
+    pub failed_requests: f64,
+    /// Weighted requests served from a cache (section 10): method `cached`, zero energy.
+    pub cached_requests: f64,
     /// `HAS_*` bits: which nullable measures had a contribution.
     pub flags: u8,
 }
@@ -96,6 +100,8 @@ impl Measures {
         self.fallback_kwh += o.fallback_kwh;
         self.unresolved_kwh += o.unresolved_kwh;
         self.unestimated_requests += o.unestimated_requests;
+        self.failed_requests += o.failed_requests;
+        self.cached_requests += o.cached_requests;
         self.flags |= o.flags;
     }
 }
@@ -212,7 +218,7 @@ impl Aggregate {
         let mut hardware = StringBuilder::with_capacity(n, n * 12);
         let mut method = StringBuilder::with_capacity(n, n * 6);
         let mut records = Int64Builder::with_capacity(n);
-        let mut f: Vec<Float64Builder> = (0..15).map(|_| Float64Builder::with_capacity(n)).collect();
+        let mut f: Vec<Float64Builder> = (0..FLOAT_MEASURES.len()).map(|_| Float64Builder::with_capacity(n)).collect();
         for &i in &order {
             let k = &self.keys[i as usize];
             let c = &self.cells[i as usize];
@@ -242,6 +248,8 @@ impl Aggregate {
                 e.then_some(c.fallback_kwh),
                 e.then_some(c.unresolved_kwh),
                 Some(c.unestimated_requests),
+                Some(c.failed_requests),
+                Some(c.cached_requests),
             ];
             for (b, v) in f.iter_mut().zip(vals) {
                 b.append_option(v);
@@ -263,7 +271,7 @@ impl Aggregate {
 }
 
 /// The float measures in column order, with whether each may be null.
-const FLOAT_MEASURES: [(&str, bool); 15] = [
+const FLOAT_MEASURES: [(&str, bool); 17] = [
     ("requests", false),
     ("input_tokens", false),
     ("output_tokens", false),
@@ -279,6 +287,8 @@ const FLOAT_MEASURES: [(&str, bool); 15] = [
     ("fallback_kwh", true),
     ("unresolved_kwh", true),
     ("unestimated_requests", false),
+    ("failed_requests", false),
+    ("cached_requests", false),
 ];
 
 /// The aggregate schema of `docs/internals.md`.
@@ -380,6 +390,8 @@ mod tests {
             ("fallback_kwh", true),
             ("unresolved_kwh", true),
             ("unestimated_requests", false),
+            ("failed_requests", false),
+            ("cached_requests", false),
         ] {
             want.push((n.to_string(), DataType::Float64, nullable));
         }

@@ -121,6 +121,26 @@ pub struct Site {
     pub describe: Describe,
 }
 
+/// `[outcomes]`: status values (compared ignoring case and surrounding blanks) the pack adds to
+/// the built-in lists of `outcome.rs`. A pack list wins over the built-in ones, so a fleet can
+/// also say that one of its statuses means something else than the usual reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcomes {
+    pub ok: Vec<String>,
+    pub failed: Vec<String>,
+    pub cached: Vec<String>,
+}
+
+/// `[aliases.models]`, `[aliases.hardware]`, `[aliases.sites]`: (name or glob pattern as logs
+/// write it, pack name), in the order the pack lists them (the tie-break between patterns of
+/// equal length).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aliases {
+    pub models: Vec<(String, String)>,
+    pub hardware: Vec<(String, String)>,
+    pub sites: Vec<(String, String)>,
+}
+
 /// `[training."model"]`: figures for the report's training section; never used by the kernel.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Training {
@@ -147,6 +167,10 @@ pub struct Config {
     /// `[columns]`: canonical = "source" rules.
     pub columns: BTreeMap<String, String>,
     pub training: BTreeMap<String, Training>,
+    /// `[defaults] site`: the site of records that carry neither site nor zone.
+    pub default_site: Option<String>,
+    pub outcomes: Outcomes,
+    pub aliases: Aliases,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,6 +235,22 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(v) => Err(self.err(key, format!("expected a string, found {}", type_name(&v)))),
+        }
+    }
+
+    /// An array of strings.
+    fn string_list(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(self.err(key, format!("expected an array of strings, found {}", type_name(&other)))),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(self.err(key, format!("expected an array of strings, found {}", type_name(&v)))),
         }
     }
 
@@ -324,8 +364,10 @@ impl Config {
         };
 
         let mut defaults = Defaults::default();
+        let mut default_site = None;
         if let Some(v) = top.take("defaults") {
             let mut f = Fields::new(origin, "defaults".into(), v)?;
+            default_site = f.string("site")?;
             let d = &mut defaults;
             for (key, slot) in [
                 ("pue", &mut d.pue),
@@ -449,6 +491,76 @@ impl Config {
             }
         }
 
+        if let Some(site) = &default_site {
+            if !sites.contains_key(site) {
+                return Err(Error::config(
+                    origin,
+                    "defaults.site",
+                    format!("\"{site}\" is not a site of this pack (add [sites.\"{site}\"] or name one of its sites)"),
+                ));
+            }
+        }
+
+        let mut outcomes = Outcomes::default();
+        if let Some(v) = top.take("outcomes") {
+            let mut f = Fields::new(origin, "outcomes".into(), v)?;
+            for (key, slot) in
+                [("ok", &mut outcomes.ok), ("failed", &mut outcomes.failed), ("cached", &mut outcomes.cached)]
+            {
+                *slot = f.string_list(key)?.unwrap_or_default();
+            }
+            // One status in two lists would be classified by whichever list is looked at first.
+            let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+            for (key, list) in [("ok", &outcomes.ok), ("failed", &outcomes.failed), ("cached", &outcomes.cached)] {
+                for v in list {
+                    let norm = v.trim().to_lowercase();
+                    if let Some(other) = seen.insert(norm, key) {
+                        return Err(f.err(key, format!("\"{v}\" is also listed under {other}")));
+                    }
+                }
+            }
+            f.finish()?;
+        }
+
+        let mut aliases = Aliases::default();
+        if let Some(v) = top.take("aliases") {
+            let mut f = Fields::new(origin, "aliases".into(), v)?;
+            for (key, slot, what) in [
+                ("models", &mut aliases.models, "model"),
+                ("hardware", &mut aliases.hardware, "hardware"),
+                ("sites", &mut aliases.sites, "site"),
+            ] {
+                let Some(t) = f.take(key) else { continue };
+                let known = |n: &str| match key {
+                    "models" => models.contains_key(n),
+                    "hardware" => hardware.contains_key(n),
+                    _ => sites.contains_key(n),
+                };
+                for (raw, target, path) in Fields::new(origin, join("aliases", key), t)?.entries() {
+                    let Value::String(target) = target else {
+                        return Err(Error::config(
+                            origin,
+                            path,
+                            format!("expected a string (a {what} of this pack), found {}", type_name(&target)),
+                        ));
+                    };
+                    if !known(&target) {
+                        return Err(Error::config(origin, path, format!("\"{target}\" is not a {what} of this pack")));
+                    }
+                    if known(&raw) {
+                        // A name the pack defines is always used as is: this alias could never apply.
+                        return Err(Error::config(
+                            origin,
+                            path,
+                            format!("\"{raw}\" is already a {what} of this pack; an alias cannot rename it"),
+                        ));
+                    }
+                    slot.push((raw, target));
+                }
+            }
+            f.finish()?;
+        }
+
         let mut columns = BTreeMap::new();
         if let Some(v) = top.take("columns") {
             let f = Fields::new(origin, "columns".into(), v)?;
@@ -495,6 +607,9 @@ impl Config {
             sites,
             columns,
             training,
+            default_site,
+            outcomes,
+            aliases,
         })
     }
 
@@ -539,6 +654,9 @@ impl Config {
             ("mfu", d.mfu),
         ] {
             j.kv_num(k, Some(v));
+        }
+        if let Some(site) = &self.default_site {
+            j.kv_str("site", Some(site));
         }
         j.close('}');
         let u = &self.uncertainty;
@@ -608,6 +726,37 @@ impl Config {
             j.kv_str(k, Some(v));
         }
         j.close('}');
+        // Outcomes and aliases change which records count how and under which name: the report
+        // shows them. Written only when the pack has them, so older packs keep their JSON.
+        let o = &self.outcomes;
+        if !(o.ok.is_empty() && o.failed.is_empty() && o.cached.is_empty()) {
+            j.key("outcomes");
+            j.open('{');
+            for (k, list) in [("ok", &o.ok), ("failed", &o.failed), ("cached", &o.cached)] {
+                j.key(k);
+                j.open('[');
+                for v in list {
+                    j.sep();
+                    j.string(v);
+                }
+                j.close(']');
+            }
+            j.close('}');
+        }
+        let a = &self.aliases;
+        if !(a.models.is_empty() && a.hardware.is_empty() && a.sites.is_empty()) {
+            j.key("aliases");
+            j.open('{');
+            for (k, list) in [("models", &a.models), ("hardware", &a.hardware), ("sites", &a.sites)] {
+                j.key(k);
+                j.open('{');
+                for (raw, target) in list {
+                    j.kv_str(raw, Some(target));
+                }
+                j.close('}');
+            }
+            j.close('}');
+        }
         j.key("training");
         j.open('{');
         for (name, t) in &self.training {
@@ -882,6 +1031,45 @@ gpus = 1
         assert_eq!(c.training["llama-3.1-8b"].gpu_hours, Some(1_460_000.0));
         assert_eq!(refused("[columns]\ntokens = \"x\"").0, "columns.tokens");
         assert_eq!(refused("[columns]\ninput_tokens = 3").0, "columns.input_tokens");
+    }
+
+    #[test]
+    fn outcomes_aliases_and_default_site() {
+        let base = "[hardware.h100]\ntdp_w = 700\n[models.m]\n[sites.fra]\n";
+        let c = parse(&format!(
+            "[defaults]\nsite = \"fra\"\n{base}[outcomes]\nfailed = [\"rate_limited\"]\ncached = [\"hit\"]\n\
+             [aliases.models]\n\"b*\" = \"m\"\n\"a*\" = \"m\"\n[aliases.hardware]\n\"NVIDIA H100*\" = \"h100\"\n\
+             [aliases.sites]\n\"10.*\" = \"fra\""
+        ))
+        .unwrap();
+        assert_eq!(c.default_site.as_deref(), Some("fra"));
+        assert_eq!((c.outcomes.failed.len(), c.outcomes.cached.len(), c.outcomes.ok.len()), (1, 1, 0));
+        // The pack's order is kept (it breaks ties between patterns of equal length).
+        assert_eq!(c.aliases.models, vec![("b*".into(), "m".into()), ("a*".into(), "m".into())]);
+        let j = c.to_json();
+        assert!(j.contains("\"site\":\"fra\"}"), "{j}");
+        assert!(j.contains("\"outcomes\":{\"ok\":[],\"failed\":[\"rate_limited\"],\"cached\":[\"hit\"]}"), "{j}");
+        assert!(j.contains("\"aliases\":{\"models\":{\"b*\":\"m\",\"a*\":\"m\"},\"hardware\":{"), "{j}");
+        assert!(!parse(base).unwrap().to_json().contains("aliases"), "absent tables leave the JSON as before");
+
+        let (k, m) = refused(&format!("[defaults]\nsite = \"nowhere\"\n{base}"));
+        assert_eq!(k, "defaults.site");
+        assert!(m.contains("\"nowhere\" is not a site of this pack"), "{m}");
+        let (k, m) = refused(&format!("{base}[aliases.models]\n\"openai/*\" = \"gpt\""));
+        assert_eq!((k.as_str(), m.as_str()), ("aliases.models.\"openai/*\"", "\"gpt\" is not a model of this pack"));
+        let (k, _) = refused(&format!("{base}[aliases.hardware]\n\"x\" = \"m\""));
+        assert_eq!(k, "aliases.hardware.x");
+        let (k, m) = refused(&format!("{base}[aliases.sites]\nfra = \"fra\""));
+        assert_eq!(k, "aliases.sites.fra");
+        assert!(m.contains("already a site"), "{m}");
+        assert_eq!(refused(&format!("{base}[aliases.models]\nx = 1")).0, "aliases.models.x");
+        assert_eq!(refused(&format!("{base}[aliases.zones]\nx = \"y\"")).0, "aliases.zones");
+        let (k, m) = refused("[outcomes]\nfailed = [\"X\"]\ncached = [\"x \"]");
+        assert_eq!(k, "outcomes.cached");
+        assert!(m.contains("also listed under failed"), "{m}");
+        assert_eq!(refused("[outcomes]\nfailed = \"error\"").0, "outcomes.failed");
+        assert_eq!(refused("[outcomes]\nfailed = [1]").0, "outcomes.failed");
+        assert_eq!(refused("[outcomes]\nfailled = []").0, "outcomes.failled");
     }
 
     #[test]

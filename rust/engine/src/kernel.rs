@@ -10,15 +10,23 @@
 //!
 //! One formula, one place: [`Methodology::estimate_acc`] is used by the sink and by
 //! [`Methodology::accelerator_energy_wh`] alike.
+//!
+//! Section 10 work happens where a string is first met, never per record: a raw model, site or
+//! hardware name is resolved through the pack's aliases (and a zone against the grid's zones,
+//! ignoring case) when it is interned, and a status value is classified when a worker first
+//! sees it. Per record, the caches hand back the resolved id and the outcome.
 
 use crate::aggregate::{Aggregate, CellKey, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS, NO_ID};
 use crate::config::{Config, Uncertainty};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::names::{NameKind, Resolver};
+use crate::outcome::{record_outcome, Outcome, OutcomeRules};
 use crate::record::{Loc, Record, RecordSink};
 use crate::time::hour_of;
 use arrow_array::RecordBatch;
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 /// How a record's accelerator energy was obtained (methodology section 3), in priority order.
@@ -30,10 +38,13 @@ pub enum Method {
     GpuTime,
     Flops,
     None,
+    /// Served from a cache (section 10): the model did not run, energy is zero.
+    Cached,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [Method::Measured, Method::Tokens, Method::GpuTime, Method::Flops, Method::None];
+    pub const ALL: [Method; 6] =
+        [Method::Measured, Method::Tokens, Method::GpuTime, Method::Flops, Method::None, Method::Cached];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +53,7 @@ impl Method {
             Method::GpuTime => "gpu_time",
             Method::Flops => "flops",
             Method::None => "none",
+            Method::Cached => "cached",
         }
     }
 }
@@ -113,10 +125,61 @@ enum Intensity {
     Unresolved,
 }
 
+/// No index (a name resolution changed nothing; a status was recognised).
+pub const NONE_IDX: u32 = u32::MAX;
+
+/// A raw name that resolution changed (an alias applied, a URL gave its host, a zone matched
+/// the grid ignoring case): the ledger keeps it per source so the raw name is never lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameChange {
+    pub kind: NameKind,
+    pub raw: Arc<str>,
+    pub resolved: Arc<str>,
+}
+
 #[derive(Debug, Default)]
 struct Interner {
     map: FxHashMap<Arc<str>, u32>,
     names: Vec<Arc<str>>,
+    /// Raw names resolution changed, by (kind, raw); indexed by [`NameEntry::changed`].
+    change_index: FxHashMap<(NameKind, Box<str>), u32>,
+    changes: Vec<NameChange>,
+    /// Status values no list recognises, indexed by [`StatusEntry::unrecognised`].
+    unrecognised_index: FxHashMap<Box<str>, u32>,
+    unrecognised: Vec<Box<str>>,
+    /// Zone case matches of the pack's sites, found when the tables are built.
+    config_warnings: Vec<String>,
+    /// Zone case matches met in the data (order of discovery depends on the threads: sorted
+    /// when reported).
+    data_warnings: Vec<String>,
+}
+
+/// What a worker caches for one raw name: the resolved id, and the index of the name change
+/// ([`NONE_IDX`] when the raw name is used as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameEntry {
+    pub id: u32,
+    pub changed: u32,
+}
+
+impl Default for NameEntry {
+    fn default() -> Self {
+        NameEntry { id: NO_ID, changed: NONE_IDX }
+    }
+}
+
+/// What a worker caches for one status value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusEntry {
+    pub outcome: Outcome,
+    /// Index of the value among the unrecognised ones, [`NONE_IDX`] when recognised.
+    pub unrecognised: u32,
+}
+
+impl Default for StatusEntry {
+    fn default() -> Self {
+        StatusEntry { outcome: Outcome::Ok, unrecognised: NONE_IDX }
+    }
 }
 
 /// The config and grid resolved into id-indexed tables. Shared by all worker threads.
@@ -136,6 +199,14 @@ pub struct Methodology {
     zone_series: Vec<u32>,
     default_site: SiteRes,
     uncertainty: Uncertainty,
+    resolver: Resolver,
+    outcomes: OutcomeRules,
+    /// Lower-cased grid zone -> the grid's own spelling (the first, if several differ only in
+    /// case), for zones that match only when case is ignored.
+    grid_zone_ci: FxHashMap<String, Arc<str>>,
+    /// The site of records that carry neither site nor zone (`[defaults] site`, `--site`);
+    /// `NO_ID` when there is none.
+    locate_site: u32,
 }
 
 impl Methodology {
@@ -179,12 +250,21 @@ impl Methodology {
             })
             .collect();
         let d = config.defaults;
+        let grid_zone_ci = grid_zones_ignoring_case(&grid);
+        let mut warnings = Vec::new();
         let site_entries: Vec<(u32, SiteRes)> = config
             .sites
             .iter()
             .map(|(n, s)| {
+                let zone = s.zone.as_deref().map(|z| {
+                    let r = resolve_zone(&grid, &grid_zone_ci, z);
+                    if r != z {
+                        warnings.push(format!("zone '{z}' of site {n} matched grid zone '{r}' ignoring case"));
+                    }
+                    r
+                });
                 let res = SiteRes {
-                    zone: s.zone.as_deref().map_or(NO_ID, &mut id),
+                    zone: zone.as_deref().map_or(NO_ID, &mut id),
                     hardware: s.hardware.as_deref().map_or(NO_ID, &mut id),
                     gpus: s.gpus,
                     pue: s.pue.unwrap_or(d.pue),
@@ -239,12 +319,20 @@ impl Methodology {
             mfu: d.mfu,
         };
         let uncertainty = config.uncertainty;
+        let locate_site = match &config.default_site {
+            Some(s) => *fixed.get(s.as_str()).expect("a site of the pack is interned"),
+            None => NO_ID,
+        };
         Ok(Methodology {
+            resolver: Resolver::new(&config),
+            outcomes: OutcomeRules::new(&config.outcomes),
+            grid_zone_ci,
+            locate_site,
             config,
             grid,
             fixed,
             fixed_names,
-            extra: Mutex::new(Interner::default()),
+            extra: Mutex::new(Interner { config_warnings: warnings, ..Interner::default() }),
             hardware,
             models,
             sites,
@@ -283,6 +371,106 @@ impl Methodology {
     pub fn names(&self) -> Vec<Arc<str>> {
         let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
         self.fixed_names.iter().chain(ex.names.iter()).cloned().collect()
+    }
+
+    /// Locate records that carry neither site nor zone at `site` (`--site`, overriding the
+    /// pack's `[defaults] site`). The site must be one the pack defines.
+    pub fn set_default_site(&mut self, site: &str) -> Result<()> {
+        if !self.config.sites.contains_key(site) {
+            let known: Vec<&str> = self.config.sites.keys().map(|s| s.as_str()).collect();
+            let hint = if known.is_empty() {
+                "the pack defines no sites; add [sites.\"NAME\"] to it".to_string()
+            } else {
+                format!("its sites: {}", known.join(", "))
+            };
+            return Err(Error::Usage(format!(
+                "--site {site}: not a site of the methodology pack {} ({hint})",
+                self.config.origin
+            )));
+        }
+        self.locate_site = self.fixed[site];
+        Ok(())
+    }
+
+    /// The resolved name of a raw one (aliases for models, hardware and sites; the grid's
+    /// spelling for a zone that matches only ignoring case).
+    pub fn resolve_name<'a>(&'a self, kind: NameKind, raw: &'a str) -> Cow<'a, str> {
+        match kind {
+            NameKind::Zone => resolve_zone(&self.grid, &self.grid_zone_ci, raw),
+            _ => self.resolver.resolve(&self.config, kind, raw),
+        }
+    }
+
+    /// Resolve and intern a raw name of one kind: once per distinct name per worker (see
+    /// [`AggregateSink`]). A changed name is registered so the run can report it per source.
+    pub fn intern_name(&self, kind: NameKind, raw: &str) -> NameEntry {
+        let resolved = self.resolve_name(kind, raw);
+        let id = self.intern(&resolved);
+        if resolved == raw {
+            return NameEntry { id, changed: NONE_IDX };
+        }
+        let mut ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (kind, Box::<str>::from(raw));
+        if let Some(&i) = ex.change_index.get(&key) {
+            return NameEntry { id, changed: i };
+        }
+        let i = ex.changes.len() as u32;
+        ex.change_index.insert(key, i);
+        ex.changes.push(NameChange { kind, raw: raw.into(), resolved: resolved.as_ref().into() });
+        if kind == NameKind::Zone {
+            ex.data_warnings.push(format!("zone '{raw}' in the logs matched grid zone '{resolved}' ignoring case"));
+        }
+        NameEntry { id, changed: i }
+    }
+
+    /// Classify a status value (once per distinct value per worker).
+    pub fn status_entry(&self, status: &str) -> StatusEntry {
+        let c = self.outcomes.classify(status);
+        if c.recognised {
+            return StatusEntry { outcome: c.outcome, unrecognised: NONE_IDX };
+        }
+        let mut ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        let i = match ex.unrecognised_index.get(status) {
+            Some(&i) => i,
+            None => {
+                let i = ex.unrecognised.len() as u32;
+                ex.unrecognised_index.insert(status.into(), i);
+                ex.unrecognised.push(status.into());
+                i
+            }
+        };
+        StatusEntry { outcome: c.outcome, unrecognised: i }
+    }
+
+    /// The name changes registered so far, indexed by [`NameEntry::changed`].
+    pub fn name_changes(&self) -> Vec<NameChange> {
+        self.extra.lock().unwrap_or_else(|p| p.into_inner()).changes.clone()
+    }
+
+    /// The run's warnings, in a stable order: zone case matches (the pack's sites, then the
+    /// data's, sorted) and, given the per-value record counts of a run's sinks, the
+    /// unrecognised status values, most frequent first.
+    pub fn warnings(&self, unrecognised_counts: &[u64]) -> Vec<String> {
+        let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = ex.config_warnings.clone();
+        let mut data = ex.data_warnings.clone();
+        data.sort();
+        out.extend(data);
+        let mut statuses: Vec<(&str, u64)> = ex
+            .unrecognised
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&**s, unrecognised_counts.get(i).copied().unwrap_or(0)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        statuses.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (s, n) in statuses {
+            let records = if n == 1 { "record" } else { "records" };
+            out.push(format!(
+                "status '{s}' ({n} {records}) not recognised, counted as ok; list it under [outcomes] ok, failed or cached"
+            ));
+        }
+        out
     }
 
     /// Id of a string without interning it: unknown strings map to an id no table has.
@@ -389,32 +577,52 @@ impl Methodology {
         energy_j: Option<f64>,
         gpus: Option<i64>,
     ) -> (Option<f64>, Method) {
-        let site = self.site(site.map_or(NO_ID, |s| self.lookup(s)));
-        let hw = hardware.map_or(site.hardware, |h| self.lookup(h));
+        // Names resolve as in an ingest (aliases), so a what-if query can use raw log names.
+        let site = self.site(site.map_or(NO_ID, |s| self.lookup(&self.resolve_name(NameKind::Site, s))));
+        let hw = hardware.map_or(site.hardware, |h| self.lookup(&self.resolve_name(NameKind::Hardware, h)));
         let gpus = gpus.or(site.gpus).unwrap_or(1) as f64;
-        let model = self.model(self.lookup(model));
+        let model = self.model(self.lookup(&self.resolve_name(NameKind::Model, model)));
         let (e, m, _) = self.estimate_acc(model, hw, site, input_tokens, output_tokens, duration_s, energy_j, gpus);
         (e, m)
     }
 
     /// One record's key (minus source) and weighted contribution (methodology sections 3-7).
     #[inline]
-    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4]) -> (CellKey, Measures) {
-        let [model_id, site_id, rec_zone, rec_hw] = ids;
+    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures) {
+        let [model_id, mut site_id, rec_zone, rec_hw] = ids;
+        // Section 10: a record with neither site nor zone is located at the default site.
+        if site_id == NO_ID && rec_zone == NO_ID {
+            site_id = self.locate_site;
+        }
         let site = self.site(site_id);
         // The record's zone wins for the grid; its hardware wins over the site's.
         let zone = if rec_zone != NO_ID { rec_zone } else { site.zone };
         let hw = if rec_hw != NO_ID { rec_hw } else { site.hardware };
-        let gpus = rec.gpus.or(site.gpus).unwrap_or(1) as f64;
-        let model = self.model(model_id);
-        let (e_acc, method, u) =
-            self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
         let hour = hour_of(rec.ts_us);
         let w = rec.weight;
         let has_tokens = rec.input_tokens.is_some() || rec.output_tokens.is_some();
         let (tin, tout) = (rec.input_tokens.unwrap_or(0) as f64, rec.output_tokens.unwrap_or(0) as f64);
         let mut m =
             Measures { records: 1, requests: w, input_tokens: tin * w, output_tokens: tout * w, ..Measures::default() };
+        if outcome == Outcome::Cached {
+            // Section 10: served from a cache, the model did not run. Energy and emissions are
+            // a known zero (not null, not unestimated); tokens count (they were served); flops
+            // and gpu_hours get no contribution (null for a cell of cached records only, so a
+            // model's otherwise unknown flops do not turn into a false zero).
+            m.cached_requests = w;
+            m.flags = HAS_ENERGY | HAS_CO2E;
+            let key =
+                CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method: Method::Cached };
+            return (key, m);
+        }
+        if outcome == Outcome::Failed {
+            // Estimated like any record: a failed request that carries tokens or a duration used energy.
+            m.failed_requests = w;
+        }
+        let gpus = rec.gpus.or(site.gpus).unwrap_or(1) as f64;
+        let model = self.model(model_id);
+        let (e_acc, method, u) =
+            self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
         // Section 6: computational resources, whatever the energy method.
         if let (true, Some(n)) = (has_tokens, model.and_then(|m| m.active_params)) {
             m.flops = 2.0 * n * (tin + tout) * w;
@@ -460,16 +668,37 @@ impl Methodology {
     }
 }
 
-/// A per-thread cache of one field's ids. Names up to [`SHORT_KEY`] bytes (nearly all model,
-/// site, zone and hardware names) live in a small direct-mapped table keyed by the name's
-/// bytes as four words: a hit is a few word compares, with no string hashing and no `memcmp`
-/// call (this lookup runs four times per record). Longer names and slot misses go to a map,
-/// then to the shared interner. Allocates only when a string is first seen.
-struct IdCache {
-    short: Box<[ShortSlot; SHORT_SLOTS]>,
+/// Lower-cased grid zone -> the grid's spelling (the first in grid order wins a case clash).
+fn grid_zones_ignoring_case(grid: &Grid) -> FxHashMap<String, Arc<str>> {
+    let mut m: FxHashMap<String, Arc<str>> = FxHashMap::default();
+    for z in grid.zones() {
+        m.entry(z.to_lowercase()).or_insert_with(|| z.into());
+    }
+    m
+}
+
+/// A zone as the grid spells it: exact match first, else a match ignoring case, else as is.
+fn resolve_zone<'a>(grid: &Grid, ci: &FxHashMap<String, Arc<str>>, raw: &'a str) -> Cow<'a, str> {
+    if grid.zone_index(raw).is_some() {
+        return Cow::Borrowed(raw);
+    }
+    match ci.get(&raw.to_lowercase()) {
+        Some(z) => Cow::Owned(z.to_string()),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+/// A per-thread cache from a string to what it resolved to (a [`NameEntry`] for one name
+/// field, a [`StatusEntry`] for statuses). Names up to [`SHORT_KEY`] bytes (nearly all model,
+/// site, zone, hardware and status values) live in a small direct-mapped table keyed by the
+/// name's bytes as four words: a hit is a few word compares, with no string hashing and no
+/// `memcmp` call (this lookup runs up to five times per record). Longer names and slot misses
+/// go to a map, then to the resolver. Allocates only when a string is first seen.
+struct StrCache<T: Copy> {
+    short: Box<[ShortSlot<T>]>,
     long_last: String,
-    long_last_id: u32,
-    seen: FxHashMap<Box<str>, u32>,
+    long_last_val: Option<T>,
+    seen: FxHashMap<Box<str>, T>,
 }
 
 /// Longest name the direct-mapped table holds.
@@ -477,12 +706,12 @@ const SHORT_KEY: usize = 32;
 const SHORT_SLOTS: usize = 256;
 
 #[derive(Clone, Copy)]
-struct ShortSlot {
+struct ShortSlot<T: Copy> {
     /// The name's bytes, zero-padded; with `len` they identify it exactly.
     words: [u64; 4],
     /// Length, or `u32::MAX` for an empty slot.
     len: u32,
-    id: u32,
+    val: T,
 }
 
 /// The bytes of a name of at most [`SHORT_KEY`] bytes as four words that, together with the
@@ -501,22 +730,22 @@ fn short_key(b: &[u8]) -> [u64; 4] {
     }
 }
 
-const EMPTY_SLOT: ShortSlot = ShortSlot { words: [0; 4], len: u32::MAX, id: 0 };
-
-impl Default for IdCache {
+impl<T: Copy + Default> Default for StrCache<T> {
     fn default() -> Self {
-        IdCache {
-            short: Box::new([EMPTY_SLOT; SHORT_SLOTS]),
+        let empty = ShortSlot { words: [0; 4], len: u32::MAX, val: T::default() };
+        StrCache {
+            short: vec![empty; SHORT_SLOTS].into_boxed_slice(),
             long_last: String::new(),
-            long_last_id: NO_ID,
+            long_last_val: None,
             seen: FxHashMap::default(),
         }
     }
 }
 
-impl IdCache {
+impl<T: Copy> StrCache<T> {
+    /// The cached value of `s`, calling `resolve` the first time this cache meets `s`.
     #[inline]
-    fn id(&mut self, m: &Methodology, s: &str) -> u32 {
+    fn get(&mut self, s: &str, resolve: impl FnOnce(&str) -> T) -> T {
         let b = s.as_bytes();
         if b.len() <= SHORT_KEY {
             let words = short_key(b);
@@ -525,34 +754,40 @@ impl IdCache {
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let slot = &mut self.short[(h >> 56) as usize % SHORT_SLOTS];
             if slot.len == b.len() as u32 && slot.words == words {
-                return slot.id;
+                return slot.val;
             }
-            let id = Self::resolve(&mut self.seen, m, s);
-            *slot = ShortSlot { words, len: b.len() as u32, id };
-            return id;
+            let val = Self::resolve(&mut self.seen, s, resolve);
+            *slot = ShortSlot { words, len: b.len() as u32, val };
+            return val;
         }
-        if self.long_last_id != NO_ID && self.long_last == s {
-            return self.long_last_id;
+        if let Some(v) = self.long_last_val {
+            if self.long_last == s {
+                return v;
+            }
         }
-        let id = Self::resolve(&mut self.seen, m, s);
+        let val = Self::resolve(&mut self.seen, s, resolve);
         // Reuses the buffer: no allocation once it has grown to the longest name.
         self.long_last.clear();
         self.long_last.push_str(s);
-        self.long_last_id = id;
-        id
+        self.long_last_val = Some(val);
+        val
     }
 
-    fn resolve(seen: &mut FxHashMap<Box<str>, u32>, m: &Methodology, s: &str) -> u32 {
+    #[cold]
+    fn resolve(seen: &mut FxHashMap<Box<str>, T>, s: &str, resolve: impl FnOnce(&str) -> T) -> T {
         match seen.get(s) {
-            Some(&i) => i,
+            Some(&v) => v,
             None => {
-                let i = m.intern(s);
-                seen.insert(s.into(), i);
-                i
+                let v = resolve(s);
+                seen.insert(s.into(), v);
+                v
             }
         }
     }
 }
+
+/// The four name fields in [`NameKind`] order.
+const NAME_KINDS: [NameKind; 4] = [NameKind::Model, NameKind::Site, NameKind::Zone, NameKind::Hardware];
 
 /// Folds records into hourly cells; one per worker thread, merged at the end of a scan.
 pub struct AggregateSink<'m> {
@@ -561,7 +796,23 @@ pub struct AggregateSink<'m> {
     spill: Option<&'m Spiller>,
     budget_cells: usize,
     agg: Aggregate,
-    ids: [IdCache; 4],
+    /// One cache per name field: resolution is per kind (the id space is shared, aliases not).
+    ids: [StrCache<NameEntry>; 4],
+    statuses: StrCache<StatusEntry>,
+    /// Records per unrecognised status value (indexed like [`Methodology::warnings`] expects).
+    unrecognised: Vec<u64>,
+    /// Records per (source file, name change): the raw names behind each source's cells.
+    changed: FxHashMap<(u32, u32), u64>,
+}
+
+/// What a run's sinks found besides the cells: raw names resolution changed, per source, and
+/// unrecognised status values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunNotes {
+    /// (source file index, name change index) -> records.
+    pub changed: FxHashMap<(u32, u32), u64>,
+    /// Records per unrecognised status value.
+    pub unrecognised: Vec<u64>,
 }
 
 impl<'m> AggregateSink<'m> {
@@ -571,7 +822,17 @@ impl<'m> AggregateSink<'m> {
         spill: Option<&'m Spiller>,
         budget_cells: usize,
     ) -> Self {
-        AggregateSink { m, source_names, spill, budget_cells, agg: Aggregate::new(), ids: Default::default() }
+        AggregateSink {
+            m,
+            source_names,
+            spill,
+            budget_cells,
+            agg: Aggregate::new(),
+            ids: Default::default(),
+            statuses: StrCache::default(),
+            unrecognised: Vec::new(),
+            changed: FxHashMap::default(),
+        }
     }
 
     /// The cells still in memory (not spilled).
@@ -581,7 +842,13 @@ impl<'m> AggregateSink<'m> {
 
     /// The in-memory cells as one batch; spilled cells are in the spiller's files.
     pub fn finish(self) -> Result<RecordBatch> {
-        self.agg.to_record_batch(&self.m.names(), &self.source_names)
+        self.finish_with_notes().map(|(b, _)| b)
+    }
+
+    /// [`Self::finish`], plus the name changes and unrecognised statuses counted.
+    pub fn finish_with_notes(self) -> Result<(RecordBatch, RunNotes)> {
+        let batch = self.agg.to_record_batch(&self.m.names(), &self.source_names)?;
+        Ok((batch, RunNotes { changed: self.changed, unrecognised: self.unrecognised }))
     }
 
     fn spill_if_over_budget(&mut self) -> Result<()> {
@@ -593,26 +860,60 @@ impl<'m> AggregateSink<'m> {
         }
         Ok(())
     }
+
+    /// Counts for the rare records that carry a renamed name or an unrecognised status.
+    #[cold]
+    fn note(&mut self, file: u32, names: [NameEntry; 4], status: StatusEntry) {
+        for e in names {
+            if e.changed != NONE_IDX {
+                *self.changed.entry((file, e.changed)).or_insert(0) += 1;
+            }
+        }
+        if status.unrecognised != NONE_IDX {
+            let i = status.unrecognised as usize;
+            if self.unrecognised.len() <= i {
+                self.unrecognised.resize(i + 1, 0);
+            }
+            self.unrecognised[i] += 1;
+        }
+    }
 }
 
 impl RecordSink for AggregateSink<'_> {
     #[inline]
     fn record(&mut self, rec: &Record<'_>, loc: Loc) {
         let m = self.m;
-        let [im, is, iz, ih] = &mut self.ids;
-        let ids = [
-            im.id(m, rec.model),
-            rec.site.map_or(NO_ID, |s| is.id(m, s)),
-            rec.zone.map_or(NO_ID, |z| iz.id(m, z)),
-            rec.hardware.map_or(NO_ID, |h| ih.id(m, h)),
+        let [cm, cs, cz, ch] = &mut self.ids;
+        let absent = NameEntry::default();
+        let names = [
+            cm.get(rec.model, |s| m.intern_name(NAME_KINDS[0], s)),
+            rec.site.map_or(absent, |s| cs.get(s, |s| m.intern_name(NAME_KINDS[1], s))),
+            rec.zone.map_or(absent, |s| cz.get(s, |s| m.intern_name(NAME_KINDS[2], s))),
+            rec.hardware.map_or(absent, |s| ch.get(s, |s| m.intern_name(NAME_KINDS[3], s))),
         ];
-        let (mut key, measures) = m.contribution(rec, ids);
+        let status = rec.status.map_or(StatusEntry::default(), |s| self.statuses.get(s, |s| m.status_entry(s)));
+        // One branch for the common case: every index is NONE_IDX (all bits set).
+        if names[0].changed & names[1].changed & names[2].changed & names[3].changed & status.unrecognised != NONE_IDX {
+            self.note(loc.file, names, status);
+        }
+        let outcome = record_outcome(status.outcome, rec.cache_hit);
+        let ids = [names[0].id, names[1].id, names[2].id, names[3].id];
+        let (mut key, measures) = m.contribution(rec, ids, outcome);
         key.source = loc.file;
         self.agg.add(key, &measures);
     }
 
     fn merge(&mut self, other: Self) -> Result<()> {
         self.agg.merge(other.agg);
+        for (k, n) in other.changed {
+            *self.changed.entry(k).or_insert(0) += n;
+        }
+        if self.unrecognised.len() < other.unrecognised.len() {
+            self.unrecognised.resize(other.unrecognised.len(), 0);
+        }
+        for (a, b) in self.unrecognised.iter_mut().zip(other.unrecognised) {
+            *a += b;
+        }
         self.spill_if_over_budget()
     }
 
@@ -729,14 +1030,14 @@ zone = "FR"
                 names.push(s);
             }
         }
-        let mut cache = IdCache::default();
+        let mut cache = StrCache::<u32>::default();
         for round in 0..3 {
             for (i, n) in names.iter().enumerate() {
                 let n = if round == 1 { &names[names.len() - 1 - i] } else { n };
-                assert_eq!(cache.id(&m, n), m.intern(n), "{n:?} in round {round}");
+                assert_eq!(cache.get(n, |s| m.intern(s)), m.intern(n), "{n:?} in round {round}");
             }
         }
-        assert_eq!(cache.id(&m, "h100"), m.intern("h100"));
+        assert_eq!(cache.get("h100", |s| m.intern(s)), m.intern("h100"));
     }
 
     /// Run records through one sink; the single resulting row as (column -> value).
@@ -1059,6 +1360,249 @@ zone = "FR"
         assert_eq!(r.hour(), parse_ts(b"2025-01-01T00:00:00Z").unwrap());
     }
 
+    // ----- section 10: outcomes, names, default site, warnings -----
+
+    const CONFIG_V11: &str = r#"
+[defaults]
+site = "fra"
+[hardware.h100]
+tdp_w = 700
+idle_w = 100
+peak_tflops = 1000
+[models.m8]
+active_params_b = 8
+[[models.m8.coefficients]]
+hardware = "*"
+wh_per_1k_input = 0.01
+wh_per_1k_output = 0.1
+[sites.fra]
+zone = "de"
+hardware = "h100"
+[sites.par]
+zone = "FR"
+[outcomes]
+cached = ["from_cache"]
+failed = ["rate_limited"]
+[aliases.models]
+"openai/*" = "m8"
+"hosted_vllm/*/Llama*" = "m8"
+[aliases.hardware]
+"NVIDIA H100*" = "h100"
+[aliases.sites]
+"10.0.0.*" = "par"
+"#;
+
+    fn methodology_v11() -> Methodology {
+        let c = Config::from_toml(CONFIG_V11, "v11.toml").unwrap();
+        let g = Grid::from_texts(&[("grid.csv", GRID)], false).unwrap();
+        Methodology::new(Arc::new(c), Arc::new(g)).unwrap()
+    }
+
+    /// Rows of a batch keyed by method, as (method -> row index).
+    fn by_method(b: &RecordBatch) -> FxHashMap<String, usize> {
+        let methods = b.column_by_name("method").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        (0..b.num_rows()).map(|i| (methods.value(i).to_string(), i)).collect()
+    }
+
+    fn at(b: &RecordBatch, col: &str, i: usize) -> Option<f64> {
+        let a = b.column_by_name(col).unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
+        a.is_valid(i).then(|| a.value(i))
+    }
+
+    #[test]
+    fn failed_requests_are_estimated_and_counted() {
+        let base = Record {
+            input_tokens: Some(1000),
+            output_tokens: Some(100),
+            weight: 2.0,
+            zone: Some("DE"),
+            ..rec(T, "m8")
+        };
+        let ok = one(base);
+        for status in ["error", "FAILURE", "2", "500", "429", "STATUS_CODE_ERROR", "timeout", "Cancelled"] {
+            let r = one(Record { status: Some(status), ..base });
+            assert_eq!(r.s("method").as_deref(), Some("tokens"), "{status}");
+            assert_eq!(r.f("failed_requests"), Some(2.0), "{status}");
+            assert_eq!(r.f("cached_requests"), Some(0.0));
+            // Energy as for the same request that succeeded: a failed request used energy.
+            assert_eq!(r.f("energy_kwh"), ok.f("energy_kwh"), "{status}");
+            assert_eq!(r.f("requests"), Some(2.0));
+        }
+        for status in ["ok", "success", "200", "0", "1", "Unset", "status_code_ok", "304"] {
+            let r = one(Record { status: Some(status), ..base });
+            assert_eq!(r.f("failed_requests"), Some(0.0), "{status}");
+        }
+        // Nothing to estimate from: method none, still counted as failed and unestimated.
+        let r = one(Record { status: Some("error"), weight: 1.0, zone: Some("DE"), ..rec(T, "m8") });
+        assert_eq!(r.s("method").as_deref(), Some("none"));
+        assert_eq!((r.f("failed_requests"), r.f("unestimated_requests")), (Some(1.0), Some(1.0)));
+    }
+
+    #[test]
+    fn cached_requests_have_zero_energy_and_keep_tokens() {
+        let base = Record {
+            input_tokens: Some(1000),
+            output_tokens: Some(100),
+            duration_s: Some(2.0),
+            energy_j: Some(3600.0),
+            weight: 3.0,
+            site: Some("fra"),
+            ..rec(T, "m8")
+        };
+        let r = one(Record { cache_hit: Some(true), ..base });
+        assert_eq!(r.s("method").as_deref(), Some("cached"));
+        assert_eq!((r.records(), r.f("requests"), r.f("cached_requests")), (1, Some(3.0), Some(3.0)));
+        assert_eq!((r.f("failed_requests"), r.f("unestimated_requests")), (Some(0.0), Some(0.0)));
+        for c in [
+            "energy_acc_kwh",
+            "energy_it_kwh",
+            "energy_kwh",
+            "energy_kwh_low",
+            "energy_kwh_high",
+            "co2e_location_kg",
+            "co2e_market_kg",
+            "fallback_kwh",
+            "unresolved_kwh",
+        ] {
+            assert_eq!(r.f(c), Some(0.0), "{c}: a known zero, not null");
+        }
+        // The model did not run: no flops, no GPU time (null: nothing contributed).
+        assert_eq!((r.f("flops"), r.f("gpu_hours")), (None, None));
+        close(r.f("input_tokens"), 3000.0);
+        close(r.f("output_tokens"), 300.0);
+        assert_eq!(
+            (r.s("site").as_deref(), r.s("zone").as_deref(), r.s("hardware").as_deref()),
+            (Some("fra"), Some("DE"), Some("h100"))
+        );
+        // A cache flag of false, or none, leaves the record to its method.
+        assert_eq!(one(Record { cache_hit: Some(false), ..base }).s("method").as_deref(), Some("measured"));
+        assert_eq!(one(base).s("method").as_deref(), Some("measured"));
+        // Failed wins over cached.
+        let r = one(Record { cache_hit: Some(true), status: Some("error"), ..base });
+        assert_eq!(r.s("method").as_deref(), Some("measured"));
+        assert_eq!((r.f("failed_requests"), r.f("cached_requests")), (Some(3.0), Some(0.0)));
+    }
+
+    #[test]
+    fn pack_outcome_lists_and_unrecognised_statuses_warn() {
+        let m = methodology_v11();
+        let base = Record { energy_j: Some(36.0), zone: Some("DE"), ..rec(T, "m8") };
+        let recs = [
+            Record { status: Some("from_cache"), ..base },
+            Record { status: Some("rate_limited"), ..base },
+            Record { status: Some("rate_limited"), cache_hit: Some(true), ..base },
+            Record { status: Some("weird"), ..base },
+            Record { status: Some("weird"), weight: 5.0, ..base },
+            Record { status: Some("odd"), ..base },
+            Record { status: Some("ok"), ..base },
+        ];
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        for r in &recs {
+            sink.record(r, Loc { file: 0, line: 1 });
+        }
+        let (b, notes) = sink.finish_with_notes().unwrap();
+        let rows = by_method(&b);
+        assert_eq!(at(&b, "cached_requests", rows["cached"]), Some(1.0));
+        assert_eq!(at(&b, "failed_requests", rows["measured"]), Some(2.0));
+        assert_eq!(at(&b, "requests", rows["measured"]), Some(10.0));
+        // Unrecognised values count as ok, and are named with their record counts (unweighted).
+        assert_eq!(
+            m.warnings(&notes.unrecognised),
+            vec![
+                "zone 'de' of site fra matched grid zone 'DE' ignoring case".to_string(),
+                "status 'weird' (2 records) not recognised, counted as ok; list it under [outcomes] ok, failed or cached"
+                    .to_string(),
+                "status 'odd' (1 record) not recognised, counted as ok; list it under [outcomes] ok, failed or cached"
+                    .to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_names_and_are_kept_per_source() {
+        let m = methodology_v11();
+        let base = Record { energy_j: Some(3600.0), ..rec(T, "openai/gpt-x") };
+        let recs = [
+            Record { hardware: Some("NVIDIA H100 80GB HBM3"), site: Some("http://10.0.0.5:4000/v1"), ..base },
+            Record { model: "hosted_vllm/meta/Llama-8B", zone: Some("fr"), ..base },
+            Record { model: "m8", zone: Some("FR"), ..base },
+            Record { model: "unknown/x", zone: Some("FR"), ..base },
+        ];
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["a.jsonl".into(), "b.jsonl".into()]), None, usize::MAX);
+        for (i, r) in recs.iter().enumerate() {
+            sink.record(r, Loc { file: (i % 2) as u32, line: 1 });
+        }
+        let (b, notes) = sink.finish_with_notes().unwrap();
+        let col = |c: &str| -> Vec<Option<String>> {
+            let a = b.column_by_name(c).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+            a.iter().map(|v| v.map(str::to_string)).collect()
+        };
+        let models = col("model");
+        assert!(models.iter().filter(|v| v.as_deref() == Some("m8")).count() == 3, "{models:?}");
+        assert!(models.contains(&Some("unknown/x".into())), "unknown names stay as written");
+        assert!(col("hardware").contains(&Some("h100".into())));
+        assert!(col("site").contains(&Some("par".into())));
+        assert!(!col("zone").contains(&Some("fr".into())));
+        let changes = m.name_changes();
+        let mut got: Vec<(u32, &str, &str, &str, u64)> = notes
+            .changed
+            .iter()
+            .map(|(&(f, i), &n)| {
+                let c = &changes[i as usize];
+                (f, c.kind.name(), &*c.raw, &*c.resolved, n)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (0, "hardware", "NVIDIA H100 80GB HBM3", "h100", 1),
+                (0, "model", "openai/gpt-x", "m8", 1),
+                (0, "site", "http://10.0.0.5:4000/v1", "par", 1),
+                (1, "model", "hosted_vllm/meta/Llama-8B", "m8", 1),
+                (1, "zone", "fr", "FR", 1),
+            ]
+        );
+        assert!(m.warnings(&[]).contains(&"zone 'fr' in the logs matched grid zone 'FR' ignoring case".to_string()));
+        // What-if queries resolve the same way.
+        assert_eq!(
+            m.accelerator_energy_wh(
+                "openai/gpt-x",
+                Some("NVIDIA H100 PCIe?"),
+                None,
+                Some(1000),
+                None,
+                None,
+                None,
+                None
+            )
+            .1,
+            Method::Tokens
+        );
+    }
+
+    #[test]
+    fn records_without_site_or_zone_go_to_the_default_site() {
+        let mut m = methodology_v11();
+        let base = Record { energy_j: Some(3600.0), ..rec(T, "m8") };
+        let b = run(&m, &[base, Record { zone: Some("FR"), ..base }, Record { site: Some("par"), ..base }]);
+        let sites = b.column_by_name("site").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let zones = b.column_by_name("zone").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let got: Vec<(Option<&str>, Option<&str>)> =
+            (0..b.num_rows()).map(|i| (sites.iter().nth(i).unwrap(), zones.iter().nth(i).unwrap())).collect();
+        // Default site fra (its zone "de" resolved to the grid's "DE"); a zone alone is left
+        // alone (it is located); a site is kept.
+        assert_eq!(got, vec![(None, Some("FR")), (Some("fra"), Some("DE")), (Some("par"), Some("FR"))]);
+        m.set_default_site("par").unwrap();
+        let b = run(&m, &[base]);
+        assert_eq!(b.column_by_name("site").unwrap().as_any().downcast_ref::<StringArray>().unwrap().value(0), "par");
+        let e = m.set_default_site("nowhere").unwrap_err().to_string();
+        assert!(e.contains("--site nowhere: not a site of the methodology pack v11.toml (its sites: fra, par)"), "{e}");
+        // Without a default, such a record is unlocated.
+        let plain = methodology();
+        assert_eq!(run(&plain, &[base]).column_by_name("site").unwrap().null_count(), 1);
+    }
+
     // ----- aggregate behaviour through the sink -----
 
     const MODELS: [&str; 4] = ["m8", "p", "bare", "nobody"];
@@ -1085,6 +1629,8 @@ zone = "FR"
                 energy_j: [None, None, None, Some(next(10_000) as f64)][next(4) as usize],
                 weight: [1.0, 0.5, 0.0, 3.0][next(4) as usize],
                 gpus: [None, Some(next(8) as i64)][next(2) as usize],
+                status: [None, Some("ok"), Some("error"), Some("500"), Some("weird")][next(5) as usize],
+                cache_hit: [None, None, Some(false), Some(true)][next(4) as usize],
                 ..rec(T, MODELS[next(4) as usize])
             })
             .collect()
@@ -1151,6 +1697,8 @@ zone = "FR"
         }
         assert!(a.column_by_name("co2e_location_kg").unwrap().null_count() > 0);
         assert!(a.column_by_name("site").unwrap().null_count() > 0);
+        assert!(column_sum(std::slice::from_ref(&a), "failed_requests") > 0.0);
+        assert!(column_sum(std::slice::from_ref(&a), "cached_requests") > 0.0);
     }
 
     fn column_sum(batches: &[RecordBatch], col: &str) -> f64 {

@@ -11,6 +11,8 @@ pub mod config;
 pub mod error;
 pub mod grid;
 pub mod kernel;
+pub mod names;
+pub mod outcome;
 pub mod pipeline;
 pub mod presets;
 pub mod readers;

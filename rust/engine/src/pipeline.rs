@@ -14,6 +14,7 @@ use crate::aggregate::Spiller;
 use crate::columns::Col;
 use crate::error::Result;
 use crate::kernel::{AggregateSink, Methodology};
+use crate::names::NameKind;
 use crate::readers::{scan_batches, scan_files, FileStats, ScanControl, ScanOptions, ScanOutput};
 use crate::record::{Loc, Record, RecordSink};
 use crate::rejects::RejectsWriter;
@@ -44,6 +45,22 @@ pub struct EstimateOutput {
     pub files: Vec<FileStats>,
     /// Records skipped as repeats of a `request_id` already seen in this run (`dedupe`).
     pub duplicates: u64,
+    /// Raw names resolution changed, per source file, sorted (file, kind, raw).
+    pub names: Vec<SourceName>,
+    /// Messages for the user (zone case matches, unrecognised status values), in a stable order.
+    pub warnings: Vec<String>,
+}
+
+/// A raw name of one source file that the ledger stores under another (resolved) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceName {
+    /// Index into the run's file list ([`EstimateOutput::files`]).
+    pub file: u32,
+    pub kind: NameKind,
+    pub raw: String,
+    pub resolved: String,
+    /// Records (unweighted) that carried the raw name.
+    pub records: u64,
 }
 
 /// Estimate from log files.
@@ -57,7 +74,7 @@ pub fn estimate_files(
     let names = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
     let run = Run::new(opts, names);
     let out = scan_files(files, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
-    run.finish(out)
+    run.finish(out, methodology)
 }
 
 /// Estimate from Arrow record batches (polars, pyarrow, DuckDB, cluster engines).
@@ -74,14 +91,13 @@ where
 {
     let run = Run::new(opts, vec![source_name.to_string()]);
     let out = scan_batches(batches, source_name, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
-    run.finish(out)
+    run.finish(out, methodology)
 }
 
-/// The scan options with the columns the kernel never uses switched off: `status` always,
-/// `request_id` unless de-duplicating.
+/// The scan options with the columns the kernel never uses switched off: `request_id` unless
+/// de-duplicating. (`status` is read: it decides a record's outcome, section 10.)
 fn kernel_scan(opts: &EstimateOptions) -> ScanOptions {
     let mut scan = opts.scan.clone();
-    scan.columns.skip(Col::Status);
     if !opts.dedupe {
         scan.columns.skip(Col::RequestId);
     }
@@ -120,10 +136,34 @@ impl Run {
         }
     }
 
-    fn finish(&self, out: ScanOutput<DedupeSink<'_, AggregateSink<'_>>>) -> Result<EstimateOutput> {
+    fn finish(&self, out: ScanOutput<DedupeSink<'_, AggregateSink<'_>>>, m: &Methodology) -> Result<EstimateOutput> {
         let duplicates = out.sink.duplicates;
-        let aggregates = out.sink.inner.finish()?;
-        Ok(EstimateOutput { aggregates, spill_files: self.spiller.paths(), files: out.files, duplicates })
+        let (aggregates, notes) = out.sink.inner.finish_with_notes()?;
+        let changes = m.name_changes();
+        let mut names: Vec<SourceName> = notes
+            .changed
+            .iter()
+            .filter_map(|(&(file, i), &records)| {
+                let c = changes.get(i as usize)?;
+                Some(SourceName {
+                    file,
+                    kind: c.kind,
+                    raw: c.raw.to_string(),
+                    resolved: c.resolved.to_string(),
+                    records,
+                })
+            })
+            .collect();
+        names.sort_by(|a, b| (a.file, a.kind, &a.raw).cmp(&(b.file, b.kind, &b.raw)));
+        let warnings = m.warnings(&notes.unrecognised);
+        Ok(EstimateOutput {
+            aggregates,
+            spill_files: self.spiller.paths(),
+            files: out.files,
+            duplicates,
+            names,
+            warnings,
+        })
     }
 }
 
