@@ -396,11 +396,12 @@ OUTCOME_JSONL: list[dict[str, object]] = [
     # failed, weights
     _r(ts=T0, model="m-flops", site="s-de", status="failure", duration_s=3.6, weight=2.5),
     _r(ts=T0, model="m-flops", site="s-de", status="failure", duration_s=3.6, weight=0),
-    # --- cached: the flag (as text: LiteLLM's "True"; JSON literals true/false are not read yet,
-    # see test_outcomes.py::test_jsonl_boolean_cache_flag), pack statuses; failed wins ---
-    _r(ts=T0, model="m-coef", site="s-de", cache_hit="true", energy_j=3600.0, duration_s=2.0, **_TOK),
+    # --- cached: the flag (JSON literals true/false, or text as LiteLLM writes it: "True"),
+    # pack statuses; failed wins ---
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit=True, energy_j=3600.0, duration_s=2.0, **_TOK),
     _r(ts=T0, model="m-coef", site="s-de", cache_hit="True", status="success", **_TOK),
     _r(ts=T0, model="m-coef", site="s-de", cache_hit="False", status="success", **_TOK),
+    _r(ts=T0, model="m-coef", site="s-de", cache_hit=False, **_TOK),
     _r(ts=T0, model="m-coef", site="s-de", cache_hit="0", **_TOK),
     _r(ts=T0, model="m-coef", site="s-de", status="cache_hit", **_TOK),
     _r(ts=T0, model="m-coef", site="s-de", status="served_from_cache", weight=2, **_TOK),
@@ -443,8 +444,7 @@ OUTCOME_CSV = """ts,model,site,zone,status,cache_hit,input_tokens,output_tokens,
 
 def _outcome_parquet(native_bool: bool = False) -> pa.Table:
     """Statuses as text; the cache flag as LiteLLM writes it ("True"/"False"), or as a native
-    Parquet boolean with ``native_bool`` (which the Parquet reader does not read yet: see
-    test_outcomes.py::test_parquet_native_boolean_cache_flag)."""
+    Parquet boolean with ``native_bool``."""
     ts = 1748736000_000000 + 40 * 60 * 1_000_000
     return pa.table(
         {
@@ -473,7 +473,7 @@ def write_outcome_cases(out_dir: str | Path) -> EdgeCaseFiles:
     csv = out / "outcomes.csv"
     csv.write_text(OUTCOME_CSV, encoding="utf-8")
     parquet = out / "outcomes.parquet"
-    pq.write_table(_outcome_parquet(), parquet)
+    pq.write_table(_outcome_parquet(native_bool=True), parquet)
     config = out / "outcomes.toml"
     config.write_text(OUTCOME_CONFIG_TOML, encoding="utf-8")
     return EdgeCaseFiles(

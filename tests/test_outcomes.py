@@ -105,11 +105,6 @@ def test_skipped_objects_are_in_the_file_stats(cases: EdgeCaseFiles) -> None:
         assert stats["skipped"] == 0 and stats["skip_reasons"] == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="readers (not this branch): a native Parquet BOOLEAN cache_hit is rejected as "
-    "'bad value for cache_hit'; reported to the readers' owner",
-)
 def test_parquet_native_boolean_cache_flag(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -121,11 +116,6 @@ def test_parquet_native_boolean_cache_flag(tmp_path: Path) -> None:
     assert stats["rejected"] == 0 and stats["records"] == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="readers (not this branch): a JSON literal true/false cache_hit is rejected as "
-    "'bad value for cache_hit'; reported to the readers' owner",
-)
 def test_jsonl_boolean_cache_flag(tmp_path: Path) -> None:
     path = tmp_path / "bool.jsonl"
     rows = [{"ts": "2025-06-01T00:00:00Z", "model": "m", "cache_hit": v} for v in (True, False)]

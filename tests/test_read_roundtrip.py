@@ -28,7 +28,8 @@ UTC = dt.UTC
 STRING_COLS = ("site", "zone", "hardware", "request_id", "status")
 INT_COLS = ("gpus", "input_tokens", "output_tokens")
 FLOAT_COLS = ("duration_s", "energy_j", "weight")
-OPTIONAL = (*STRING_COLS, *INT_COLS, *FLOAT_COLS)
+BOOL_COLS = ("cache_hit",)
+OPTIONAL = (*STRING_COLS, *INT_COLS, *FLOAT_COLS, *BOOL_COLS)
 CANONICAL = (
     "ts",
     "model",
@@ -43,6 +44,7 @@ CANONICAL = (
     "weight",
     "request_id",
     "status",
+    "cache_hit",
 )
 _TYPES = {
     "ts": pl.Datetime("us", "UTC"),
@@ -50,6 +52,7 @@ _TYPES = {
     **dict.fromkeys(STRING_COLS, pl.String),
     **dict.fromkeys(INT_COLS, pl.Int64),
     **dict.fromkeys(FLOAT_COLS, pl.Float64),
+    **dict.fromkeys(BOOL_COLS, pl.Boolean),
 }
 SCHEMA = {c: _TYPES[c] for c in CANONICAL}
 ARROW_TYPES = {
@@ -58,6 +61,7 @@ ARROW_TYPES = {
     **dict.fromkeys(STRING_COLS, pa.string()),
     **dict.fromkeys(INT_COLS, pa.int64()),
     **dict.fromkeys(FLOAT_COLS, pa.float64()),
+    **dict.fromkeys(BOOL_COLS, pa.bool_()),
 }
 
 # Any Unicode scalar value (no surrogates): quotes, commas, backslashes, CR/LF, tabs, NUL, emoji.
@@ -83,6 +87,7 @@ VALUE = {
     **dict.fromkeys(STRING_COLS, text),
     **dict.fromkeys(INT_COLS, count),
     **dict.fromkeys(FLOAT_COLS, nonneg_float),
+    **dict.fromkeys(BOOL_COLS, st.booleans()),
 }
 
 
@@ -154,6 +159,8 @@ def write_csv(path: Path, cols: list[str], rows: list[dict[str, object]], offset
                     out.append(rfc3339(v, offset))  # type: ignore[arg-type]
                 elif v is None:
                     out.append("")
+                elif isinstance(v, bool):
+                    out.append(str(v) if len(out) % 2 else str(v).lower())  # "True" / "true"
                 elif isinstance(v, float):
                     out.append(float_text(v))
                 else:

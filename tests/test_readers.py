@@ -123,6 +123,7 @@ EXPECTED = pl.DataFrame(
         "weight": [1.0, 1.0, 2.5],
         "request_id": [None, None, "r3"],
         "status": [None, None, None],
+        "cache_hit": [None, None, None],
     },
     schema={
         "ts": pl.Datetime("us", "UTC"),
@@ -138,6 +139,7 @@ EXPECTED = pl.DataFrame(
         "weight": pl.Float64,
         "request_id": pl.String,
         "status": pl.String,
+        "cache_hit": pl.Boolean,
     },
 )
 

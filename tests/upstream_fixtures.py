@@ -954,11 +954,8 @@ _VLLM_RESOURCE = {
 }
 
 
-def _vllm_expected(path: Path, *, v1: bool, skipped: int = 0) -> Expected:
+def _vllm_expected(path: Path, *, skipped: int = 0) -> Expected:
     reqs = _vllm_requests()
-    if v1:
-        # V1 spans carry no model name at all: every record lacks `model` and is rejected.
-        return Expected(path, 0, 0, 0, 0, 0, skipped, records_rejected=len(reqs), model_names=set())
     return Expected(
         path=path,
         requests=len(reqs),
@@ -1005,11 +1002,12 @@ def write_vllm_otlp(directory: Path) -> Expected:
     path = directory / "vllm_traces.otlp.jsonl"
     schema = ""
     _write_lines(path, [_compact(_otlp_request([r], schema)) for r in resources])
-    return _vllm_expected(path, v1=False, skipped=1)
+    return _vllm_expected(path, skipped=1)
 
 
 def write_vllm_otlp_v1(directory: Path) -> Expected:
-    """vLLM V1-engine request spans as the Collector's file exporter writes them.
+    """vLLM V1-engine request spans as the Collector's file exporter writes them, one vLLM server
+    per model, each started with OTEL_SERVICE_NAME set to the model it serves.
 
     Follows: vllm-project/vllm vllm/v1/engine/output_processor.py OutputProcessor.do_tracing (commit
     d07822605346f767b672503c9aae85aa23ef2d82): span "llm_request", kind SERVER, start_time =
@@ -1018,12 +1016,19 @@ def write_vllm_otlp_v1(directory: Path) -> Expected:
     gen_ai.usage.prompt_tokens, gen_ai.usage.completion_tokens, gen_ai.latency.time_in_model_prefill
     /_decode/_inference, gen_ai.request.id, gen_ai.response.finish_reason (json.dumps of a list, a
     STRING), optional gen_ai.request.top_p/max_tokens/temperature/n. There is NO
-    gen_ai.response.model in V1 spans: without a model every record is rejected.
+    gen_ai.response.model in V1 spans: the vllm preset then takes the model from the resource's
+    service.name (the OpenTelemetry SDK reads OTEL_SERVICE_NAME into it).
     """
-    resources = [_Resource(_VLLM_RESOURCE, [("vllm.llm_engine", "", _vllm_spans(v1=True))])]
+    by_model: dict[str, list[_Span]] = {}
+    for r, span in zip(_vllm_requests(), _vllm_spans(v1=True), strict=True):
+        by_model.setdefault(r.model, []).append(span)
+    resources = [
+        _Resource({**_VLLM_RESOURCE, "service.name": _s(model)}, [("vllm.llm_engine", "", spans)])
+        for model, spans in by_model.items()
+    ]
     path = directory / "vllm_v1_traces.otlp.jsonl"
     _write_lines(path, [_compact(_otlp_request(resources, ""))])
-    return _vllm_expected(path, v1=True)
+    return _vllm_expected(path)
 
 
 def write_vllm_flattened(directory: Path) -> Expected:
@@ -1045,7 +1050,7 @@ def write_vllm_flattened(directory: Path) -> Expected:
         lines.append(_compact(row))
     path = directory / "vllm_spans.flat.jsonl"
     _write_lines(path, lines)
-    return _vllm_expected(path, v1=False)
+    return _vllm_expected(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1585,8 +1590,16 @@ def _openai_expected(path: Path, cs: list[_Completion], *, skipped: int = 0, rej
         cached=0,
         skipped=skipped,
         records_rejected=rejected,
-        model_names={"gpt-4o", "gpt-4o-mini", "llama-3.1-8b"},
+        model_names={_OPENAI_PACK_NAME[c.model] for c in cs},
     )
+
+
+# The pack names [aliases.models] in PACK_TOML gives the raw names of _completions().
+_OPENAI_PACK_NAME = {
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+}
 
 
 def write_openai_completions(directory: Path) -> Expected:

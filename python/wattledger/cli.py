@@ -151,7 +151,13 @@ ColumnOpt = Annotated[
     list[str] | None,
     typer.Option("--column", help="Column rename canonical=source (repeatable), e.g. ts=timestamp."),
 ]
-PresetOpt = Annotated[str | None, typer.Option(help="Named column preset for a known log layout.")]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Read logs as their tool writes them: otel (OpenTelemetry GenAI spans), vllm, litellm "
+        "(LiteLLM_SpendLogs), openai (responses, stream chunks, Batch output); see docs/presets.md."
+    ),
+]
 RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
 SiteOpt = Annotated[
     str | None,

@@ -70,6 +70,17 @@ const GENAI_MARKERS: &[&str] = &[
 
 const NOT_GENAI: KeepDef = KeepDef { when: None, any_of: GENAI_MARKERS, reason: "not a GenAI span" };
 
+/// vLLM's `llm_request` spans (V1 spans carry no model, but their usage and latency), and
+/// flattened request stats.
+const VLLM_MARKERS: &[&str] = &[
+    span_attr!("gen_ai.request.id"),
+    span_attr!("gen_ai.response.model"),
+    span_attr!("gen_ai.usage.prompt_tokens"),
+    span_attr!("gen_ai.usage.completion_tokens"),
+    span_attr!("gen_ai.latency.e2e"),
+    "num_prompt_tokens | num_generation_tokens | e2e_latency",
+];
+
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "otel",
@@ -132,7 +143,7 @@ pub const PRESETS: &[Preset] = &[
             SPAN_TS,
             SPAN_STATUS,
         ],
-        keep: &[],
+        keep: &[KeepDef { when: None, any_of: VLLM_MARKERS, reason: "not a vLLM request span" }],
     },
     Preset {
         name: "litellm",
@@ -161,7 +172,7 @@ pub const PRESETS: &[Preset] = &[
             "output_tokens = usage.completion_tokens | response.body.usage.completion_tokens \
              | usage.output_tokens | response.body.usage.output_tokens",
             "request_id = response.request_id | id | response.body.id",
-            "status = response.status_code | error.code",
+            "status = response.status_code | status",
         ],
         // A streaming log has one line per chunk; only the last chunk of a completion carries
         // `usage` (with `stream_options.include_usage`), so it alone stands for the request.

@@ -392,6 +392,26 @@ struct FileMeta {
     found: u16,
 }
 
+/// Read from `stream` until `buf[..*filled]` holds `target` bytes or the stream ends (`eof`).
+fn fill_to(
+    stream: &mut TextStream<'_>,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+    target: usize,
+    eof: &mut bool,
+) -> Result<()> {
+    if buf.len() < target {
+        buf.resize(target, 0);
+    }
+    while *filled < target && !*eof {
+        let n = stream.read_some(path, &mut buf[*filled..target])?;
+        *eof = n == 0;
+        *filled += n;
+    }
+    Ok(())
+}
+
 /// Read one text file and send it as blocks cut at record boundaries.
 fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
     let block = sh.opts.block_bytes.max(1);
@@ -412,16 +432,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
         if sh.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if buf.len() < target {
-            buf.resize(target, 0);
-        }
-        while filled < target && !eof {
-            let n = stream.read_some(&f.path, &mut buf[filled..target])?;
-            if n == 0 {
-                eof = true;
-            }
-            filled += n;
-        }
+        fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
         if first {
             if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
                 start = 3;
@@ -554,17 +565,8 @@ fn produce_doc(
         let keep = split.keep_from(pos);
         if recs.is_empty() && keep == 0 && need_more {
             // One record longer than the buffer so far: grow it in place, no copy.
-            let grown = filled + block;
-            if buf.len() < grown {
-                buf.resize(grown, 0);
-            }
-            while filled < grown && !eof {
-                let n = stream.read_some(&f.path, &mut buf[filled..grown])?;
-                if n == 0 {
-                    eof = true;
-                }
-                filled += n;
-            }
+            let target = filled + block;
+            fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
             continue;
         }
         // Hand over the records found so far; the bytes still needed move to a new buffer.
@@ -588,17 +590,8 @@ fn produce_doc(
             break;
         }
         if need_more {
-            if buf.len() < filled + block {
-                buf.resize(filled + block, 0);
-            }
-            let target = buf.len();
-            while filled < target && !eof {
-                let n = stream.read_some(&f.path, &mut buf[filled..target])?;
-                if n == 0 {
-                    eof = true;
-                }
-                filled += n;
-            }
+            let target = buf.len().max(filled + block);
+            fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
         }
     }
     let _ = sh.free_tx.send(buf);

@@ -156,7 +156,8 @@ pub(crate) fn float_from_text(t: &[u8], scale: f64) -> Result<Option<f64>, Bad> 
 }
 
 /// A cache flag from text: `true`/`false` in any case, `1`/`0`, `yes`/`no`, `t`/`f`
-/// (LiteLLM writes Python's `True`/`False`). Empty text is null.
+/// (LiteLLM writes Python's `str(bool)`: `True`/`False`). Empty text, and `None`/`null` (what
+/// `str(None)` and some exports write for "no flag"), are null.
 #[inline]
 pub(crate) fn bool_from_text(t: &[u8]) -> Result<Option<bool>, Bad> {
     let t = trim(t);
@@ -173,6 +174,7 @@ pub(crate) fn bool_from_text(t: &[u8]) -> Result<Option<bool>, Bad> {
     match &low[..t.len()] {
         b"true" | b"1" | b"yes" | b"t" | b"y" => Ok(Some(true)),
         b"false" | b"0" | b"no" | b"f" | b"n" => Ok(Some(false)),
+        b"none" | b"null" => Ok(None),
         _ => Err(Bad::Value),
     }
 }
@@ -230,6 +232,15 @@ mod tests {
         assert_eq!(int_from_text(b"x", 1.0), Err(Bad::Value));
         assert_eq!(int_from_text(b"NaN", 1.0), Err(Bad::NonFinite));
         assert_eq!(int_from_text(b"1e30", 1.0), Err(Bad::Value));
+    }
+
+    #[test]
+    fn cache_flags() {
+        for (t, v) in [("True", Some(true)), ("false", Some(false)), ("1", Some(true)), ("None", None), ("", None)] {
+            assert_eq!(bool_from_text(t.as_bytes()), Ok(v), "{t}");
+        }
+        assert_eq!(bool_from_text(b"maybe"), Err(Bad::Value));
+        assert_eq!(bool_from_text(b"truest"), Err(Bad::Value));
     }
 
     #[test]
