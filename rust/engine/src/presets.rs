@@ -116,7 +116,10 @@ pub const PRESETS: &[Preset] = &[
                 span_attr!("gen_ai.response.model"),
                 " | ",
                 span_attr!("gen_ai.request.model"),
-                " | model"
+                // V1-engine spans carry no model: then the service's name (OTEL_SERVICE_NAME,
+                // set to the served model) stands for it, in each shape's spelling.
+                " | model | resource.attributes[\"service.name\"] | ServiceName | localEndpoint.serviceName \
+                 | service.name"
             ),
             concat!(
                 "input_tokens = ",

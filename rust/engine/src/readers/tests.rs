@@ -800,3 +800,16 @@ fn arrow_alternatives_and_computed_columns() {
     assert_eq!(tss(&b), [T0 + 2_000_000, T0 + 3_000_000]);
     assert_eq!(bools(&b, "cache_hit"), [Some(true), None]);
 }
+
+#[test]
+fn vllm_v1_spans_take_the_model_from_the_service_name() {
+    let t = tempfile_dir();
+    let line = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"llama-8b"}}]},"scopeSpans":[{"scope":{"name":"vllm.llm_engine"},"spans":[{"name":"llm_request","startTimeUnixNano":"1735689600000000000","endTimeUnixNano":"1735689601000000000","attributes":[{"key":"gen_ai.request.id","value":{"stringValue":"r1"}},{"key":"gen_ai.usage.prompt_tokens","value":{"intValue":"12"}},{"key":"gen_ai.usage.completion_tokens","value":{"intValue":"3"}},{"key":"gen_ai.latency.e2e","value":{"doubleValue":0.75}}]},{"name":"GET /health","startTimeUnixNano":"1735689600000000000","endTimeUnixNano":"1735689600000100000","attributes":[]}]}]}]}"#;
+    let f = put(t.path(), "vllm.jsonl", line.as_bytes());
+    let (b, st) = scan(&[f], &preset("vllm")).unwrap();
+    assert_eq!((st[0].records, st[0].skipped, st[0].rejected), (1, 1, 0), "{:?}", st[0].rejects);
+    assert_eq!(strs(&b, "model"), [Some("llama-8b".into())]);
+    assert_eq!(floats(&b, "duration_s"), [Some(0.75)], "vLLM's own e2e latency wins over end - start");
+    assert_eq!(strs(&b, "request_id"), [Some("r1".into())]);
+    assert_eq!((ints(&b, "input_tokens"), ints(&b, "output_tokens")), (vec![Some(12)], vec![Some(3)]));
+}
