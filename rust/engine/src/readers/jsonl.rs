@@ -13,6 +13,8 @@
 use crate::columns::{Col, ColumnMap};
 use crate::record::{Draft, RejectReason};
 
+use std::sync::Arc;
+
 use super::plan::{Plan, Val};
 use super::value::{bool_from_text, float_from_text, int_from_text, ts_from_text, Bad};
 use super::Emit;
@@ -109,13 +111,14 @@ fn eq_same_len(a: &[u8], b: &[u8]) -> bool {
 /// The compiled column mapping for JSON: the plan (one slot per distinct path) and the trie
 /// of wanted keys leading to the slots.
 pub(crate) struct JsonKeys {
-    pub(crate) plan: Plan,
+    /// Shared with the CSV and Arrow readers of the same scan.
+    pub(crate) plan: Arc<Plan>,
     root: Node,
 }
 
 impl JsonKeys {
     pub(crate) fn new(map: &ColumnMap) -> Self {
-        let plan = Plan::new(map);
+        let plan = Arc::new(Plan::new(map));
         let mut root = Node::default();
         for (i, p) in plan.paths.iter().enumerate() {
             let i = i as u16;

@@ -178,9 +178,8 @@ struct Shared<'a> {
     /// Source names as written to rejects (file paths, or the Arrow source name).
     names: Vec<String>,
     paths: Vec<&'a Path>,
+    /// The compiled mapping (`keys.plan`) and, for JSON, the keys leading to it.
     keys: JsonKeys,
-    /// The mapping compiled for Arrow input (the JSON keys hold their own).
-    plan: Arc<Plan>,
     stop: AtomicBool,
     error: Mutex<Option<Error>>,
     /// Finished text buffers come back here for reuse: no page-faulting a fresh 8 MiB per block.
@@ -302,12 +301,12 @@ impl<'k> Worker<'k> {
             }
             Work::RowGroup { pq, rg, .. } => {
                 parquet::read_row_group(sh.paths[file as usize], &pq, rg, |row0, batch| {
-                    batch_rows(&batch, &sh.opts.columns, &sh.plan, row0, &mut emit);
+                    batch_rows(&batch, &sh.opts.columns, &sh.keys.plan, row0, &mut emit);
                     Ok(())
                 })?;
             }
             Work::Batch { batch, first_row, .. } => {
-                batch_rows(&batch, &sh.opts.columns, &sh.plan, first_row, &mut emit)
+                batch_rows(&batch, &sh.opts.columns, &sh.keys.plan, first_row, &mut emit)
             }
         }
         let (records, rejected) = (emit.records, emit.rejected);
@@ -739,7 +738,6 @@ fn shared<'a>(
         names,
         paths,
         keys: JsonKeys::new(&opts.columns),
-        plan: Arc::new(Plan::new(&opts.columns)),
         stop: AtomicBool::new(false),
         error: Mutex::new(None),
         free_tx,
