@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -27,6 +28,7 @@ from wattledger.errors import (
     LedgerSchemaError,
     OutputError,
     SourceConflictError,
+    StrictWarningError,
     WattledgerError,
 )
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
@@ -37,6 +39,7 @@ EXIT_INPUT = 2
 EXIT_BUSY = 3
 EXIT_CONFLICT = 4
 EXIT_WRITE = 5
+EXIT_STRICT = 6
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
@@ -50,6 +53,7 @@ Exit codes:
        config); re-run with --replace to swap its contribution
   5    the ledger or an output could not be written (permissions, disk full);
        the run was rolled back, nothing was changed
+  6    --strict and the run or report had a warning; nothing was written
   130  interrupted (Ctrl-C); the ledger is as it was before the run
 """
 
@@ -117,6 +121,8 @@ def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
         _fail(str(exc), EXIT_BUSY)
     except SourceConflictError as exc:
         _fail(str(exc), EXIT_CONFLICT)
+    except StrictWarningError as exc:
+        _fail(str(exc), EXIT_STRICT)
     except (LedgerNotFoundError, LedgerSchemaError) as exc:
         _fail(str(exc), EXIT_INPUT)
     except (LedgerError, OutputError) as exc:
@@ -133,6 +139,17 @@ def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
         _fail(f"{exc.filename}: permission denied", EXIT_WRITE)
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_WRITE)
+
+
+def _warn_or_fail(messages: Iterable[str], strict: bool) -> None:
+    """Say each warning on stderr; under --strict, stop with exit 6 before any output."""
+    messages = list(messages)
+    if strict and messages:
+        _fail(
+            f"--strict: {len(messages)} warning(s), nothing was written: {'; '.join(messages)}", EXIT_STRICT
+        )
+    for message in messages:
+        _note(f"warning: {message}")
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -156,6 +173,16 @@ PresetOpt = Annotated[
     typer.Option(
         help="Read logs as their tool writes them: otel (OpenTelemetry GenAI spans), vllm, litellm "
         "(LiteLLM_SpendLogs), openai (responses, stream chunks, Batch output); see docs/presets.md."
+    ),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Treat every warning as an error: exit 6, write nothing.")
+]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="DuckDB threads; 0 = all cores. Sums are exact, so the output is the same for any count.",
     ),
 ]
 RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
@@ -198,13 +225,26 @@ def ingest(
         ),
     ] = DEFAULT_MEMORY_BUDGET_CELLS,
     site: SiteOpt = None,
+    warn_share: Annotated[
+        str,
+        typer.Option(
+            help="Warn when more than this share of the run's energy is unresolved or on fallback "
+            "intensity, of its requests unestimated, or of its records rejected: 0.01 or 1%.",
+        ),
+    ] = "1%",
+    strict: StrictOpt = False,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction."""
+    from wattledger.errors import RunWarning
     from wattledger.ingest import ingest as run_ingest
 
     if not grid:
-        _note("warning: no --grid given: emissions rely on site fallback factors or stay unresolved")
-    with _user_errors("interrupted; the ledger is as it was before the run"):
+        no_grid = "no --grid given: emissions rely on site fallback factors or stay unresolved"
+        if strict:
+            _fail(f"--strict: {no_grid}; nothing was written", EXIT_STRICT)
+        _note(f"warning: {no_grid}")
+    with _user_errors("interrupted; the ledger is as it was before the run"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunWarning)  # printed below as `warning:` lines instead
         summary = run_ingest(
             logs,
             ledger=ledger,
@@ -221,6 +261,8 @@ def ingest(
             memory_budget_cells=max_cells,
             command=" ".join(["wattledger", *sys.argv[1:]]),
             site=site,
+            warn_share=warn_share,
+            strict=strict,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -244,6 +286,8 @@ def report(
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
     out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    threads: ThreadsOpt = 0,
+    strict: StrictOpt = False,
     document: Annotated[
         bool,
         typer.Option(
@@ -261,6 +305,9 @@ def report(
         mixed_config_message,
         report_relation,
         rows_without_outcomes,
+        run_warnings_message,
+        runs_with_warnings,
+        use_threads,
     )
 
     if fmt == ReportFormat.html or document:
@@ -268,11 +315,21 @@ def report(
         # the document; md/json/csv become it with --document, and otherwise stay the plain
         # section 9 table whose csv header is a contract.
         doc_fmt = RollupFormat(fmt.value) if fmt != ReportFormat.table else RollupFormat.md
-        rollup(ledger=ledger, year=year, month=month, model=model, fmt=doc_fmt, out=out)
+        rollup(
+            ledger=ledger,
+            year=year,
+            month=month,
+            model=model,
+            fmt=doc_fmt,
+            out=out,
+            threads=threads,
+            strict=strict,
+        )
         return
     with _user_errors():
         con = connect_ledger(ledger)
         try:
+            use_threads(con, threads)
             # Plain rows, not polars: a report is a few dozen rows, and skipping the polars and
             # pyarrow imports halves the command's run time.
             frame = formatting.ResultRows.from_relation(
@@ -282,15 +339,17 @@ def report(
                 configs_relation(con, year=year, month=month, model=model)
             )
             partial = rows_without_outcomes(con, year=year, month=month, model=model)
+            warned = runs_with_warnings(con, year=year, month=month, model=model)
         finally:
             con.close()
         period = f"{year}" if month is None else f"{year}-{month:02d}"
-        if configs.height > 1:
-            _note(f"warning: {mixed_config_message(configs)}")
-        if partial:
-            _note(f"warning: {outcome_coverage_message(partial)}")
-        if frame.height == 0:
-            _note(f"warning: the ledger has no rows in {period}")
+        notes = [
+            *([mixed_config_message(configs)] if configs.height > 1 else []),
+            *([outcome_coverage_message(partial)] if partial else []),
+            *([run_warnings_message(warned)] if warned else []),
+            *([f"the ledger has no rows in {period}"] if frame.height == 0 else []),
+        ]
+        _warn_or_fail(notes, strict)
         text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
         if fmt in (ReportFormat.table, ReportFormat.md):
             text += _provenance(configs, fmt)
@@ -323,6 +382,8 @@ def rollup(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     fmt: Annotated[RollupFormat, typer.Option("--format", help="Document format.")] = RollupFormat.md,
     out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
+    threads: ThreadsOpt = 0,
+    strict: StrictOpt = False,
 ) -> None:
     """A regulatory rollup of a UTC year or month: per-model energy, emissions (location and
     market), efficiency, coverage, compute, model-card table, methodology and provenance.
@@ -330,9 +391,8 @@ def rollup(
     from wattledger.rollup import rollup as make_rollup
 
     with _user_errors():
-        document = make_rollup(ledger, year=year, month=month, model=model)
-        for warning in document.warnings:
-            _note(f"warning: {warning}")
+        document = make_rollup(ledger, year=year, month=month, model=model, threads=threads)
+        _warn_or_fail(document.warnings, strict)
         _emit(document.render(fmt.value), out)
 
 

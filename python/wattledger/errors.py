@@ -31,6 +31,7 @@ __all__ = [
     "PartialOutcomeWarning",
     "RunWarning",
     "SourceConflictError",
+    "StrictWarningError",
     "UsageError",
     "WattledgerError",
 ]
@@ -55,6 +56,11 @@ class LedgerSchemaError(LedgerError):
 class SourceConflictError(LedgerError):
     """A log file's contribution would be counted twice: the same path was ingested before with
     different content or a different config. ``replace=True`` swaps the old contribution out."""
+
+
+class StrictWarningError(WattledgerError):
+    """``strict`` was asked for and the run (or report) had warnings: it stops instead of
+    producing numbers that carry them. The CLI exits with code 6."""
 
 
 class MixedConfigWarning(UserWarning):

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sys
+import warnings as _warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,18 +21,21 @@ from typing import Any
 
 from wattledger import _core
 from wattledger.config import ColumnRules, column_rules, load_config, load_grid
-from wattledger.errors import InputError, OutputError
+from wattledger.errors import InputError, OutputError, RunWarning
 from wattledger.ledger import (
     CommitResult,
     ConfigIdentity,
     FileStamp,
     LedgerWriter,
+    RunCheck,
     RunInfo,
+    RunTotals,
     SkippedFile,
     SourceRead,
     new_run_id,
 )
 from wattledger.progress import run_with_progress, should_show
+from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
 
 PathLike = str | os.PathLike[str]
@@ -74,7 +78,7 @@ class IngestSummary:
     #: Objects the readers passed over on purpose (e.g. spans that are not GenAI calls).
     skipped_objects: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
-    #: The engine's warnings for the run (also kept on the run's row in the ledger).
+    #: The run's warnings, the engine's then the coverage checks' (also kept on the run's row).
     warnings: tuple[str, ...] = ()
     #: Raw names the pack's aliases changed: (path, kind, raw, resolved, records).
     names: tuple[tuple[str, str, str, str, int], ...] = ()
@@ -141,6 +145,8 @@ def ingest(
     progress: bool | None = None,
     command: str | None = None,
     site: str | None = None,
+    warn_share: float = DEFAULT_WARN_SHARE,
+    strict: bool = False,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -155,8 +161,14 @@ def ingest(
 
     ``site`` locates records that carry neither site nor zone (it overrides the pack's
     ``[defaults] site`` and must be a site of the pack). The run's warnings are on the returned
-    summary's ``warnings`` and on the run's row in the ledger.
+    summary's ``warnings`` and on the run's row in the ledger: the engine's (names matched
+    ignoring case, unrecognised statuses, grid hours flagged estimated, ...) and the coverage
+    checks of :mod:`wattledger.run_checks` (a share of energy unresolved or on fallback
+    intensity, of requests unestimated or of records rejected above ``warn_share``, default 1%).
+    Each is also emitted as a :class:`RunWarning`. With ``strict`` any warning raises
+    :class:`StrictWarningError` instead and the ledger is left unchanged.
     """
+    share = parse_share(warn_share)
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle)
     rules = column_rules(columns)
@@ -238,10 +250,26 @@ def ingest(
                 replace=replace,
                 duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
                 warnings=warnings,
+                check=_run_check(warnings, share, strict),
             )
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
-    return _summarise(commit, identity, os.fspath(ledger), warnings)
+    for message in commit.warnings:
+        _warnings.warn(message, RunWarning, stacklevel=2)
+    return _summarise(commit, identity, os.fspath(ledger), commit.warnings)
+
+
+def _run_check(engine_warnings: Sequence[str], share: float, strict: bool) -> RunCheck:
+    """The commit-time check: coverage warnings from the run's totals; under ``strict`` any
+    warning (the engine's included) raises, which rolls the run back."""
+
+    def check(totals: tuple[RunTotals, ...], counted: Sequence[SourceRead]) -> list[str]:
+        extra = share_warnings(totals, counted, share)
+        if strict:
+            enforce_strict([*engine_warnings, *extra])
+        return extra
+
+    return check
 
 
 def _work_files_error(ledger: PathLike, exc: Exception) -> OutputError:

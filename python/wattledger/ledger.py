@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ from wattledger.schema import (
     SCHEMA_VERSION,
     TABLES_DDL,
     VIEWS_DDL,
+    exact_sum_sql,
 )
 from wattledger.testhooks import pause_at
 
@@ -147,6 +148,13 @@ class CommitResult:
     replaced: tuple[str, ...]
     totals: tuple[RunTotals, ...]
     duplicates: int | None = None
+    #: Every warning kept on the run's row: the engine's, then those of ``commit_run``'s check.
+    warnings: tuple[str, ...] = ()
+
+
+#: Called inside the commit with the run's totals and the files counted; returns more warnings
+#: for the run row, or raises to roll the run back (``--strict``).
+RunCheck = Callable[[tuple["RunTotals", ...], Sequence["SourceRead"]], Sequence[str]]
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -401,6 +409,7 @@ class LedgerWriter:
         replace: bool = False,
         duplicates: int | None = None,
         warnings: Sequence[str] = (),
+        check: RunCheck | None = None,
     ) -> CommitResult:
         """Write one run in one transaction: config, run row, the files read, their hourly rows.
 
@@ -409,7 +418,9 @@ class LedgerWriter:
         exception nothing is written. ``duplicates`` is the engine's count of repeated
         request_ids dropped in this run when de-duplication was on, None when it was off: the
         run row keeps the difference so "no duplicates" and "never checked" are not confused.
-        ``warnings`` are the engine's messages for the run, kept on the run row.
+        ``warnings`` are the engine's messages for the run, kept on the run row. ``check`` sees
+        the run's totals before the commit: the warnings it returns are appended to the run row's,
+        and an exception it raises rolls the whole run back.
         """
         if aggregates is not None:
             _check_aggregate_schema(aggregates.schema.names, "aggregate table")
@@ -458,10 +469,22 @@ class LedgerWriter:
                 ],
             )
             totals = self._run_totals(run.run_id)
+            all_warnings = (*warnings, *(check(totals, kept) if check is not None else ()))
+            if len(all_warnings) > len(warnings):
+                self._con.execute(
+                    "UPDATE wl_runs SET warnings = ?::VARCHAR[] WHERE run_id = ?",
+                    [list(all_warnings), run.run_id],
+                )
             pause_at("before_commit")
         pause_at("after_commit")
         return CommitResult(
-            run.run_id, tuple(kept), tuple(all_skipped), tuple(replaced_paths), totals, duplicates
+            run.run_id,
+            tuple(kept),
+            tuple(all_skipped),
+            tuple(replaced_paths),
+            totals,
+            duplicates,
+            tuple(all_warnings),
         )
 
     def _classify(
@@ -582,14 +605,30 @@ class LedgerWriter:
 
     def _run_totals(self, run_id: str) -> tuple[RunTotals, ...]:
         rows = self._con.execute(
-            """SELECT method, CAST(SUM(records) AS BIGINT), SUM(requests), SUM(energy_kwh),
-                      SUM(energy_kwh_low), SUM(energy_kwh_high), SUM(co2e_location_kg),
-                      SUM(co2e_market_kg), SUM(fallback_kwh), SUM(unresolved_kwh),
-                      SUM(unestimated_requests), SUM(failed_requests), SUM(cached_requests)
+            f"""SELECT method, CAST(SUM(records) AS BIGINT), {_RUN_TOTAL_SUMS}
                FROM wl_hourly WHERE run_id = ? GROUP BY method ORDER BY method""",
             [run_id],
         ).fetchall()
         return tuple(RunTotals(*row) for row in rows)
+
+
+#: The measures of :class:`RunTotals` after ``records``, summed as the reports sum them.
+_RUN_TOTAL_SUMS = ", ".join(
+    exact_sum_sql(c, c)
+    for c in (
+        "requests",
+        "energy_kwh",
+        "energy_kwh_low",
+        "energy_kwh_high",
+        "co2e_location_kg",
+        "co2e_market_kg",
+        "fallback_kwh",
+        "unresolved_kwh",
+        "unestimated_requests",
+        "failed_requests",
+        "cached_requests",
+    )
+)
 
 
 def outcome_coverage_sql(where: str) -> str:

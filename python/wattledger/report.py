@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 
 from wattledger._deferred import deferred
-from wattledger.errors import MixedConfigWarning, PartialOutcomeWarning, UsageError
+from wattledger.errors import MixedConfigWarning, PartialOutcomeWarning, RunWarning, UsageError
 from wattledger.formatting import ResultRows
 from wattledger.ledger import connect_ledger, outcome_coverage_message, outcome_coverage_sql
-from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, report_sums_sql
+from wattledger.schema import HOUR_UTC, REPORT_COLUMNS, exact_sum_sql, report_sums_sql
 
 if TYPE_CHECKING:
     import polars as pl
@@ -48,6 +48,16 @@ def period_bounds(year: int, month: int | None = None) -> tuple[datetime, dateti
         raise UsageError(f"month {month} is out of range; pass 1..12")
     end = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1)
     return datetime(year, month, 1, tzinfo=UTC), end.replace(tzinfo=UTC)
+
+
+def use_threads(con: duckdb.DuckDBPyConnection, threads: int = 0) -> None:
+    """Run this connection's queries on ``threads`` DuckDB threads; 0 keeps DuckDB's default (all
+    cores). The figures do not depend on it: every measure is summed exactly
+    (``schema.exact_sum_sql``), so a report is byte-identical whatever the thread count."""
+    if threads < 0:
+        raise UsageError(f"threads {threads} is negative; pass 0 (all cores) or a positive count")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 def report_columns(by: str) -> tuple[str, ...]:
@@ -103,7 +113,8 @@ def configs_relation(
     """The configs query behind :func:`configs_from`, not yet fetched."""
     where, params = _where(year, month, model)
     sql = f"""SELECT h.config_sha256, c.name, c.version, c.origin,
-       CAST(SUM(h.records) AS BIGINT) AS records, SUM(h.energy_kwh) AS energy_kwh
+       CAST(SUM(h.records) AS BIGINT) AS records,
+       {exact_sum_sql("h.energy_kwh", "energy_kwh")} AS energy_kwh
 FROM wl_hourly h LEFT JOIN wl_configs c USING (config_sha256)
 WHERE {where}
 GROUP BY ALL
@@ -127,6 +138,32 @@ def rows_without_outcomes(
     return int(con.execute(outcome_coverage_sql(where), params).fetchall()[0][0])
 
 
+def runs_with_warnings(
+    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(run_id, warnings) of every run with live rows in the period whose row carries warnings,
+    oldest first: the caveats behind the period's numbers."""
+    where, params = _where(year, month, model)
+    rows = con.execute(
+        f"""SELECT r.run_id, r.warnings FROM wl_runs r
+WHERE len(coalesce(r.warnings, [])) > 0
+  AND EXISTS (SELECT 1 FROM wl_hourly h WHERE h.run_id = r.run_id AND {where})
+ORDER BY r.run_id""",
+        params,
+    ).fetchall()
+    return [(run_id, tuple(w)) for run_id, w in rows]
+
+
+def run_warnings_message(runs: list[tuple[str, tuple[str, ...]]]) -> str:
+    """One line saying which runs behind a period carried warnings."""
+    count = sum(len(w) for _, w in runs)
+    ids = ", ".join(run_id for run_id, _ in runs)
+    return (
+        f"{len(runs)} run(s) behind this period carried {count} warning(s) ({ids}): see the rollup's "
+        "coverage section or `SELECT run_id, warnings FROM runs`"
+    )
+
+
 def report(
     ledger: PathLike,
     *,
@@ -134,24 +171,33 @@ def report(
     month: int | None = None,
     by: ReportBy = "model",
     model: str | None = None,
+    threads: int = 0,
 ) -> pl.DataFrame:
     """Energy and emissions of a UTC year or month, one row per ``by`` value, sorted by it.
 
+    The sums are exact and order-independent, so the same ledger gives the same numbers, to the
+    last bit, on every run and with any ``threads`` (DuckDB threads; 0 = all cores).
+
     ``by="model"`` gives exactly the methodology section 9 columns in order. Emits a
     :class:`MixedConfigWarning` when the period's numbers come from more than one config, and a
-    :class:`PartialOutcomeWarning` when some of its rows predate outcome counting.
+    :class:`PartialOutcomeWarning` when some of its rows predate outcome counting, and a
+    :class:`RunWarning` naming the runs behind the period that recorded warnings.
     """
     con = connect_ledger(ledger)
     try:
+        use_threads(con, threads)
         frame = report_from(con, year=year, month=month, by=by, model=model)
         configs = configs_from(con, year=year, month=month, model=model)
         partial = rows_without_outcomes(con, year=year, month=month, model=model)
+        warned = runs_with_warnings(con, year=year, month=month, model=model)
     finally:
         con.close()
     if configs.height > 1:
         warnings.warn(mixed_config_message(configs), MixedConfigWarning, stacklevel=2)
     if partial:
         warnings.warn(outcome_coverage_message(partial), PartialOutcomeWarning, stacklevel=2)
+    if warned:
+        warnings.warn(run_warnings_message(warned), RunWarning, stacklevel=2)
     return frame
 
 

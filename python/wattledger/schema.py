@@ -69,12 +69,52 @@ REPORT_COLUMNS: tuple[str, ...] = (
 HOUR_UTC = "timezone('UTC', hour)"
 
 
+#: Fixed-point scale (a power of two) per measure for :func:`exact_sum_sql`: 2**scale units
+#: per unit of the measure. Chosen so that one ledger row's value times 2**scale stays inside
+#: int64 with room to spare: counts up to 2**54 (1.8e16 requests or tokens in one hourly cell),
+#: energy, emissions and GPU hours up to 2**38 (2.7e11 kWh in one hourly cell, about a hundred
+#: times the world's hourly electricity), FLOPs up to 2**92 (5e27 in one hourly cell, ten
+#: thousand times a 100k-GPU fleet's hour). A value beyond that fails the query loudly (DuckDB's
+#: out-of-range cast) instead of being summed wrongly.
+_COUNT_SCALE = 8
+_PHYSICAL_SCALE = 24
+_FLOPS_SCALE = -30
+SUM_SCALE: dict[str, int] = {
+    **{c: _COUNT_SCALE for c in ("requests", "input_tokens", "output_tokens")},
+    **{c: _COUNT_SCALE for c in ("unestimated_requests", "failed_requests", "cached_requests")},
+    "flops": _FLOPS_SCALE,
+}
+
+
+def exact_sum_sql(expr: str, measure: str, where: str | None = None) -> str:
+    """A sum of the DOUBLE ``expr`` that does not depend on the order of its rows.
+
+    Why: DuckDB sums DOUBLEs in whatever order its threads meet the rows, so the last digits of
+    a report changed from run to run and with the thread count. Here every value is split, at the
+    measure's fixed-point scale A = 2**SUM_SCALE (see above), into an int64 of whole units
+    ``hi = round(x * A)`` and the remainder's int64 ``lo = round((x - hi / A) * A * 2**52)``
+    (both steps exact in binary floating point). Integer sums are exact in any order, so
+    ``sum(hi) / A + sum(lo) / (A * 2**52)`` is the same double on every run, every machine and
+    every thread count; it is within a few units in the last place of the exact sum (values
+    below 2**-(scale+52) units round at that absolute grain). SQL NULL behaves as in SUM: NULL
+    when every value is NULL. ``where`` filters the rows like an aggregate FILTER clause.
+    """
+    scale = SUM_SCALE.get(measure, _PHYSICAL_SCALE)
+    a = repr(2.0**scale)
+    b = repr(2.0 ** (scale + 52))
+    hi = f"CAST(({expr}) * {a} AS BIGINT)"
+    lo = f"CAST((({expr}) - CAST({hi} AS DOUBLE) / {a}) * {b} AS BIGINT)"
+    flt = f" FILTER (WHERE {where})" if where else ""
+    return f"(CAST(SUM({hi}){flt} AS DOUBLE) / {a} + CAST(SUM({lo}){flt} AS DOUBLE) / {b})"
+
+
 def _sum(column: str) -> str:
-    # SUM(BIGINT) is HUGEINT in DuckDB; records stay int64 for every client. SUM keeps NULL when
-    # every input is NULL, which is how "not estimated" survives aggregation.
+    # SUM(BIGINT) is HUGEINT in DuckDB; records stay int64 for every client. The other measures
+    # are DOUBLE and summed exactly (order-independent, see exact_sum_sql); like SUM, the result
+    # is NULL when every input is NULL, which is how "not estimated" survives aggregation.
     if column == "records":
         return "CAST(SUM(records) AS BIGINT) AS records"
-    return f"SUM({column}) AS {column}"
+    return f"{exact_sum_sql(column, column)} AS {column}"
 
 
 def measure_sums_sql() -> str:
@@ -87,10 +127,8 @@ def report_measure(column: str) -> str:
     if column == "measured_kwh":
         # Zero when the group has energy but none measured (measured rows always carry energy);
         # NULL, like energy_kwh, when nothing in the group could be estimated at all.
-        return (
-            "CASE WHEN COUNT(energy_kwh) > 0 THEN "
-            "COALESCE(SUM(energy_kwh) FILTER (WHERE method = 'measured'), 0.0) END AS measured_kwh"
-        )
+        measured = exact_sum_sql("energy_kwh", "energy_kwh", "method = 'measured'")
+        return f"CASE WHEN COUNT(energy_kwh) > 0 THEN COALESCE({measured}, 0.0) END AS measured_kwh"
     return _sum(column)
 
 

@@ -108,6 +108,10 @@ def format_demo(result: DemoResult) -> str:
             banner,
             "",
             format_ingest_summary(result.summary),
+            *(
+                f"warning: {w} (the SYNTHETIC fleet includes such records on purpose)"
+                for w in result.summary.warnings
+            ),
             "",
             to_table(
                 result.annual.select(DEMO_COLUMNS),

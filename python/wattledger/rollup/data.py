@@ -30,8 +30,9 @@ from wattledger.report import (
     period_bounds,
     report_from,
     rows_without_outcomes,
+    run_warnings_message,
 )
-from wattledger.schema import HOUR_UTC
+from wattledger.schema import HOUR_UTC, exact_sum_sql
 
 PathLike = str | os.PathLike[str]
 
@@ -183,6 +184,8 @@ class RunRow:
     config_sha256: str
     status: str
     records_in_period: int
+    #: The run's warnings as stored on its row (engine, grid and coverage checks).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,17 +284,23 @@ def _extras(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) ->
     the efficiency figures. Energy figures are divided by the requests and tokens that HAVE an
     energy estimate, and emissions by those that have resolved emissions, so unestimated
     requests neither dilute nor inflate Wh/request (coverage shows how many there are)."""
+    x = exact_sum_sql
     per_method = ",\n    ".join(
-        f"SUM(energy_kwh) FILTER (WHERE method = '{m}') AS energy_{m}_kwh" for m in ENERGY_METHODS
+        f"{x('energy_kwh', 'energy_kwh', f'method = {m!r}')} AS energy_{m}_kwh" for m in ENERGY_METHODS
+    )
+    estimated, located, market = (
+        "energy_kwh IS NOT NULL",
+        "co2e_location_kg IS NOT NULL",
+        "co2e_market_kg IS NOT NULL",
     )
     sql = f"""SELECT model,
     {per_method},
-    SUM(requests) FILTER (WHERE energy_kwh IS NOT NULL) AS estimated_requests,
-    SUM(output_tokens) FILTER (WHERE energy_kwh IS NOT NULL) AS estimated_output_tokens,
-    SUM(energy_kwh) FILTER (WHERE co2e_location_kg IS NOT NULL) AS located_kwh,
-    SUM(requests) FILTER (WHERE co2e_location_kg IS NOT NULL) AS located_requests,
-    SUM(energy_kwh) FILTER (WHERE co2e_market_kg IS NOT NULL) AS market_kwh,
-    SUM(requests) FILTER (WHERE co2e_market_kg IS NOT NULL) AS market_requests
+    {x("requests", "requests", estimated)} AS estimated_requests,
+    {x("output_tokens", "output_tokens", estimated)} AS estimated_output_tokens,
+    {x("energy_kwh", "energy_kwh", located)} AS located_kwh,
+    {x("requests", "requests", located)} AS located_requests,
+    {x("energy_kwh", "energy_kwh", market)} AS market_kwh,
+    {x("requests", "requests", market)} AS market_requests
 FROM energy_hourly
 WHERE {where}
 GROUP BY GROUPING SETS ((model), ())"""
@@ -318,7 +327,7 @@ def _energy_by_site(
     """(model, config, site, energy kWh): the market-based 'no instrument' share depends on the
     site's entry in the config that produced the row."""
     return con.execute(
-        f"""SELECT model, config_sha256, site, SUM(energy_kwh)
+        f"""SELECT model, config_sha256, site, {exact_sum_sql("energy_kwh", "energy_kwh")}
 FROM wl_hourly WHERE {where} GROUP BY ALL ORDER BY ALL""",
         params,
     ).fetchall()
@@ -342,7 +351,8 @@ def _timeseries(
         granularity = "day"
         where, params = _where(year, month, model)
         rows = con.execute(
-            f"""SELECT model, strftime({HOUR_UTC}, '%Y-%m-%d') AS day, SUM(energy_kwh)
+            f"""SELECT model, strftime({HOUR_UTC}, '%Y-%m-%d') AS day,
+    {exact_sum_sql("energy_kwh", "energy_kwh")}
 FROM energy_hourly WHERE {where} GROUP BY ALL""",
             params,
         ).fetchall()
@@ -354,12 +364,12 @@ FROM energy_hourly WHERE {where} GROUP BY ALL""",
 def _runs(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> tuple[RunRow, ...]:
     rows = con.execute(
         f"""SELECT r.run_id, r.started_at, r.command, r.wattledger_version, r.config_sha256, r.status,
-       CAST(SUM(h.records) AS BIGINT)
+       CAST(SUM(h.records) AS BIGINT), coalesce(r.warnings, [])
 FROM (SELECT * FROM wl_hourly WHERE {where}) h JOIN wl_runs r ON h.run_id = r.run_id
 GROUP BY ALL ORDER BY r.run_id""",
         params,
     ).fetchall()
-    return tuple(RunRow(r[0], r[1].isoformat(), r[2], r[3], r[4], r[5], int(r[6])) for r in rows)
+    return tuple(RunRow(r[0], r[1].isoformat(), r[2], r[3], r[4], r[5], int(r[6]), tuple(r[7])) for r in rows)
 
 
 def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> tuple[SourceRow, ...]:
@@ -711,6 +721,10 @@ def gather(
     partial = rows_without_outcomes(con, year=year, month=month, model=model)
     if partial:
         warnings.append(outcome_coverage_message(partial))
+    runs = _runs(con, where, params)
+    warned = [(r.run_id, r.warnings) for r in runs if r.warnings]
+    if warned:
+        warnings.append(run_warnings_message(warned))
     return RollupData(
         ledger_name=ledger_name,
         year=year,
@@ -725,7 +739,7 @@ def gather(
         total=total,
         timeseries=timeseries,
         methodology=tuple(methodology),
-        runs=_runs(con, where, params),
+        runs=runs,
         sources=_sources(con, where, params),
         training=tuple(training),
         warnings=tuple(warnings),

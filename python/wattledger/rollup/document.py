@@ -420,6 +420,9 @@ def build(data: RollupData) -> tuple[Section, ...]:
                 ),
             ),
             chart="chart-emissions",
+            # The caveats the runs behind these numbers recorded (unresolved or fallback energy,
+            # grid quality, names matched ignoring case...), so the filing carries them.
+            bullets=tuple(f"Run {r.run_id} warned: {w}" for r in data.runs for w in r.warnings),
         ),
         Section(
             "compute",
