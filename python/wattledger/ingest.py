@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wattledger import _core
-from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import InputError, OutputError
 from wattledger.ledger import (
     CommitResult,
@@ -141,6 +141,7 @@ def ingest(
     progress: bool | None = None,
     command: str | None = None,
     site: str | None = None,
+    grid_resolution: GridResolution = "hour",
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -155,10 +156,14 @@ def ingest(
 
     ``site`` locates records that carry neither site nor zone (it overrides the pack's
     ``[defaults] site`` and must be a site of the pack). The run's warnings are on the returned
-    summary's ``warnings`` and on the run's row in the ledger.
+    summary's ``warnings`` and on the run's row in the ledger: the grid's first (see
+    :func:`wattledger.load_grid`), then the engine's.
+
+    ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` (``"hour"``, ``"day"``,
+    ``"month"``) is the coarsest row spacing the grid files may have.
     """
     cfg = load_config(config)
-    grd = load_grid(grid, lifecycle)
+    grd = load_grid(grid, lifecycle, grid_resolution)
     rules = column_rules(columns)
     paths = expand_unique(logs)
     stamps = {p: FileStamp.of(p) for p in paths}
@@ -216,7 +221,7 @@ def ingest(
                 if result is not None
                 else []
             )
-            warnings = tuple(result.warnings) if result is not None else ()
+            warnings = (*grd.warnings, *result.warnings) if result is not None else ()
             spill_files: list[str] = []
             if result is not None:
                 # The rows still in memory join the spilled ones as one more Parquet file, so
