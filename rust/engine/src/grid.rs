@@ -1400,7 +1400,7 @@ mod tests {
         for (i, (bytes, want)) in cases.into_iter().enumerate() {
             let p = dir.path().join(format!("g{i}.csv"));
             std::fs::write(&p, bytes).unwrap();
-            let msg = grid_err(Grid::from_paths(&[p.clone()], false));
+            let msg = grid_err(Grid::from_paths(std::slice::from_ref(&p), false));
             assert!(msg.starts_with(&format!("grid {}: not UTF-8 text: ", p.display())), "{msg}");
             assert!(msg.contains(want), "{msg}");
             assert!(msg.ends_with(&format!(
@@ -1415,7 +1415,7 @@ mod tests {
             b"zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\n\"Z\xfcrich\",2024-01-01T00:00:00Z,1\n",
         )
         .unwrap();
-        let msg = grid_err(Grid::from_paths(&[p.clone()], false));
+        let msg = grid_err(Grid::from_paths(std::slice::from_ref(&p), false));
         assert!(msg.contains("line 3: not UTF-8 text: byte 0xFC looks like Latin-1 / Windows-1252"), "{msg}");
         assert!(msg.contains("iconv -f WINDOWS-1252 -t UTF-8"), "{msg}");
         assert!(!msg.contains('\n'));
