@@ -15,7 +15,7 @@ use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 
 use wattledger_engine::columns::ColumnMap;
 use wattledger_engine::config::Config as EngineConfig;
-use wattledger_engine::grid::Grid as EngineGrid;
+use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution};
 use wattledger_engine::kernel::Methodology;
 use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput, SourceName};
 use wattledger_engine::readers::{self, CanonicalSink, FileStats, ScanControl, ScanOptions};
@@ -117,10 +117,13 @@ struct Grid(Arc<EngineGrid>);
 
 #[pymethods]
 impl Grid {
+    /// `paths` are `FILE` or `FILE@ZONE` (a zone for a file without a zone column);
+    /// `resolution` is the coarsest row spacing accepted: "hour", "day" or "month".
     #[staticmethod]
-    #[pyo3(signature = (paths, lifecycle = false))]
-    fn from_paths(py: Python<'_>, paths: Vec<PathBuf>, lifecycle: bool) -> PyResult<Grid> {
-        py.detach(|| EngineGrid::from_paths(&paths, lifecycle)).map(|g| Grid(Arc::new(g))).map_err(to_py)
+    #[pyo3(signature = (paths, lifecycle = false, resolution = "hour"))]
+    fn from_paths(py: Python<'_>, paths: Vec<String>, lifecycle: bool, resolution: &str) -> PyResult<Grid> {
+        let opts = GridOptions { lifecycle, resolution: Resolution::parse(resolution).map_err(to_py)? };
+        py.detach(|| EngineGrid::from_specs(&paths, &opts)).map(|g| Grid(Arc::new(g))).map_err(to_py)
     }
 
     #[staticmethod]
@@ -137,12 +140,20 @@ impl Grid {
             d.set_item("last_hour", iso_hour(z.last_hour))?;
             d.set_item("hours_with_value", z.hours_with_value)?;
             d.set_item("hours_missing", z.hours_missing)?;
+            d.set_item("hours_estimated", z.hours_estimated)?;
             let gaps: Vec<(String, String)> = z.gaps.iter().map(|&(a, b)| (iso_hour(a), iso_hour(b))).collect();
             d.set_item("gaps", gaps)?;
             d.set_item("mean_g_per_kwh", z.mean_g_per_kwh)?;
             out.append(d)?;
         }
         Ok(out)
+    }
+
+    /// What reading the files found (duplicates averaged, naive times, a daily grid spread,
+    /// estimated hours), one line each naming file and zone, in a stable order.
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.0.warnings().to_vec()
     }
 
     fn to_arrow<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -204,6 +215,7 @@ struct EstimateResult {
     duplicates: u64,
     names: Vec<SourceName>,
     warnings: Vec<String>,
+    estimated_kwh: f64,
 }
 
 #[pymethods]
@@ -242,10 +254,17 @@ impl EstimateResult {
         Ok(out)
     }
 
-    /// The run's warnings (zone case matches, unrecognised status values), one line each.
+    /// The run's warnings (zone case matches, unrecognised status values, the share of energy
+    /// priced on estimated grid hours), one line each.
     #[getter]
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    /// Facility energy (kWh) priced on grid hours flagged estimated.
+    #[getter]
+    fn estimated_kwh(&self) -> f64 {
+        self.estimated_kwh
     }
 
     fn aggregates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -442,6 +461,7 @@ fn result(out: EstimateOutput) -> EstimateResult {
         duplicates: out.duplicates,
         names: out.names,
         warnings: out.warnings,
+        estimated_kwh: out.estimated_kwh,
     }
 }
 

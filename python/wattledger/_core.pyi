@@ -63,12 +63,20 @@ class Grid:
     """Hourly grid carbon intensity, (zone, hour UTC) -> gCO2e/kWh."""
 
     @staticmethod
-    def from_paths(paths: Sequence[str], lifecycle: bool = False) -> Grid: ...
+    def from_paths(paths: Sequence[str], lifecycle: bool = False, resolution: str = "hour") -> Grid:
+        """Merge grid files; each path is ``FILE`` or ``FILE@ZONE`` (the zone of a file without a
+        zone column). ``resolution`` ("hour", "day", "month") is the coarsest row spacing
+        accepted; coarser rows raise GridError naming file, zone and spacing."""
     @staticmethod
     def empty() -> Grid: ...
     def summary(self) -> list[dict[str, Any]]:
         """Per zone: zone, first_hour, last_hour (ISO 8601 UTC), hours_with_value,
-        hours_missing, gaps (list of [start, end] ISO hours), mean_g_per_kwh."""
+        hours_missing, hours_estimated, gaps (list of [start, end] ISO hours), mean_g_per_kwh."""
+    @property
+    def warnings(self) -> list[str]:
+        """What reading the files found, one line each naming file and zone, in a stable order:
+        a daily/monthly grid spread over hours, times without a UTC offset, hours flagged
+        estimated; then rows for the same time with different values (averaged)."""
     def to_arrow(self) -> ArrowStreamExportable:
         """The hourly table: zone utf8, hour timestamp[us, UTC], g_per_kwh float64."""
 
@@ -99,7 +107,11 @@ class EstimateResult:
         ``{path, kind, raw, resolved, records}``; kind is model, site, zone or hardware."""
     @property
     def warnings(self) -> list[str]:
-        """The run's warnings, one line each (zone case matches, unrecognised statuses)."""
+        """The run's warnings, one line each (zone case matches, unrecognised statuses, the
+        share of energy priced on grid hours flagged estimated)."""
+    @property
+    def estimated_kwh(self) -> float:
+        """Facility energy (kWh) priced on grid hours flagged estimated."""
     def aggregates(self) -> ArrowStreamExportable:
         """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
     def write_aggregates(self, path: str) -> None:

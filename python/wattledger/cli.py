@@ -94,6 +94,22 @@ class RollupFormat(str, enum.Enum):
     csv = "csv"
 
 
+class GridResolution(str, enum.Enum):
+    hour = "hour"
+    day = "day"
+    month = "month"
+
+
+GridResolutionOpt = Annotated[
+    GridResolution,
+    typer.Option(
+        help="Coarsest row spacing accepted in grid files: hour (sub-hourly rows are averaged), "
+        "day or month (each row applies to every hour of its UTC day or month; daily or monthly rows "
+        "are refused without it).",
+    ),
+]
+
+
 class SqlFormat(str, enum.Enum):
     table = "table"
     csv = "csv"
@@ -199,7 +215,12 @@ def ingest(
     logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (created if missing).")],
     grid: Annotated[
-        list[Path] | None, typer.Option(help="Hourly grid intensity CSV (repeatable; merged).")
+        list[Path] | None,
+        typer.Option(
+            help="Grid intensity CSV (repeatable; merged): an Electricity Maps export, "
+            "zone,datetime,g_per_kwh, or FILE@ZONE for a file without a zone column (e.g. the UK "
+            "Carbon Intensity CSV: uk.csv@GB)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Methodology pack TOML; default: the built-in pack.")
@@ -233,6 +254,7 @@ def ingest(
         ),
     ] = "1%",
     strict: StrictOpt = False,
+    grid_resolution: GridResolutionOpt = GridResolution.hour,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction."""
     from wattledger.errors import RunWarning
@@ -263,6 +285,7 @@ def ingest(
             site=site,
             warn_share=warn_share,
             strict=strict,
+            grid_resolution=grid_resolution.value,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -462,8 +485,11 @@ def _skipped_text(stats: dict[str, object]) -> str:
 
 @grid_app.command("summary")
 def grid_summary(
-    grids: Annotated[list[Path], typer.Argument(help="Grid intensity CSV files.", show_default=False)],
+    grids: Annotated[
+        list[Path], typer.Argument(help="Grid intensity CSV files (FILE or FILE@ZONE).", show_default=False)
+    ],
     lifecycle: Annotated[bool, typer.Option(help="Use life-cycle instead of direct factors.")] = False,
+    grid_resolution: GridResolutionOpt = GridResolution.hour,
 ) -> None:
     """Zones, hour coverage and gaps of grid intensity files."""
     import polars as pl
@@ -471,7 +497,10 @@ def grid_summary(
     from wattledger.config import load_grid
 
     with _user_errors():
-        summary = load_grid(grids, lifecycle).summary()
+        grid = load_grid(grids, lifecycle, grid_resolution.value)
+        summary = grid.summary()
+    for warning in grid.warnings:
+        _note(f"warning: {warning}")
     frame = pl.DataFrame(
         {
             "zone": [z["zone"] for z in summary],

@@ -10,13 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
+from typing import Literal
 
 from wattledger import _core
-from wattledger.errors import ConfigError, GridError, UsageError
+from wattledger.errors import ConfigError, UsageError
 
 PathLike = str | os.PathLike[str]
 
 DEFAULT_PACK_ORIGIN = "wattledger/packs/default.toml (built-in)"
+
+#: The coarsest row spacing a grid file may have (``--grid-resolution``).
+GridResolution = Literal["hour", "day", "month"]
+GRID_RESOLUTIONS: tuple[GridResolution, ...] = ("hour", "day", "month")
 
 #: ``{canonical: source}`` or ``["canonical=source", ...]``.
 ColumnRules = Mapping[str, str] | Sequence[str] | None
@@ -46,18 +51,29 @@ def load_config(path: PathLike | _core.Config | None = None) -> _core.Config:
     return _core.Config.from_path(name)
 
 
-def load_grid(paths: PathLike | Iterable[PathLike] | _core.Grid = (), lifecycle: bool = False) -> _core.Grid:
-    """Merge hourly grid intensity files; no files gives an empty grid (every lookup falls back
-    to the site's ``fallback_g_per_kwh`` or stays unresolved, and reports say how much)."""
+def load_grid(
+    paths: PathLike | Iterable[PathLike] | _core.Grid = (),
+    lifecycle: bool = False,
+    resolution: GridResolution = "hour",
+) -> _core.Grid:
+    """Merge grid intensity files; no files gives an empty grid (every lookup falls back to the
+    site's ``fallback_g_per_kwh`` or stays unresolved, and reports say how much).
+
+    Each path is ``FILE`` or ``FILE@ZONE``: the zone of a file without a zone column (the UK
+    Carbon Intensity API CSV, ``datetime,g_per_kwh``). ``resolution`` is the coarsest row
+    spacing accepted: ``"hour"`` (sub-hourly rows are averaged into their hour); ``"day"`` or
+    ``"month"`` apply each daily (monthly) row to every hour of its UTC day (month). What the
+    files hold that a run should mention (duplicates averaged, times without an offset, a
+    daily grid spread, estimated hours) is on the grid's ``warnings``."""
     if isinstance(paths, _core.Grid):
         return paths
     names = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
+    if resolution not in GRID_RESOLUTIONS:
+        raise UsageError(f"grid resolution {resolution!r} is not one of {', '.join(GRID_RESOLUTIONS)}")
     if not names:
         return _core.Grid.empty()
-    for name in names:
-        if not os.path.isfile(name):
-            raise GridError(f"grid file {name} does not exist; pass an hourly intensity CSV with --grid")
-    return _core.Grid.from_paths(names, lifecycle=lifecycle)
+    # Whether each file exists is checked by the engine, which knows FILE@ZONE.
+    return _core.Grid.from_paths(names, lifecycle=lifecycle, resolution=resolution)
 
 
 def column_rules(columns: ColumnRules) -> list[str]:

@@ -17,7 +17,7 @@ import duckdb
 
 from wattledger import _core
 from wattledger._deferred import deferred
-from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import RunWarning
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
@@ -110,14 +110,17 @@ def estimate(
     dedupe: bool = False,
     source_name: str = "<arrow>",
     site: str | None = None,
+    grid_resolution: GridResolution = "hour",
 ) -> pl.DataFrame:
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
     Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger.
 
     ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
-    site``). Each of the engine's warnings for the run is emitted as a :class:`RunWarning`."""
+    site``). ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` is the
+    coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). Each of the grid's
+    warnings, then the engine's for the run, is emitted as a :class:`RunWarning`."""
     cfg = load_config(config)
-    grd = load_grid(grid, lifecycle)
+    grd = load_grid(grid, lifecycle, grid_resolution)
     options: dict[str, Any] = {
         "columns": column_rules(columns),
         "preset": preset,
@@ -138,7 +141,7 @@ def estimate(
         spills = list(result.spill_files)
         if spills:
             frame = merge_spills(frame, spills)
-    for message in result.warnings:
+    for message in (*grd.warnings, *result.warnings):
         warnings.warn(message, RunWarning, stacklevel=2)
     return frame
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from wattledger import _core
-from wattledger.config import ColumnRules, column_rules, load_config, load_grid
+from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import InputError, OutputError, RunWarning
 from wattledger.ledger import (
     CommitResult,
@@ -147,6 +147,7 @@ def ingest(
     site: str | None = None,
     warn_share: float = DEFAULT_WARN_SHARE,
     strict: bool = False,
+    grid_resolution: GridResolution = "hour",
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -161,16 +162,20 @@ def ingest(
 
     ``site`` locates records that carry neither site nor zone (it overrides the pack's
     ``[defaults] site`` and must be a site of the pack). The run's warnings are on the returned
-    summary's ``warnings`` and on the run's row in the ledger: the engine's (names matched
-    ignoring case, unrecognised statuses, grid hours flagged estimated, ...) and the coverage
+    summary's ``warnings`` and on the run's row in the ledger: the grid's (see
+    :func:`wattledger.load_grid`), the engine's (names matched ignoring case, unrecognised
+    statuses, energy priced on grid hours flagged estimated, ...) and the coverage
     checks of :mod:`wattledger.run_checks` (a share of energy unresolved or on fallback
     intensity, of requests unestimated or of records rejected above ``warn_share``, default 1%).
     Each is also emitted as a :class:`RunWarning`. With ``strict`` any warning raises
     :class:`StrictWarningError` instead and the ledger is left unchanged.
+
+    ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` (``"hour"``, ``"day"``,
+    ``"month"``) is the coarsest row spacing the grid files may have.
     """
     share = parse_share(warn_share)
     cfg = load_config(config)
-    grd = load_grid(grid, lifecycle)
+    grd = load_grid(grid, lifecycle, grid_resolution)
     rules = column_rules(columns)
     paths = expand_unique(logs)
     stamps = {p: FileStamp.of(p) for p in paths}
@@ -228,7 +233,7 @@ def ingest(
                 if result is not None
                 else []
             )
-            warnings = tuple(result.warnings) if result is not None else ()
+            warnings = (*grd.warnings, *result.warnings) if result is not None else ()
             spill_files: list[str] = []
             if result is not None:
                 # The rows still in memory join the spilled ones as one more Parquet file, so

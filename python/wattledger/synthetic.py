@@ -450,8 +450,11 @@ def generate_grid(
         pl.lit(None, pl.Float64).alias(ELECTRICITY_MAPS_HEADER[6]),
         pl.lit(None, pl.Float64).alias(ELECTRICITY_MAPS_HEADER[7]),
         pl.lit("SYNTHETIC; wattledger.synthetic").alias(ELECTRICITY_MAPS_HEADER[8]),
-        pl.lit("true").alias(ELECTRICITY_MAPS_HEADER[9]),
-        pl.lit("SYNTHETIC").alias(ELECTRICITY_MAPS_HEADER[10]),
+        # The values are made up, and "Data source" says so on every row; "Data estimated" is
+        # false as in Electricity Maps' historical exports, so demo and benchmark runs do not
+        # carry the estimated-hours warning that real recent (estimated) hours trigger.
+        pl.lit("false").alias(ELECTRICITY_MAPS_HEADER[9]),
+        pl.lit(None, pl.String).alias(ELECTRICITY_MAPS_HEADER[10]),
     )
     p = Path(path)
     df.write_csv(p)

@@ -21,8 +21,8 @@ pub enum Error {
     #[error("config {origin}: {key}: {msg}")]
     Config { origin: String, key: String, msg: String },
 
-    /// The grid intensity file is invalid; `line` is 1-based.
-    #[error("grid {}: line {line}: {msg}", path.display())]
+    /// The grid intensity file is invalid; `line` is 1-based, 0 for the file as a whole.
+    #[error("grid {}: {}{msg}", path.display(), at_line(*line))]
     Grid { path: PathBuf, line: u64, msg: String },
 
     /// A bad argument from the caller (column mapping, options).
@@ -36,6 +36,15 @@ pub enum Error {
     /// The caller asked the run to stop (Ctrl-C).
     #[error("cancelled")]
     Cancelled,
+}
+
+/// `line N: ` for a line of a file, nothing for the file as a whole (line 0).
+fn at_line(line: u64) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
+    }
 }
 
 impl Error {

@@ -1,28 +1,135 @@
 //! Hourly grid carbon intensity (methodology section 5).
 //!
-//! Inputs: Electricity Maps CSV exports (current header `Datetime (UTC),...,Zone id,Carbon
-//! intensity gCO₂eq/kWh (direct),Carbon intensity gCO₂eq/kWh (Life cycle),...`, older
-//! `Zone Id` and `(LCA)`) and the plain form `zone,datetime,g_per_kwh`. Headers are matched
-//! case-insensitively, with `₂` == `2`, after trimming whitespace and a BOM.
+//! Inputs, recognised by their header (matched case-insensitively, `₂` == `2`, after trimming
+//! whitespace and a BOM):
+//! - Electricity Maps CSV exports (current header `Datetime (UTC),...,Zone id,Carbon
+//!   intensity gCO₂eq/kWh (direct),Carbon intensity gCO₂eq/kWh (Life cycle),...,Data
+//!   estimated,Data estimation method`, older `Zone Id`, `(LCA)`, `Data Estimated`);
+//! - the plain form `zone,datetime,g_per_kwh`;
+//! - the UK National Grid Carbon Intensity API as CSV (`from,to,intensity.forecast,
+//!   intensity.actual[,intensity.index]`, half-hourly, times in UTC with `Z`).
 //!
-//! Every row is averaged into its (zone, hour): sub-hourly data and overlapping files both
-//! collapse to one value per hour (a plain mean of the rows). An empty intensity cell is a
-//! missing hour, not an error, and still extends the zone's covered range so the summary can
-//! report it as a gap.
+//! A file without a zone column (the UK CSV, `datetime,g_per_kwh`, an Electricity Maps export
+//! with the zone columns cut) takes its zone from the argument: `FILE@ZONE`. A file that has a
+//! zone column may still be given `@ZONE`; then every row must name that zone (an assertion,
+//! never a filter: rows of other zones are an error, not silently dropped).
+//!
+//! Resolution: each (file, zone)'s row spacing is the median gap between its consecutive
+//! distinct timestamps (the lower median for an even count). Under 20 h the rows are hourly
+//! (sub-hourly ones averaged into their hour, as the spec says; a spacing of a few hours is an
+//! hourly series with gaps, reported as gaps). About a day (20-28 h) or a month (26-32 days)
+//! apart, the rows are refused unless the caller declared that resolution
+//! ([`Resolution::Day`] / [`Resolution::Month`], `--grid-resolution`): then a row's timestamp
+//! is taken as the start of its period and its value applies to every hour of the UTC day (or
+//! UTC calendar month) that contains the timestamp. Any other spacing (28 h to 26 days,
+//! beyond 32 days) is refused. A zone with a single timestamp has no spacing: it takes the
+//! declared resolution. Pricing a daily grid as if it were hourly would put 23 of 24 hours on
+//! the month-mean fallback, which is why coarse rows are never taken silently.
+//!
+//! Rows for the same (zone, timestamp) - within a file or across files - are averaged; when
+//! their values differ the grid says so in [`Grid::warnings`]. Other warnings: timestamps
+//! without a UTC offset in the plain and UK forms (read as UTC, per the spec; local times
+//! would be shifted), a daily or monthly grid spread over hours, and hours flagged estimated.
+//! An hour is estimated when any row averaged into it is (Electricity Maps `Data estimated`
+//! true, or a UK half-hour with a forecast but no actual value); the kernel sums the energy
+//! priced on such hours so a run can report its share.
+//!
+//! An empty intensity cell is a missing hour, not an error, and still extends the zone's
+//! covered range so the summary can report it as a gap.
 //!
 //! Storage is dense: per zone a `Vec<f64>` indexed by `hour - first_hour` (NaN = missing), so
 //! the kernel's lookup is an index, not a hash join; plus the per-month means (UTC calendar
 //! months) that the first fallback of the lookup order needs.
 
 use crate::error::{Error, Result};
-use crate::time::{hour_of, month_index_of_hour, parse_ts};
-use rustc_hash::FxHashMap;
+use crate::time::{civil_from_days, days_from_civil, hour_of, month_index_of_hour, parse_ts, US_PER_HOUR};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A grid spanning more hours than this is refused: it is a stray timestamp (a 1970 epoch
 /// zero, a year 9999), and would make the dense array huge. ~114 years.
 const MAX_SPAN_HOURS: i64 = 1_000_000;
+
+const US_PER_DAY: i64 = 24 * US_PER_HOUR;
+
+/// The coarsest row spacing a caller accepts for grid files (`--grid-resolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub enum Resolution {
+    /// Hourly or finer (sub-hourly rows are averaged into their hour). The default.
+    #[default]
+    Hour,
+    /// Daily rows accepted: each applies to the 24 hours of its UTC day.
+    Day,
+    /// Monthly rows accepted: each applies to every hour of its UTC calendar month.
+    Month,
+}
+
+impl Resolution {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+            Resolution::Month => "month",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Resolution> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hour" | "hourly" => Ok(Resolution::Hour),
+            "day" | "daily" => Ok(Resolution::Day),
+            "month" | "monthly" => Ok(Resolution::Month),
+            _ => Err(Error::Usage(format!("grid resolution '{s}' is not one of hour, day, month"))),
+        }
+    }
+
+    fn adjective(self) -> &'static str {
+        match self {
+            Resolution::Hour => "hourly",
+            Resolution::Day => "daily",
+            Resolution::Month => "monthly",
+        }
+    }
+}
+
+/// How grid files are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GridOptions {
+    /// Life-cycle instead of direct factors (Electricity Maps exports only).
+    pub lifecycle: bool,
+    pub resolution: Resolution,
+}
+
+/// One grid input held in memory: its name (the path, in messages), the zone given with
+/// `FILE@ZONE`, and the CSV text.
+#[derive(Debug, Clone, Copy)]
+pub struct GridText<'a> {
+    pub name: &'a str,
+    pub zone: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// `FILE` or `FILE@ZONE` -> (path, zone). A spec naming an existing path is that path, even if
+/// it contains `@`; otherwise the text after the last `@` is the zone (so `dir@x/uk.csv@GB`
+/// works), unless it is empty or looks like a path.
+pub fn split_spec(spec: &str) -> (PathBuf, Option<String>) {
+    let whole = Path::new(spec);
+    if whole.exists() {
+        return (whole.to_path_buf(), None);
+    }
+    if let Some((file, zone)) = spec.rsplit_once('@') {
+        let zone = zone.trim();
+        if !file.is_empty() && !zone.is_empty() && !zone.contains(['/', '\\']) {
+            return (PathBuf::from(file), Some(zone.to_string()));
+        }
+    }
+    (whole.to_path_buf(), None)
+}
+
+/// Which kinds of estimated hours a grid holds (bits), for the run's warning.
+const EST_FLAGGED: u8 = 1;
+const EST_FORECAST: u8 = 2;
 
 /// One zone's hourly series.
 #[derive(Debug, Clone)]
@@ -31,15 +138,19 @@ struct ZoneSeries {
     first_hour: i64,
     /// g/kWh per hour from `first_hour`; NaN where the hour has no value.
     values: Vec<f64>,
+    /// Whether each hour is estimated, indexed like `values`; empty when none is.
+    estimated: Vec<bool>,
     first_month: i64,
     /// Mean of the hourly values per UTC calendar month from `first_month`; NaN when none.
     month_means: Vec<f64>,
 }
 
 impl ZoneSeries {
-    fn at(&self, hour: i64) -> Option<f64> {
+    #[inline]
+    fn lookup(&self, hour: i64) -> Option<(f64, bool)> {
         let i = usize::try_from(hour - self.first_hour).ok()?;
-        self.values.get(i).copied().filter(|v| !v.is_nan())
+        let v = self.values.get(i).copied().filter(|v| !v.is_nan())?;
+        Some((v, !self.estimated.is_empty() && self.estimated[i]))
     }
     fn month(&self, month: i64) -> Option<f64> {
         let i = usize::try_from(month - self.first_month).ok()?;
@@ -55,6 +166,8 @@ pub struct ZoneSummary {
     pub hours_with_value: u64,
     /// Hours within `first_hour..=last_hour` without a value.
     pub hours_missing: u64,
+    /// Hours with a value that is flagged estimated.
+    pub hours_estimated: u64,
     /// Runs of missing hours, `start..=end`.
     pub gaps: Vec<(i64, i64)>,
     /// Mean of the hourly values (each hour counted once).
@@ -68,25 +181,168 @@ pub struct Grid {
     index: FxHashMap<String, usize>,
     /// Whether the life-cycle factors were read (else direct); the report says which.
     pub lifecycle: bool,
+    warnings: Vec<String>,
+    estimated_kinds: u8,
 }
 
-/// (sum, count) per hour per zone while reading; averaged when the grid is built.
+/// Rows for one exact (zone, timestamp), merged as they arrive.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    sum: f64,
+    n: u32,
+    min: f64,
+    max: f64,
+    estimated: bool,
+    /// First and last file that gave this timestamp a value (for the duplicate warning).
+    first_file: u32,
+    last_file: u32,
+}
+
+/// Cells per zone while reading; averaged into hours when the grid is built.
 #[derive(Default)]
 struct Accumulator {
-    zones: FxHashMap<String, FxHashMap<i64, (f64, u32)>>,
+    files: Vec<String>,
+    zones: FxHashMap<String, FxHashMap<i64, Cell>>,
+    warnings: Vec<String>,
+    estimated_kinds: u8,
+}
+
+/// One row as read: timestamp (us), value, estimated.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    ts: i64,
+    value: Option<f64>,
+    estimated: bool,
+}
+
+#[derive(Default)]
+struct ZoneRows {
+    rows: Vec<Row>,
+    /// Rows whose date-time had no UTC offset, and the first such text.
+    naive: u64,
+    naive_example: String,
+}
+
+/// What one file held, per zone (sorted, for a stable warning order).
+struct FileRows {
+    kind: Kind,
+    zones: BTreeMap<String, ZoneRows>,
 }
 
 impl Accumulator {
-    fn add(&mut self, zone: &str, hour: i64, value: Option<f64>) {
-        let hours = match self.zones.get_mut(zone) {
-            Some(h) => h,
-            None => self.zones.entry(zone.to_string()).or_default(),
-        };
-        let cell = hours.entry(hour).or_insert((0.0, 0));
-        if let Some(v) = value {
-            cell.0 += v;
-            cell.1 += 1;
+    fn add_text(&mut self, input: GridText<'_>, opts: &GridOptions) -> Result<()> {
+        let path = Path::new(input.name);
+        let read = read_rows(input.text, path, input.zone, opts.lifecycle)?;
+        let file = self.files.len() as u32;
+        self.files.push(input.name.to_string());
+        for (zone, zr) in read.zones {
+            let grid_err = |msg: String| Error::Grid { path: path.to_path_buf(), line: 0, msg };
+            let period = match spacing_us(&zr.rows) {
+                None => opts.resolution,
+                Some(gap) => match classify(gap) {
+                    Some(p) if p <= opts.resolution => p,
+                    Some(p) => {
+                        return Err(grid_err(format!(
+                            "zone {zone}: rows are {} apart ({}), not hourly; pass --grid-resolution {} \
+                             (resolution=\"{}\") to apply each row to every hour of its UTC {}, or give hourly data",
+                            describe_gap(gap),
+                            p.adjective(),
+                            p.name(),
+                            p.name(),
+                            p.name()
+                        )));
+                    }
+                    None => {
+                        let annual = if gap > 32 * US_PER_DAY {
+                            "; for one annual factor, set the site's fallback_g_per_kwh in the pack instead"
+                        } else {
+                            ""
+                        };
+                        return Err(grid_err(format!(
+                            "zone {zone}: rows are {} apart; a grid needs hourly rows (sub-hourly ones are \
+                             averaged into their hour), or daily or monthly rows with --grid-resolution day|month; \
+                             resample it{annual}",
+                            describe_gap(gap)
+                        )));
+                    }
+                },
+            };
+            let cells = self.zones.entry(zone.clone()).or_default();
+            // Distinct hours of this file and zone with a value, and whether each is estimated.
+            let mut hours: FxHashMap<i64, bool> = FxHashMap::default();
+            let mut add = |ts: i64, value: Option<f64>, estimated: bool| {
+                let c = cells.entry(ts).or_insert(Cell {
+                    sum: 0.0,
+                    n: 0,
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                    estimated: false,
+                    first_file: file,
+                    last_file: file,
+                });
+                if let Some(v) = value {
+                    if c.n == 0 {
+                        c.first_file = file;
+                    }
+                    c.sum += v;
+                    c.n += 1;
+                    c.min = c.min.min(v);
+                    c.max = c.max.max(v);
+                    c.estimated |= estimated;
+                    c.last_file = file;
+                    *hours.entry(hour_of(ts)).or_insert(false) |= estimated;
+                }
+            };
+            for r in &zr.rows {
+                match period {
+                    Resolution::Hour => add(r.ts, r.value, r.estimated),
+                    Resolution::Day | Resolution::Month => {
+                        // The row's period is the UTC day (month) containing its timestamp;
+                        // each hour of it gets the row's value as one row of that hour.
+                        let (start, end) = period_hours(r.ts, period);
+                        for h in start..end {
+                            add(h * US_PER_HOUR, r.value, r.estimated);
+                        }
+                    }
+                }
+            }
+            let name = input.name;
+            if period > Resolution::Hour {
+                self.warnings.push(format!(
+                    "grid {name}: zone {zone}: the grid is {}: {} rows spread over every hour of their UTC {} \
+                     (--grid-resolution {}); hour-to-hour variation is not in it",
+                    period.adjective(),
+                    zr.rows.len(),
+                    period.name(),
+                    period.name()
+                ));
+            }
+            if zr.naive > 0 {
+                let rows = if zr.naive == 1 { "row has" } else { "rows have" };
+                self.warnings.push(format!(
+                    "grid {name}: zone {zone}: {} {rows} a timestamp without a UTC offset (e.g. '{}'), read as \
+                     UTC; if they are local times every value is shifted by the UTC offset (1-2 h in Europe): \
+                     write them with 'Z' or an offset",
+                    zr.naive, zr.naive_example
+                ));
+            }
+            let estimated = hours.values().filter(|&&e| e).count();
+            if estimated > 0 {
+                let (what, bit) = match read.kind {
+                    Kind::UkApi => {
+                        ("have only intensity.forecast (no intensity.actual), counted as estimated", EST_FORECAST)
+                    }
+                    _ => ("are flagged estimated (Electricity Maps 'Data estimated')", EST_FLAGGED),
+                };
+                self.estimated_kinds |= bit;
+                self.warnings.push(format!(
+                    "grid {name}: zone {zone}: {estimated} of {} hours {what}; the run reports the share of \
+                     energy priced on them",
+                    hours.len()
+                ));
+            }
         }
+        Ok(())
     }
 
     fn build(self, lifecycle: bool, what: &str) -> Result<Grid> {
@@ -94,8 +350,26 @@ impl Accumulator {
         names.sort();
         let mut zones = Vec::with_capacity(names.len());
         let mut acc = self.zones;
+        let mut warnings = self.warnings;
         for name in names {
-            let hours = acc.remove(&name).unwrap_or_default();
+            let cells = acc.remove(&name).unwrap_or_default();
+            // (sum, rows, estimated) per hour: every row of the hour counts once (plain mean).
+            let mut hours: FxHashMap<i64, (f64, u32, bool)> = FxHashMap::default();
+            let mut conflicts: FxHashSet<i64> = FxHashSet::default();
+            let mut spread = 0.0f64;
+            let mut files: BTreeSet<u32> = BTreeSet::new();
+            for (ts, c) in cells {
+                let h = hours.entry(hour_of(ts)).or_insert((0.0, 0, false));
+                h.0 += c.sum;
+                h.1 += c.n;
+                h.2 |= c.estimated;
+                if c.n > 1 && c.max > c.min {
+                    conflicts.insert(hour_of(ts));
+                    spread = spread.max(c.max - c.min);
+                    files.insert(c.first_file);
+                    files.insert(c.last_file);
+                }
+            }
             let first_hour = *hours.keys().min().expect("a zone has at least one row");
             let last_hour = *hours.keys().max().expect("a zone has at least one row");
             if last_hour - first_hour >= MAX_SPAN_HOURS {
@@ -105,11 +379,31 @@ impl Accumulator {
                     msg: format!("zone {name}: rows span more than {MAX_SPAN_HOURS} hours; is a timestamp wrong?"),
                 });
             }
-            let mut values = vec![f64::NAN; (last_hour - first_hour + 1) as usize];
-            for (h, (sum, n)) in hours {
+            let len = (last_hour - first_hour + 1) as usize;
+            let mut values = vec![f64::NAN; len];
+            let mut estimated = Vec::new();
+            for (h, (sum, n, est)) in hours {
+                let i = (h - first_hour) as usize;
                 if n > 0 {
-                    values[(h - first_hour) as usize] = sum / n as f64;
+                    values[i] = sum / n as f64;
+                    if est {
+                        if estimated.is_empty() {
+                            estimated = vec![false; len];
+                        }
+                        estimated[i] = true;
+                    }
                 }
+            }
+            if !conflicts.is_empty() {
+                let files: Vec<&str> = files.iter().map(|&f| self.files[f as usize].as_str()).collect();
+                let n = conflicts.len();
+                warnings.push(format!(
+                    "grid {}: zone {name}: {n} {} several rows for the same time with different values \
+                     (largest spread {} g/kWh); they were averaged",
+                    files.join(", "),
+                    if n == 1 { "hour has" } else { "hours have" },
+                    fmt_num(spread)
+                ));
             }
             let first_month = month_index_of_hour(first_hour);
             let last_month = month_index_of_hour(last_hour);
@@ -122,10 +416,75 @@ impl Accumulator {
                 }
             }
             let month_means = sums.into_iter().map(|(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect();
-            zones.push(ZoneSeries { name, first_hour, values, first_month, month_means });
+            zones.push(ZoneSeries { name, first_hour, values, estimated, first_month, month_means });
         }
         let index = zones.iter().enumerate().map(|(i, z)| (z.name.clone(), i)).collect();
-        Ok(Grid { zones, index, lifecycle })
+        Ok(Grid { zones, index, lifecycle, warnings, estimated_kinds: self.estimated_kinds })
+    }
+}
+
+/// Median gap between consecutive distinct timestamps (the lower median for an even count);
+/// `None` with fewer than two distinct timestamps. The median, not the minimum, so a stray
+/// extra row does not make a daily file look hourly, and gaps do not make an hourly one look
+/// coarse.
+fn spacing_us(rows: &[Row]) -> Option<i64> {
+    let mut ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+    ts.sort_unstable();
+    ts.dedup();
+    if ts.len() < 2 {
+        return None;
+    }
+    let mut gaps: Vec<i64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    Some(gaps[(gaps.len() - 1) / 2])
+}
+
+/// The period rows this far apart stand for; `None` for a spacing the grid does not take.
+/// Under 20 h the rows are hourly (sub-hourly ones averaged into their hour; a median above
+/// 1 h is an hourly series with gaps, e.g. two rows at 00:00 and 02:00, and its missing hours
+/// are gaps the summary and the fallback share report). Day and month allow slack for rows at
+/// local midnights (23/25 h across a DST change) and for months of 28-31 days.
+fn classify(gap_us: i64) -> Option<Resolution> {
+    if gap_us < 20 * US_PER_HOUR {
+        Some(Resolution::Hour)
+    } else if (20 * US_PER_HOUR..=28 * US_PER_HOUR).contains(&gap_us) {
+        Some(Resolution::Day)
+    } else if (26 * US_PER_DAY..=32 * US_PER_DAY).contains(&gap_us) {
+        Some(Resolution::Month)
+    } else {
+        None
+    }
+}
+
+fn describe_gap(gap_us: i64) -> String {
+    if gap_us < US_PER_HOUR {
+        format!("{} min", fmt_num(gap_us as f64 / 60e6))
+    } else if gap_us < 48 * US_PER_HOUR {
+        format!("{} h", fmt_num(gap_us as f64 / US_PER_HOUR as f64))
+    } else {
+        format!("{} days", fmt_num(gap_us as f64 / US_PER_DAY as f64))
+    }
+}
+
+/// A number for a message: at most 3 decimals, trailing zeros dropped.
+fn fmt_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// Hours `start..end` of the UTC day or calendar month containing `ts_us`.
+fn period_hours(ts_us: i64, period: Resolution) -> (i64, i64) {
+    let day = ts_us.div_euclid(US_PER_DAY);
+    match period {
+        Resolution::Hour => (hour_of(ts_us), hour_of(ts_us) + 1),
+        Resolution::Day => (day * 24, day * 24 + 24),
+        Resolution::Month => {
+            let (y, m, _) = civil_from_days(day);
+            let first = days_from_civil(y, m, 1);
+            let next = if m == 12 { days_from_civil(y + 1, 1, 1) } else { days_from_civil(y, m + 1, 1) };
+            (first * 24, next * 24)
+        }
     }
 }
 
@@ -172,30 +531,77 @@ fn split_csv(line: &str, out: &mut Vec<String>) -> std::result::Result<(), &'sta
     Ok(())
 }
 
-struct Layout {
-    zone: usize,
-    ts: usize,
-    value: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    ElectricityMaps,
+    UkApi,
 }
 
-const EXPECTED: &str = "expected an Electricity Maps export (`Datetime (UTC)`, `Zone id`, `Carbon intensity gCO₂eq/kWh (direct)` / `(Life cycle)`; older files `Zone Id`, `(LCA)`) or the plain form `zone,datetime,g_per_kwh`";
+struct Layout {
+    kind: Kind,
+    zone: Option<usize>,
+    ts: usize,
+    /// The intensity (UK: `intensity.actual`, which may be absent).
+    value: Option<usize>,
+    /// UK: `intensity.forecast`, used when the actual value is empty (estimated).
+    forecast: Option<usize>,
+    /// UK: the interval end, checked to follow `from`.
+    to: Option<usize>,
+    /// Electricity Maps `Data estimated`.
+    estimated: Option<usize>,
+    /// Fields in the header.
+    width: usize,
+}
+
+const EXPECTED: &str = "expected an Electricity Maps export (`Datetime (UTC)`, `Zone id`, `Carbon intensity gCO₂eq/kWh (direct)` / `(Life cycle)`; older files `Zone Id`, `(LCA)`), the plain form `zone,datetime,g_per_kwh` (or `datetime,g_per_kwh` with FILE@ZONE), or the UK Carbon Intensity API CSV `from,to,intensity.forecast,intensity.actual` with FILE@ZONE";
 
 fn layout(headers: &[String], lifecycle: bool) -> std::result::Result<Layout, String> {
     let h: Vec<String> = headers.iter().map(|s| norm_header(s)).collect();
     let find = |names: &[&str]| h.iter().position(|x| names.contains(&x.as_str()));
-    if let (Some(zone), Some(ts), Some(value)) = (find(&["zone"]), find(&["datetime"]), find(&["g_per_kwh"])) {
-        return Ok(Layout { zone, ts, value });
+    let base = |kind, ts, value| Layout {
+        kind,
+        zone: None,
+        ts,
+        value,
+        forecast: None,
+        to: None,
+        estimated: None,
+        width: h.len(),
+    };
+    if let (Some(ts), Some(value)) = (find(&["datetime"]), find(&["g_per_kwh"])) {
+        return Ok(Layout { zone: find(&["zone"]), ..base(Kind::Plain, ts, Some(value)) });
     }
-    let zone = find(&["zone id"]);
+    if let Some(from) = find(&["from"]) {
+        let actual = find(&["intensity.actual", "actual"]);
+        let forecast = find(&["intensity.forecast", "forecast"]);
+        if actual.is_some() || forecast.is_some() {
+            if lifecycle {
+                return Err("the UK Carbon Intensity API gives direct (generation) factors only, no life-cycle \
+                            column; drop --lifecycle or use an Electricity Maps export"
+                    .into());
+            }
+            return Ok(Layout {
+                zone: find(&["zone"]),
+                forecast,
+                to: find(&["to"]),
+                ..base(Kind::UkApi, from, actual)
+            });
+        }
+    }
     let ts = find(&["datetime (utc)"]);
     let value = if lifecycle {
         find(&["carbon intensity gco2eq/kwh (life cycle)", "carbon intensity gco2eq/kwh (lca)"])
     } else {
         find(&["carbon intensity gco2eq/kwh (direct)"])
     };
-    match (zone, ts, value) {
-        (Some(zone), Some(ts), Some(value)) => Ok(Layout { zone, ts, value }),
-        (Some(_), Some(_), None) => Err(format!(
+    match (ts, value) {
+        (Some(ts), Some(value)) => Ok(Layout {
+            zone: find(&["zone id"]),
+            estimated: find(&["data estimated"]),
+            ..base(Kind::ElectricityMaps, ts, Some(value))
+        }),
+        (Some(_), None) => Err(format!(
             "no {} intensity column; {EXPECTED}",
             if lifecycle { "life-cycle (`(Life cycle)` or `(LCA)`)" } else { "direct (`(direct)`)" }
         )),
@@ -203,8 +609,33 @@ fn layout(headers: &[String], lifecycle: bool) -> std::result::Result<Layout, St
     }
 }
 
-fn read_into(acc: &mut Accumulator, text: &str, path: &Path, lifecycle: bool) -> Result<()> {
+/// Whether a date-time text carries its offset (`Z`, `+01:00`, `-0530`). Bare dates (a day's
+/// row) and epoch numbers are UTC by definition and not counted.
+fn lacks_offset(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    if b.len() <= 10 || b.get(4) != Some(&b'-') {
+        return false;
+    }
+    let time = &b[11..];
+    !(matches!(time.last(), Some(b'Z' | b'z')) || time.iter().any(|&c| c == b'+' || c == b'-'))
+}
+
+fn parse_intensity(raw: &str) -> std::result::Result<Option<f64>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        _ => {
+            let hint = if raw.contains(',') { "; a decimal comma? write a point, e.g. 300.5" } else { "" };
+            Err(format!("bad intensity '{raw}' (expected a number >= 0 or empty{hint})"))
+        }
+    }
+}
+
+fn read_rows(text: &str, path: &Path, file_zone: Option<&str>, lifecycle: bool) -> Result<FileRows> {
     let err = |line: usize, msg: String| Error::Grid { path: path.to_path_buf(), line: line as u64, msg };
+    let name = path.display();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((hline, header)) = lines.next() else {
@@ -212,32 +643,181 @@ fn read_into(acc: &mut Accumulator, text: &str, path: &Path, lifecycle: bool) ->
     };
     let mut fields = Vec::new();
     split_csv(header, &mut fields).map_err(|m| err(hline + 1, m.to_string()))?;
+    if fields.len() == 1 && header.contains(';') {
+        return Err(err(
+            hline + 1,
+            format!(
+                "fields are separated by ';' (a spreadsheet's CSV in a European locale), but grid files are \
+                 ','-separated with '.' decimal points: re-export it with ',' as separator, or convert it with \
+                 sed -e 's/,/./g' -e 's/;/,/g' {name} > {} (that also turns decimal commas into points; \
+                 check that no text field holds ',' or ';')",
+                sibling(path, "comma")
+            ),
+        ));
+    }
     let lay = layout(&fields, lifecycle).map_err(|m| err(hline + 1, m))?;
-    let need = lay.zone.max(lay.ts).max(lay.value) + 1;
+    if lay.zone.is_none() && file_zone.is_none() {
+        let example = if lay.kind == Kind::UkApi { "GB" } else { "DE" };
+        return Err(err(
+            hline + 1,
+            format!("no zone column: name the file's zone as FILE@ZONE, e.g. --grid {name}@{example}"),
+        ));
+    }
+    let need = [Some(lay.ts), lay.zone, lay.value, lay.forecast, lay.to, lay.estimated]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut out = FileRows { kind: lay.kind, zones: BTreeMap::new() };
     for (i, line) in lines {
         let n = i + 1;
         split_csv(line, &mut fields).map_err(|m| err(n, m.to_string()))?;
         if fields.len() < need {
             return Err(err(n, format!("{} fields, expected at least {need}", fields.len())));
         }
-        let zone = fields[lay.zone].trim();
-        if zone.is_empty() {
-            return Err(err(n, "empty zone".into()));
+        if fields.len() > lay.width && fields[lay.width..].iter().any(|f| !f.trim().is_empty()) {
+            // A decimal comma in an unquoted number splits it in two and shifts nothing before
+            // it, so the value would silently lose its decimals.
+            return Err(err(
+                n,
+                format!(
+                    "{} fields but the header has {}: a decimal comma (300,5) or an unquoted ',' in a text field? \
+                     use '.' decimals and quote text",
+                    fields.len(),
+                    lay.width
+                ),
+            ));
         }
+        let zone = match (lay.zone.map(|z| fields[z].trim()), file_zone) {
+            (Some(""), _) => return Err(err(n, "empty zone".into())),
+            (Some(z), Some(fz)) if !z.eq_ignore_ascii_case(fz) => {
+                return Err(err(
+                    n,
+                    format!(
+                        "zone '{z}' but the file was given as {name}@{fz}; drop @{fz} (the file names its zones) \
+                         or pass a file of zone {fz} only"
+                    ),
+                ))
+            }
+            // Matched ignoring case: the spelling the user asked for wins.
+            (Some(_), Some(fz)) | (None, Some(fz)) => fz,
+            (Some(z), None) => z,
+            (None, None) => unreachable!("checked at the header"),
+        };
         let ts_text = fields[lay.ts].trim();
         let ts = parse_ts(ts_text.as_bytes()).ok_or_else(|| err(n, format!("bad timestamp '{ts_text}'")))?;
-        let raw = fields[lay.value].trim();
-        let value = if raw.is_empty() {
-            None
-        } else {
-            match raw.parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
-                _ => return Err(err(n, format!("bad intensity '{raw}' (expected a number >= 0 or empty)"))),
+        let (value, estimated) = match lay.kind {
+            Kind::UkApi => {
+                if let Some(t) = lay.to {
+                    let to_text = fields[t].trim();
+                    match parse_ts(to_text.as_bytes()) {
+                        Some(to) if to > ts => {}
+                        _ => return Err(err(n, format!("bad interval end 'to' = '{to_text}' (must follow 'from')"))),
+                    }
+                }
+                let cell = |c: Option<usize>| -> &str {
+                    let s = c.map_or("", |c| fields[c].trim());
+                    if s.eq_ignore_ascii_case("null") {
+                        ""
+                    } else {
+                        s
+                    }
+                };
+                match parse_intensity(cell(lay.value)).map_err(|m| err(n, m))? {
+                    Some(v) => (Some(v), false),
+                    None => {
+                        let f = parse_intensity(cell(lay.forecast)).map_err(|m| err(n, m))?;
+                        (f, f.is_some())
+                    }
+                }
+            }
+            _ => {
+                let value =
+                    parse_intensity(fields[lay.value.expect("set for this kind")].trim()).map_err(|m| err(n, m))?;
+                let estimated = match lay.estimated.map(|e| fields[e].trim().to_ascii_lowercase()) {
+                    None => false,
+                    Some(e) if e == "true" => true,
+                    Some(e) if e == "false" || e.is_empty() => false,
+                    Some(e) => {
+                        return Err(err(n, format!("bad 'Data estimated' value '{e}' (expected true or false)")));
+                    }
+                };
+                (value, estimated)
             }
         };
-        acc.add(zone, hour_of(ts), value);
+        let zr = match out.zones.get_mut(zone) {
+            Some(z) => z,
+            None => out.zones.entry(zone.to_string()).or_default(),
+        };
+        // Electricity Maps' column says UTC in its name; the other forms should carry offsets.
+        if lay.kind != Kind::ElectricityMaps && lacks_offset(ts_text) {
+            if zr.naive == 0 {
+                zr.naive_example = ts_text.to_string();
+            }
+            zr.naive += 1;
+        }
+        zr.rows.push(Row { ts, value, estimated });
     }
-    Ok(())
+    Ok(out)
+}
+
+/// `dir/name.csv` -> `dir/name-<tag>.csv`, for the output of a suggested conversion command.
+fn sibling(path: &Path, tag: &str) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "grid".into());
+    path.with_file_name(format!("{stem}-{tag}.csv")).display().to_string()
+}
+
+/// The text of a grid file, or one line saying which encoding it looks like and how to convert
+/// it: spreadsheets save "Unicode text" as UTF-16 and "CSV" as Windows-1252.
+fn decode(bytes: Vec<u8>, path: &Path) -> Result<String> {
+    let err = |line: u64, msg: String| Error::Grid { path: path.to_path_buf(), line, msg };
+    let out = sibling(path, "utf8");
+    let name = path.display();
+    if let Some((looks, from)) = utf16_kind(&bytes) {
+        return Err(err(
+            0,
+            format!("not UTF-8 text: it looks like {looks}; convert it: iconv -f {from} -t UTF-8 {name} > {out}"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let b = e.as_bytes();
+        let line = b[..at].iter().filter(|&&c| c == b'\n').count() as u64 + 1;
+        err(
+            line,
+            format!(
+                "not UTF-8 text: byte 0x{:02X} looks like Latin-1 / Windows-1252 (a spreadsheet's CSV save); \
+                 convert it: iconv -f WINDOWS-1252 -t UTF-8 {name} > {out}",
+                b[at]
+            ),
+        )
+    })
+}
+
+/// UTF-16 by its byte-order mark, or, without one, by NUL bytes in every other position (ASCII
+/// text in UTF-16): (what it looks like, iconv's name for it).
+fn utf16_kind(b: &[u8]) -> Option<(&'static str, &'static str)> {
+    if b.starts_with(&[0xFF, 0xFE]) {
+        return Some(("UTF-16 LE (byte-order mark FF FE)", "UTF-16"));
+    }
+    if b.starts_with(&[0xFE, 0xFF]) {
+        return Some(("UTF-16 BE (byte-order mark FE FF)", "UTF-16"));
+    }
+    let head = &b[..b.len().min(4096)];
+    let pairs = head.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let even = head.iter().step_by(2).filter(|&&c| c == 0).count();
+    let odd = head.iter().skip(1).step_by(2).filter(|&&c| c == 0).count();
+    if odd * 2 > pairs && even * 8 < pairs {
+        Some(("UTF-16 LE without a byte-order mark (every other byte is NUL)", "UTF-16LE"))
+    } else if even * 2 > pairs && odd * 8 < pairs {
+        Some(("UTF-16 BE without a byte-order mark (every other byte is NUL)", "UTF-16BE"))
+    } else {
+        None
+    }
 }
 
 impl Grid {
@@ -245,20 +825,41 @@ impl Grid {
         Grid::default()
     }
 
-    /// Read and merge several files; the same (zone, hour) in several rows or files is averaged.
+    /// Read and merge several files (hourly resolution, no `@ZONE`); the same (zone, hour) in
+    /// several rows or files is averaged.
     pub fn from_paths(paths: &[PathBuf], lifecycle: bool) -> Result<Grid> {
+        let inputs: Vec<(PathBuf, Option<String>)> = paths.iter().map(|p| (p.clone(), None)).collect();
+        Grid::from_files(&inputs, &GridOptions { lifecycle, ..GridOptions::default() })
+    }
+
+    /// Read and merge `FILE` / `FILE@ZONE` arguments (see [`split_spec`]).
+    pub fn from_specs(specs: &[String], opts: &GridOptions) -> Result<Grid> {
+        let inputs: Vec<(PathBuf, Option<String>)> = specs.iter().map(|s| split_spec(s)).collect();
+        Grid::from_files(&inputs, opts)
+    }
+
+    /// Read and merge files, each with the zone given for it (`FILE@ZONE`), if any.
+    pub fn from_files(inputs: &[(PathBuf, Option<String>)], opts: &GridOptions) -> Result<Grid> {
         let mut acc = Accumulator::default();
-        for p in paths {
+        for (p, zone) in inputs {
+            if !p.is_file() {
+                let what = if p.exists() { "is not a file" } else { "file does not exist" };
+                return Err(Error::Grid {
+                    path: p.clone(),
+                    line: 0,
+                    msg: format!(
+                        "{what}; pass an hourly intensity CSV with --grid (FILE, or FILE@ZONE for a file \
+                         without a zone column)"
+                    ),
+                });
+            }
             let bytes = std::fs::read(p).map_err(|e| Error::input(p, e))?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::Grid {
-                path: p.clone(),
-                line: 0,
-                msg: "not UTF-8 text".into(),
-            })?;
-            read_into(&mut acc, &text, p, lifecycle)?;
+            let text = decode(bytes, p)?;
+            let name = p.display().to_string();
+            acc.add_text(GridText { name: &name, zone: zone.as_deref(), text: &text }, opts)?;
         }
-        let what = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
-        acc.build(lifecycle, &what)
+        let what = inputs.first().map(|p| p.0.display().to_string()).unwrap_or_default();
+        acc.build(opts.lifecycle, &what)
     }
 
     /// One CSV from a reader; `name` stands for the path in messages.
@@ -268,15 +869,39 @@ impl Grid {
 
     /// Several CSV texts, merged as [`Grid::from_paths`] does (for tests and in-memory callers).
     pub fn from_texts(texts: &[(&str, &str)], lifecycle: bool) -> Result<Grid> {
+        let inputs: Vec<GridText<'_>> = texts.iter().map(|&(name, text)| GridText { name, zone: None, text }).collect();
+        Grid::from_texts_with(&inputs, &GridOptions { lifecycle, ..GridOptions::default() })
+    }
+
+    /// Several CSV texts with their `@ZONE`s and the read options.
+    pub fn from_texts_with(inputs: &[GridText<'_>], opts: &GridOptions) -> Result<Grid> {
         let mut acc = Accumulator::default();
-        for (name, text) in texts {
-            read_into(&mut acc, text, Path::new(name), lifecycle)?;
+        for input in inputs {
+            acc.add_text(*input, opts)?;
         }
-        acc.build(lifecycle, texts.first().map_or("", |t| t.0))
+        acc.build(opts.lifecycle, inputs.first().map_or("", |t| t.name))
     }
 
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
+    }
+
+    /// What reading the files found that a user should know, one line each naming file and
+    /// zone, in a stable order: per file (in the order given) and zone (sorted), a daily or
+    /// monthly grid spread over hours, timestamps without an offset, estimated hours; then per
+    /// zone, rows for the same time with different values.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What made hours estimated, for the run's warning; `None` when no hour is.
+    pub fn estimated_source(&self) -> Option<&'static str> {
+        match self.estimated_kinds {
+            0 => None,
+            EST_FLAGGED => Some("Electricity Maps 'Data estimated'"),
+            EST_FORECAST => Some("UK Carbon Intensity forecast, no actual value"),
+            _ => Some("Electricity Maps 'Data estimated', UK Carbon Intensity forecast without an actual value"),
+        }
     }
 
     /// Zone names, sorted; the position is the zone index used by the lookups.
@@ -291,7 +916,13 @@ impl Grid {
     /// The value at (zone, hour), if the table has one.
     #[inline]
     pub fn at(&self, zone: usize, hour: i64) -> Option<f64> {
-        self.zones.get(zone)?.at(hour)
+        self.lookup(zone, hour).map(|(v, _)| v)
+    }
+
+    /// The value at (zone, hour) and whether that hour is flagged estimated.
+    #[inline]
+    pub fn lookup(&self, zone: usize, hour: i64) -> Option<(f64, bool)> {
+        self.zones.get(zone)?.lookup(hour)
     }
 
     /// Mean of the zone's hourly values in the UTC calendar month of `hour`.
@@ -328,6 +959,7 @@ impl Grid {
                     last_hour,
                     hours_with_value: n,
                     hours_missing: z.values.len() as u64 - n,
+                    hours_estimated: z.estimated.iter().filter(|&&e| e).count() as u64,
                     gaps,
                     mean_g_per_kwh: if n > 0 { sum / n as f64 } else { f64::NAN },
                 }
@@ -350,7 +982,7 @@ impl Grid {
 fn read_text(r: &mut impl Read, name: &str) -> Result<String> {
     let mut bytes = Vec::new();
     r.read_to_end(&mut bytes).map_err(|e| Error::input(name, e))?;
-    String::from_utf8(bytes).map_err(|_| Error::Grid { path: name.into(), line: 0, msg: "not UTF-8 text".into() })
+    decode(bytes, Path::new(name))
 }
 
 #[cfg(test)]
@@ -479,5 +1111,341 @@ mod tests {
         assert!(!g.is_empty());
         assert!(Grid::empty().is_empty());
         assert_eq!(Grid::empty().at(0, 0), None);
+    }
+
+    // ----- issue 11: resolution, warnings, estimated hours, FILE@ZONE, encodings -----
+
+    fn opts(resolution: Resolution) -> GridOptions {
+        GridOptions { lifecycle: false, resolution }
+    }
+
+    fn grid_err(r: Result<Grid>) -> String {
+        match r {
+            Err(e @ Error::Grid { .. }) => e.to_string(),
+            other => panic!("expected a grid error, got {other:?}"),
+        }
+    }
+
+    fn texts<'a>(name: &'a str, zone: Option<&'a str>, text: &'a str) -> [GridText<'a>; 1] {
+        [GridText { name, zone, text }]
+    }
+
+    const DAILY: &str = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,100\nDE,2024-01-02T00:00:00Z,200\nDE,2024-01-03T00:00:00Z,300\n";
+
+    #[test]
+    fn daily_rows_are_refused_unless_declared_then_spread_over_their_utc_day() {
+        let msg = grid_err(Grid::from_texts_with(&texts("daily.csv", None, DAILY), &opts(Resolution::Hour)));
+        assert_eq!(
+            msg,
+            "grid daily.csv: zone DE: rows are 24 h apart (daily), not hourly; pass --grid-resolution day \
+             (resolution=\"day\") to apply each row to every hour of its UTC day, or give hourly data"
+        );
+        let g = Grid::from_texts_with(&texts("daily.csv", None, DAILY), &opts(Resolution::Day)).unwrap();
+        let de = g.zone_index("DE").unwrap();
+        assert_eq!(g.at(de, h("2024-01-01T00:00:00Z")), Some(100.0));
+        assert_eq!(g.at(de, h("2024-01-01T23:00:00Z")), Some(100.0));
+        assert_eq!(g.at(de, h("2024-01-02T00:00:00Z")), Some(200.0));
+        assert_eq!(g.at(de, h("2024-01-03T23:00:00Z")), Some(300.0));
+        assert_eq!(g.at(de, h("2024-01-04T00:00:00Z")), None);
+        let s = &g.summary()[0];
+        assert_eq!((s.hours_with_value, s.hours_missing), (72, 0));
+        assert_eq!(
+            g.warnings(),
+            ["grid daily.csv: zone DE: the grid is daily: 3 rows spread over every hour of their UTC day \
+              (--grid-resolution day); hour-to-hour variation is not in it"]
+        );
+        // A row's period is the UTC day containing its timestamp (the timestamp is its start).
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T06:00:00Z,1\nDE,2024-01-02T06:00:00Z,2\n";
+        let g = Grid::from_texts_with(&texts("d.csv", None, t), &opts(Resolution::Day)).unwrap();
+        assert_eq!(g.at(0, h("2024-01-01T00:00:00Z")), Some(1.0));
+        // Hourly zones are left hourly under a coarser declared resolution, without a warning.
+        let t = "zone,datetime,g_per_kwh\nFR,2024-01-01T00:00:00Z,10\nFR,2024-01-01T01:00:00Z,20\n";
+        let g = Grid::from_texts_with(&texts("h.csv", None, t), &opts(Resolution::Month)).unwrap();
+        assert_eq!(g.at(0, h("2024-01-01T01:00:00Z")), Some(20.0));
+        assert_eq!(g.at(0, h("2024-01-01T02:00:00Z")), None);
+        assert!(g.warnings().is_empty(), "{:?}", g.warnings());
+    }
+
+    #[test]
+    fn monthly_rows_need_month_resolution_and_other_spacings_are_refused() {
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01,100\nDE,2024-02-01,200\nDE,2024-03-01,300\n";
+        for r in [Resolution::Hour, Resolution::Day] {
+            let msg = grid_err(Grid::from_texts_with(&texts("m.csv", None, t), &opts(r)));
+            assert!(msg.contains("zone DE: rows are 29 days apart (monthly)"), "{msg}");
+            assert!(msg.contains("--grid-resolution month"), "{msg}");
+        }
+        let g = Grid::from_texts_with(&texts("m.csv", None, t), &opts(Resolution::Month)).unwrap();
+        assert_eq!(g.at(0, h("2024-02-29T23:00:00Z")), Some(200.0));
+        assert_eq!(g.at(0, h("2024-03-31T23:00:00Z")), Some(300.0));
+        assert_eq!(g.at(0, h("2024-04-01T00:00:00Z")), None);
+        assert_eq!(g.summary()[0].hours_with_value, (31 + 29 + 31) * 24);
+        assert!(g.warnings()[0].contains("the grid is monthly: 3 rows"), "{:?}", g.warnings());
+        // Weekly: no resolution fits.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01,1\nDE,2024-01-08,2\nDE,2024-01-15,3\n";
+        let msg = grid_err(Grid::from_texts_with(&texts("w.csv", None, t), &opts(Resolution::Month)));
+        assert!(msg.starts_with("grid w.csv: zone DE: rows are 7 days apart; a grid needs hourly rows"), "{msg}");
+        // Hourly rows with gaps (3 h apart): hourly, the missing hours are gaps.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\nDE,2024-01-01T03:00:00Z,2\nDE,2024-01-01T06:00:00Z,3\n";
+        let g = Grid::from_texts(&[("3h.csv", t)], false).unwrap();
+        assert_eq!(g.summary()[0].hours_missing, 4);
+        // Yearly: refused, pointing at the site fallback.
+        let t = "zone,datetime,g_per_kwh\nDE,2023-01-01,1\nDE,2024-01-01,2\n";
+        let msg = grid_err(Grid::from_texts_with(&texts("y.csv", None, t), &opts(Resolution::Month)));
+        assert!(msg.contains("365 days apart") && msg.contains("fallback_g_per_kwh"), "{msg}");
+        // A gap in hourly data does not make it look coarse (median spacing).
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\nDE,2024-01-01T01:00:00Z,2\nDE,2024-01-05T00:00:00Z,3\n";
+        assert!(Grid::from_texts(&[("gap.csv", t)], false).is_ok());
+        assert_eq!(Resolution::parse("Daily").unwrap(), Resolution::Day);
+        assert!(matches!(Resolution::parse("week"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn duplicate_times_with_different_values_are_averaged_and_reported() {
+        let a = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,100\nDE,2024-01-01T01:00:00Z,50\nFR,2024-01-01T00:00:00Z,7\n";
+        let b = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,300\nDE,2024-01-01T01:00:00Z,50\nFR,2024-01-01T00:00:00Z,7\n";
+        let g = Grid::from_texts(&[("a.csv", a), ("b.csv", b)], false).unwrap();
+        assert_eq!(g.at(g.zone_index("DE").unwrap(), h("2024-01-01T00:00:00Z")), Some(200.0));
+        // Equal values (FR, DE 01h) are harmless overlap: not reported.
+        assert_eq!(
+            g.warnings(),
+            ["grid a.csv, b.csv: zone DE: 1 hour has several rows for the same time with different values \
+              (largest spread 200 g/kWh); they were averaged"]
+        );
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\nDE,2024-01-01T00:00:00Z,1.5\nDE,2024-01-01T01:00:00Z,2\nDE,2024-01-01T01:00:00Z,4\n";
+        let g = Grid::from_texts(&[("d.csv", t)], false).unwrap();
+        assert_eq!(g.warnings().len(), 1);
+        assert!(g.warnings()[0].starts_with("grid d.csv: zone DE: 2 hours have"), "{:?}", g.warnings());
+        assert!(g.warnings()[0].contains("largest spread 2 g/kWh"), "{:?}", g.warnings());
+        // Sub-hourly rows (different times in one hour) are the spec's averaging, not duplicates.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\nDE,2024-01-01T00:30:00Z,3\n";
+        let g = Grid::from_texts(&[("s.csv", t)], false).unwrap();
+        assert_eq!(g.at(0, h("2024-01-01T00:00:00Z")), Some(2.0));
+        assert!(g.warnings().is_empty());
+    }
+
+    #[test]
+    fn timestamps_without_offset_are_reported_except_in_electricity_maps_utc_column() {
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01 00:00:00,1\nDE,2024-01-01T01:00:00,2\nDE,2024-01-01T02:30:00+01:00,3\nFR,2024-01-01T00:00:00Z,4\n";
+        let g = Grid::from_texts(&[("n.csv", t)], false).unwrap();
+        assert_eq!(
+            g.warnings(),
+            ["grid n.csv: zone DE: 2 rows have a timestamp without a UTC offset (e.g. '2024-01-01 00:00:00'), \
+              read as UTC; if they are local times every value is shifted by the UTC offset (1-2 h in Europe): \
+              write them with 'Z' or an offset"]
+        );
+        // Read as UTC (the spec): 00:00 naive is hour 00Z; 02:30+01:00 is 01:30Z, averaged with 01:00.
+        assert_eq!(g.at(0, h("2024-01-01T00:00:00Z")), Some(1.0));
+        assert_eq!(g.at(0, h("2024-01-01T01:00:00Z")), Some(2.5));
+        let em = format!("{EM_NEW}\n2024-01-01 00:00:00,Germany,Germany,DE,300,350,40,50,x,false,\n");
+        assert!(Grid::from_texts(&[("em.csv", &em)], false).unwrap().warnings().is_empty());
+        assert!(!lacks_offset("2024-01-01") && !lacks_offset("1704067200") && lacks_offset("2024-01-01 00:00"));
+        assert!(!lacks_offset("2024-01-01T00:00-05:00") && !lacks_offset("2024-01-01T00:00:00.5z"));
+    }
+
+    #[test]
+    fn electricity_maps_estimated_flags_mark_hours() {
+        let text = format!(
+            "{EM_NEW}\n2024-01-01 00:00:00,Germany,Germany,DE,300,350,40,50,entsoe.eu,false,\n\
+             2024-01-01 01:00:00,Germany,Germany,DE,310,360,40,50,entsoe.eu,TRUE,ESTIMATED_FORECASTS_HIERARCHY\n\
+             2024-01-01 02:00:00,Germany,Germany,DE,320,370,40,50,entsoe.eu,,\n\
+             2024-01-01 00:00:00,France,France,FR,30,50,90,20,rte,False,\n"
+        );
+        let g = Grid::from_texts(&[("em.csv", &text)], false).unwrap();
+        let de = g.zone_index("DE").unwrap();
+        assert_eq!(g.lookup(de, h("2024-01-01T00:00:00Z")), Some((300.0, false)));
+        assert_eq!(g.lookup(de, h("2024-01-01T01:00:00Z")), Some((310.0, true)));
+        assert_eq!(g.lookup(de, h("2024-01-01T02:00:00Z")), Some((320.0, false)));
+        assert_eq!(g.lookup(g.zone_index("FR").unwrap(), h("2024-01-01T00:00:00Z")), Some((30.0, false)));
+        assert_eq!(g.summary()[0].hours_estimated, 1);
+        assert_eq!(
+            g.warnings(),
+            ["grid em.csv: zone DE: 1 of 3 hours are flagged estimated (Electricity Maps 'Data estimated'); \
+              the run reports the share of energy priced on them"]
+        );
+        assert_eq!(g.estimated_source(), Some("Electricity Maps 'Data estimated'"));
+        // Old header; an hour is estimated if any row averaged into it is.
+        let text = format!(
+            "{EM_OLD}\n2024-01-01T00:00:00Z,France,France,FR,55,70,90,20,a,False,\n\
+             2024-01-01T00:30:00Z,France,France,FR,65,70,90,20,a,True,TSA\n"
+        );
+        let g = Grid::from_texts(&[("old.csv", &text)], false).unwrap();
+        assert_eq!(g.lookup(0, h("2024-01-01T00:00:00Z")), Some((60.0, true)));
+        let bad = format!("{EM_NEW}\n2024-01-01 00:00:00,Germany,Germany,DE,300,350,40,50,x,maybe,\n");
+        assert_eq!(
+            grid_err(Grid::from_texts(&[("b.csv", &bad)], false)),
+            "grid b.csv: line 2: bad 'Data estimated' value 'maybe' (expected true or false)"
+        );
+    }
+
+    const UK: &str = "from,to,intensity.forecast,intensity.actual,intensity.index\n\
+        2024-03-01T00:00Z,2024-03-01T00:30Z,150,140,moderate\n\
+        2024-03-01T00:30Z,2024-03-01T01:00Z,148,160,moderate\n\
+        2024-03-01T01:00Z,2024-03-01T01:30Z,120,,low\n\
+        2024-03-01T01:30Z,2024-03-01T02:00Z,110,100,low\n\
+        2024-03-01T02:00Z,2024-03-01T02:30Z,90,,low\n";
+
+    #[test]
+    fn uk_carbon_intensity_csv_with_file_at_zone() {
+        let msg = grid_err(Grid::from_texts(&[("uk.csv", UK)], false));
+        assert_eq!(
+            msg,
+            "grid uk.csv: line 1: no zone column: name the file's zone as FILE@ZONE, e.g. --grid uk.csv@GB"
+        );
+        let g = Grid::from_texts_with(&texts("uk.csv", Some("GB"), UK), &GridOptions::default()).unwrap();
+        let gb = g.zone_index("GB").unwrap();
+        // Half-hours averaged into their hour; the actual value where there is one.
+        assert_eq!(g.lookup(gb, h("2024-03-01T00:00:00Z")), Some((150.0, false)));
+        // 01:00 has a forecast only (120) and an actual (100): estimated, mean 110.
+        assert_eq!(g.lookup(gb, h("2024-03-01T01:00:00Z")), Some((110.0, true)));
+        assert_eq!(g.lookup(gb, h("2024-03-01T02:00:00Z")), Some((90.0, true)));
+        assert_eq!(
+            g.warnings(),
+            ["grid uk.csv: zone GB: 2 of 3 hours have only intensity.forecast (no intensity.actual), counted as \
+              estimated; the run reports the share of energy priced on them"]
+        );
+        assert_eq!(g.estimated_source(), Some("UK Carbon Intensity forecast, no actual value"));
+        // No life-cycle factors in this source.
+        let lc = GridOptions { lifecycle: true, ..GridOptions::default() };
+        assert!(grid_err(Grid::from_texts_with(&texts("uk.csv", Some("GB"), UK), &lc)).contains("drop --lifecycle"));
+        // A bad interval end.
+        let t = "from,to,intensity.forecast,intensity.actual\n2024-03-01T00:30Z,2024-03-01T00:00Z,1,2\n";
+        assert!(grid_err(Grid::from_texts_with(&texts("u.csv", Some("GB"), t), &GridOptions::default()))
+            .contains("line 2: bad interval end"));
+    }
+
+    #[test]
+    fn zone_less_plain_files_and_zone_columns_given_at_zone() {
+        let t = "datetime,g_per_kwh\n2024-01-01T00:00:00Z,10\n2024-01-01T01:00:00Z,20\n";
+        let g = Grid::from_texts_with(&texts("p.csv", Some("SE"), t), &GridOptions::default()).unwrap();
+        assert_eq!(g.zones().collect::<Vec<_>>(), ["SE"]);
+        assert_eq!(g.at(0, h("2024-01-01T01:00:00Z")), Some(20.0));
+        assert!(grid_err(Grid::from_texts(&[("p.csv", t)], false)).contains("e.g. --grid p.csv@DE"));
+        // A zone column and @ZONE: an assertion that every row is that zone.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,10\nde,2024-01-01T01:00:00Z,20\n";
+        let g = Grid::from_texts_with(&texts("z.csv", Some("DE"), t), &GridOptions::default()).unwrap();
+        assert_eq!(g.zones().collect::<Vec<_>>(), ["DE"]);
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,10\nFR,2024-01-01T00:00:00Z,20\n";
+        assert_eq!(
+            grid_err(Grid::from_texts_with(&texts("z.csv", Some("DE"), t), &GridOptions::default())),
+            "grid z.csv: line 3: zone 'FR' but the file was given as z.csv@DE; drop @DE (the file names its \
+             zones) or pass a file of zone DE only"
+        );
+    }
+
+    #[test]
+    fn split_spec_parses_at_zone_from_the_right_unless_the_path_exists() {
+        let dir = crate::testutil::tempdir().unwrap();
+        let odd = dir.path().join("grid@2024.csv");
+        std::fs::write(&odd, "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\n").unwrap();
+        let odd_s = odd.display().to_string();
+        assert_eq!(split_spec(&odd_s), (odd.clone(), None));
+        assert_eq!(split_spec(&format!("{odd_s}@DE")), (odd.clone(), Some("DE".into())));
+        assert_eq!(split_spec("uk.csv@GB"), (PathBuf::from("uk.csv"), Some("GB".into())));
+        assert_eq!(split_spec("uk.csv@"), (PathBuf::from("uk.csv@"), None));
+        assert_eq!(split_spec("a@b/uk.csv"), (PathBuf::from("a@b/uk.csv"), None));
+        let uk = dir.path().join("uk.csv");
+        std::fs::write(&uk, UK).unwrap();
+        let specs = vec![format!("{}@GB", uk.display()), format!("{odd_s}@DE")];
+        let g = Grid::from_specs(&specs, &GridOptions::default()).unwrap();
+        assert_eq!(g.zones().collect::<Vec<_>>(), ["DE", "GB"]);
+        let missing = dir.path().join("none.csv");
+        let msg = grid_err(Grid::from_specs(&[format!("{}@GB", missing.display())], &GridOptions::default()));
+        assert_eq!(
+            msg,
+            format!(
+                "grid {}: file does not exist; pass an hourly intensity CSV with --grid (FILE, or FILE@ZONE for a \
+                 file without a zone column)",
+                missing.display()
+            )
+        );
+    }
+
+    #[test]
+    fn encodings_and_separators_get_one_line_with_the_fix() {
+        let dir = crate::testutil::tempdir().unwrap();
+        let text = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\n";
+        let utf16 = |be: bool, bom: bool| -> Vec<u8> {
+            let mut out: Vec<u8> = if bom {
+                if be {
+                    vec![0xFE, 0xFF]
+                } else {
+                    vec![0xFF, 0xFE]
+                }
+            } else {
+                vec![]
+            };
+            for u in text.encode_utf16() {
+                out.extend(if be { u.to_be_bytes() } else { u.to_le_bytes() });
+            }
+            out
+        };
+        let cases: [(Vec<u8>, &str); 4] = [
+            (
+                utf16(false, true),
+                "it looks like UTF-16 LE (byte-order mark FF FE); convert it: iconv -f UTF-16 -t UTF-8",
+            ),
+            (
+                utf16(true, true),
+                "it looks like UTF-16 BE (byte-order mark FE FF); convert it: iconv -f UTF-16 -t UTF-8",
+            ),
+            (
+                utf16(false, false),
+                "UTF-16 LE without a byte-order mark (every other byte is NUL); convert it: iconv -f UTF-16LE",
+            ),
+            (
+                utf16(true, false),
+                "UTF-16 BE without a byte-order mark (every other byte is NUL); convert it: iconv -f UTF-16BE",
+            ),
+        ];
+        for (i, (bytes, want)) in cases.into_iter().enumerate() {
+            let p = dir.path().join(format!("g{i}.csv"));
+            std::fs::write(&p, bytes).unwrap();
+            let msg = grid_err(Grid::from_paths(std::slice::from_ref(&p), false));
+            assert!(msg.starts_with(&format!("grid {}: not UTF-8 text: ", p.display())), "{msg}");
+            assert!(msg.contains(want), "{msg}");
+            assert!(msg.ends_with(&format!(
+                "{} > {}",
+                p.display(),
+                dir.path().join(format!("g{i}-utf8.csv")).display()
+            )));
+        }
+        let p = dir.path().join("latin.csv");
+        std::fs::write(
+            &p,
+            b"zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\n\"Z\xfcrich\",2024-01-01T00:00:00Z,1\n",
+        )
+        .unwrap();
+        let msg = grid_err(Grid::from_paths(std::slice::from_ref(&p), false));
+        assert!(msg.contains("line 3: not UTF-8 text: byte 0xFC looks like Latin-1 / Windows-1252"), "{msg}");
+        assert!(msg.contains("iconv -f WINDOWS-1252 -t UTF-8"), "{msg}");
+        assert!(!msg.contains('\n'));
+        // The same check for in-memory readers.
+        assert!(grid_err(Grid::from_reader(&utf16(false, true)[..], "r.csv", false)).contains("UTF-16 LE"));
+
+        let t = "zone;datetime;g_per_kwh\nDE;2024-01-01T00:00:00Z;300,5\n";
+        let msg = grid_err(Grid::from_texts(&[("semi.csv", t)], false));
+        assert!(msg.starts_with("grid semi.csv: line 1: fields are separated by ';'"), "{msg}");
+        assert!(msg.contains("sed -e 's/,/./g' -e 's/;/,/g' semi.csv > semi-comma.csv"), "{msg}");
+        // A decimal comma in a ','-separated file: never silently truncated to its integer part.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,300,5\n";
+        let msg = grid_err(Grid::from_texts(&[("dc.csv", t)], false));
+        assert!(msg.starts_with("grid dc.csv: line 2: 4 fields but the header has 3: a decimal comma"), "{msg}");
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,\"300,5\"\n";
+        assert!(grid_err(Grid::from_texts(&[("q.csv", t)], false)).contains("a decimal comma? write a point"));
+        // A trailing empty field is tolerated.
+        let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,300,\n";
+        assert!(Grid::from_texts(&[("t.csv", t)], false).is_ok());
+    }
+
+    #[test]
+    fn warnings_come_in_a_stable_order() {
+        let a = "zone,datetime,g_per_kwh\nFR,2024-01-01 00:00,1\nDE,2024-01-01 00:00,1\n";
+        let b = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,2\n";
+        let g = Grid::from_texts(&[("a.csv", a), ("b.csv", b)], false).unwrap();
+        let w = g.warnings();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with("grid a.csv: zone DE: 1 row has a timestamp without"), "{w:?}");
+        assert!(w[1].starts_with("grid a.csv: zone FR: 1 row has"), "{w:?}");
+        assert!(w[2].starts_with("grid a.csv, b.csv: zone DE: 1 hour has several rows"), "{w:?}");
     }
 }

@@ -119,7 +119,8 @@ struct SiteRes {
 /// Where a record's grid intensity came from (methodology section 5).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Intensity {
-    Hourly(f64),
+    /// The grid's value for the hour, and whether the grid flags that hour estimated.
+    Hourly(f64, bool),
     /// The zone's same-month mean or the site's `fallback_g_per_kwh`.
     Fallback(f64),
     Unresolved,
@@ -473,6 +474,29 @@ impl Methodology {
         out
     }
 
+    /// The run's warning about energy priced on grid hours flagged estimated (methodology
+    /// section 5 takes the grid's value as is; the share says how much of the result rests on
+    /// estimated hours). `None` when no energy was.
+    pub fn estimated_warning(&self, estimated_kwh: f64, energy_kwh: f64) -> Option<String> {
+        if estimated_kwh <= 0.0 || energy_kwh <= 0.0 {
+            return None;
+        }
+        let share = 100.0 * estimated_kwh / energy_kwh;
+        // Never "0.0%" for a share that is not zero, never "100.0%" for one that is not all.
+        let pct = if share < 0.1 {
+            "<0.1".to_string()
+        } else if share > 99.9 && estimated_kwh < energy_kwh {
+            ">99.9".to_string()
+        } else {
+            format!("{share:.1}")
+        };
+        let source = self.grid.estimated_source().unwrap_or("estimated grid values");
+        Some(format!(
+            "{pct}% of energy ({} kWh) was priced on grid hours flagged estimated ({source})",
+            significant(estimated_kwh, 4)
+        ))
+    }
+
     /// Id of a string without interning it: unknown strings map to an id no table has.
     fn lookup(&self, s: &str) -> u32 {
         if let Some(&i) = self.fixed.get(s) {
@@ -549,8 +573,8 @@ impl Methodology {
     fn intensity(&self, zone: u32, hour: i64, site: &SiteRes) -> Intensity {
         if let Some(&z) = self.zone_series.get(zone as usize) {
             if z != u32::MAX {
-                if let Some(v) = self.grid.at(z as usize, hour) {
-                    return Intensity::Hourly(v);
+                if let Some((v, estimated)) = self.grid.lookup(z as usize, hour) {
+                    return Intensity::Hourly(v, estimated);
                 }
                 if let Some(v) = self.grid.month_mean(z as usize, hour) {
                     return Intensity::Fallback(v);
@@ -586,9 +610,11 @@ impl Methodology {
         (e, m)
     }
 
-    /// One record's key (minus source) and weighted contribution (methodology sections 3-7).
+    /// One record's key (minus source), weighted contribution (methodology sections 3-7), and
+    /// the part of its energy (kWh) priced on a grid hour flagged estimated: a run-level count,
+    /// not a ledger column.
     #[inline]
-    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures) {
+    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures, f64) {
         let [model_id, mut site_id, rec_zone, rec_hw] = ids;
         // Section 10: a record with neither site nor zone is located at the default site.
         if site_id == NO_ID && rec_zone == NO_ID {
@@ -613,7 +639,7 @@ impl Methodology {
             m.flags = HAS_ENERGY | HAS_CO2E;
             let key =
                 CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method: Method::Cached };
-            return (key, m);
+            return (key, m, 0.0);
         }
         if outcome == Outcome::Failed {
             // Estimated like any record: a failed request that carries tokens or a duration used energy.
@@ -621,6 +647,7 @@ impl Methodology {
         }
         let gpus = rec.gpus.or(site.gpus).unwrap_or(1) as f64;
         let model = self.model(model_id);
+        let mut estimated_kwh = 0.0;
         let (e_acc, method, u) =
             self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
         // Section 6: computational resources, whatever the energy method.
@@ -646,7 +673,12 @@ impl Methodology {
                 m.energy_kwh_high = fac * (1.0 + u);
                 m.flags |= HAS_ENERGY;
                 let loc = match self.intensity(zone, hour, site) {
-                    Intensity::Hourly(v) => Some(v),
+                    Intensity::Hourly(v, estimated) => {
+                        if estimated {
+                            estimated_kwh = fac;
+                        }
+                        Some(v)
+                    }
                     Intensity::Fallback(v) => {
                         m.fallback_kwh = fac;
                         Some(v)
@@ -664,8 +696,15 @@ impl Methodology {
             }
         }
         let key = CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method };
-        (key, m)
+        (key, m, estimated_kwh)
     }
+}
+
+/// `v` with `digits` significant digits (at least none after the point), for messages.
+fn significant(v: f64, digits: i32) -> String {
+    let magnitude = if v > 0.0 { v.log10().floor() as i32 } else { 0 };
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// Lower-cased grid zone -> the grid's spelling (the first in grid order wins a case clash).
@@ -803,6 +842,9 @@ pub struct AggregateSink<'m> {
     unrecognised: Vec<u64>,
     /// Records per (source file, name change): the raw names behind each source's cells.
     changed: FxHashMap<(u32, u32), u64>,
+    /// Facility energy (kWh) of the records, and the part priced on estimated grid hours.
+    energy_kwh: f64,
+    estimated_kwh: f64,
 }
 
 /// What a run's sinks found besides the cells: raw names resolution changed, per source, and
@@ -813,6 +855,10 @@ pub struct RunNotes {
     pub changed: FxHashMap<(u32, u32), u64>,
     /// Records per unrecognised status value.
     pub unrecognised: Vec<u64>,
+    /// Facility energy (kWh) of the run's records, and the part of it priced on grid hours
+    /// flagged estimated.
+    pub energy_kwh: f64,
+    pub estimated_kwh: f64,
 }
 
 impl<'m> AggregateSink<'m> {
@@ -832,6 +878,8 @@ impl<'m> AggregateSink<'m> {
             statuses: StrCache::default(),
             unrecognised: Vec::new(),
             changed: FxHashMap::default(),
+            energy_kwh: 0.0,
+            estimated_kwh: 0.0,
         }
     }
 
@@ -848,7 +896,13 @@ impl<'m> AggregateSink<'m> {
     /// [`Self::finish`], plus the name changes and unrecognised statuses counted.
     pub fn finish_with_notes(self) -> Result<(RecordBatch, RunNotes)> {
         let batch = self.agg.to_record_batch(&self.m.names(), &self.source_names)?;
-        Ok((batch, RunNotes { changed: self.changed, unrecognised: self.unrecognised }))
+        let notes = RunNotes {
+            changed: self.changed,
+            unrecognised: self.unrecognised,
+            energy_kwh: self.energy_kwh,
+            estimated_kwh: self.estimated_kwh,
+        };
+        Ok((batch, notes))
     }
 
     fn spill_if_over_budget(&mut self) -> Result<()> {
@@ -898,13 +952,17 @@ impl RecordSink for AggregateSink<'_> {
         }
         let outcome = record_outcome(status.outcome, rec.cache_hit);
         let ids = [names[0].id, names[1].id, names[2].id, names[3].id];
-        let (mut key, measures) = m.contribution(rec, ids, outcome);
+        let (mut key, measures, estimated_kwh) = m.contribution(rec, ids, outcome);
         key.source = loc.file;
+        self.energy_kwh += measures.energy_kwh;
+        self.estimated_kwh += estimated_kwh;
         self.agg.add(key, &measures);
     }
 
     fn merge(&mut self, other: Self) -> Result<()> {
         self.agg.merge(other.agg);
+        self.energy_kwh += other.energy_kwh;
+        self.estimated_kwh += other.estimated_kwh;
         for (k, n) in other.changed {
             *self.changed.entry(k).or_insert(0) += n;
         }
@@ -1481,6 +1539,60 @@ failed = ["rate_limited"]
         let r = one(Record { cache_hit: Some(true), status: Some("error"), ..base });
         assert_eq!(r.s("method").as_deref(), Some("measured"));
         assert_eq!((r.f("failed_requests"), r.f("cached_requests")), (Some(3.0), Some(0.0)));
+    }
+
+    #[test]
+    fn energy_on_estimated_grid_hours_is_counted_for_the_run() {
+        // DE: 00h estimated (Electricity Maps flag), 01h not; 02h missing -> month-mean fallback.
+        let grid = "Datetime (UTC),Zone id,Carbon intensity gCO2eq/kWh (direct),Data estimated\n\
+                    2024-01-01 00:00:00,DE,400,true\n2024-01-01 01:00:00,DE,200,false\n";
+        let c = Config::from_toml(CONFIG, "test.toml").unwrap();
+        let g = Grid::from_texts(&[("em.csv", grid)], false).unwrap();
+        let m = Methodology::new(Arc::new(c), Arc::new(g)).unwrap();
+        let base = Record { energy_j: Some(3600.0), zone: Some("DE"), ..rec(T, "m8") };
+        let recs = [
+            base,
+            Record { weight: 2.0, ..base },
+            Record { ts_us: parse_ts(b"2024-01-01T01:10:00Z").unwrap(), ..base },
+            Record { ts_us: parse_ts(b"2024-01-01T02:10:00Z").unwrap(), ..base },
+            // Cached: zero energy, in the denominator with nothing.
+            Record { cache_hit: Some(true), ..base },
+        ];
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        for r in &recs {
+            sink.record(r, Loc { file: 0, line: 1 });
+        }
+        let (b, notes) = sink.finish_with_notes().unwrap();
+        let total: f64 = b
+            .column_by_name("energy_kwh")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .iter()
+            .flatten()
+            .sum();
+        // Defaults: 1 Wh accelerator * (1 + 0.1 + 0.1) * PUE 1.5 = 1.8 Wh per unit of weight.
+        close(Some(notes.energy_kwh), total);
+        close(Some(notes.energy_kwh), 5.0 * 0.0018);
+        close(Some(notes.estimated_kwh), 3.0 * 0.0018);
+        assert_eq!(
+            m.estimated_warning(notes.estimated_kwh, notes.energy_kwh).as_deref(),
+            Some("60.0% of energy (0.005400 kWh) was priced on grid hours flagged estimated (Electricity Maps 'Data estimated')")
+        );
+        assert_eq!(m.estimated_warning(0.0, 1.0), None);
+        assert_eq!(
+            m.estimated_warning(0.0004, 1.0).as_deref(),
+            Some("<0.1% of energy (0.0004000 kWh) was priced on grid hours flagged estimated (Electricity Maps 'Data estimated')")
+        );
+        assert!(m.estimated_warning(12_345.678, 12_345.679).unwrap().starts_with(">99.9% of energy (12346 kWh)"));
+        // Without flags nothing is counted (an ordinary hourly grid changes nothing).
+        let m = methodology();
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        sink.record(&base, Loc { file: 0, line: 1 });
+        let (_, notes) = sink.finish_with_notes().unwrap();
+        assert_eq!(notes.estimated_kwh, 0.0);
+        assert!(notes.energy_kwh > 0.0);
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub struct EstimateOutput {
     pub duplicates: u64,
     /// Raw names resolution changed, per source file, sorted (file, kind, raw).
     pub names: Vec<SourceName>,
-    /// Messages for the user (zone case matches, unrecognised status values), in a stable order.
+    /// Messages for the user (zone case matches, unrecognised status values, the share of
+    /// energy priced on estimated grid hours), in a stable order.
     pub warnings: Vec<String>,
+    /// Facility energy (kWh) priced on grid hours flagged estimated (a run-level count).
+    pub estimated_kwh: f64,
 }
 
 /// A raw name of one source file that the ledger stores under another (resolved) name.
@@ -155,7 +158,8 @@ impl Run {
             })
             .collect();
         names.sort_by(|a, b| (a.file, a.kind, &a.raw).cmp(&(b.file, b.kind, &b.raw)));
-        let warnings = m.warnings(&notes.unrecognised);
+        let mut warnings = m.warnings(&notes.unrecognised);
+        warnings.extend(m.estimated_warning(notes.estimated_kwh, notes.energy_kwh));
         Ok(EstimateOutput {
             aggregates,
             spill_files: self.spiller.paths(),
@@ -163,6 +167,7 @@ impl Run {
             duplicates,
             names,
             warnings,
+            estimated_kwh: notes.estimated_kwh,
         })
     }
 }
