@@ -455,3 +455,27 @@ def test_path_rewritten_with_bytes_counted_elsewhere_is_stale_not_skipped(tmp_pa
     assert replaced.exit_code == 0, replaced.stderr
     assert "same content already ingested as" in replaced.stdout and "1 replaced" in replaced.stdout
     assert rows(ledger, "SELECT sum(records) FROM energy_hourly") == [(3,)]
+
+
+def test_file_whose_every_object_a_preset_skips_is_recorded_with_a_warning(tmp_path: Path) -> None:
+    """Spans that are not GenAI calls: the preset passes them over on purpose. Re-reading the same
+    bytes the same way gives the same nothing, so the file is recorded (not re-read nightly),
+    and a warning says so, since a wrong preset would look the same."""
+    spans = write_lines(
+        tmp_path / "spans.jsonl",
+        [
+            {
+                "name": "db.query",
+                "startTimeUnixNano": "1740823200000000000",
+                "endTimeUnixNano": "1740823201000000000",
+                "attributes": {"db.system": "postgres"},
+            }
+        ],
+    )
+    ledger = tmp_path / "l.duckdb"
+    result = run("ingest", spans, "--ledger", ledger, "--preset", "otel")
+    assert result.exit_code == 0, result.stderr
+    assert "all 1 objects were passed over on purpose (not a GenAI span 1); recorded as read" in result.stderr
+    assert rows(ledger, "SELECT records, skipped, read_as FROM sources") == [(0, 1, "--preset otel")]
+    again = run("ingest", spans, "--ledger", ledger, "--preset", "otel")
+    assert again.exit_code == 0 and "unchanged since run" in again.stdout
