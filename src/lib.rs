@@ -309,6 +309,8 @@ fn file_stats_list<'py>(py: Python<'py>, files: &[FileStats]) -> PyResult<Bound<
         d.set_item("compression", compression_name(f.compression))?;
         d.set_item("size_bytes", f.size_bytes)?;
         d.set_item("sha256", &f.sha256)?;
+        // The stored bytes the hash covers (the bytes read): the ledger keeps it as the size.
+        d.set_item("hashed_bytes", f.hashed_bytes)?;
         d.set_item("records", f.records)?;
         d.set_item("rejected", f.rejected)?;
         let rejects = PyDict::new(py);
@@ -527,6 +529,30 @@ fn estimate_arrow(
         .map_err(to_py)
 }
 
+/// The first `max_bytes` of a text log (JSON Lines or CSV) after decompression, for naming
+/// the columns of a file whose records could not be read.
+#[pyfunction]
+#[pyo3(signature = (path, max_bytes = 65536))]
+fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    use std::io::Read;
+    let files = expand(&[path])?;
+    let mut out = Vec::new();
+    if let Some(f) = files.first() {
+        let stream = source::open_text(f).map_err(to_py)?;
+        stream.take(max_bytes).read_to_end(&mut out).map_err(|e| InputError::new_err(e.to_string()))?;
+    }
+    Ok(pyo3::types::PyBytes::new(py, &out))
+}
+
+/// A mapping to try when records lack a required column (`try --column ts=timestamp or
+/// --preset openai`), from the log's own column names and the canonical columns found; None
+/// when nothing fits. Preset knowledge stays in the engine.
+#[pyfunction]
+fn suggest_mapping(columns_seen: Vec<String>, columns_found: Vec<String>) -> Option<String> {
+    let found: Vec<_> = columns_found.iter().filter_map(|c| wattledger_engine::columns::Col::from_name(c)).collect();
+    wattledger_engine::presets::suggest_mapping(&columns_seen, &found)
+}
+
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn accelerator_energy_wh<'py>(
@@ -580,5 +606,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(estimate_files, m)?)?;
     m.add_function(wrap_pyfunction!(estimate_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
+    m.add_function(wrap_pyfunction!(read_head, m)?)?;
+    m.add_function(wrap_pyfunction!(suggest_mapping, m)?)?;
     Ok(())
 }

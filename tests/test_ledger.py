@@ -154,9 +154,20 @@ def test_precheck_skips_unchanged_without_reading(ledger: Path, tmp_path: Path) 
     with LedgerWriter(ledger) as w:
         to_read, skipped = w.precheck([FileStamp.of(log)], CONFIG_A.sha256)
         assert to_read == [] and "unchanged since run" in skipped[0].reason
-        # another config: must be read (and then decided by hash)
-        to_read, skipped = w.precheck([FileStamp.of(log)], CONFIG_B.sha256)
+        # the same bytes under another config or mapping: refused before reading ...
+        with pytest.raises(SourceConflictError, match=r"in pack \(config"):
+            w.precheck([FileStamp.of(log)], CONFIG_B.sha256)
+        with pytest.raises(SourceConflictError, match=r"in mapping \(the default mapping"):
+            w.precheck([FileStamp.of(log)], CONFIG_A.sha256, "--preset openai")
+        # ... or read to be replaced
+        to_read, skipped = w.precheck([FileStamp.of(log)], CONFIG_B.sha256, replace=True)
         assert len(to_read) == 1 and not skipped
+        # same size, other bytes, mtime restored (cp -p): decided by hash, not by the stamp
+        st = os.stat(log)
+        write_log(log, "b\n")
+        os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns))
+        with pytest.raises(SourceConflictError, match=r"in content .*same size"):
+            w.precheck([FileStamp.of(log)], CONFIG_A.sha256)
 
 
 def test_changed_file_is_refused_then_replaced(ledger: Path, tmp_path: Path) -> None:
@@ -166,7 +177,7 @@ def test_changed_file_is_refused_then_replaced(ledger: Path, tmp_path: Path) -> 
     with LedgerWriter(ledger) as w, pytest.raises(SourceConflictError, match="--replace"):
         w.precheck([FileStamp.of(log)], CONFIG_A.sha256)
     before = _snapshot(ledger)
-    with pytest.raises(SourceConflictError, match=r"changed since run .*--replace"):
+    with pytest.raises(SourceConflictError, match=r"grew from 3 to 10 bytes since run .*--replace"):
         _ingest_one(ledger, log, 2.0)
     assert _snapshot(ledger) == before
     result = _ingest_one(ledger, log, 2.0, replace=True)
@@ -183,7 +194,7 @@ def test_changed_file_is_refused_then_replaced(ledger: Path, tmp_path: Path) -> 
 def test_same_file_under_another_config_is_refused_unless_replace(ledger: Path, tmp_path: Path) -> None:
     log = write_log(tmp_path / "a.jsonl", "a\n")
     _ingest_one(ledger, log, 1.0)
-    with pytest.raises(SourceConflictError, match="re-estimate it under the new config"):
+    with pytest.raises(SourceConflictError, match=r"in pack \(config .*--replace"):
         _ingest_one(ledger, log, 9.0, config=CONFIG_B)
     _ingest_one(ledger, log, 9.0, config=CONFIG_B, replace=True)
     assert _total(ledger) == pytest.approx(9.0)

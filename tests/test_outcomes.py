@@ -49,7 +49,7 @@ def test_columns_keep_their_order_and_append_the_outcomes() -> None:
         "failed_requests",
         "cached_requests",
     )
-    assert len(REPORT_COLUMNS) == 18 and SCHEMA_VERSION == 2
+    assert len(REPORT_COLUMNS) == 18 and SCHEMA_VERSION == 3
 
 
 def test_ingest_prints_and_stores_warnings_and_raw_names(cases: EdgeCaseFiles, tmp_path: Path) -> None:
@@ -169,12 +169,17 @@ def test_default_site_must_be_a_site_of_the_pack(tmp_path: Path) -> None:
 
 
 def _downgrade_to_schema_1(ledger: Path) -> None:
-    """Turn a fresh ledger into what wattledger with schema 1 wrote (same tables minus v2)."""
+    """Turn a fresh ledger into what wattledger with schema 1 wrote (same tables minus v2, v3)."""
     con = duckdb.connect(str(ledger))
     try:
         for (view,) in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
             con.execute(f"DROP VIEW {view}")
         for table, column in (
+            ("wl_sources", "read_as"),
+            ("wl_sources", "forgotten_at"),
+            ("wl_sources", "forgotten_by"),
+            ("wl_runs", "forgotten_at"),
+            ("wl_runs", "forgotten_by"),
             ("wl_hourly", "failed_requests"),
             ("wl_hourly", "cached_requests"),
             ("wl_runs", "warnings"),

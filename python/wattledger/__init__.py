@@ -31,16 +31,18 @@ from wattledger.errors import (
     LedgerNotFoundError,
     LedgerSchemaError,
     MixedConfigWarning,
+    NoRecordsError,
     OutputError,
     PartialOutcomeWarning,
     RunWarning,
     SourceConflictError,
+    UnknownSourceError,
     UsageError,
     WattledgerError,
 )
 from wattledger.estimate import estimate, read_logs, validate
 from wattledger.ingest import IngestSummary, ingest
-from wattledger.ledger import connect_ledger, migrate_ledger
+from wattledger.ledger import ForgetResult, LedgerTotals, connect_ledger, forget, migrate_ledger
 from wattledger.report import configs_in_period, report
 from wattledger.rollup import Rollup, rollup
 
@@ -53,6 +55,7 @@ __version__: str = _core.__version__
 __all__ = [
     "CancelledError",
     "ConfigError",
+    "ForgetResult",
     "GridError",
     "IngestSummary",
     "InputError",
@@ -60,18 +63,22 @@ __all__ = [
     "LedgerError",
     "LedgerNotFoundError",
     "LedgerSchemaError",
+    "LedgerTotals",
     "MixedConfigWarning",
+    "NoRecordsError",
     "OutputError",
     "PartialOutcomeWarning",
     "Rollup",
     "RunWarning",
     "SourceConflictError",
+    "UnknownSourceError",
     "UsageError",
     "WattledgerError",
     "__version__",
     "configs_in_period",
     "connect",
     "estimate",
+    "forget",
     "ingest",
     "load_config",
     "load_grid",

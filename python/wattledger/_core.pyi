@@ -91,7 +91,8 @@ class Job:
 class EstimateResult:
     @property
     def files(self) -> list[dict[str, Any]]:
-        """Per input: path, format, compression, size_bytes, sha256 (hex or None), records,
+        """Per input: path, format, compression, size_bytes, sha256 (hex or None), hashed_bytes
+        (the stored bytes the hash covers, i.e. read; None without a hash), records,
         rejected, rejects ({reason: count}), blank_lines, skipped (objects passed over on
         purpose, e.g. non-GenAI spans), skip_reasons ({reason: count}), columns_found."""
     @property
@@ -200,3 +201,10 @@ def accelerator_energy_wh(
     """Vectorised E_acc (Wh) per row with the kernel's own formula, for DuckDB what-if UDFs.
     Each argument is an Arrow array (e.g. ``pyarrow.Array``) of one length, nulls allowed.
     Returns ``(wh, method)`` as pyarrow arrays (float64, utf8); null where the model is null."""
+
+def read_head(path: str, max_bytes: int = 65536) -> bytes:
+    """The first ``max_bytes`` of a text log after decompression (for naming its columns)."""
+
+def suggest_mapping(columns_seen: Sequence[str], columns_found: Sequence[str]) -> str | None:
+    """``try --column ts=timestamp or --preset openai`` for records lacking ts/model; None when
+    nothing fits."""

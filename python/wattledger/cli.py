@@ -29,6 +29,7 @@ from wattledger.errors import (
     OutputError,
     SourceConflictError,
     StrictWarningError,
+    UnknownSourceError,
     WattledgerError,
 )
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
@@ -47,10 +48,15 @@ Exit codes:
   0    success (ingest: rejected records are reported, not fatal)
   1    validate: some records were rejected
   2    unusable input: bad argument, missing or unreadable log, invalid config
-       or grid, ledger missing or not a wattledger ledger, SQL error
-  3    ledger busy: another wattledger run holds it; retry later
-  4    a log file changed since it was ingested (same path, new content or
-       config); re-run with --replace to swap its contribution
+       or grid, ledger missing or not a wattledger ledger, SQL error; a log
+       file from which no record could be read (the message lists the columns
+       seen and a mapping to try; ingest commits nothing); forget: no such
+       source or run
+  3    ledger busy: another process holds it; retry later (ingest/forget
+       --wait SECONDS waits for it first)
+  4    a log file is already counted under another identity: same path (or
+       same bytes) with other content, pack or column mapping (--preset,
+       --column, --site); re-run with --replace to swap its contribution
   5    the ledger or an output could not be written (permissions, disk full);
        the run was rolled back, nothing was changed
   6    --strict and the run or report had a warning; nothing was written
@@ -139,7 +145,7 @@ def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
         _fail(str(exc), EXIT_CONFLICT)
     except StrictWarningError as exc:
         _fail(str(exc), EXIT_STRICT)
-    except (LedgerNotFoundError, LedgerSchemaError) as exc:
+    except (LedgerNotFoundError, LedgerSchemaError, UnknownSourceError) as exc:
         _fail(str(exc), EXIT_INPUT)
     except (LedgerError, OutputError) as exc:
         _fail(str(exc), EXIT_WRITE)
@@ -202,6 +208,14 @@ ThreadsOpt = Annotated[
     ),
 ]
 RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Seconds to wait for a ledger another process holds (e.g. a reader left open) "
+        "before giving up with exit 3.",
+    ),
+]
 SiteOpt = Annotated[
     str | None,
     typer.Option(
@@ -255,8 +269,11 @@ def ingest(
     ] = "1%",
     strict: StrictOpt = False,
     grid_resolution: GridResolutionOpt = GridResolution.hour,
+    wait: WaitOpt = 0.0,
 ) -> None:
-    """Estimate LOG files and add them to the ledger in one transaction."""
+    """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
+    content, pack and mapping (--preset, --column, --site); a file no record could be read from
+    fails the run (exit 2) with the columns seen and a mapping to try."""
     from wattledger.errors import RunWarning
     from wattledger.ingest import ingest as run_ingest
 
@@ -286,6 +303,7 @@ def ingest(
             warn_share=warn_share,
             strict=strict,
             grid_resolution=grid_resolution.value,
+            wait=wait,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -464,6 +482,11 @@ def validate(
         # there are some, so plain logs keep their usual table.
         frame = frame.with_columns(pl.Series("skipped", [_skipped_text(s) for s in stats], pl.String))
     typer.echo(formatting.to_table(frame), nl=False)
+    from wattledger.mapping import is_unreadable, unreadable_message
+
+    unreadable = [unreadable_message(s) for s in stats if is_unreadable(s)]
+    if unreadable:
+        _fail("; ".join(unreadable), EXIT_INPUT)
     total_rejected = int(frame["rejected"].sum())
     if total_rejected:
         where = f"; see {rejects}" if rejects else "; pass --rejects FILE to see them"
@@ -644,6 +667,40 @@ def migrate(ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file to upg
     with _user_errors():
         changed = migrate_ledger(ledger)
     _note(f"{ledger}: {'upgraded' if changed else 'already'} at the current schema")
+
+
+# --------------------------------------------------------------------------------------------
+# forget
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def forget(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
+    source: Annotated[
+        Path | None, typer.Option(help="Forget this log file's contribution (its path as ingested).")
+    ] = None,
+    run: Annotated[str | None, typer.Option(help="Forget every contribution of this ingest run id.")] = None,
+    wait: WaitOpt = 0.0,
+) -> None:
+    """Remove a source's or a run's contributions from the ledger in one transaction and print
+    the ledger's totals before and after. The rows stay, marked forgotten (views sources and
+    runs); the file can then be ingested again. Find paths and run ids with
+    `wattledger sql --ledger L "SELECT * FROM sources"`."""
+    from wattledger.ledger import forget as run_forget
+    from wattledger.summary import format_forget
+
+    if (source is None) == (run is None):
+        _fail(
+            "forget needs exactly one of --source PATH or --run ID; find them with "
+            f'`wattledger sql --ledger {ledger} "SELECT * FROM sources"`',
+            EXIT_INPUT,
+        )
+    with _user_errors("interrupted; the ledger is as it was before"):
+        result = run_forget(
+            ledger, source=source, run=run, wait=wait, command=" ".join(["wattledger", *sys.argv[1:]])
+        )
+    typer.echo(format_forget(result))
 
 
 # --------------------------------------------------------------------------------------------

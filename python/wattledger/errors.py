@@ -27,11 +27,13 @@ __all__ = [
     "LedgerNotFoundError",
     "LedgerSchemaError",
     "MixedConfigWarning",
+    "NoRecordsError",
     "OutputError",
     "PartialOutcomeWarning",
     "RunWarning",
     "SourceConflictError",
     "StrictWarningError",
+    "UnknownSourceError",
     "UsageError",
     "WattledgerError",
 ]
@@ -54,8 +56,18 @@ class LedgerSchemaError(LedgerError):
 
 
 class SourceConflictError(LedgerError):
-    """A log file's contribution would be counted twice: the same path was ingested before with
-    different content or a different config. ``replace=True`` swaps the old contribution out."""
+    """A log file's contribution would be counted twice: the same path (or the same bytes under
+    another path) was ingested before with different content, pack or column mapping.
+    ``replace=True`` swaps the old contribution out."""
+
+
+class NoRecordsError(InputError):
+    """No record could be read from a log file (its columns are probably named otherwise): the
+    message lists the columns seen and a mapping to try. Nothing is recorded for such a file."""
+
+
+class UnknownSourceError(LedgerError):
+    """``forget`` was given a source path or run id the ledger holds no live contribution of."""
 
 
 class StrictWarningError(WattledgerError):

@@ -20,6 +20,7 @@ from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import RunWarning
 from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.mapping import arrow_columns, check_readable
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ def read_logs(
     threads: int = 0,
 ) -> pl.DataFrame:
     """Log records in canonical columns (plus ``source`` and ``line``), as the engine reads
-    them. For inspecting small files: every record is materialised."""
-    table, _stats = _core.read_logs(
+    them. For inspecting small files: every record is materialised. A file from which no
+    record could be read raises :class:`NoRecordsError` (columns seen, a mapping to try)."""
+    table, stats = _core.read_logs(
         _paths(paths),
         columns=column_rules(columns),
         preset=preset,
@@ -72,6 +74,7 @@ def read_logs(
         rejects=_opt_path(rejects),
         threads=threads,
     )
+    check_readable(stats)
     return pl.DataFrame(table)
 
 
@@ -118,7 +121,10 @@ def estimate(
     ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
     site``). ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` is the
     coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). Each of the grid's
-    warnings, then the engine's for the run, is emitted as a :class:`RunWarning`."""
+    warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
+    Input from which no record could be read (misnamed columns) raises
+    :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
+    returning an empty frame; empty input gives an empty frame."""
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
     options: dict[str, Any] = {
@@ -135,8 +141,10 @@ def estimate(
             result = _core.estimate_arrow(
                 logs, cfg, grd, source_name=source_name, spill_dir=spill_dir, **options
             )
+            check_readable(result.files, arrow_columns(logs))
         else:
             result = _core.estimate_files(_paths(logs), cfg, grd, spill_dir=spill_dir, **options)  # type: ignore[arg-type]
+            check_readable(result.files)
         frame = pl.DataFrame(result.aggregates())
         spills = list(result.spill_files)
         if spills:

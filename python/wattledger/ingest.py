@@ -34,6 +34,7 @@ from wattledger.ledger import (
     SourceRead,
     new_run_id,
 )
+from wattledger.mapping import check_readable, is_empty, read_as_text
 from wattledger.progress import run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
@@ -148,12 +149,20 @@ def ingest(
     warn_share: float = DEFAULT_WARN_SHARE,
     strict: bool = False,
     grid_resolution: GridResolution = "hour",
+    wait: float = 0.0,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
-    Files already counted with the same content and config are skipped; a path whose content
-    or config changed is refused unless ``replace``. On any error or Ctrl-C the ledger is left
-    exactly as it was.
+    A file's identity is its content (SHA-256 of the bytes read), the pack and how it was read
+    (``preset``, ``columns``, ``site``). Files already counted with the same identity are
+    skipped; a path (or the same bytes elsewhere) under another identity is refused with
+    :class:`SourceConflictError` unless ``replace``. A file from which no record could be read
+    raises :class:`NoRecordsError` (with the columns seen and a mapping to try) and the run
+    commits nothing; an empty file is not recorded (it is read again next time). On any error
+    or Ctrl-C the ledger is left exactly as it was.
+
+    ``wait`` > 0 waits up to that many seconds for a ledger another process holds (a reader
+    left open) instead of failing at once with :class:`LedgerBusyError`.
 
     ``dedupe`` counts a repeated ``request_id`` once within this run (across all its files);
     the engine keeps a hash set of the ids seen, so memory grows with the number of distinct
@@ -187,9 +196,10 @@ def ingest(
         version=_core.__version__,
     )
     identity = config_identity(cfg)
-    with LedgerWriter(ledger) as writer:
+    read_as = read_as_text(preset, rules, site)
+    with LedgerWriter(ledger, wait=wait) as writer:
         _remove_stale_spill_dirs(ledger)
-        to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, replace=replace)
+        to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
         by_abs = {stamps[p].path: p for p in paths}
         read_paths = [by_abs[s.path] for s in to_read]
         spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
@@ -228,12 +238,23 @@ def ingest(
                 names_by_path.setdefault(n["path"], []).append(
                     (n["kind"], n["raw"], n["resolved"], int(n["records"]))
                 )
-            sources = (
-                [_source_read(f, stamps, names_by_path.get(f["path"], ())) for f in result.files]
-                if result is not None
-                else []
-            )
+            files = list(result.files) if result is not None else []
+            # Before anything is written: a file no record could be read from fails the run.
+            check_readable(files)
             warnings = (*grd.warnings, *result.warnings) if result is not None else ()
+            # An empty file adds nothing; recording it would make the file's first real content
+            # look like a change (exit 4), so it is left unrecorded and read again next time.
+            empty = [f["path"] for f in files if is_empty(f)]
+            skipped = [*skipped, *(SkippedFile(_abs(p), EMPTY_REASON) for p in empty)]
+            warnings += tuple(
+                f"{p}: empty (no records); not recorded, it is read again next run" for p in empty
+            )
+            warnings += tuple(_all_skipped_warning(f) for f in files if _all_skipped(f))
+            sources = [
+                _source_read(f, stamps, names_by_path.get(f["path"], ()), read_as)
+                for f in files
+                if not is_empty(f)
+            ]
             spill_files: list[str] = []
             if result is not None:
                 # The rows still in memory join the spilled ones as one more Parquet file, so
@@ -298,14 +319,46 @@ def _remove_stale_spill_dirs(ledger: PathLike) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+EMPTY_REASON = "empty (no records); not recorded, so it is read again once it has content"
+
+
+def _abs(path: str) -> str:
+    return os.path.abspath(path)
+
+
+def _all_skipped(stats: dict[str, Any]) -> bool:
+    return not stats.get("records") and not stats.get("rejected") and bool(stats.get("skipped"))
+
+
+def _all_skipped_warning(stats: dict[str, Any]) -> str:
+    """A file whose every object the preset passed over on purpose (e.g. spans that are not
+    GenAI calls) is recorded as read: re-reading the same bytes the same way gives the same
+    nothing. Said aloud, since a wrong preset would look the same."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("skip_reasons") or {}).items()))
+    return (
+        f"{stats['path']}: no records: all {int(stats['skipped']):,} objects were passed over on "
+        f"purpose ({reasons}); recorded as read"
+    )
+
+
 def _source_read(
-    stats: dict[str, Any], stamps: dict[str, FileStamp], names: Iterable[tuple[str, str, str, int]] = ()
+    stats: dict[str, Any],
+    stamps: dict[str, FileStamp],
+    names: Iterable[tuple[str, str, str, int]] = (),
+    read_as: str = "",
 ) -> SourceRead:
     path = stats["path"]
-    stamp = stamps.get(path) or FileStamp.of(path)
+    seen = stamps.get(path) or FileStamp.of(path)
     sha = stats.get("sha256")
     if not sha:
         raise InputError(f"{path}: the engine returned no content hash; cannot tell whether it was counted")
+    # The identity is of the bytes actually read: a file appended to while it was read has
+    # more bytes than its size before the run, and the hash covers them all. Keeping the
+    # engine's count (not a second stat, which could see bytes appended after the hash)
+    # makes the next run see a file that grew afterwards as grown, and one that did not as
+    # unchanged.
+    hashed = stats.get("hashed_bytes")
+    stamp = FileStamp(seen.path, int(hashed), seen.mtime) if hashed is not None else seen
     return SourceRead(
         engine_path=path,
         stamp=stamp,
@@ -317,6 +370,7 @@ def _source_read(
         names=tuple(names),
         skipped=int(stats.get("skipped") or 0),
         skip_reasons={str(k): int(v) for k, v in (stats.get("skip_reasons") or {}).items()},
+        read_as=read_as,
     )
 
 

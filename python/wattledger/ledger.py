@@ -14,9 +14,12 @@ semantics can be tested on hand-built data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+from wattledger import _core
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,12 +40,16 @@ from wattledger.errors import (
     LedgerNotFoundError,
     LedgerSchemaError,
     SourceConflictError,
+    UnknownSourceError,
+    UsageError,
 )
+from wattledger.mapping import describe_read_as
 from wattledger.schema import (
     AGGREGATE_COLUMNS,
     KEY_COLUMNS,
     MEASURE_COLUMNS,
     MIGRATE_1_TO_2,
+    MIGRATE_2_TO_3,
     SCHEMA_VERSION,
     TABLES_DDL,
     VIEWS_DDL,
@@ -66,7 +75,9 @@ class ConfigIdentity:
 
 @dataclass(frozen=True)
 class FileStamp:
-    """A log file as seen on disk before reading it: enough for the cheap "unchanged" check."""
+    """A log file as seen on disk before reading it. Size and mtime only say whether a file
+    may be one already counted (``cp -p`` and ``rsync -t`` keep mtimes): identity is by hash.
+    For a file read, ``size_bytes`` becomes the number of bytes the engine read and hashed."""
 
     path: str
     size_bytes: int
@@ -99,6 +110,8 @@ class SourceRead:
     #: Objects the reader passed over on purpose (not records, not rejects), by reason.
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
+    #: How the file was read (``mapping.read_as_text``): part of its identity with the hashes.
+    read_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,29 @@ class CommitResult:
 RunCheck = Callable[[tuple["RunTotals", ...], Sequence["SourceRead"]], Sequence[str]]
 
 
+@dataclass(frozen=True)
+class LedgerTotals:
+    """Sums over hourly rows: the whole ledger, or what a forget removed."""
+
+    records: int
+    requests: float
+    energy_kwh: float | None
+    co2e_location_kg: float | None
+    co2e_market_kg: float | None
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    """The outcome of a committed forget: its own run row, the sources retired, the totals."""
+
+    run_id: str
+    target: str
+    sources: tuple[tuple[str, str, str], ...]  # (source_id, path, run_id that ingested it)
+    before: LedgerTotals
+    removed: LedgerTotals
+    after: LedgerTotals
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, readable run id: UTC start time plus randomness (two runs in one second)."""
     now = now or datetime.now(UTC)
@@ -171,31 +207,61 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
 
 
-def _open(path: PathLike, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file, mapping DuckDB's errors to ledger errors with what to do."""
+#: Seconds between attempts to take a busy ledger's lock under ``wait``.
+WAIT_POLL_SECONDS = 0.25
+
+
+def _open(path: PathLike, *, read_only: bool, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, mapping DuckDB's errors to ledger errors with what to do.
+
+    ``wait`` > 0 retries while another process holds the lock (a reader left open, a report
+    running while the nightly ingest starts), for at most that many seconds; DuckDB has no
+    blocking lock, so this polls. One note on stderr says the run is waiting."""
     name = os.fspath(path)
     if read_only and not os.path.exists(name):
         raise LedgerNotFoundError(
             f"ledger {name} does not exist; create it with `wattledger ingest LOG... --ledger {name}`"
         )
-    try:
-        con = duckdb.connect(name, read_only=read_only)
-    except duckdb.Error as exc:
-        if _is_lock_error(exc):
-            raise LedgerBusyError(
-                f"ledger {name} is busy: another wattledger run holds it; retry later"
-            ) from None
-        raise LedgerError(
-            f"ledger {name} cannot be opened ({_first_line(exc)}); check the path is a wattledger "
-            "ledger in a writable directory"
-        ) from None
+    deadline = time.monotonic() + max(wait, 0.0)
+    noted = False
+    while True:
+        try:
+            con = duckdb.connect(name, read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise _open_error(name, exc) from None
+            if time.monotonic() >= deadline:
+                waited = f" (waited {wait:g} s)" if wait > 0 else ""
+                raise LedgerBusyError(
+                    f"ledger {name} is busy: another wattledger run holds it{waited}; retry later"
+                ) from None
+            if not noted:
+                print(
+                    f"note: ledger {name} is busy (another process holds it); waiting up to {wait:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                noted = True
+            time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+    _configure(con)
+    return con
+
+
+def _open_error(name: str, exc: duckdb.Error) -> LedgerError:
+    return LedgerError(
+        f"ledger {name} cannot be opened ({_first_line(exc)}); check the path is a wattledger "
+        "ledger in a writable directory"
+    )
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
     # Naive timestamps and results are UTC whatever the machine's zone: periods are UTC.
     con.execute("SET TimeZone = 'UTC'")
     # A year's backfill inserts tens of millions of hourly cells in one transaction; DuckDB's
     # default limit (80% of RAM) would let the run's memory grow with them. Bounded, DuckDB
     # spills to its temp directory beside the ledger instead, and peak RSS stays flat.
     con.execute(f"SET memory_limit = '{LEDGER_MEMORY_LIMIT}'")
-    return con
 
 
 def _first_line(exc: BaseException) -> str:
@@ -226,13 +292,16 @@ def _check_schema(
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
     rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
     version = int(rows[0][0]) if rows else 0
-    if version == 1:
+    if version in (1, 2):
         if migrate:
-            _migrate_1_to_2(con)
+            if version == 1:
+                _migrate_1_to_2(con)
+            _migrate_2_to_3(con)
             return True
+        why = "before request outcomes were counted" if version == 1 else "before sources kept their mapping"
         raise LedgerSchemaError(
-            f"ledger {name} has schema version 1 (before request outcomes were counted); upgrade "
-            f"it in place with `wattledger migrate --ledger {name}` (any ingest into it also does)"
+            f"ledger {name} has schema version {version} ({why}); upgrade it in place with "
+            f"`wattledger migrate --ledger {name}` (any ingest into it also does)"
         )
     if version != SCHEMA_VERSION:
         raise LedgerSchemaError(
@@ -248,9 +317,21 @@ def _migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
     when a period includes such rows (``outcome_coverage_message``)."""
     for ddl in MIGRATE_1_TO_2:
         con.execute(ddl)
-    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute("UPDATE wl_meta SET value = '2' WHERE key = 'schema_version'")
     con.execute(
         "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_1_to_2_at', ?)", [datetime.now(UTC).isoformat()]
+    )
+
+
+def _migrate_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the mapping and forget columns. Old sources keep ``read_as`` NULL ("not recorded"),
+    compared as the default mapping (see ``schema.MIGRATE_2_TO_3``); their ``size_bytes`` is
+    the size seen before reading, which is the size read unless the file grew meanwhile."""
+    for ddl in MIGRATE_2_TO_3:
+        con.execute(ddl)
+    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_2_to_3_at', ?)", [datetime.now(UTC).isoformat()]
     )
 
 
@@ -271,10 +352,38 @@ def migrate_ledger(path: PathLike) -> bool:
     return before != SCHEMA_VERSION
 
 
-def connect_ledger(path: PathLike, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def forget(
+    ledger: PathLike,
+    *,
+    source: PathLike | None = None,
+    run: str | None = None,
+    wait: float = 0.0,
+    command: str | None = None,
+) -> ForgetResult:
+    """Remove a source's (``source=PATH``) or an ingest run's (``run=ID``) contributions from
+    the ledger in one transaction, keeping their rows marked forgotten (the ``sources`` and
+    ``runs`` views show what was forgotten, when and by which run). The same file can then be
+    ingested again normally. Raises :class:`UnknownSourceError` when there is nothing live to
+    forget."""
+    if (source is None) == (run is None):
+        raise UsageError("forget needs exactly one of a source path (--source) or a run id (--run)")
+    name = os.fspath(ledger)
+    if not os.path.exists(name):
+        raise LedgerNotFoundError(f"ledger {name} does not exist; nothing to forget")
+    started = datetime.now(UTC)
+    what = f"source={os.fspath(source)}" if source is not None else f"run={run}"
+    info = RunInfo(new_run_id(started), started, command or f"wattledger.forget({what})", _core.__version__)
+    with LedgerWriter(name, wait=wait) as writer:
+        if source is not None:
+            return writer.forget_source(source, info)
+        assert run is not None
+        return writer.forget_run(run, info)
+
+
+def connect_ledger(path: PathLike, *, read_only: bool = True, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """A connection to an existing ledger. Read-only by default: several readers may share the
     file, and a reader can never change it by mistake."""
-    con = _open(path, read_only=read_only)
+    con = _open(path, read_only=read_only, wait=wait)
     try:
         _check_schema(con, os.fspath(path), creating=False)
     except BaseException:
@@ -290,9 +399,9 @@ class LedgerWriter:
     read) and writes a whole run in :meth:`commit_run`, one transaction.
     """
 
-    def __init__(self, path: PathLike) -> None:
+    def __init__(self, path: PathLike, *, wait: float = 0.0) -> None:
         self.path = os.fspath(path)
-        self._con = _open(self.path, read_only=False)
+        self._con = _open(self.path, read_only=False, wait=wait)
         try:
             self._ensure_schema()
         except BaseException:
@@ -352,48 +461,63 @@ class LedgerWriter:
                 "Check free disk space and permissions"
             ) from exc
 
-    def _live_sources(self, *, paths: Sequence[str] = (), shas: Sequence[str] = ()) -> list[dict[str, Any]]:
+    def _live_sources(
+        self, *, paths: Sequence[str] = (), shas: Sequence[str] = (), sizes: Sequence[int] = ()
+    ) -> list[dict[str, Any]]:
+        """Live sources (neither replaced nor forgotten) with one of these paths, hashes or sizes."""
         rel = self._con.execute(
-            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, config_sha256
+            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, config_sha256, read_as
                FROM wl_sources
-               WHERE replaced_at IS NULL AND (list_contains(?, path) OR list_contains(?, sha256))
+               WHERE replaced_at IS NULL AND forgotten_at IS NULL
+                 AND (list_contains(?, path) OR list_contains(?, sha256) OR list_contains(?, size_bytes))
                ORDER BY run_id, source_id""",
-            [list(paths), list(shas)],
+            [list(paths), list(shas), list(sizes)],
         )
         cols = [d[0] for d in rel.description]
         return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
 
     def precheck(
-        self, stamps: Sequence[FileStamp], config_sha256: str, *, replace: bool = False
+        self,
+        stamps: Sequence[FileStamp],
+        config_sha256: str,
+        read_as: str = "",
+        *,
+        replace: bool = False,
     ) -> tuple[list[FileStamp], list[SkippedFile]]:
-        """Split files into (to read, skipped) without reading them.
+        """Split files into (to read, skipped) before reading them.
 
-        A live source with the same path, size, mtime and config is taken as unchanged and skipped.
-        A live source with the same path and config but another size has certainly changed: refused
-        now (unless ``replace``), before spending time reading. Everything else is decided by
-        content hash in :meth:`commit_run`.
+        A file is hashed here only when a live source has its path or its size (so it may be
+        one already counted); other files are hashed once, by the engine while it reads them.
+        Same bytes, pack and mapping as a live source: skipped. The same path with another
+        size, content, pack or mapping, or the same bytes under another identity: refused now,
+        before spending time reading (unless ``replace``). The rest is decided by the engine's
+        hash of the bytes it read, in :meth:`commit_run`.
         """
-        live = self._live_sources(paths=[s.path for s in stamps])
+        live = self._live_sources(paths=[s.path for s in stamps], sizes=[s.size_bytes for s in stamps])
         to_read: list[FileStamp] = []
         skipped: list[SkippedFile] = []
         for stamp in stamps:
-            same_path = [r for r in live if r["path"] == stamp.path]
-            unchanged = next(
-                (
-                    r
-                    for r in same_path
-                    if r["config_sha256"] == config_sha256
-                    and r["size_bytes"] == stamp.size_bytes
-                    and r["mtime"] == stamp.mtime
-                ),
-                None,
-            )
-            if unchanged is not None:
-                skipped.append(SkippedFile(stamp.path, f"unchanged since run {unchanged['run_id']}"))
+            candidates = [r for r in live if r["path"] == stamp.path or r["size_bytes"] == stamp.size_bytes]
+            if not candidates:
+                to_read.append(stamp)
                 continue
-            resized = next((r for r in same_path if r["size_bytes"] != stamp.size_bytes), None)
-            if resized is not None and not replace:
-                raise SourceConflictError(_changed_message(stamp.path, resized["run_id"]))
+            sha = (
+                _file_sha256(stamp.path)
+                if any(r["size_bytes"] == stamp.size_bytes for r in candidates)
+                else None
+            )
+            same = _same_identity(candidates, sha, config_sha256, read_as) if sha else None
+            # The same path live under another identity is stale whatever else holds these bytes.
+            stale = [r for r in candidates if r["path"] == stamp.path and r is not same]
+            if same is not None and not stale:
+                skipped.append(SkippedFile(stamp.path, _skip_reason(stamp.path, same)))
+                continue
+            if not replace:
+                for old in (*stale, *candidates):
+                    if old["path"] == stamp.path or (sha is not None and old["sha256"] == sha):
+                        raise SourceConflictError(
+                            _conflict_message(stamp.path, sha, stamp.size_bytes, config_sha256, read_as, old)
+                        )
             to_read.append(stamp)
         return to_read, skipped
 
@@ -490,11 +614,12 @@ class LedgerWriter:
     def _classify(
         self, sources: Sequence[SourceRead], config_sha256: str, *, replace: bool
     ) -> tuple[list[SourceRead], list[SkippedFile], list[str], list[str]]:
-        """Decide, by content hash, which files to count, skip or swap.
+        """Decide, by the hash of the bytes read, which files to count, skip or swap.
 
-        - same content and config already live (any path, or earlier in this run): skip;
-        - the same path live with other content or config, or the same content live under
-          another config: counting it would double the file, so refuse unless ``replace``,
+        A source's identity is (content hash, pack hash, mapping):
+        - the same identity already live (any path, or earlier in this run): skip;
+        - the same path live under another identity, or the same bytes live under another
+          pack or mapping: counting it would double the file, so refuse unless ``replace``,
           which retires those old sources.
         """
         live = self._live_sources(paths=[s.stamp.path for s in sources], shas=[s.sha256 for s in sources])
@@ -508,20 +633,32 @@ class LedgerWriter:
             if src.sha256 in seen:
                 skipped.append(SkippedFile(path, f"same content as {seen[src.sha256]} in this run"))
                 continue
-            same = next(
-                (r for r in live if r["sha256"] == src.sha256 and r["config_sha256"] == config_sha256),
-                None,
-            )
-            if same is not None:
-                where = "" if same["path"] == path else f" as {same['path']}"
-                skipped.append(
-                    SkippedFile(path, f"same content already ingested{where} in run {same['run_id']}")
+            same = _same_identity(live, src.sha256, config_sha256, src.read_as)
+            # The same path live under another identity is stale even when these bytes are
+            # counted elsewhere: refused, or retired under ``replace`` (and the bytes not
+            # counted twice).
+            stale = [r for r in live if r["path"] == path and r is not same]
+            if stale and not replace:
+                raise SourceConflictError(
+                    _conflict_message(
+                        path, src.sha256, src.stamp.size_bytes, config_sha256, src.read_as, stale[0]
+                    )
                 )
+            if same is not None:
+                for r in stale:
+                    if r["source_id"] not in replaced_ids:
+                        replaced_ids.append(r["source_id"])
+                        replaced_paths.append(r["path"])
+                skipped.append(SkippedFile(path, _skip_reason(path, same)))
                 seen[src.sha256] = path
                 continue
             conflicts = [r for r in live if r["path"] == path or r["sha256"] == src.sha256]
             if conflicts and not replace:
-                raise SourceConflictError(_conflict_message(path, src.sha256, config_sha256, conflicts[0]))
+                raise SourceConflictError(
+                    _conflict_message(
+                        path, src.sha256, src.stamp.size_bytes, config_sha256, src.read_as, conflicts[0]
+                    )
+                )
             for r in conflicts:
                 if r["source_id"] not in replaced_ids:
                     replaced_ids.append(r["source_id"])
@@ -539,7 +676,7 @@ class LedgerWriter:
         self._con.executemany(
             """INSERT INTO wl_sources
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL, ?,
-                       CAST(? AS JSON))""",
+                       CAST(? AS JSON), ?, NULL, NULL)""",
             [
                 [
                     source_ids[s.engine_path],
@@ -555,6 +692,7 @@ class LedgerWriter:
                     list(s.columns_found),
                     s.skipped,
                     json.dumps(dict(sorted(s.skip_reasons.items())), separators=(",", ":")),
+                    s.read_as,
                 ]
                 for s in kept
             ],
@@ -611,6 +749,101 @@ class LedgerWriter:
         ).fetchall()
         return tuple(RunTotals(*row) for row in rows)
 
+    def forget_source(self, path: PathLike, run: RunInfo) -> ForgetResult:
+        """Remove the live contribution of one log file, in one transaction.
+
+        ``path`` is matched against the stored absolute path: the given path made absolute
+        (it need not exist any more). The source rows stay, marked forgotten by this run."""
+        given = os.fspath(path)
+        wanted = os.path.abspath(given)
+        with self._transaction():
+            rows = self._con.execute(
+                """SELECT source_id, path, run_id, replaced_at, replaced_by_run, forgotten_at, forgotten_by
+                   FROM wl_sources WHERE path = ? ORDER BY run_id DESC, source_id""",
+                [wanted],
+            ).fetchall()
+            live = [r for r in rows if r[3] is None and r[5] is None]
+            if not live:
+                raise UnknownSourceError(_no_live_source_message(self.path, wanted, rows))
+            return self._forget(run, f"source {wanted}", [(r[0], r[1], r[2]) for r in live], run_id=None)
+
+    def forget_run(self, run_id: str, run: RunInfo) -> ForgetResult:
+        """Remove every live contribution of an ingest run, in one transaction. The run's row
+        and its source rows stay, marked forgotten by this run."""
+        with self._transaction():
+            found = self._con.execute(
+                "SELECT status, forgotten_at, forgotten_by FROM wl_runs WHERE run_id = ?", [run_id]
+            ).fetchall()
+            if not found:
+                raise UnknownSourceError(
+                    f"ledger {self.path} has no run {run_id}; list the runs with `wattledger sql "
+                    f'--ledger {self.path} "SELECT run_id, started_at, status, command FROM runs"`'
+                )
+            status, forgotten_at, forgotten_by = found[0]
+            if status.startswith("forgot"):
+                raise UnknownSourceError(
+                    f"run {run_id} is a forget, not an ingest; there is nothing to forget"
+                )
+            if forgotten_at is not None:
+                raise UnknownSourceError(
+                    f"run {run_id} was already forgotten at {forgotten_at:%Y-%m-%d %H:%M:%S}Z by run "
+                    f"{forgotten_by}; nothing to do"
+                )
+            rows = self._con.execute(
+                """SELECT source_id, path, run_id FROM wl_sources
+                   WHERE run_id = ? AND replaced_at IS NULL AND forgotten_at IS NULL ORDER BY source_id""",
+                [run_id],
+            ).fetchall()
+            if not rows:
+                raise UnknownSourceError(
+                    f"run {run_id} has no live sources (each was replaced or forgotten since, or the run "
+                    f'read nothing new); see `wattledger sql --ledger {self.path} "SELECT path, live, '
+                    f"replaced_by_run, forgotten_by FROM sources WHERE run_id = '{run_id}'\"`"
+                )
+            return self._forget(run, f"run {run_id}", [tuple(r) for r in rows], run_id=run_id)
+
+    def _forget(
+        self, run: RunInfo, target: str, sources: list[tuple[str, str, str]], *, run_id: str | None
+    ) -> ForgetResult:
+        """Inside a transaction: totals before, delete the hourly rows, mark the sources (and
+        the run) forgotten, record the forget as a run row without a config, totals after."""
+        ids = [s[0] for s in sources]
+        before = self._totals("TRUE", [])
+        removed = self._totals("list_contains(?, source_id)", [ids])
+        now = datetime.now(UTC)
+        self._con.execute("DELETE FROM wl_hourly WHERE list_contains(?, source_id)", [ids])
+        self._con.execute(
+            "UPDATE wl_sources SET forgotten_at = ?, forgotten_by = ? WHERE list_contains(?, source_id)",
+            [now, run.run_id, ids],
+        )
+        if run_id is not None:
+            self._con.execute(
+                "UPDATE wl_runs SET forgotten_at = ?, forgotten_by = ? WHERE run_id = ?",
+                [now, run.run_id, run_id],
+            )
+        self._con.execute(
+            """INSERT INTO wl_runs (run_id, started_at, finished_at, command, wattledger_version,
+                   config_sha256, records, rejected, dedupe, duplicates, files_read, files_skipped,
+                   files_replaced, status, warnings)
+               VALUES (?, ?, ?, ?, ?, NULL, 0, 0, false, NULL, 0, 0, 0, ?, []::VARCHAR[])""",
+            [run.run_id, run.started_at, now, run.command, run.version, f"forgot {target}"],
+        )
+        after = self._totals("TRUE", [])
+        pause_at("before_commit")
+        return ForgetResult(run.run_id, target, tuple(sources), before, removed, after)
+
+    def _totals(self, where: str, params: list[Any]) -> LedgerTotals:
+        row = self._con.execute(
+            f"""SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT),
+                       COALESCE({exact_sum_sql("requests", "requests")}, 0.0),
+                       {exact_sum_sql("energy_kwh", "energy_kwh")},
+                       {exact_sum_sql("co2e_location_kg", "co2e_location_kg")},
+                       {exact_sum_sql("co2e_market_kg", "co2e_market_kg")}
+                FROM wl_hourly WHERE {where}""",
+            params,
+        ).fetchall()[0]
+        return LedgerTotals(*row)
+
 
 #: The measures of :class:`RunTotals` after ``records``, summed as the reports sum them.
 _RUN_TOTAL_SUMS = ", ".join(
@@ -651,26 +884,83 @@ def _check_aggregate_schema(names: Sequence[str], what: str) -> None:
         raise LedgerError(f"{what} lacks aggregate columns {missing}; see docs/internals.md")
 
 
-def _changed_message(path: str, run_id: str) -> str:
-    return (
-        f"{path} changed since run {run_id} ingested it; refusing to count it twice. "
-        "Re-run with --replace to swap its old contribution for the new content"
+def _file_sha256(path: str) -> str | None:
+    """Hex SHA-256 of a file's stored bytes, as the engine computes it; None if unreadable now
+    (the engine then reports the file properly when it reads it)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def read_as_of(row: dict[str, Any]) -> str:
+    """A live source's mapping; NULL (ingested before schema 3) counts as the default ("")."""
+    return row["read_as"] or ""
+
+
+def _same_identity(
+    live: Sequence[dict[str, Any]], sha256: str | None, config_sha256: str, read_as: str
+) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in live
+            if r["sha256"] == sha256 and r["config_sha256"] == config_sha256 and read_as_of(r) == read_as
+        ),
+        None,
     )
 
 
-def _conflict_message(path: str, sha256: str, config_sha256: str, old: dict[str, Any]) -> str:
-    if old["path"] == path and old["sha256"] != sha256:
-        return _changed_message(path, old["run_id"])
-    if old["path"] == path:
+def _skip_reason(path: str, same: dict[str, Any]) -> str:
+    if same["path"] == path:
+        return f"unchanged since run {same['run_id']}"
+    return f"same content already ingested as {same['path']} in run {same['run_id']}"
+
+
+def _conflict_message(
+    path: str, sha256: str | None, size: int, config_sha256: str, read_as: str, old: dict[str, Any]
+) -> str:
+    """One line: what differs from the live source ``old`` (content, pack, mapping), and what
+    to do. ``sha256`` is None when the size alone shows that the content changed."""
+    run = old["run_id"]
+    if old["path"] == path and old["size_bytes"] < size:
         return (
-            f"{path} was ingested in run {old['run_id']} with config {old['config_sha256'][:12]}, "
-            f"this run uses config {config_sha256[:12]}; re-run with --replace to re-estimate it "
-            "under the new config"
+            f"{path} grew from {old['size_bytes']:,} to {size:,} bytes since run {run} read it; "
+            "refusing to count it twice. If it is appended to while ingesting, ingest it once "
+            "complete, or re-run with --replace to recount it whole"
+        )
+    differs: list[str] = []
+    if old["path"] == path and (sha256 is None or old["sha256"] != sha256):
+        sizes = f", {old['size_bytes']:,} -> {size:,} bytes" if old["size_bytes"] != size else ", same size"
+        differs.append(f"content (sha256 {old['sha256'][:12]} -> {(sha256 or '?')[:12]}{sizes})")
+    if old["config_sha256"] != config_sha256:
+        differs.append(f"pack (config {old['config_sha256'][:12]} -> {config_sha256[:12]})")
+    if read_as_of(old) != read_as:
+        differs.append(f"mapping ({describe_read_as(old['read_as'])} -> {describe_read_as(read_as)})")
+    what = " and ".join(differs) or "identity"
+    if old["path"] == path:
+        head = f"{path} differs from what run {run} ingested in {what}"
+    else:
+        head = f"{path} has the same content as {old['path']}, which run {run} ingested with another {what}"
+    return (
+        f"{head}; refusing to count it twice. Re-run with --replace to swap its old contribution for this one"
+    )
+
+
+def _no_live_source_message(ledger: str, path: str, rows: Sequence[tuple[Any, ...]]) -> str:
+    hint = f'`wattledger sql --ledger {ledger} "SELECT source_id, run_id, path, live FROM sources"`'
+    if not rows:
+        return f"ledger {ledger} has no source {path}; list the sources with {hint}"
+    _sid, _path, run_id, _replaced_at, replaced_by, forgotten_at, forgotten_by = rows[0]
+    if forgotten_at is not None:
+        return (
+            f"{path} (run {run_id}) was already forgotten at {forgotten_at:%Y-%m-%d %H:%M:%S}Z by run "
+            f"{forgotten_by}; nothing to do"
         )
     return (
-        f"{path} has the same content as {old['path']}, ingested in run {old['run_id']} with config "
-        f"{old['config_sha256'][:12]}; re-run with --replace to re-estimate it under config "
-        f"{config_sha256[:12]}"
+        f"{path} (run {run_id}) was replaced by run {replaced_by} and has no live contribution of its "
+        f"own; see {hint}"
     )
 
 

@@ -8,7 +8,9 @@ report and the ingest summary from drifting apart.
 from __future__ import annotations
 
 #: 2: outcome counts (failed_requests, cached_requests), run warnings, raw names per source.
-SCHEMA_VERSION = 2
+#: 3: a source's identity includes how it was read (``read_as``); sources and runs can be
+#: forgotten (``forgotten_at``/``forgotten_by``); a forget is a run row without a config.
+SCHEMA_VERSION = 3
 
 #: Section 8 keys, in order.
 KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
@@ -158,7 +160,7 @@ TABLES_DDL: tuple[str, ...] = (
     finished_at TIMESTAMPTZ NOT NULL,
     command VARCHAR,
     wattledger_version VARCHAR,
-    config_sha256 VARCHAR NOT NULL,
+    config_sha256 VARCHAR,
     records BIGINT NOT NULL,
     rejected BIGINT NOT NULL,
     dedupe BOOLEAN NOT NULL,
@@ -167,7 +169,9 @@ TABLES_DDL: tuple[str, ...] = (
     files_skipped INTEGER NOT NULL,
     files_replaced INTEGER NOT NULL,
     status VARCHAR NOT NULL,
-    warnings VARCHAR[]
+    warnings VARCHAR[],
+    forgotten_at TIMESTAMPTZ,
+    forgotten_by VARCHAR
 )""",
     """CREATE TABLE IF NOT EXISTS wl_sources (
     source_id VARCHAR PRIMARY KEY,
@@ -184,7 +188,10 @@ TABLES_DDL: tuple[str, ...] = (
     replaced_at TIMESTAMPTZ,
     replaced_by_run VARCHAR,
     skipped BIGINT,
-    skip_reasons JSON
+    skip_reasons JSON,
+    read_as VARCHAR,
+    forgotten_at TIMESTAMPTZ,
+    forgotten_by VARCHAR
 )""",
     # Raw names of a source that the pack's aliases (or a zone's case) changed: the hourly rows
     # hold the resolved name, this keeps what the log wrote.
@@ -212,7 +219,7 @@ TABLES_DDL: tuple[str, ...] = (
 _KEYS = ", ".join(KEY_COLUMNS)
 
 VIEWS_DDL: tuple[str, ...] = (
-    # Only live rows are in wl_hourly: --replace deletes the rows it supersedes.
+    # Only live rows are in wl_hourly: --replace and forget delete the rows they retire.
     f"""CREATE OR REPLACE VIEW energy_hourly AS
 SELECT {_KEYS},
     {measure_sums_sql()}
@@ -239,13 +246,14 @@ GROUP BY ALL""",
 SELECT r.*, c.name AS config_name, c.version AS config_version
 FROM wl_runs r LEFT JOIN wl_configs c USING (config_sha256)""",
     """CREATE OR REPLACE VIEW sources AS
-SELECT s.*, s.replaced_at IS NULL AS live, c.name AS config_name,
+SELECT s.*, s.replaced_at IS NULL AND s.forgotten_at IS NULL AS live, c.name AS config_name,
     (SELECT list({'kind': n.kind, 'raw': n.raw, 'resolved': n.resolved, 'records': n.records}
                  ORDER BY n.kind, n.raw)
      FROM wl_source_names n WHERE n.source_id = s.source_id) AS aliases
 FROM wl_sources s LEFT JOIN wl_configs c USING (config_sha256)""",
     """CREATE OR REPLACE VIEW source_names AS
-SELECT n.source_id, s.path, s.replaced_at IS NULL AS live, n.kind, n.raw, n.resolved, n.records
+SELECT n.source_id, s.path, s.replaced_at IS NULL AND s.forgotten_at IS NULL AS live,
+    n.kind, n.raw, n.resolved, n.records
 FROM wl_source_names n JOIN wl_sources s USING (source_id)""",
 )
 
@@ -258,4 +266,19 @@ MIGRATE_1_TO_2: tuple[str, ...] = (
     "ALTER TABLE wl_sources ADD COLUMN skipped BIGINT",
     "ALTER TABLE wl_sources ADD COLUMN skip_reasons JSON",
     TABLES_DDL[4],
+)
+
+#: Schema version 2 -> 3, in one transaction. Old sources keep ``read_as`` NULL: how they were
+#: read was not recorded. They compare as the default mapping (no preset, no --column, no
+#: --site; see ``ledger.read_as_of``), which is how most files are ingested; a file that was
+#: read with a mapping is then refused (exit 4) when ingested again with it, and
+#: ``--replace`` recounts it once under the mapping now recorded. A forget is recorded as a
+#: run row without a config, hence the dropped NOT NULL.
+MIGRATE_2_TO_3: tuple[str, ...] = (
+    "ALTER TABLE wl_sources ADD COLUMN read_as VARCHAR",
+    "ALTER TABLE wl_sources ADD COLUMN forgotten_at TIMESTAMPTZ",
+    "ALTER TABLE wl_sources ADD COLUMN forgotten_by VARCHAR",
+    "ALTER TABLE wl_runs ADD COLUMN forgotten_at TIMESTAMPTZ",
+    "ALTER TABLE wl_runs ADD COLUMN forgotten_by VARCHAR",
+    "ALTER TABLE wl_runs ALTER COLUMN config_sha256 DROP NOT NULL",
 )

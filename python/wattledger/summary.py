@@ -16,6 +16,7 @@ from wattledger.schema import REPORT_COLUMNS
 if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
     from wattledger.demo import DemoResult
     from wattledger.ingest import IngestSummary
+    from wattledger.ledger import ForgetResult, LedgerTotals
 
 _METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none", "cached")
 
@@ -49,7 +50,12 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
     if s.duplicates is not None:
         lines.append(f"duplicates dropped: {s.duplicates:,} (repeated request_id within this run, --dedupe)")
     if s.files_read == 0:
-        lines.append("nothing new: every file was already in the ledger; totals unchanged")
+        empty = any(f.reason.startswith("empty") for f in s.files_skipped)
+        lines.append(
+            "nothing new: every file was already in the ledger"
+            + (" or empty" if empty else "")
+            + "; totals unchanged"
+        )
         return "\n".join(lines)
     methods = sorted(s.requests_by_method, key=lambda m: (*_METHOD_ORDER, m).index(m))
     lines.append(
@@ -136,3 +142,25 @@ def format_demo(result: DemoResult) -> str:
             "   # again: skipped, totals unchanged",
         ]
     )
+
+
+def _totals_line(label: str, t: LedgerTotals) -> str:
+    def co2(v: float | None) -> str:
+        return "none" if v is None else f"{human(v)} kg"
+
+    return (
+        f"{label:<11} {_kwh(t.energy_kwh)}, CO2e location {co2(t.co2e_location_kg)}, "
+        f"market {co2(t.co2e_market_kg)}, {human(t.requests)} requests, {t.records:,} records"
+    )
+
+
+def format_forget(r: ForgetResult) -> str:
+    """What a forget removed, and the ledger's totals before and after it."""
+    lines = [f"run:        {r.run_id} forgot {r.target}"]
+    lines += [f"  forgot    {path} (source {sid}, ingested by run {run})" for sid, path, run in r.sources]
+    lines += [
+        _totals_line("before:", r.before),
+        _totals_line("removed:", r.removed),
+        _totals_line("after:", r.after),
+    ]
+    return "\n".join(lines)

@@ -6,6 +6,8 @@
 //! The field names follow the upstream sources named in `docs/presets.md`; a preset covers
 //! every shape its tool is exported in, so one preset reads them all without configuration.
 
+use crate::columns::{Col, ColumnMap};
+
 /// A preset's rule to pass over objects that are not records (see `columns::KeepRule`).
 pub struct KeepDef {
     pub when: Option<(&'static str, &'static str)>,
@@ -186,3 +188,155 @@ pub const PRESETS: &[Preset] = &[
         }],
     },
 ];
+
+/// Columns without which no record can be read (methodology section 1).
+pub const REQUIRED: [Col; 2] = [Col::Ts, Col::Model];
+
+/// Names logs commonly give a required column, most telling first; matched ignoring case.
+const SYNONYMS: &[(Col, &[&str])] = &[
+    (
+        Col::Ts,
+        &[
+            "ts",
+            "timestamp",
+            "time",
+            "datetime",
+            "date_time",
+            "@timestamp",
+            "event_time",
+            "request_time",
+            "created",
+            "created_at",
+            "end_time",
+            "endtime",
+            "finished_at",
+            "completed_at",
+            "start_time",
+            "starttime",
+            "logged_at",
+            "date",
+        ],
+    ),
+    (
+        Col::Model,
+        &[
+            "model",
+            "model_name",
+            "modelname",
+            "model_id",
+            "modelid",
+            "llm_model",
+            "model_version",
+            "engine",
+            "deployment",
+            "deployment_name",
+            "model_group",
+        ],
+    ),
+];
+
+/// A mapping to try when a log's records lack a required column: `--column` rules from the
+/// names seen (`timestamp` for ts, `model_name` for model ...) and the presets whose fields the
+/// log has. `seen` are the log's own top-level names (a CSV header, JSON keys, Parquet
+/// columns), `found` the canonical columns the mapping in use found. None when nothing fits.
+pub fn suggest_mapping(seen: &[String], found: &[Col]) -> Option<String> {
+    let missing: Vec<Col> = REQUIRED.iter().copied().filter(|c| !found.contains(c)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut rules = Vec::new();
+    for &col in &missing {
+        let names = SYNONYMS.iter().find(|(c, _)| *c == col).map_or(&[][..], |(_, n)| *n);
+        // The first synonym (in the list's order) that the log has, ignoring case.
+        let hit = names.iter().find_map(|n| seen.iter().find(|s| s.eq_ignore_ascii_case(n)));
+        if let Some(src) = hit {
+            rules.push(shell_word(&format!("{}={src}", col.name())));
+        }
+    }
+    let presets = fitting_presets(seen);
+    let mut parts = Vec::new();
+    if rules.len() == missing.len() {
+        parts.push(rules.iter().map(|r| format!("--column {r}")).collect::<Vec<_>>().join(" "));
+    }
+    parts.extend(presets.iter().map(|p| format!("--preset {p}")));
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("try {}", parts.join(" or ")))
+}
+
+/// Presets that read every required column from the names seen and, of those, read the most
+/// columns (several only on a tie, in the order listed).
+fn fitting_presets(seen: &[String]) -> Vec<&'static str> {
+    let has = |p: &crate::columns::FieldPath| {
+        p.flat().is_some_and(|f| seen.contains(&f)) || p.segs.first().is_some_and(|s| seen.contains(s))
+    };
+    let mut fits: Vec<(usize, usize, &'static str)> = Vec::new();
+    for (i, preset) in PRESETS.iter().enumerate() {
+        let mut map = ColumnMap::default();
+        if map.apply_preset(preset.name).is_err() {
+            continue;
+        }
+        let readable = |c: Col| map.source(c).alts.iter().any(|a| a.terms().all(|t| has(&t.path)));
+        if REQUIRED.iter().all(|&c| readable(c)) {
+            let score = Col::ALL.iter().filter(|&&c| readable(c)).count();
+            fits.push((score, i, preset.name));
+        }
+    }
+    // Only the best fits: a preset that merely shares a timestamp and a model field with the
+    // log (vllm's span fields on a LiteLLM export) would be noise.
+    let best = fits.iter().map(|f| f.0).max().unwrap_or(0);
+    fits.retain(|f| f.0 == best);
+    fits.sort_by_key(|f| f.1);
+    fits.into_iter().map(|f| f.2).collect()
+}
+
+/// `s` as one shell word: quoted when it holds anything but plain name characters.
+fn shell_word(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "=._-@/:".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn misnamed_columns_get_column_rules() {
+        let s = seen(&["timestamp", "model_name", "input_tokens"]);
+        assert_eq!(
+            suggest_mapping(&s, &[Col::InputTokens]).as_deref(),
+            Some("try --column ts=timestamp --column model=model_name")
+        );
+        // Only the column that is missing; case ignored, the log's spelling kept.
+        let s = seen(&["Time", "model"]);
+        assert_eq!(suggest_mapping(&s, &[Col::Model]).as_deref(), Some("try --column ts=Time"));
+        assert_eq!(suggest_mapping(&s, &[Col::Ts, Col::Model]), None);
+        let s = seen(&["start time", "engine"]);
+        assert_eq!(suggest_mapping(&s, &[]), None, "'start time' is not a synonym");
+        let s = seen(&["event_time", "engine"]);
+        assert_eq!(suggest_mapping(&s, &[]).as_deref(), Some("try --column ts=event_time --column model=engine"));
+    }
+
+    #[test]
+    fn presets_whose_fields_are_present() {
+        // An OpenAI Batch output line: the fields live under response.body.
+        let s = seen(&["id", "custom_id", "response", "error"]);
+        assert_eq!(suggest_mapping(&s, &[]).as_deref(), Some("try --preset openai"));
+        // A chat completion: created + model; `created` is also a ts synonym.
+        let s = seen(&["id", "object", "created", "model", "usage"]);
+        assert_eq!(suggest_mapping(&s, &[Col::Model]).as_deref(), Some("try --column ts=created or --preset openai"));
+        // LiteLLM spend logs.
+        let s = seen(&["request_id", "startTime", "endTime", "model", "prompt_tokens", "completion_tokens"]);
+        assert_eq!(suggest_mapping(&s, &[Col::Model]).as_deref(), Some("try --column ts=endTime or --preset litellm"));
+        // Nothing recognisable.
+        assert_eq!(suggest_mapping(&seen(&["a", "b"]), &[]), None);
+    }
+}

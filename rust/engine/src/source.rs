@@ -212,11 +212,15 @@ pub(crate) struct RawReader<'c> {
     inner: File,
     hasher: Option<Sha256>,
     counter: Option<&'c AtomicU64>,
+    /// Bytes read so far: with the hash, the size of exactly the bytes it covers (a file
+    /// appended to while it is read has more bytes than its size when the scan started).
+    read: u64,
 }
 
 impl Read for RawReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.read += n as u64;
         if let Some(h) = &mut self.hasher {
             h.update(&buf[..n]);
         }
@@ -228,12 +232,14 @@ impl Read for RawReader<'_> {
 }
 
 impl RawReader<'_> {
-    /// Read what the decompressor left unread (trailing bytes), then the hex digest.
-    fn finish(mut self) -> io::Result<Option<String>> {
+    /// Read what the decompressor left unread (trailing bytes), then the hex digest and the
+    /// number of bytes it covers.
+    fn finish(mut self) -> io::Result<Option<(String, u64)>> {
         if self.hasher.is_some() {
             io::copy(&mut self, &mut io::sink())?;
         }
-        Ok(self.hasher.map(|h| hex(&h.finalize())))
+        let read = self.read;
+        Ok(self.hasher.map(|h| (hex(&h.finalize()), read)))
     }
 }
 
@@ -258,7 +264,7 @@ pub(crate) enum TextStream<'c> {
 impl<'c> TextStream<'c> {
     pub(crate) fn open(file: &InputFile, hash: bool, counter: Option<&'c AtomicU64>) -> Result<Self> {
         let f = File::open(&file.path).map_err(|e| io_input(&file.path, &e))?;
-        let raw = RawReader { inner: f, hasher: hash.then(Sha256::new), counter };
+        let raw = RawReader { inner: f, hasher: hash.then(Sha256::new), counter, read: 0 };
         Ok(match file.compression {
             Compression::None => TextStream::Plain(raw),
             // Big buffers: fewer syscalls, and the decoder is the bottleneck anyway.
@@ -296,8 +302,8 @@ impl<'c> TextStream<'c> {
         }
     }
 
-    /// Hex SHA-256 of the stored bytes when hashing was asked for.
-    pub(crate) fn finish(self, path: &Path) -> Result<Option<String>> {
+    /// Hex SHA-256 of the stored bytes and how many there were, when hashing was asked for.
+    pub(crate) fn finish(self, path: &Path) -> Result<Option<(String, u64)>> {
         let raw = match self {
             TextStream::Plain(r) => r,
             TextStream::Gzip(d) => d.into_inner().into_inner(),

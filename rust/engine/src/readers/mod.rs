@@ -88,6 +88,9 @@ pub struct FileStats {
     pub size_bytes: u64,
     /// Hex SHA-256 of the file as stored, when `ScanOptions::hash` was set.
     pub sha256: Option<String>,
+    /// The number of stored bytes `sha256` covers: the bytes actually read, which exceed
+    /// `size_bytes` (the size when the scan started) if the file grew while it was read.
+    pub hashed_bytes: Option<u64>,
     /// Valid records.
     pub records: u64,
     pub rejected: u64,
@@ -388,6 +391,7 @@ fn count_newlines(b: &[u8]) -> u64 {
 #[derive(Default)]
 struct FileMeta {
     sha256: Option<String>,
+    hashed_bytes: Option<u64>,
     found: u16,
 }
 
@@ -509,7 +513,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
         }
     }
     let _ = sh.free_tx.send(buf);
-    meta.sha256 = stream.finish(&f.path)?;
+    (meta.sha256, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
     Ok(())
 }
 
@@ -594,7 +598,7 @@ fn produce_doc(
         }
     }
     let _ = sh.free_tx.send(buf);
-    meta.sha256 = stream.finish(&f.path)?;
+    (meta.sha256, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
     Ok(())
 }
 
@@ -614,7 +618,7 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
         let mut s = TextStream::open(f, true, Some(&sh.ctl.bytes_read))?;
         let mut buf = vec![0u8; 1 << 20];
         while s.read_some(&f.path, &mut buf)? > 0 {}
-        meta.sha256 = s.finish(&f.path)?;
+        (meta.sha256, meta.hashed_bytes) = s.finish(&f.path)?.unzip();
     } else {
         sh.ctl.bytes_read.fetch_add(f.size, Ordering::Relaxed);
     }
@@ -804,6 +808,7 @@ pub fn scan_files<S: RecordSink, F: Fn() -> S + Sync>(
                 compression: f.compression,
                 size_bytes: f.size,
                 sha256: meta.sha256,
+                hashed_bytes: meta.hashed_bytes,
                 records: 0,
                 rejected: 0,
                 rejects: BTreeMap::new(),
@@ -868,6 +873,7 @@ where
         compression: Compression::None,
         size_bytes: size,
         sha256: None,
+        hashed_bytes: None,
         records: 0,
         rejected: 0,
         rejects: BTreeMap::new(),

@@ -312,6 +312,8 @@ fn compressed_inputs_hash_and_truncation() {
     for (st, body) in out.files.iter().zip([data.as_bytes(), &g, &z]) {
         assert_eq!(st.records, 3000);
         assert_eq!(st.sha256.as_deref(), Some(crate::source::hex(&sha2::Sha256::digest(body)).as_str()));
+        // The hash covers the stored bytes, all of them: the ledger keeps this as the size read.
+        assert_eq!(st.hashed_bytes, Some(body.len() as u64));
     }
     assert_eq!(ctl.bytes_read.load(Ordering::Relaxed), ctl.bytes_total.load(Ordering::Relaxed));
     let b = out.sink.finish(&out.files).unwrap();

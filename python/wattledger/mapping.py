@@ -1,0 +1,132 @@
+"""How a log file was read (its column mapping), and what to say when no record could be read.
+
+The mapping is part of a source's identity in the ledger: the same bytes read with another
+``--preset``, other ``--column`` rules or another ``--site`` give other records, so the ledger
+keeps a canonical text of it (``read_as``) next to the content hash and the pack's hash.
+
+A file from which no record could be read is never silently counted as done. The message says
+which required columns are missing, which names the file has, and a mapping to try; the
+suggestion comes from the engine (``_core.suggest_mapping``), which owns the presets, so preset
+field names are not repeated here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from wattledger import _core
+from wattledger.errors import NoRecordsError
+
+#: Columns without which no record can be read (methodology section 1).
+REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "model")
+
+#: The text shown for the empty mapping (``read_as`` = "").
+DEFAULT_MAPPING_TEXT = "the default mapping (no --preset, --column or --site)"
+
+
+def read_as_text(preset: str | None, rules: Sequence[str], site: str | None) -> str:
+    """The canonical text of how files are read: the options in CLI spelling, in a fixed order
+    (preset, then the --column rules in the order given, then --site); "" for the default.
+
+    Whitespace around a rule's ``=`` is dropped so ``ts = timestamp`` and ``ts=timestamp`` are
+    one mapping; the rules' order is kept because a later rule for the same column wins."""
+    parts: list[str] = []
+    if preset:
+        parts += ["--preset", preset]
+    for rule in rules:
+        canonical, _, source = rule.partition("=")
+        parts += ["--column", f"{canonical.strip()}={source.strip()}"]
+    if site:
+        parts += ["--site", site]
+    return shlex.join(parts)
+
+
+def describe_read_as(text: str | None) -> str:
+    """``read_as`` for people: NULL (a source ingested before schema 3) says it was unknown."""
+    if text is None:
+        return "an unrecorded mapping (ingested before ledger schema 3; taken as the default)"
+    return f"`{text}`" if text else DEFAULT_MAPPING_TEXT
+
+
+def columns_seen(path: str, fmt: str | None) -> list[str]:
+    """The file's own top-level column names: a CSV header, the keys of the first JSON record,
+    a Parquet schema. Best effort (empty when the head does not parse): it only feeds a hint."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        head = _core.read_head(path).decode("utf-8", errors="replace").lstrip("\ufeff")
+    except (OSError, ValueError, _core.WattledgerError):
+        return []
+    if fmt == "csv":
+        first = head.splitlines()[0] if head.strip() else ""
+        return [c.strip() for c in next(csv.reader([first]), [])]
+    return _json_keys(head)
+
+
+def _json_keys(head: str) -> list[str]:
+    text = head.lstrip()
+    decoder = json.JSONDecoder()
+    try:
+        if text.startswith("["):
+            value, _ = decoder.raw_decode(text[1:].lstrip())
+        else:
+            value, _ = decoder.raw_decode(text)
+    except ValueError:
+        return []
+    if isinstance(value, dict) and isinstance(value.get("data"), list) and value["data"]:
+        value = value["data"][0]  # a paginated document: its records are the data array's items
+    return [str(k) for k in value] if isinstance(value, dict) else []
+
+
+def arrow_columns(data: object) -> list[str]:
+    """Column names of an Arrow-exportable object (polars, pyarrow, DuckDB relation)."""
+    for attr in ("columns", "column_names"):
+        names = getattr(data, attr, None)
+        if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+            return list(names)
+    return []
+
+
+def is_unreadable(stats: Mapping[str, Any]) -> bool:
+    """No record could be read although the file held something that looked like one."""
+    return not int(stats.get("records") or 0) and int(stats.get("rejected") or 0) > 0
+
+
+def is_empty(stats: Mapping[str, Any]) -> bool:
+    """Nothing in the file at all: no record, no reject, nothing passed over on purpose."""
+    return not any(int(stats.get(k) or 0) for k in ("records", "rejected", "skipped"))
+
+
+def unreadable_message(stats: Mapping[str, Any], seen: Sequence[str] | None = None) -> str:
+    """``PATH: no record could be read (2 rejected: missing ts 2); no column ts; saw timestamp,
+    model_name: try --column ts=timestamp``. ``seen`` defaults to the file's own names."""
+    path = str(stats.get("path"))
+    found = list(stats.get("columns_found") or ())
+    if seen is None:
+        seen = columns_seen(path, stats.get("format"))
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("rejects") or {}).items()))
+    text = f"{path}: no record could be read ({int(stats.get('rejected') or 0):,} rejected: {reasons})"
+    missing = [c for c in REQUIRED_COLUMNS if c not in found]
+    if missing:
+        text += f"; no column {', '.join(missing)}"
+    if seen:
+        text += f"; saw {', '.join(seen[:12])}" + (f" and {len(seen) - 12} more" if len(seen) > 12 else "")
+    hint = _core.suggest_mapping(list(seen), found) if missing else None
+    if hint:
+        return f"{text}: {hint}"
+    if missing:
+        return f"{text}: map them with --column {missing[0]}=NAME or a --preset (see docs/presets.md)"
+    return f"{text}: fix the values or the mapping; --rejects FILE shows each rejected record"
+
+
+def check_readable(files: Iterable[Mapping[str, Any]], seen: Sequence[str] | None = None) -> None:
+    """Raise :class:`NoRecordsError` naming every file from which no record could be read."""
+    bad = [unreadable_message(f, seen) for f in files if is_unreadable(f)]
+    if bad:
+        raise NoRecordsError("; ".join(bad))
