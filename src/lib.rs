@@ -47,6 +47,7 @@ fn to_py(e: Error) -> PyErr {
         Error::Usage(_) => UsageError::new_err(msg),
         Error::Output { .. } => OutputError::new_err(msg),
         Error::Cancelled => CancelledError::new_err(msg),
+        Error::Internal(_) => WattledgerError::new_err(msg),
     }
 }
 

@@ -221,6 +221,12 @@ BAD_JSONL_LINES = [
     '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "energy_j": "abc"}',
     '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "output_tokens": 12.5}',
     '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "gpus": -2, "duration_s": 1}',
+    # beyond the physical bounds (docs/bounds.md): counted, they would overflow the sums
+    '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "site": "s-de", "energy_j": 1e308, "weight": 1e308}',
+    '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "site": "s-de", "energy_j": 1, "weight": 1e13}',
+    '{"ts": "2025-06-01T00:00:00Z", "model": "m-coef", "site": "s-de", "input_tokens": 2000000000000}',
+    '{"ts": "2025-06-01T00:00:00Z", "model": "m-bare", "site": "s-de", "duration_s": 1e9}',
+    '{"ts": "2025-06-01T00:00:00Z", "model": "m-bare", "site": "s-de", "gpus": 2000000, "duration_s": 1}',
 ]
 
 CSV_HEADER = "ts,model,site,zone,hardware,gpus,input_tokens,output_tokens,duration_s,energy_j,weight,status"

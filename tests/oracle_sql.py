@@ -417,6 +417,13 @@ checked AS (
             WHEN dur_d < 0 THEN 'negative duration_s'
             WHEN ej_d < 0 THEN 'negative energy_j'
             WHEN w_d < 0 THEN 'negative weight'
+            -- physical bounds (docs/bounds.md), checked after the rules above
+            WHEN gpus_d > 1e6 THEN 'implausible gpus (above 1e6)'
+            WHEN in_d > 1e12 THEN 'implausible input_tokens (above 1e12)'
+            WHEN out_d > 1e12 THEN 'implausible output_tokens (above 1e12)'
+            WHEN dur_d > 1e8 THEN 'implausible duration_s (above 1e8)'
+            WHEN ej_d > 1e15 THEN 'implausible energy_j (above 1e15)'
+            WHEN w_d > 1e12 THEN 'implausible weight (above 1e12)'
         END AS reject_reason
     FROM timed
 ),

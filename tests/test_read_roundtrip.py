@@ -76,17 +76,25 @@ model_text = text.filter(lambda s: s != "")
 ts_strategy = st.datetimes(
     min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 12, 31, 23, 59, 59, 999000)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
-# Token counts up to 18 digits (the 19-digit case is its own test in test_readers.py).
-count = st.integers(min_value=0, max_value=10**18 - 1)
-nonneg_float = st.one_of(
-    st.just(0.0),
-    st.floats(min_value=0.0, max_value=1e300, allow_nan=False, allow_infinity=False),
-    st.floats(min_value=0.0, max_value=10.0, allow_nan=False),
-)
+# Numbers up to the engine's physical bounds (docs/bounds.md; a value beyond its bound is
+# rejected as implausible, see test_readers.py): every digit must survive the text round trip.
+MAX = {"gpus": 10**6, "input_tokens": 10**12, "output_tokens": 10**12}
+MAX_F = {"duration_s": 1e8, "energy_j": 1e15, "weight": 1e12}
+
+
+def nonneg_float(top: float) -> st.SearchStrategy[float]:
+    return st.one_of(
+        st.just(0.0),
+        st.just(top),
+        st.floats(min_value=0.0, max_value=top, allow_nan=False, allow_infinity=False),
+        st.floats(min_value=0.0, max_value=10.0, allow_nan=False),
+    )
+
+
 VALUE = {
     **dict.fromkeys(STRING_COLS, text),
-    **dict.fromkeys(INT_COLS, count),
-    **dict.fromkeys(FLOAT_COLS, nonneg_float),
+    **{c: st.integers(min_value=0, max_value=MAX[c]) for c in INT_COLS},
+    **{c: nonneg_float(MAX_F[c]) for c in FLOAT_COLS},
     **dict.fromkeys(BOOL_COLS, st.booleans()),
 }
 

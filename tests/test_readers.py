@@ -957,16 +957,21 @@ def test_crlf_and_utf8_bom(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# token counts beyond 18 digits
+# token counts: exact up to the physical bound, rejected beyond it (never rounded)
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_19_digit_token_counts_are_exact_or_rejected(tmp_path: Path, fmt: str) -> None:
-    values = [1_234_567_890_123_456_789, 2**63 - 1]
+def test_token_counts_are_exact_up_to_the_bound_and_rejected_beyond(tmp_path: Path, fmt: str) -> None:
+    exact = [999_999_999_999, 10**12]  # the bound (docs/bounds.md) is inclusive
+    beyond = [10**12 + 1, 1_234_567_890_123_456_789, 2**63 - 1]
+    values = exact + beyond
     if fmt == "jsonl":
         path = jsonl(tmp_path / "t.jsonl", [{**GOOD, "input_tokens": v} for v in values])
     else:
         path = write_lines(tmp_path / "t.csv", ["ts,model,input_tokens"] + [f"{T0_S},m,{v}" for v in values])
     frame = read(path, rejects=tmp_path / "rej.jsonl")
-    assert frame["input_tokens"].to_list() == values
+    assert frame["input_tokens"].to_list() == exact
+    got = rejects_of(tmp_path / "rej.jsonl")
+    assert [r["reason"] for r in got] == ["implausible input_tokens (above 1e12)"] * len(beyond)
+    assert [r["line"] for r in got] == [i + 1 + (fmt == "csv") for i in range(len(exact), len(values))]

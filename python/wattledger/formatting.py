@@ -4,6 +4,11 @@ Machine formats (csv, json) carry floats at full precision (``repr`` round-trips
 regulator's spreadsheet gets the ledger's exact numbers; human formats (table, md) round to
 about four significant digits, which is all the methodology's uncertainty supports.
 Rows here are report or query rows, not records: looping over them in Python is fine.
+
+Machine formats never write ``Infinity`` or ``NaN`` (issue 11, point 5): the engine's bounds make
+every ledger value finite, so a non-finite number here is a bug or a query that computes one,
+and writing it is refused with :class:`~wattledger.OutputError` rather than passed on as a
+token other JSON readers reject, or a string that looks like data.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wattledger._core import OutputError
+
 if TYPE_CHECKING:  # polars stays unimported on paths that only print text (ingest, report)
     import duckdb
     import polars as pl
@@ -28,12 +35,31 @@ if TYPE_CHECKING:  # polars stays unimported on paths that only print text (inge
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "md")
 
 
+def not_finite(value: object) -> OutputError:
+    """The error for a non-finite number about to be written."""
+    return OutputError(
+        f"refusing to write the non-finite number {value!r}: every value wattledger commits is finite, "
+        "so this is a bug or a query that computes one; nothing was written"
+    )
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that refuses NaN and infinities (``allow_nan=False``) with an OutputError:
+    how this package writes its JSON outputs."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError as exc:
+        raise not_finite("NaN/Infinity") from exc
+
+
 def exact(value: Any) -> Any:
-    """A JSON/CSV-safe value without losing precision."""
+    """A JSON/CSV-safe value without losing precision; a non-finite float is refused."""
     if value is None:
         return None
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        if not math.isfinite(value):
+            raise not_finite(value)
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -50,7 +76,7 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, list | dict):
-        return json.dumps(value)
+        return dumps_json(value)
     return str(value)
 
 
@@ -133,7 +159,7 @@ def to_csv(frame: pl.DataFrame | ResultRows) -> str:
 def to_json(frame: pl.DataFrame | ResultRows) -> str:
     """A JSON array of objects, one per row, keys in column order."""
     records = [{k: exact(v) for k, v in zip(frame.columns, row, strict=True)} for row in _rows(frame)]
-    return json.dumps(records, indent=2) + "\n"
+    return dumps_json(records, indent=2) + "\n"
 
 
 def to_markdown(frame: pl.DataFrame | ResultRows) -> str:

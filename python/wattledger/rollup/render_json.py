@@ -9,11 +9,10 @@ block as it is.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
-from wattledger.formatting import exact
+from wattledger.formatting import dumps_json, exact
 from wattledger.rollup.data import METRICS, ModelFigures, RollupData, Training
 from wattledger.rollup.document import fmt
 
@@ -129,5 +128,5 @@ def to_dict(data: RollupData) -> dict[str, Any]:
 
 
 def to_json(data: RollupData) -> str:
-    """Indented, key order fixed, floats exact."""
-    return json.dumps(to_dict(data), indent=2, ensure_ascii=False) + "\n"
+    """Indented, key order fixed, floats exact; a non-finite number is refused, never written."""
+    return dumps_json(to_dict(data), indent=2, ensure_ascii=False) + "\n"

@@ -104,6 +104,32 @@ impl Measures {
         self.cached_requests += o.cached_requests;
         self.flags |= o.flags;
     }
+
+    /// The name of the first measure that is not finite, if any. The record and pack bounds
+    /// make this impossible (record.rs); it is checked per cell, not per record, before cells
+    /// leave the engine, so that a bug can never put an infinity into the ledger.
+    pub fn first_non_finite(&self) -> Option<&'static str> {
+        let values = [
+            ("requests", self.requests),
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("energy_acc_kwh", self.energy_acc_kwh),
+            ("energy_it_kwh", self.energy_it_kwh),
+            ("energy_kwh", self.energy_kwh),
+            ("energy_kwh_low", self.energy_kwh_low),
+            ("energy_kwh_high", self.energy_kwh_high),
+            ("co2e_location_kg", self.co2e_location_kg),
+            ("co2e_market_kg", self.co2e_market_kg),
+            ("flops", self.flops),
+            ("gpu_hours", self.gpu_hours),
+            ("fallback_kwh", self.fallback_kwh),
+            ("unresolved_kwh", self.unresolved_kwh),
+            ("unestimated_requests", self.unestimated_requests),
+            ("failed_requests", self.failed_requests),
+            ("cached_requests", self.cached_requests),
+        ];
+        values.into_iter().find(|(_, v)| !v.is_finite()).map(|(name, _)| name)
+    }
 }
 
 /// The cell store: keys and measures in parallel vectors, a hash index into them.
@@ -188,6 +214,16 @@ impl Aggregate {
             }
         };
         let source = |i: u32| source_names.get(i as usize).map_or("", |s| s.as_str());
+        // Every batch of cells (in memory, spilled, merged) passes here on its way out.
+        for (k, m) in self.cells() {
+            if let Some(measure) = m.first_non_finite() {
+                return Err(Error::Internal(format!(
+                    "hourly cell of {} at hour {} has a non-finite {measure}",
+                    name(k.model).unwrap_or("?"),
+                    k.hour
+                )));
+            }
+        }
         for k in &self.keys {
             for id in [k.model, k.site, k.zone, k.hardware] {
                 if id != NO_ID && id as usize >= names.len() {

@@ -144,15 +144,12 @@ impl Alt {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSource {
     pub alts: Vec<Alt>,
-    /// False for a column the caller does not need (see [`ColumnMap::skip`]): readers neither
-    /// parse it nor, for Parquet, decode it.
-    pub read: bool,
 }
 
 impl ColumnSource {
     fn named(name: &str) -> Self {
         let path = FieldPath { segs: name.split('.').map(str::to_string).collect(), plain: true };
-        ColumnSource { alts: vec![Alt::Value(Term { path, scale: 1.0 })], read: true }
+        ColumnSource { alts: vec![Alt::Value(Term { path, scale: 1.0 })] }
     }
 
     /// The only way to read this column, when it is one plain value (the fast paths).
@@ -203,14 +200,10 @@ impl ColumnMap {
         &self.sources[col as usize]
     }
 
-    /// The columns to read, with their sources (skipped columns left out).
+    /// Every canonical column with its source. All of them are read on every path (validate,
+    /// estimate, with or without dedupe), whether or not the run needs the value: a record's
+    /// acceptance must not depend on what the run does with it (issue 11, point 4).
     pub fn sources(&self) -> impl Iterator<Item = (Col, &ColumnSource)> {
-        self.all_sources().filter(|(_, s)| s.read)
-    }
-
-    /// Every canonical column with its source, skipped ones included (to report which
-    /// columns a file has).
-    pub fn all_sources(&self) -> impl Iterator<Item = (Col, &ColumnSource)> {
         Col::ALL.iter().map(move |&c| (c, &self.sources[c as usize]))
     }
 
@@ -218,13 +211,6 @@ impl ColumnMap {
     /// computed columns, no keep rules (the readers' fast paths).
     pub fn is_simple(&self) -> bool {
         self.keep.is_empty() && self.sources.iter().all(|s| s.single().is_some())
-    }
-
-    /// Do not read `col` at all. The estimate path skips `request_id` unless de-duplicating:
-    /// in Parquet it is the costliest column to decode (one distinct string per request) and
-    /// the kernel never looks at it.
-    pub fn skip(&mut self, col: Col) {
-        self.sources[col as usize].read = false;
     }
 
     /// Apply one `canonical=source` rule (see [`ColumnMap::set`]).
@@ -248,8 +234,7 @@ impl ColumnMap {
         })?;
         let alts = parse_source(col, source)
             .map_err(|why| Error::Usage(format!("column mapping '{canonical}={source}': {why}")))?;
-        let read = self.sources[col as usize].read;
-        self.sources[col as usize] = ColumnSource { alts, read };
+        self.sources[col as usize] = ColumnSource { alts };
         Ok(())
     }
 
@@ -418,9 +403,7 @@ mod tests {
         assert_eq!(single(Col::InputTokens).path.flat().as_deref(), Some("prompt_tokens"));
         assert_eq!(single(Col::DurationS).scale, 0.001);
         assert_eq!(single(Col::Model).path.flat().as_deref(), Some("model"));
-        m.skip(Col::Status);
-        assert!(m.sources().all(|(c, _)| c != Col::Status));
-        assert_eq!(m.all_sources().count(), Col::COUNT);
+        assert_eq!(m.sources().count(), Col::COUNT);
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! * unknown top-level keys and unknown fields of any table are refused, naming the key path
 //!   (`models."llama-3.1-8b".coefficients[0].wh_per_1k_outptu: unknown field`);
 //! * every number must be finite and >= 0 (integers are accepted where a float is expected);
-//! * physics that cannot be true is refused as well: `pue < 1` (a facility cannot use less
-//!   than its IT load), `utilization` outside [0, 1], `concurrency <= 0` (division),
-//!   `mfu` outside (0, 1] (division, and no chip beats its peak), `peak_tflops <= 0`,
-//!   `idle_w > tdp_w`, `gpus < 1` (a replica has at least one accelerator), and a model with
-//!   two coefficient entries for the same hardware (which one would win is arbitrary);
+//! * physics that cannot be true is refused as well, naming the key: every number has a
+//!   physical range ([`Bound`], the table in docs/bounds.md): `pue` within [1, 5] (a facility
+//!   cannot use less than its IT load), `utilization` within [0, 1], `concurrency` and `mfu`
+//!   at least 1e-6 (they divide energy), `idle_w > tdp_w`, `gpus < 1` (a replica has at least
+//!   one accelerator), upper bounds far beyond any real value on every other number, and a
+//!   model with two coefficient entries for the same hardware (which one would win is
+//!   arbitrary). The bounds are what makes every committed value finite: with them and the
+//!   record bounds of `record.rs`, no sum can reach infinity (the arithmetic is in
+//!   `record.rs`);
 //! * `[columns]` rules are checked against the canonical columns at parse time, so a bad
 //!   mapping stops the run before any file is read.
 //!
@@ -30,6 +34,65 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use toml::{Table, Value};
+
+/// The physical range of a pack number, with the reason given when a value falls outside it.
+/// Upper bounds are far beyond any real value (they catch typos and make overflow impossible,
+/// see `record.rs`); lower bounds above 0 exist where the value divides energy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub min: f64,
+    pub max: f64,
+    pub why: &'static str,
+}
+
+impl Bound {
+    pub fn contains(&self, x: f64) -> bool {
+        x >= self.min && x <= self.max
+    }
+}
+
+/// A number as messages write it: plain for everyday sizes, with an exponent for very large or
+/// small ones (`1e308`, not 309 digits).
+pub fn num_text(x: f64) -> String {
+    let a = x.abs();
+    if a != 0.0 && !(1e-3..1e6).contains(&a) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+const fn bound(min: f64, max: f64, why: &'static str) -> Bound {
+    Bound { min, max, why }
+}
+
+/// Facility over IT energy: a facility cannot use less than its IT load; the least efficient
+/// data centres surveyed are near 2.5.
+pub const PUE: Bound = bound(1.0, 5.0, "facility energy is at least IT energy; 5 is beyond any data centre");
+/// Host and idle overheads, as fractions of accelerator energy.
+pub const OVERHEAD: Bound = bound(0.0, 10.0, "a fraction of accelerator energy; 10 is ten times it");
+pub const UTILIZATION: Bound = bound(0.0, 1.0, "a share of the power range above idle");
+/// Requests sharing a replica; it divides energy, so it has a floor.
+pub const CONCURRENCY: Bound = bound(1e-6, 1e6, "requests sharing a replica on average; it divides energy");
+/// Achieved share of peak FLOP/s; it divides energy, so it has a floor.
+pub const MFU: Bound = bound(1e-6, 1.0, "a share of peak FLOP/s; it divides energy");
+/// Relative half-widths of the uncertainty band.
+pub const UNCERTAINTY: Bound = bound(0.0, 10.0, "a relative half-width; 10 is +-1000 %");
+/// One accelerator's board power: the largest parts are about 1 kW (B200) and a GB200
+/// superchip 2.7 kW; the bound is above a whole 8-GPU server (DGX B200, 14.3 kW).
+pub const TDP_W: Bound = bound(0.0, 2e4, "watts of one accelerator; 20 kW is more than a whole 8-GPU server");
+/// Dense peak of one accelerator: it divides energy, so it has a floor (1 GFLOP/s).
+pub const PEAK_TFLOPS: Bound = bound(1e-3, 1e7, "TFLOP/s of one accelerator; it divides energy");
+/// Parameters active per token, in billions: 100 trillion.
+pub const ACTIVE_PARAMS_B: Bound = bound(0.0, 1e5, "billions of active parameters; 1e5 is 100 trillion");
+/// Accelerator Wh per 1000 tokens: measured values are below 1 Wh.
+pub const WH_PER_1K: Bound = bound(0.0, 1e4, "Wh per 1000 tokens; measured values are below 1");
+/// Grid and contractual intensities: coal plants emit about 1000 gCO2e/kWh.
+pub const G_PER_KWH: Bound = bound(0.0, 5000.0, "gCO2e/kWh; coal is about 1000");
+/// Accelerators per replica (the same bound as a record's `gpus`).
+pub const GPUS: Bound = bound(1.0, crate::record::MAX_GPUS as f64, "accelerators of one replica");
+pub const TRAINING_GPU_HOURS: Bound = bound(0.0, 1e12, "GPU-hours of one training run; the largest are near 1e8");
+pub const TRAINING_ENERGY_MWH: Bound = bound(0.0, 1e9, "MWh of one training run; 1e9 is 1000 TWh");
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackInfo {
@@ -271,8 +334,26 @@ impl<'a> Fields<'a> {
         Ok(Some(x))
     }
 
-    fn required_number(&mut self, key: &'static str) -> Result<f64> {
-        self.number(key)?.ok_or_else(|| self.err(key, "required"))
+    /// A number within its physical range `b` (see [`Bound`]).
+    fn bounded(&mut self, key: &'static str, b: Bound) -> Result<Option<f64>> {
+        let v = self.number(key)?;
+        self.within(key, v, b)?;
+        Ok(v)
+    }
+
+    fn required_bounded(&mut self, key: &'static str, b: Bound) -> Result<f64> {
+        self.bounded(key, b)?.ok_or_else(|| self.err(key, "required"))
+    }
+
+    /// Check a value already read against its physical range.
+    fn within(&self, key: &str, v: Option<f64>, b: Bound) -> Result<()> {
+        match v {
+            Some(x) if !b.contains(x) => {
+                let (lo, hi, x) = (num_text(b.min), num_text(b.max), num_text(x));
+                Err(self.err(key, format!("must be within [{lo}, {hi}] ({}), found {x}", b.why)))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn integer(&mut self, key: &'static str) -> Result<Option<i64>> {
@@ -281,14 +362,6 @@ impl<'a> Fields<'a> {
             Some(Value::Integer(i)) if i < 0 => Err(self.err(key, format!("must not be negative, found {i}"))),
             Some(Value::Integer(i)) => Ok(Some(i)),
             Some(v) => Err(self.err(key, format!("expected an integer, found {}", type_name(&v)))),
-        }
-    }
-
-    /// Check a physical range on a value already read.
-    fn check(&self, key: &str, v: Option<f64>, ok: impl Fn(f64) -> bool, rule: &str) -> Result<()> {
-        match v {
-            Some(x) if !ok(x) => Err(self.err(key, format!("{rule}, found {x}"))),
-            _ => Ok(()),
         }
     }
 
@@ -310,19 +383,6 @@ impl<'a> Fields<'a> {
         }
         Ok(())
     }
-}
-
-fn check_pue(f: &Fields, v: Option<f64>) -> Result<()> {
-    f.check("pue", v, |x| x >= 1.0, "must be >= 1 (facility energy cannot be below IT energy)")
-}
-fn check_utilization(f: &Fields, v: Option<f64>) -> Result<()> {
-    f.check("utilization", v, |x| x <= 1.0, "must be within [0, 1]")
-}
-fn check_concurrency(f: &Fields, v: Option<f64>) -> Result<()> {
-    f.check("concurrency", v, |x| x > 0.0, "must be > 0")
-}
-fn check_mfu(f: &Fields, v: Option<f64>) -> Result<()> {
-    f.check("mfu", v, |x| x > 0.0 && x <= 1.0, "must be within (0, 1]")
 }
 
 /// (line, column), both 1-based, of a byte offset.
@@ -369,22 +429,18 @@ impl Config {
             let mut f = Fields::new(origin, "defaults".into(), v)?;
             default_site = f.string("site")?;
             let d = &mut defaults;
-            for (key, slot) in [
-                ("pue", &mut d.pue),
-                ("host_overhead", &mut d.host_overhead),
-                ("idle_overhead", &mut d.idle_overhead),
-                ("utilization", &mut d.utilization),
-                ("concurrency", &mut d.concurrency),
-                ("mfu", &mut d.mfu),
+            for (key, slot, b) in [
+                ("pue", &mut d.pue, PUE),
+                ("host_overhead", &mut d.host_overhead, OVERHEAD),
+                ("idle_overhead", &mut d.idle_overhead, OVERHEAD),
+                ("utilization", &mut d.utilization, UTILIZATION),
+                ("concurrency", &mut d.concurrency, CONCURRENCY),
+                ("mfu", &mut d.mfu, MFU),
             ] {
-                if let Some(x) = f.number(key)? {
+                if let Some(x) = f.bounded(key, b)? {
                     *slot = x;
                 }
             }
-            check_pue(&f, Some(d.pue))?;
-            check_utilization(&f, Some(d.utilization))?;
-            check_concurrency(&f, Some(d.concurrency))?;
-            check_mfu(&f, Some(d.mfu))?;
             f.finish()?;
         }
 
@@ -398,7 +454,7 @@ impl Config {
                 ("gpu_time", &mut u.gpu_time),
                 ("flops", &mut u.flops),
             ] {
-                if let Some(x) = f.number(key)? {
+                if let Some(x) = f.bounded(key, UNCERTAINTY)? {
                     *slot = x;
                 }
             }
@@ -409,11 +465,10 @@ impl Config {
         if let Some(v) = top.take("hardware") {
             for (name, v, path) in Fields::new(origin, "hardware".into(), v)?.entries() {
                 let mut f = Fields::new(origin, path, v)?;
-                let tdp_w = f.required_number("tdp_w")?;
+                let tdp_w = f.required_bounded("tdp_w", TDP_W)?;
                 let idle_w = f.number("idle_w")?.unwrap_or(0.0);
-                let peak_tflops = f.number("peak_tflops")?;
-                f.check("idle_w", Some(idle_w), |x| x <= tdp_w, &format!("must not exceed tdp_w ({tdp_w})"))?;
-                f.check("peak_tflops", peak_tflops, |x| x > 0.0, "must be > 0")?;
+                let peak_tflops = f.bounded("peak_tflops", PEAK_TFLOPS)?;
+                f.within("idle_w", Some(idle_w), bound(0.0, tdp_w, "idle draw cannot exceed tdp_w"))?;
                 let describe = f.describe()?;
                 f.finish()?;
                 hardware.insert(name, Hardware { tdp_w, idle_w, peak_tflops, describe });
@@ -424,7 +479,7 @@ impl Config {
         if let Some(v) = top.take("models") {
             for (name, v, path) in Fields::new(origin, "models".into(), v)?.entries() {
                 let mut f = Fields::new(origin, path.clone(), v)?;
-                let active_params_b = f.number("active_params_b")?;
+                let active_params_b = f.bounded("active_params_b", ACTIVE_PARAMS_B)?;
                 let describe = f.describe()?;
                 let mut coefficients: Vec<Coefficient> = Vec::new();
                 match f.take("coefficients") {
@@ -436,9 +491,9 @@ impl Config {
                                 .string("hardware")?
                                 .ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
                             let coef = Coefficient {
-                                wh_per_1k_input: c.required_number("wh_per_1k_input")?,
-                                wh_per_1k_output: c.required_number("wh_per_1k_output")?,
-                                uncertainty: c.number("uncertainty")?,
+                                wh_per_1k_input: c.required_bounded("wh_per_1k_input", WH_PER_1K)?,
+                                wh_per_1k_output: c.required_bounded("wh_per_1k_output", WH_PER_1K)?,
+                                uncertainty: c.bounded("uncertainty", UNCERTAINTY)?,
                                 describe: c.describe()?,
                                 hardware: hw,
                             };
@@ -467,25 +522,19 @@ impl Config {
                 let mut f = Fields::new(origin, path, v)?;
                 let s = Site {
                     zone: f.string("zone")?,
-                    pue: f.number("pue")?,
-                    host_overhead: f.number("host_overhead")?,
-                    idle_overhead: f.number("idle_overhead")?,
-                    market_g_per_kwh: f.number("market_g_per_kwh")?,
-                    fallback_g_per_kwh: f.number("fallback_g_per_kwh")?,
+                    pue: f.bounded("pue", PUE)?,
+                    host_overhead: f.bounded("host_overhead", OVERHEAD)?,
+                    idle_overhead: f.bounded("idle_overhead", OVERHEAD)?,
+                    market_g_per_kwh: f.bounded("market_g_per_kwh", G_PER_KWH)?,
+                    fallback_g_per_kwh: f.bounded("fallback_g_per_kwh", G_PER_KWH)?,
                     hardware: f.string("hardware")?,
                     gpus: f.integer("gpus")?,
-                    utilization: f.number("utilization")?,
-                    concurrency: f.number("concurrency")?,
-                    mfu: f.number("mfu")?,
+                    utilization: f.bounded("utilization", UTILIZATION)?,
+                    concurrency: f.bounded("concurrency", CONCURRENCY)?,
+                    mfu: f.bounded("mfu", MFU)?,
                     describe: f.describe()?,
                 };
-                check_pue(&f, s.pue)?;
-                check_utilization(&f, s.utilization)?;
-                check_concurrency(&f, s.concurrency)?;
-                check_mfu(&f, s.mfu)?;
-                if s.gpus == Some(0) {
-                    return Err(f.err("gpus", "must be >= 1"));
-                }
+                f.within("gpus", s.gpus.map(|g| g as f64), GPUS)?;
                 f.finish()?;
                 sites.insert(name, s);
             }
@@ -579,10 +628,10 @@ impl Config {
             for (name, v, path) in Fields::new(origin, "training".into(), v)?.entries() {
                 let mut f = Fields::new(origin, path, v)?;
                 let t = Training {
-                    gpu_hours: f.number("gpu_hours")?,
+                    gpu_hours: f.bounded("gpu_hours", TRAINING_GPU_HOURS)?,
                     hardware: f.string("hardware")?,
                     site: f.string("site")?,
-                    energy_mwh: f.number("energy_mwh")?,
+                    energy_mwh: f.bounded("energy_mwh", TRAINING_ENERGY_MWH)?,
                     note: f.string("note")?,
                 };
                 f.finish()?;
@@ -1011,6 +1060,56 @@ gpus = 1
         assert_eq!(refused(dup).0, "models.m.coefficients[1].hardware");
         // Edges that are physical are accepted.
         parse("[defaults]\npue = 1\nutilization = 0\nmfu = 1\n[hardware.h]\ntdp_w = 75\nidle_w = 75\n[uncertainty]\nflops = 0").unwrap();
+    }
+
+    #[test]
+    fn values_beyond_physical_bounds_are_refused_naming_the_key() {
+        let (key, msg) = refused("[hardware.h]\ntdp_w = 1e308");
+        assert_eq!(key, "hardware.h.tdp_w");
+        assert!(msg.starts_with("must be within [0, 20000] (watts of one accelerator"), "{msg}");
+        assert!(msg.ends_with("found 1e308"), "{msg}");
+        let coef = |k: &str, v: &str| {
+            let mut c = String::from("[[models.m.coefficients]]\nhardware = \"*\"\n");
+            for key in ["wh_per_1k_input", "wh_per_1k_output"] {
+                c += &format!("{key} = {}\n", if key == k { v } else { "1" });
+            }
+            if k == "uncertainty" {
+                c += &format!("uncertainty = {v}\n");
+            }
+            c
+        };
+        for (toml, key) in [
+            ("[defaults]\npue = 5.01".to_string(), "defaults.pue"),
+            ("[sites.s]\npue = 1e308".into(), "sites.s.pue"),
+            ("[defaults]\nhost_overhead = 11".into(), "defaults.host_overhead"),
+            ("[sites.s]\nidle_overhead = 1e300".into(), "sites.s.idle_overhead"),
+            ("[defaults]\nconcurrency = 1e-300".into(), "defaults.concurrency"),
+            ("[sites.s]\nconcurrency = 1e7".into(), "sites.s.concurrency"),
+            ("[defaults]\nmfu = 1e-9".into(), "defaults.mfu"),
+            ("[uncertainty]\nflops = 1e308".into(), "uncertainty.flops"),
+            ("[hardware.h]\ntdp_w = 700\npeak_tflops = 1e-9".into(), "hardware.h.peak_tflops"),
+            ("[hardware.h]\ntdp_w = 700\npeak_tflops = 1e308".into(), "hardware.h.peak_tflops"),
+            ("[models.m]\nactive_params_b = 1e6".into(), "models.m.active_params_b"),
+            (coef("wh_per_1k_input", "1e308"), "models.m.coefficients[0].wh_per_1k_input"),
+            (coef("wh_per_1k_output", "10001"), "models.m.coefficients[0].wh_per_1k_output"),
+            (coef("uncertainty", "100"), "models.m.coefficients[0].uncertainty"),
+            ("[sites.s]\nmarket_g_per_kwh = 1e308".into(), "sites.s.market_g_per_kwh"),
+            ("[sites.s]\nfallback_g_per_kwh = 5001".into(), "sites.s.fallback_g_per_kwh"),
+            ("[sites.s]\ngpus = 1000001".into(), "sites.s.gpus"),
+            ("[training.m]\ngpu_hours = 1e13".into(), "training.m.gpu_hours"),
+            ("[training.m]\nenergy_mwh = 1e308".into(), "training.m.energy_mwh"),
+        ] {
+            assert_eq!(refused(&toml).0, key, "{toml}");
+        }
+        // The bounds are inclusive: the largest values allowed still parse.
+        parse(
+            "[defaults]\npue = 5\nhost_overhead = 10\nconcurrency = 1e-6\nmfu = 1e-6\n\
+             [uncertainty]\nflops = 10\n[hardware.h]\ntdp_w = 20000\nidle_w = 20000\npeak_tflops = 1e-3\n\
+             [models.m]\nactive_params_b = 1e5\n[[models.m.coefficients]]\nhardware = \"*\"\n\
+             wh_per_1k_input = 1e4\nwh_per_1k_output = 1e4\n\
+             [sites.s]\nmarket_g_per_kwh = 5000\nfallback_g_per_kwh = 5000\ngpus = 1000000\nconcurrency = 1e6",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub enum Error {
     /// The caller asked the run to stop (Ctrl-C).
     #[error("cancelled")]
     Cancelled,
+
+    /// A broken invariant of the engine: a bug, never bad input (which is a reject or one of
+    /// the errors above). Stops the run rather than let a wrong number through.
+    #[error("internal error (a bug in wattledger; please report it): {0}")]
+    Internal(String),
 }
 
 /// `line N: ` for a line of a file, nothing for the file as a whole (line 0).

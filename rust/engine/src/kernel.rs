@@ -17,13 +17,13 @@
 //! sees it. Per record, the caches hand back the resolved id and the outcome.
 
 use crate::aggregate::{Aggregate, CellKey, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS, NO_ID};
-use crate::config::{Config, Uncertainty};
+use crate::config::{num_text, Config, Uncertainty, G_PER_KWH};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::names::{NameKind, Resolver};
 use crate::outcome::{record_outcome, Outcome, OutcomeRules};
 use crate::record::{Loc, Record, RecordSink};
-use crate::time::hour_of;
+use crate::time::{format_us, hour_of};
 use arrow_array::RecordBatch;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -324,6 +324,18 @@ impl Methodology {
             Some(s) => *fixed.get(s.as_str()).expect("a site of the pack is interned"),
             None => NO_ID,
         };
+        // Grid intensities are held to the pack's bound for intensities: with it, and the pack
+        // and record bounds, no emissions sum can overflow (the arithmetic is in record.rs).
+        if let Some((zone, hour, v)) = grid.rows().find(|&(_, _, v)| !G_PER_KWH.contains(v)) {
+            return Err(Error::Usage(format!(
+                "grid: zone {zone} at {}: {} gCO2e/kWh is outside [{}, {}] ({}); check the file's unit",
+                format_us(hour * 3_600_000_000),
+                num_text(v),
+                num_text(G_PER_KWH.min),
+                num_text(G_PER_KWH.max),
+                G_PER_KWH.why
+            )));
+        }
         Ok(Methodology {
             resolver: Resolver::new(&config),
             outcomes: OutcomeRules::new(&config.outcomes),
@@ -695,6 +707,9 @@ impl Methodology {
                 }
             }
         }
+        // The record and pack bounds make every contribution finite and below 1e40 (record.rs);
+        // the aggregate checks its cells again before they leave the engine.
+        debug_assert!(m.first_non_finite().is_none(), "non-finite contribution: {m:?}");
         let key = CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method };
         (key, m, estimated_kwh)
     }

@@ -2,6 +2,11 @@
 //! merge them, and hand back the hourly partial aggregates plus what was spilled under the
 //! memory budget. This is the only place that wires readers to the kernel, so the binding,
 //! the benches and the tests all run the same path.
+//!
+//! One acceptance rule (issue 11, point 4): the scan reads and checks every canonical column,
+//! exactly as `validate` does, whether or not the run needs the value (`request_id` without
+//! dedupe, say). So a record is accepted here exactly when `validate` accepts it; dedupe only
+//! drops repeats among accepted records, and counts them apart (`duplicates`), never as rejects.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -11,7 +16,6 @@ use arrow_schema::ArrowError;
 use rustc_hash::FxHashSet;
 
 use crate::aggregate::Spiller;
-use crate::columns::Col;
 use crate::error::Result;
 use crate::kernel::{AggregateSink, Methodology};
 use crate::names::NameKind;
@@ -76,7 +80,7 @@ pub fn estimate_files(
 ) -> Result<EstimateOutput> {
     let names = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
     let run = Run::new(opts, names);
-    let out = scan_files(files, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
+    let out = scan_files(files, &opts.scan, ctl, rejects, || run.sink(methodology))?;
     run.finish(out, methodology)
 }
 
@@ -93,18 +97,8 @@ where
     I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
 {
     let run = Run::new(opts, vec![source_name.to_string()]);
-    let out = scan_batches(batches, source_name, &kernel_scan(opts), ctl, rejects, || run.sink(methodology))?;
+    let out = scan_batches(batches, source_name, &opts.scan, ctl, rejects, || run.sink(methodology))?;
     run.finish(out, methodology)
-}
-
-/// The scan options with the columns the kernel never uses switched off: `request_id` unless
-/// de-duplicating. (`status` is read: it decides a record's outcome, section 10.)
-fn kernel_scan(opts: &EstimateOptions) -> ScanOptions {
-    let mut scan = opts.scan.clone();
-    if !opts.dedupe {
-        scan.columns.skip(Col::RequestId);
-    }
-    scan
 }
 
 /// What the sinks of one run share: source names, the spiller, the dedupe set, and each
@@ -237,5 +231,195 @@ impl RecordSink for CountingSink {
 
     fn merge(&mut self, _other: Self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The acceptance rule (issue 11, point 4): `validate` (a scan into a `CountingSink`) and
+    //! every estimate path, with and without dedupe, accept and reject the same records, line by
+    //! line and for the same reasons.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::grid::Grid;
+    use crate::source::expand_inputs;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{ArrayRef, BooleanArray, Int64Array, ListArray, StringArray, TimestampMicrosecondArray};
+    use std::collections::BTreeMap;
+
+    const T0: &str = "2025-06-01T00:10:00Z";
+
+    /// JSON lines: good ones, repeats of an id, and one bad value in every canonical column,
+    /// including the ones an estimate does not need.
+    fn jsonl_lines() -> Vec<String> {
+        let base = |extra: &str| format!(r#"{{"ts":"{T0}","model":"m","zone":"DE","input_tokens":10{extra}}}"#);
+        let mut lines = vec![base(r#","request_id":"a""#), base(r#","request_id":"a""#), base("")];
+        for extra in [
+            r#","request_id":{"x":1}"#,
+            r#","request_id":[1]"#,
+            r#","request_id":true"#,
+            r#","request_id":123456789012345678901234567890"#, // a number's text is an id
+            r#","status":{"code":2}"#,
+            r#","status":false"#,
+            r#","status":500"#,
+            r#","cache_hit":"maybe""#,
+            r#","cache_hit":2"#,
+            r#","cache_hit":[true]"#,
+            r#","cache_hit":1"#,
+            r#","site":{"a":1}"#,
+            r#","hardware":[1]"#,
+            r#","gpus":1.5"#,
+            r#","gpus":2000000"#,
+            r#","energy_j":1e308,"weight":1e308"#,
+            r#","weight":1e13"#,
+            r#","duration_s":1e9"#,
+            r#","output_tokens":1000000000001"#,
+            r#","energy_j":1e15,"weight":1e12"#, // at the bounds: accepted
+        ] {
+            lines.push(base(extra));
+        }
+        lines.push(format!(r#"{{"ts":"{T0}","model":"m","request_id":"b"}}"#));
+        lines.push(format!(r#"{{"ts":"{T0}","model":"m","request_id":"b"}}"#));
+        lines
+    }
+
+    fn csv_text() -> Vec<u8> {
+        let mut t = b"ts,model,zone,request_id,status,cache_hit,weight\n".to_vec();
+        for row in [
+            &b"2025-06-01T00:10:00Z,m,DE,a,ok,true,1\n"[..],
+            b"2025-06-01T00:10:00Z,m,DE,a,ok,,\n",
+            b"2025-06-01T00:10:00Z,m,DE,\xff\xfe,ok,,\n", // request_id not UTF-8
+            b"2025-06-01T00:10:00Z,m,DE,c,\xff,,\n",      // status not UTF-8
+            b"2025-06-01T00:10:00Z,m,DE,d,ok,maybe,\n",
+            b"2025-06-01T00:10:00Z,m,DE,e,ok,,1e300\n",
+        ] {
+            t.extend_from_slice(row);
+        }
+        t
+    }
+
+    /// Parquet: request_id as a list (bad where not null), cache flags as integers.
+    fn parquet_batch() -> RecordBatch {
+        let n = 6;
+        let ts: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![1_748_736_600_000_000; n]).with_timezone("UTC"));
+        let model: ArrayRef = Arc::new(StringArray::from(vec!["m"; n]));
+        let ids: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            None,
+            Some(vec![Some(1)]),
+            None,
+            None,
+            Some(vec![]),
+            None,
+        ]));
+        let cache: ArrayRef = Arc::new(Int64Array::from(vec![Some(0), Some(1), Some(2), None, None, Some(-1)]));
+        let flag: ArrayRef = Arc::new(BooleanArray::from(vec![None, None, None, Some(true), None, None]));
+        RecordBatch::try_from_iter([
+            ("ts", ts),
+            ("model", model),
+            ("request_id", ids),
+            ("cache_hit", cache),
+            ("status", flag),
+        ])
+        .unwrap()
+    }
+
+    fn write_parquet(path: &std::path::Path, batch: &RecordBatch) {
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+    }
+
+    /// (source, line, reason) of every reject, sorted.
+    fn rejects(path: &std::path::Path) -> Vec<(String, u64, String)> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out: Vec<(String, u64, String)> = text
+            .lines()
+            .map(|l| {
+                let field = |k: &str| {
+                    let start = l.find(&format!("\"{k}\": ")).unwrap() + k.len() + 4;
+                    let rest = &l[start..];
+                    let end = if let Some(r) = rest.strip_prefix('"') {
+                        r.find('"').unwrap() + 2
+                    } else {
+                        rest.find(',').unwrap()
+                    };
+                    rest[..end].trim_matches('"').to_string()
+                };
+                (field("source"), field("line").parse().unwrap(), field("reason"))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn counts(files: &[FileStats]) -> Vec<(u64, u64, BTreeMap<String, u64>)> {
+        files.iter().map(|f| (f.records, f.rejected, f.rejects.clone())).collect()
+    }
+
+    #[test]
+    fn estimate_accepts_exactly_what_validate_accepts_with_and_without_dedupe() {
+        let t = crate::testutil::tempdir().unwrap();
+        let dir = t.path();
+        std::fs::write(dir.join("a.jsonl"), jsonl_lines().join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("b.csv"), csv_text()).unwrap();
+        write_parquet(&dir.join("c.parquet"), &parquet_batch());
+        let files = expand_inputs(&[dir.to_string_lossy().into_owned()]).unwrap();
+        assert_eq!(files.len(), 3);
+        let scan = ScanOptions { threads: 2, block_bytes: 256, ..Default::default() };
+
+        let v_path = dir.join("validate.rejects");
+        let w = RejectsWriter::create(&v_path).unwrap();
+        let validated = scan_files(&files, &scan, &ScanControl::default(), Some(&w), CountingSink::default).unwrap();
+        w.finish().unwrap();
+        let v_rejects = rejects(&v_path);
+        let v_counts = counts(&validated.files);
+        let reasons: Vec<&str> = v_rejects.iter().map(|r| r.2.as_str()).collect();
+        for r in [
+            "bad value for request_id",
+            "bad value for status",
+            "bad value for cache_hit",
+            "implausible energy_j (above 1e15)",
+            "implausible weight (above 1e12)",
+            "implausible gpus (above 1e6)",
+        ] {
+            assert!(reasons.contains(&r), "{r} in {reasons:?}");
+        }
+        // JSONL: 3 + 20 mutated + 2 lines; 16 of the 20 are bad. CSV: 6 rows, 4 bad. Parquet: 6 rows;
+        // row 1 and 4 have a list id, row 2 and 5 a bad flag, row 3 a boolean status.
+        assert_eq!(
+            v_counts.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(),
+            vec![(9, 16), (2, 4), (1, 5)],
+            "{v_rejects:#?}"
+        );
+
+        let config = Config::from_toml("[defaults]\npue = 1.2\n", "t").unwrap();
+        let grid = Grid::from_texts(&[("g", "zone,datetime,g_per_kwh\nDE,2025-06-01T00:00:00Z,300\n")], false).unwrap();
+        let m = Methodology::new(Arc::new(config), Arc::new(grid)).unwrap();
+        for dedupe in [false, true] {
+            let e_path = dir.join(format!("estimate-{dedupe}.rejects"));
+            let w = RejectsWriter::create(&e_path).unwrap();
+            let opts = EstimateOptions {
+                scan: scan.clone(),
+                memory_budget_cells: 1000,
+                spill_dir: Some(dir.join(format!("spill-{dedupe}"))),
+                dedupe,
+            };
+            let out = estimate_files(&files, &m, &opts, &ScanControl::default(), Some(&w)).unwrap();
+            w.finish().unwrap();
+            assert_eq!(rejects(&e_path), v_rejects, "dedupe = {dedupe}");
+            assert_eq!(counts(&out.files), v_counts, "dedupe = {dedupe}");
+            assert!(out.spill_files.is_empty());
+            let counted: i64 =
+                out.aggregates.column_by_name("records").unwrap().as_primitive::<Int64Type>().iter().flatten().sum();
+            let read: u64 = out.files.iter().map(|f| f.records).sum();
+            // Duplicates are not rejects: they are dropped after acceptance and counted apart
+            // ("a" twice in JSONL and twice in CSV: 3 repeats; "b" twice in JSONL: 1).
+            assert_eq!(out.duplicates, if dedupe { 4 } else { 0 });
+            assert_eq!(counted as u64, read - out.duplicates);
+        }
     }
 }

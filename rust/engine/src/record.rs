@@ -2,8 +2,10 @@
 //! and the sink that readers hand valid records to.
 //!
 //! Readers fill a [`Draft`] from whatever the file holds, then [`Draft::finish`] applies the
-//! rules every format shares (required fields, no negatives, no non-finite numbers, empty
-//! strings are null). A record is either used whole or rejected whole: never half-used.
+//! rules every format shares (required fields, no negatives, no non-finite numbers, nothing
+//! beyond the physical bounds below, empty strings are null). A record is either used whole or
+//! rejected whole: never half-used. `validate` and every estimate path run the same readers
+//! and this same function, so they accept exactly the same records.
 
 use crate::columns::Col;
 use std::fmt;
@@ -50,6 +52,37 @@ pub struct Draft<'a> {
     pub cache_hit: Option<bool>,
 }
 
+/// Physical bounds of one record's numbers (docs/bounds.md). Each is far beyond any real
+/// request, so no real record is refused; together with the pack's bounds (config.rs) they
+/// make every committed value finite. The largest contribution one record can make is below
+/// 1e40 in every measure (the worst case is the flops method: 2 * 1e14 parameters * 2e12
+/// tokens = 4e26 FLOP at 1e-3 TFLOP/s and MFU 1e-6 is 4e26 s at 2e4 W = 2.2e27 Wh, times
+/// weight 1e12, overheads 21, PUE 5, band 11: 2.6e39 kWh; times 5000 g/kWh: 1.3e40 kg). A cell
+/// sums at most 2^63 records, so its sums stay below 1e59: an overflow to infinity (1.8e308)
+/// cannot happen, in a cell, a merge, a spill or the ledger's sums over any number of runs.
+pub const MAX_GPUS: i64 = 1_000_000;
+/// Tokens of one request: a million times the longest context windows of 2025.
+pub const MAX_TOKENS: i64 = 1_000_000_000_000;
+/// Seconds of one request: over three years.
+pub const MAX_DURATION_S: f64 = 1e8;
+/// Joules of one request: 278 MWh, a 700 W accelerator running for 45 years.
+pub const MAX_ENERGY_J: f64 = 1e15;
+/// Requests one record stands for: more than a year of the largest public services.
+pub const MAX_WEIGHT: f64 = 1e12;
+
+/// The upper bound of a numeric column (see [`MAX_WEIGHT`] and friends), as written in reject
+/// reasons and docs.
+pub fn upper_bound(col: Col) -> Option<f64> {
+    match col {
+        Col::Gpus => Some(MAX_GPUS as f64),
+        Col::InputTokens | Col::OutputTokens => Some(MAX_TOKENS as f64),
+        Col::DurationS => Some(MAX_DURATION_S),
+        Col::EnergyJ => Some(MAX_ENERGY_J),
+        Col::Weight => Some(MAX_WEIGHT),
+        _ => None,
+    }
+}
+
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.is_empty())
 }
@@ -74,6 +107,25 @@ impl<'a> Draft<'a> {
                 if x < 0.0 {
                     return Err(RejectReason::Negative(col));
                 }
+            }
+        }
+        // Bounds last, so a value that is also negative or non-finite keeps that reason.
+        for (col, v, max) in [
+            (Col::Gpus, self.gpus, MAX_GPUS),
+            (Col::InputTokens, self.input_tokens, MAX_TOKENS),
+            (Col::OutputTokens, self.output_tokens, MAX_TOKENS),
+        ] {
+            if matches!(v, Some(n) if n > max) {
+                return Err(RejectReason::Implausible(col));
+            }
+        }
+        for (col, v, max) in [
+            (Col::DurationS, self.duration_s, MAX_DURATION_S),
+            (Col::EnergyJ, self.energy_j, MAX_ENERGY_J),
+            (Col::Weight, self.weight, MAX_WEIGHT),
+        ] {
+            if matches!(v, Some(x) if x > max) {
+                return Err(RejectReason::Implausible(col));
             }
         }
         Ok(Record {
@@ -108,6 +160,9 @@ pub enum RejectReason {
     BadValue(Col),
     Negative(Col),
     NonFinite(Col),
+    /// Above the column's physical bound ([`upper_bound`]): no real request has it, and
+    /// counting it could overflow a sum.
+    Implausible(Col),
 }
 
 impl fmt::Display for RejectReason {
@@ -118,6 +173,10 @@ impl fmt::Display for RejectReason {
             RejectReason::BadValue(c) => write!(f, "bad value for {}", c.name()),
             RejectReason::Negative(c) => write!(f, "negative {}", c.name()),
             RejectReason::NonFinite(c) => write!(f, "non-finite {}", c.name()),
+            RejectReason::Implausible(c) => match upper_bound(*c) {
+                Some(max) => write!(f, "implausible {} (above {max:e})", c.name()),
+                None => write!(f, "implausible {}", c.name()),
+            },
         }
     }
 }
@@ -175,5 +234,40 @@ mod tests {
         assert_eq!(RejectReason::Negative(Col::DurationS).to_string(), "negative duration_s");
         let r = Draft { site: Some(""), weight: Some(0.0), ..ok_draft() }.finish().unwrap();
         assert_eq!((r.site, r.weight), (None, 0.0));
+    }
+
+    #[test]
+    fn values_beyond_physical_bounds_are_rejected_naming_the_column() {
+        let cases = [
+            (Draft { gpus: Some(MAX_GPUS + 1), ..ok_draft() }, Col::Gpus),
+            (Draft { input_tokens: Some(MAX_TOKENS + 1), ..ok_draft() }, Col::InputTokens),
+            (Draft { output_tokens: Some(i64::MAX), ..ok_draft() }, Col::OutputTokens),
+            (Draft { duration_s: Some(1.01e8), ..ok_draft() }, Col::DurationS),
+            (Draft { energy_j: Some(1e308), weight: Some(1e308), ..ok_draft() }, Col::EnergyJ),
+            (Draft { weight: Some(1e13), ..ok_draft() }, Col::Weight),
+        ];
+        for (d, col) in cases {
+            assert_eq!(d.finish(), Err(RejectReason::Implausible(col)), "{col:?}");
+        }
+        assert_eq!(RejectReason::Implausible(Col::EnergyJ).to_string(), "implausible energy_j (above 1e15)");
+        assert_eq!(RejectReason::Implausible(Col::Weight).to_string(), "implausible weight (above 1e12)");
+        assert_eq!(RejectReason::Implausible(Col::InputTokens).to_string(), "implausible input_tokens (above 1e12)");
+        assert_eq!(RejectReason::Implausible(Col::Gpus).to_string(), "implausible gpus (above 1e6)");
+        // The bounds themselves are accepted: they are inclusive.
+        let at = Draft {
+            gpus: Some(MAX_GPUS),
+            input_tokens: Some(MAX_TOKENS),
+            output_tokens: Some(MAX_TOKENS),
+            duration_s: Some(MAX_DURATION_S),
+            energy_j: Some(MAX_ENERGY_J),
+            weight: Some(MAX_WEIGHT),
+            ..ok_draft()
+        };
+        assert!(at.finish().is_ok());
+        // Negative and non-finite keep their own reasons.
+        assert_eq!(
+            Draft { weight: Some(f64::INFINITY), ..ok_draft() }.finish(),
+            Err(RejectReason::NonFinite(Col::Weight))
+        );
     }
 }

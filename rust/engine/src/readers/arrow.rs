@@ -173,7 +173,7 @@ impl BatchView {
             .iter()
             .map(|&col| {
                 let src = map.source(col);
-                let Some(term) = src.single().filter(|_| src.read) else { return View::Absent };
+                let Some(term) = src.single() else { return View::Absent };
                 scales[col as usize] = term.scale;
                 match find_column(batch, &term.path) {
                     Some(a) => view_for(col, &a),

@@ -153,7 +153,7 @@ pub(crate) fn parse_header(b: &[u8], map: &ColumnMap, plan: &Plan, at_eof: bool)
         name.clear();
         undouble(b, f, &mut name);
         let n = trim(name.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&name));
-        for (col, src) in map.all_sources() {
+        for (col, src) in map.sources() {
             if src.paths().any(|p| p.flat().is_some_and(|f| f.as_bytes() == n)) {
                 found |= 1 << col as u16;
             }

@@ -628,7 +628,7 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
 /// Canonical columns a schema provides (a dotted name counts when its root column exists).
 fn schema_found(schema: &arrow_schema::Schema, map: &ColumnMap) -> u16 {
     let mut found = 0u16;
-    for (col, src) in map.all_sources() {
+    for (col, src) in map.sources() {
         let has = |p: &crate::columns::FieldPath| {
             p.flat().is_some_and(|f| schema.index_of(&f).is_ok())
                 || (p.segs.len() > 1 && schema.index_of(&p.segs[0]).is_ok())

@@ -58,7 +58,6 @@ fn with_dictionary_names(meta: ArrowReaderMetadata, map: &ColumnMap) -> parquet:
     let names: Vec<String> = [Col::Model, Col::Site, Col::Zone, Col::Hardware]
         .iter()
         .map(|&c| map.source(c))
-        .filter(|s| s.read)
         .flat_map(|s| s.paths().filter_map(|p| p.flat()))
         .collect();
     let schema = meta.schema();

@@ -112,7 +112,7 @@ impl Plan {
         if plan.keep.is_empty() {
             let mut simple = [(0u16, 1.0); Col::COUNT];
             let mut ok = true;
-            // A slot no key leads to, for columns not read: always absent.
+            // A slot no key leads to, for a column without a source: always absent.
             let empty = plan.paths.len() as u16;
             for col in Col::ALL {
                 let (s, e) = plan.col_alts[col as usize];
@@ -276,6 +276,11 @@ pub(crate) fn set_num(d: &mut Draft<'_>, col: Col, v: Num, scale: f64) -> Result
         Col::DurationS => d.duration_s = Some(as_float()),
         Col::EnergyJ => d.energy_j = Some(as_float()),
         Col::Weight => d.weight = Some(as_float()),
+        // A cache flag as an integer column: 0 and 1, as the text forms "0" and "1" read.
+        Col::CacheHit => match v {
+            Num::Int(x @ (0 | 1)) => d.cache_hit = Some(x == 1),
+            _ => return Err(RejectReason::BadValue(col)),
+        },
         _ => return Err(RejectReason::BadValue(col)),
     }
     Ok(())
