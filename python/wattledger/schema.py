@@ -72,12 +72,12 @@ HOUR_UTC = "timezone('UTC', hour)"
 
 
 #: Fixed-point scale (a power of two) per measure for :func:`exact_sum_sql`: 2**scale units
-#: per unit of the measure. Chosen so that one ledger row's value times 2**scale stays inside
-#: int64 with room to spare: counts up to 2**54 (1.8e16 requests or tokens in one hourly cell),
-#: energy, emissions and GPU hours up to 2**38 (2.7e11 kWh in one hourly cell, about a hundred
-#: times the world's hourly electricity), FLOPs up to 2**92 (5e27 in one hourly cell, ten
-#: thousand times a 100k-GPU fleet's hour). A value beyond that fails the query loudly (DuckDB's
-#: out-of-range cast) instead of being summed wrongly.
+#: per unit of the measure. One ledger row's value times 2**scale must stay inside int64 for the
+#: exact path: counts up to 2**54 (1.8e16 requests or tokens in one hourly cell), energy,
+#: emissions and GPU hours up to 2**38 (2.7e11 kWh in one hourly cell, about a hundred times
+#: the world's hourly electricity), FLOPs up to 2**92 (5e27 in one hourly cell, ten thousand
+#: times a 100k-GPU fleet's hour). Rows beyond that (possible only with absurd, if in-bounds,
+#: records) are summed as plain doubles, so they never fail a query.
 _COUNT_SCALE = 8
 _PHYSICAL_SCALE = 24
 _FLOPS_SCALE = -30
@@ -98,16 +98,25 @@ def exact_sum_sql(expr: str, measure: str, where: str | None = None) -> str:
     (both steps exact in binary floating point). Integer sums are exact in any order, so
     ``sum(hi) / A + sum(lo) / (A * 2**52)`` is the same double on every run, every machine and
     every thread count; it is within a few units in the last place of the exact sum (values
-    below 2**-(scale+52) units round at that absolute grain). SQL NULL behaves as in SUM: NULL
-    when every value is NULL. ``where`` filters the rows like an aggregate FILTER clause.
+    below 2**-(scale+52) units round at that absolute grain). A value too large for the int64
+    path (see SUM_SCALE) is added as a plain double: only such rows can reintroduce order. SQL
+    NULL behaves as in SUM: NULL when every value is NULL. ``where`` filters the rows like an
+    aggregate FILTER clause.
     """
     scale = SUM_SCALE.get(measure, _PHYSICAL_SCALE)
     a = repr(2.0**scale)
     b = repr(2.0 ** (scale + 52))
-    hi = f"CAST(({expr}) * {a} AS BIGINT)"
-    lo = f"CAST((({expr}) - CAST({hi} AS DOUBLE) / {a}) * {b} AS BIGINT)"
+    limit = repr(2.0 ** (62 - scale))
+    small = f"CASE WHEN abs({expr}) < {limit} THEN {expr} END"
+    big = f"CASE WHEN abs({expr}) >= {limit} THEN {expr} END"
+    hi = f"CAST(({small}) * {a} AS BIGINT)"
+    lo = f"CAST((({small}) - CAST({hi} AS DOUBLE) / {a}) * {b} AS BIGINT)"
     flt = f" FILTER (WHERE {where})" if where else ""
-    return f"(CAST(SUM({hi}){flt} AS DOUBLE) / {a} + CAST(SUM({lo}){flt} AS DOUBLE) / {b})"
+    exact = f"CAST(SUM({hi}){flt} AS DOUBLE) / {a} + CAST(SUM({lo}){flt} AS DOUBLE) / {b}"
+    return (
+        f"(CASE WHEN COUNT({expr}){flt} > 0 THEN "
+        f"COALESCE(SUM({big}){flt}, 0.0) + COALESCE({exact}, 0.0) END)"
+    )
 
 
 def _sum(column: str) -> str:
