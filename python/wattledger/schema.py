@@ -114,8 +114,7 @@ def exact_sum_sql(expr: str, measure: str, where: str | None = None) -> str:
     flt = f" FILTER (WHERE {where})" if where else ""
     exact = f"CAST(SUM({hi}){flt} AS DOUBLE) / {a} + CAST(SUM({lo}){flt} AS DOUBLE) / {b}"
     return (
-        f"(CASE WHEN COUNT({expr}){flt} > 0 THEN "
-        f"COALESCE(SUM({big}){flt}, 0.0) + COALESCE({exact}, 0.0) END)"
+        f"(CASE WHEN COUNT({expr}){flt} > 0 THEN COALESCE(SUM({big}){flt}, 0.0) + COALESCE({exact}, 0.0) END)"
     )
 
 
