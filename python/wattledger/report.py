@@ -1,8 +1,10 @@
 """Reports: the ledger summed over a UTC calendar month or year, per model or another key.
 
-Everything is one SQL query over the ledger's ``energy_hourly`` view with the measure list of
-``schema.py``, so a report and an ad-hoc query of the views cannot disagree.
-"""
+Everything is one SQL query over the ledger's hourly rows (``wl_hourly``, the rows the
+``energy_hourly`` view groups) with the measure list of ``schema.py``, summed exactly in one
+step (``exact_sum_sql``): the same bytes on every run, and a few times faster than summing the
+view's already-summed cells again. A query of the views gives the same figures up to the
+rounding of those intermediate cells (last bits)."""
 
 from __future__ import annotations
 
@@ -88,7 +90,7 @@ def report_relation(
     where, params = _where(year, month, model)
     sql = f"""SELECT {_KEY_SQL[by]} AS {by},
     {report_sums_sql()}
-FROM energy_hourly
+FROM wl_hourly
 WHERE {where}
 GROUP BY 1
 ORDER BY 1 NULLS LAST"""

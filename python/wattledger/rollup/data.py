@@ -301,7 +301,7 @@ def _extras(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) ->
     {x("requests", "requests", located)} AS located_requests,
     {x("energy_kwh", "energy_kwh", market)} AS market_kwh,
     {x("requests", "requests", market)} AS market_requests
-FROM energy_hourly
+FROM wl_hourly
 WHERE {where}
 GROUP BY GROUPING SETS ((model), ())"""
     rel = con.execute(sql, params)
@@ -311,7 +311,7 @@ GROUP BY GROUPING SETS ((model), ())"""
 
 def _hardware_by_model(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> dict[str, tuple]:
     rows = con.execute(
-        f"SELECT DISTINCT model, hardware FROM energy_hourly WHERE {where} AND hardware IS NOT NULL "
+        f"SELECT DISTINCT model, hardware FROM wl_hourly WHERE {where} AND hardware IS NOT NULL "
         "ORDER BY model, hardware",
         params,
     ).fetchall()
@@ -353,7 +353,7 @@ def _timeseries(
         rows = con.execute(
             f"""SELECT model, strftime({HOUR_UTC}, '%Y-%m-%d') AS day,
     {exact_sum_sql("energy_kwh", "energy_kwh")}
-FROM energy_hourly WHERE {where} GROUP BY ALL""",
+FROM wl_hourly WHERE {where} GROUP BY ALL""",
             params,
         ).fetchall()
         found = {(m, d): e for m, d, e in rows}
