@@ -545,6 +545,22 @@ fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> PyResult<Bou
     Ok(pyo3::types::PyBytes::new(py, &out))
 }
 
+/// Why the head of a text log is not UTF-8, comma-separated text (UTF-16, Windows-1252, a
+/// ';'-separated CSV header), with the fix; None when it looks fine. Feeds the "no record could
+/// be read" message, with the same words as the grid reader's errors.
+#[pyfunction]
+#[pyo3(signature = (head, path, csv = false))]
+fn text_problem(head: &[u8], path: String, csv: bool) -> Option<String> {
+    use wattledger_engine::textcheck;
+    let p = std::path::Path::new(&path);
+    if let Some((line, msg)) = textcheck::encoding_problem(head, p) {
+        return Some(if line > 0 { format!("line {line}: {msg}") } else { msg });
+    }
+    let text = std::str::from_utf8(head).ok()?;
+    let first = text.trim_start_matches('\u{feff}').lines().find(|l| !l.trim().is_empty())?;
+    csv.then(|| textcheck::semicolon_problem(first, p, "CSV logs")).flatten()
+}
+
 /// A mapping to try when records lack a required column (`try --column ts=timestamp or
 /// --preset openai`), from the log's own column names and the canonical columns found; None
 /// when nothing fits. Preset knowledge stays in the engine.
@@ -608,6 +624,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(estimate_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
     m.add_function(wrap_pyfunction!(read_head, m)?)?;
+    m.add_function(wrap_pyfunction!(text_problem, m)?)?;
     m.add_function(wrap_pyfunction!(suggest_mapping, m)?)?;
     Ok(())
 }

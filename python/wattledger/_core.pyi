@@ -208,3 +208,7 @@ def read_head(path: str, max_bytes: int = 65536) -> bytes:
 def suggest_mapping(columns_seen: Sequence[str], columns_found: Sequence[str]) -> str | None:
     """``try --column ts=timestamp or --preset openai`` for records lacking ts/model; None when
     nothing fits."""
+
+def text_problem(head: bytes, path: str, csv: bool = False) -> str | None:
+    """Why a log's head is not UTF-8, comma-separated text (UTF-16, Windows-1252, a ';' CSV
+    header), with the conversion to run; None when it looks fine."""

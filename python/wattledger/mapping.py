@@ -52,6 +52,18 @@ def describe_read_as(text: str | None) -> str:
     return f"`{text}`" if text else DEFAULT_MAPPING_TEXT
 
 
+def text_problem(path: str, fmt: str | None) -> str | None:
+    """Why a text log cannot be read at all (UTF-16, Windows-1252, ';'-separated), with the fix;
+    None for Parquet/Arrow or when its head looks like UTF-8, comma-separated text."""
+    if fmt not in ("csv", "jsonl", "json"):
+        return None
+    try:
+        head = _core.read_head(path)
+    except (OSError, ValueError, _core.WattledgerError):
+        return None
+    return _core.text_problem(head, path, csv=fmt == "csv")
+
+
 def columns_seen(path: str, fmt: str | None) -> list[str]:
     """The file's own top-level column names: a CSV header, the keys of the first JSON record,
     a Parquet schema. Best effort (empty when the head does not parse): it only feeds a hint."""
@@ -108,10 +120,13 @@ def unreadable_message(stats: Mapping[str, Any], seen: Sequence[str] | None = No
     model_name: try --column ts=timestamp``. ``seen`` defaults to the file's own names."""
     path = str(stats.get("path"))
     found = list(stats.get("columns_found") or ())
-    if seen is None:
-        seen = columns_seen(path, stats.get("format"))
     reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("rejects") or {}).items()))
     text = f"{path}: no record could be read ({int(stats.get('rejected') or 0):,} rejected: {reasons})"
+    problem = text_problem(path, stats.get("format")) if seen is None else None
+    if problem:  # garbled column names would only mislead: say what is wrong with the file
+        return f"{text}: {problem}"
+    if seen is None:
+        seen = columns_seen(path, stats.get("format"))
     missing = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing:
         text += f"; no column {', '.join(missing)}"

@@ -42,6 +42,7 @@
 //! months) that the first fallback of the lookup order needs.
 
 use crate::error::{Error, Result};
+use crate::textcheck;
 use crate::time::{civil_from_days, days_from_civil, hour_of, month_index_of_hour, parse_ts, US_PER_HOUR};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
@@ -643,17 +644,10 @@ fn read_rows(text: &str, path: &Path, file_zone: Option<&str>, lifecycle: bool) 
     };
     let mut fields = Vec::new();
     split_csv(header, &mut fields).map_err(|m| err(hline + 1, m.to_string()))?;
-    if fields.len() == 1 && header.contains(';') {
-        return Err(err(
-            hline + 1,
-            format!(
-                "fields are separated by ';' (a spreadsheet's CSV in a European locale), but grid files are \
-                 ','-separated with '.' decimal points: re-export it with ',' as separator, or convert it with \
-                 sed -e 's/,/./g' -e 's/;/,/g' {name} > {} (that also turns decimal commas into points; \
-                 check that no text field holds ',' or ';')",
-                sibling(path, "comma")
-            ),
-        ));
+    if fields.len() == 1 {
+        if let Some(msg) = textcheck::semicolon_problem(header, path, "grid files") {
+            return Err(err(hline + 1, msg));
+        }
     }
     let lay = layout(&fields, lifecycle).map_err(|m| err(hline + 1, m))?;
     if lay.zone.is_none() && file_zone.is_none() {
@@ -762,62 +756,13 @@ fn read_rows(text: &str, path: &Path, file_zone: Option<&str>, lifecycle: bool) 
     Ok(out)
 }
 
-/// `dir/name.csv` -> `dir/name-<tag>.csv`, for the output of a suggested conversion command.
-fn sibling(path: &Path, tag: &str) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "grid".into());
-    path.with_file_name(format!("{stem}-{tag}.csv")).display().to_string()
-}
-
 /// The text of a grid file, or one line saying which encoding it looks like and how to convert
-/// it: spreadsheets save "Unicode text" as UTF-16 and "CSV" as Windows-1252.
+/// it (see [`crate::textcheck`]).
 fn decode(bytes: Vec<u8>, path: &Path) -> Result<String> {
-    let err = |line: u64, msg: String| Error::Grid { path: path.to_path_buf(), line, msg };
-    let out = sibling(path, "utf8");
-    let name = path.display();
-    if let Some((looks, from)) = utf16_kind(&bytes) {
-        return Err(err(
-            0,
-            format!("not UTF-8 text: it looks like {looks}; convert it: iconv -f {from} -t UTF-8 {name} > {out}"),
-        ));
+    if let Some((line, msg)) = textcheck::encoding_problem(&bytes, path) {
+        return Err(Error::Grid { path: path.to_path_buf(), line, msg });
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let b = e.as_bytes();
-        let line = b[..at].iter().filter(|&&c| c == b'\n').count() as u64 + 1;
-        err(
-            line,
-            format!(
-                "not UTF-8 text: byte 0x{:02X} looks like Latin-1 / Windows-1252 (a spreadsheet's CSV save); \
-                 convert it: iconv -f WINDOWS-1252 -t UTF-8 {name} > {out}",
-                b[at]
-            ),
-        )
-    })
-}
-
-/// UTF-16 by its byte-order mark, or, without one, by NUL bytes in every other position (ASCII
-/// text in UTF-16): (what it looks like, iconv's name for it).
-fn utf16_kind(b: &[u8]) -> Option<(&'static str, &'static str)> {
-    if b.starts_with(&[0xFF, 0xFE]) {
-        return Some(("UTF-16 LE (byte-order mark FF FE)", "UTF-16"));
-    }
-    if b.starts_with(&[0xFE, 0xFF]) {
-        return Some(("UTF-16 BE (byte-order mark FE FF)", "UTF-16"));
-    }
-    let head = &b[..b.len().min(4096)];
-    let pairs = head.len() / 2;
-    if pairs < 2 {
-        return None;
-    }
-    let even = head.iter().step_by(2).filter(|&&c| c == 0).count();
-    let odd = head.iter().skip(1).step_by(2).filter(|&&c| c == 0).count();
-    if odd * 2 > pairs && even * 8 < pairs {
-        Some(("UTF-16 LE without a byte-order mark (every other byte is NUL)", "UTF-16LE"))
-    } else if even * 2 > pairs && odd * 8 < pairs {
-        Some(("UTF-16 BE without a byte-order mark (every other byte is NUL)", "UTF-16BE"))
-    } else {
-        None
-    }
+    String::from_utf8(bytes).map_err(|e| Error::Grid { path: path.to_path_buf(), line: 0, msg: e.to_string() })
 }
 
 impl Grid {

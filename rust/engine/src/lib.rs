@@ -19,6 +19,7 @@ pub mod readers;
 pub mod record;
 pub mod rejects;
 pub mod source;
+pub mod textcheck;
 pub mod time;
 pub mod udf;
 
