@@ -485,15 +485,23 @@ def test_file_whose_every_object_a_preset_skips_is_recorded_with_a_warning(tmp_p
     ("name", "body", "fragment"),
     [
         ("u16.csv", "ts,model\n2025-06-01T00:00:00Z,m\n".encode("utf-16"), "it looks like UTF-16 LE"),
-        ("u16be.jsonl", '{"ts": "2025-06-01T00:00:00Z"}\n'.encode("utf-16-be"), "UTF-16 BE without a byte-order"),
+        (
+            "u16be.jsonl",
+            '{"ts": "2025-06-01T00:00:00Z"}\n'.encode("utf-16-be"),
+            "UTF-16 BE without a byte-order",
+        ),
         ("latin.csv", "ts,model\n2025-06-01T00:00:00Z,caf\xe9\n".encode("latin-1"), "line 2: not UTF-8 text"),
         ("semi.csv", b"ts;model;input_tokens\n2025-06-01T00:00:00Z;m;10\n", "fields are separated by ';'"),
     ],
 )
-def test_logs_in_another_encoding_or_separator_say_so(tmp_path: Path, name: str, body: bytes, fragment: str) -> None:
+def test_logs_in_another_encoding_or_separator_say_so(
+    tmp_path: Path, name: str, body: bytes, fragment: str
+) -> None:
     """The same one-line diagnosis the grid reader gives, instead of garbled column names."""
     log = tmp_path / name
     log.write_bytes(body)
-    err = one_error(run("ingest", log, "--ledger", tmp_path / "l.duckdb"), EXIT_INPUT, "no record could be read")
+    err = one_error(
+        run("ingest", log, "--ledger", tmp_path / "l.duckdb"), EXIT_INPUT, "no record could be read"
+    )
     assert fragment in err and ("iconv" in err or "sed" in err), err
     one_error(run("validate", log), EXIT_INPUT, fragment)
