@@ -118,3 +118,43 @@ def build_ledger(
         rows += [{**r, "source": str(log)} for r in file_rows]
     with LedgerWriter(ledger) as w:
         w.commit_run(run_info(), config, sources, table(rows))
+
+
+#: Columns each ledger schema version added, newest first (what a downgrade drops).
+_COLUMNS_ADDED_IN: dict[int, tuple[tuple[str, str], ...]] = {
+    3: (
+        ("wl_sources", "read_as"),
+        ("wl_sources", "forgotten_at"),
+        ("wl_sources", "forgotten_by"),
+        ("wl_runs", "forgotten_at"),
+        ("wl_runs", "forgotten_by"),
+    ),
+    2: (
+        ("wl_hourly", "failed_requests"),
+        ("wl_hourly", "cached_requests"),
+        ("wl_runs", "warnings"),
+        ("wl_sources", "skipped"),
+        ("wl_sources", "skip_reasons"),
+    ),
+}
+
+
+def downgrade_schema(ledger: Path, version: int) -> None:
+    """Turn a ledger written by this wattledger into what the one with schema ``version`` wrote:
+    the same tables minus what later versions added (their migrations are then tested)."""
+    import duckdb
+
+    con = duckdb.connect(str(ledger))
+    try:
+        for (view,) in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+            con.execute(f"DROP VIEW {view}")
+        for added in sorted(_COLUMNS_ADDED_IN, reverse=True):
+            if added > version:
+                for table, column in _COLUMNS_ADDED_IN[added]:
+                    con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        con.execute("ALTER TABLE wl_runs ALTER COLUMN config_sha256 SET NOT NULL")
+        if version < 2:
+            con.execute("DROP TABLE wl_source_names")
+        con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+    finally:
+        con.close()

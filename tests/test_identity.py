@@ -15,12 +15,12 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 import wattledger as wl
+from ledger_data import downgrade_schema
 from wattledger.cli import EXIT_BUSY, EXIT_CONFLICT, EXIT_INPUT, app
 
 runner = CliRunner()
@@ -378,33 +378,13 @@ def test_wait_times_out_with_exit_3(tmp_path: Path) -> None:
         holder.wait()
 
 
-def _downgrade_to_schema_2(ledger: Path) -> None:
-    """What wattledger with schema 2 wrote: the same tables minus the schema 3 columns."""
-    con = duckdb.connect(str(ledger))
-    try:
-        for (view,) in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
-            con.execute(f"DROP VIEW {view}")
-        for table, column in (
-            ("wl_sources", "read_as"),
-            ("wl_sources", "forgotten_at"),
-            ("wl_sources", "forgotten_by"),
-            ("wl_runs", "forgotten_at"),
-            ("wl_runs", "forgotten_by"),
-        ):
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        con.execute("ALTER TABLE wl_runs ALTER COLUMN config_sha256 SET NOT NULL")
-        con.execute("UPDATE wl_meta SET value = '2' WHERE key = 'schema_version'")
-    finally:
-        con.close()
-
-
 def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mapping(tmp_path: Path) -> None:
     ledger = tmp_path / "old.duckdb"
     plain = write_lines(tmp_path / "plain.jsonl", canonical())
     mapped = write_lines(tmp_path / "mapped.jsonl", misnamed())
     assert run("ingest", plain, "--ledger", ledger).exit_code == 0
     assert run("ingest", mapped, "--ledger", ledger, *MAP).exit_code == 0
-    _downgrade_to_schema_2(ledger)
+    downgrade_schema(ledger, 2)
     with pytest.raises(wl.LedgerSchemaError, match=r"schema version 2 .*wattledger migrate --ledger"):
         wl.report(ledger, year=2025)
     r = run("migrate", "--ledger", ledger)

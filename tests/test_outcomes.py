@@ -11,13 +11,13 @@ import json
 import warnings
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 import wattledger as wl
 from edge_cases import EdgeCaseFiles, write_outcome_cases
+from ledger_data import downgrade_schema
 from wattledger.cli import app
 from wattledger.schema import MEASURE_COLUMNS, REPORT_COLUMNS, SCHEMA_VERSION
 
@@ -168,31 +168,6 @@ def test_default_site_must_be_a_site_of_the_pack(tmp_path: Path) -> None:
         wl.load_config(bad)
 
 
-def _downgrade_to_schema_1(ledger: Path) -> None:
-    """Turn a fresh ledger into what wattledger with schema 1 wrote (same tables minus v2, v3)."""
-    con = duckdb.connect(str(ledger))
-    try:
-        for (view,) in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
-            con.execute(f"DROP VIEW {view}")
-        for table, column in (
-            ("wl_sources", "read_as"),
-            ("wl_sources", "forgotten_at"),
-            ("wl_sources", "forgotten_by"),
-            ("wl_runs", "forgotten_at"),
-            ("wl_runs", "forgotten_by"),
-            ("wl_hourly", "failed_requests"),
-            ("wl_hourly", "cached_requests"),
-            ("wl_runs", "warnings"),
-            ("wl_sources", "skipped"),
-            ("wl_sources", "skip_reasons"),
-        ):
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        con.execute("DROP TABLE wl_source_names")
-        con.execute("UPDATE wl_meta SET value = '1' WHERE key = 'schema_version'")
-    finally:
-        con.close()
-
-
 def test_schema_1_ledger_is_migrated_and_reports_say_counts_are_partial(
     cases: EdgeCaseFiles, tmp_path: Path
 ) -> None:
@@ -200,7 +175,7 @@ def test_schema_1_ledger_is_migrated_and_reports_say_counts_are_partial(
     kwargs = {"config": cases.config, "grid": cases.grid, "progress": False}
     wl.ingest([cases.logs[0]], ledger=ledger, **kwargs)
     before = wl.report(ledger, year=2025).drop("failed_requests", "cached_requests")
-    _downgrade_to_schema_1(ledger)
+    downgrade_schema(ledger, 1)
     # Readers never change a ledger: they say how to upgrade it.
     with pytest.raises(wl.LedgerSchemaError, match=r"schema version 1 .*wattledger migrate --ledger"):
         wl.report(ledger, year=2025)

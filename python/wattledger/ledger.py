@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -845,23 +845,9 @@ class LedgerWriter:
         return LedgerTotals(*row)
 
 
-#: The measures of :class:`RunTotals` after ``records``, summed as the reports sum them.
-_RUN_TOTAL_SUMS = ", ".join(
-    exact_sum_sql(c, c)
-    for c in (
-        "requests",
-        "energy_kwh",
-        "energy_kwh_low",
-        "energy_kwh_high",
-        "co2e_location_kg",
-        "co2e_market_kg",
-        "fallback_kwh",
-        "unresolved_kwh",
-        "unestimated_requests",
-        "failed_requests",
-        "cached_requests",
-    )
-)
+#: The measures of :class:`RunTotals` after ``method`` and ``records``, in its field order,
+#: summed as the reports sum them.
+_RUN_TOTAL_SUMS = ", ".join(exact_sum_sql(f.name, f.name) for f in fields(RunTotals)[2:])
 
 
 def outcome_coverage_sql(where: str) -> str:
