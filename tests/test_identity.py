@@ -90,9 +90,7 @@ def test_misnamed_columns_fail_with_a_hint_and_record_nothing(tmp_path: Path) ->
     result = run("ingest", log, "--ledger", ledger)
     err = one_error(result, EXIT_INPUT, str(log), "no record could be read", "no column ts, model", hint)
     assert "saw timestamp, model_name, alt_model, input_tokens, output_tokens" in err
-    if ledger.exists():  # the run may have created the ledger, but recorded nothing
-        assert rows(ledger, "SELECT count(*) FROM sources") == [(0,)]
-        assert rows(ledger, "SELECT count(*) FROM runs") == [(0,)]
+    assert not ledger.exists()  # the run created the ledger, failed, and removed it again
     # validate says the same, with a non-zero exit
     one_error(run("validate", log), EXIT_INPUT, "no record could be read", hint)
     # the Python API raises instead of returning an empty frame
@@ -107,7 +105,15 @@ def test_misnamed_columns_fail_with_a_hint_and_record_nothing(tmp_path: Path) ->
     # one bad file fails the whole run: the good one next to it is not committed either
     good = write_lines(tmp_path / "logs" / "good.jsonl", canonical())
     one_error(run("ingest", good, log, "--ledger", ledger), EXIT_INPUT, "night.jsonl")
-    assert rows(ledger, "SELECT count(*) FROM sources") == [(0,)]
+    assert not ledger.exists()
+    # into an existing ledger: nothing of the run is committed, the ledger stays
+    assert run("ingest", good, "--ledger", ledger).exit_code == 0
+    before = rows(ledger, "SELECT count(*), sum(records) FROM sources")
+    one_error(
+        run("ingest", write_lines(tmp_path / "logs" / "more.jsonl", canonical(4)), log, "--ledger", ledger),
+        EXIT_INPUT,
+    )
+    assert rows(ledger, "SELECT count(*), sum(records) FROM sources") == before
 
 
 def test_preset_hint_from_the_engine(tmp_path: Path) -> None:

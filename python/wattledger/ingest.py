@@ -197,89 +197,100 @@ def ingest(
     )
     identity = config_identity(cfg)
     read_as = read_as_text(preset, rules, site)
-    with LedgerWriter(ledger, wait=wait) as writer:
-        _remove_stale_spill_dirs(ledger)
-        to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
-        by_abs = {stamps[p].path: p for p in paths}
-        read_paths = [by_abs[s.path] for s in to_read]
-        spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
-        pause_at("before_read")
-        try:
-            result: Any = None
-            if read_paths:
-                spill_dir.mkdir(parents=True, exist_ok=True)
-                job = _core.Job()
+    # A ledger this run created holds nothing if the run fails: removing it (once closed) leaves
+    # no empty file that looks like a ledger. Only after our own open: a file that appeared
+    # meanwhile is someone else's (our open failed with busy), and is left alone.
+    created, opened = not os.path.exists(ledger), False
+    try:
+        with LedgerWriter(ledger, wait=wait) as writer:
+            opened = True
+            _remove_stale_spill_dirs(ledger)
+            to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
+            by_abs = {stamps[p].path: p for p in paths}
+            read_paths = [by_abs[s.path] for s in to_read]
+            spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
+            pause_at("before_read")
+            try:
+                result: Any = None
+                if read_paths:
+                    spill_dir.mkdir(parents=True, exist_ok=True)
+                    job = _core.Job()
 
-                def work() -> Any:
-                    return _core.estimate_files(
-                        read_paths,
-                        cfg,
-                        grd,
-                        columns=rules,
-                        preset=preset,
-                        rejects=os.fspath(rejects) if rejects is not None else None,
-                        threads=threads,
-                        memory_budget_cells=memory_budget_cells,
-                        spill_dir=os.fspath(spill_dir),
-                        dedupe=dedupe,
-                        hash=True,
-                        site=site,
-                        job=job,
+                    def work() -> Any:
+                        return _core.estimate_files(
+                            read_paths,
+                            cfg,
+                            grd,
+                            columns=rules,
+                            preset=preset,
+                            rejects=os.fspath(rejects) if rejects is not None else None,
+                            threads=threads,
+                            memory_budget_cells=memory_budget_cells,
+                            spill_dir=os.fspath(spill_dir),
+                            dedupe=dedupe,
+                            hash=True,
+                            site=site,
+                            job=job,
+                        )
+
+                    try:
+                        result = run_with_progress(work, job, show=should_show(progress))
+                    except OutputError as exc:
+                        if os.fspath(spill_dir) not in str(exc):
+                            raise  # e.g. the --rejects file: its own message says which
+                        raise _work_files_error(ledger, exc) from exc
+                names_by_path: dict[str, list[tuple[str, str, str, int]]] = {}
+                for n in result.names if result is not None else ():
+                    names_by_path.setdefault(n["path"], []).append(
+                        (n["kind"], n["raw"], n["resolved"], int(n["records"]))
                     )
-
-                try:
-                    result = run_with_progress(work, job, show=should_show(progress))
-                except OutputError as exc:
-                    if os.fspath(spill_dir) not in str(exc):
-                        raise  # e.g. the --rejects file: its own message says which
-                    raise _work_files_error(ledger, exc) from exc
-            names_by_path: dict[str, list[tuple[str, str, str, int]]] = {}
-            for n in result.names if result is not None else ():
-                names_by_path.setdefault(n["path"], []).append(
-                    (n["kind"], n["raw"], n["resolved"], int(n["records"]))
+                files = list(result.files) if result is not None else []
+                # Before anything is written: a file no record could be read from fails the run.
+                check_readable(files)
+                warnings = (*grd.warnings, *result.warnings) if result is not None else ()
+                # An empty file adds nothing; recording it would make the file's first real content
+                # look like a change (exit 4), so it is left unrecorded and read again next time.
+                empty = [f["path"] for f in files if is_empty(f)]
+                skipped = [*skipped, *(SkippedFile(_abs(p), EMPTY_REASON) for p in empty)]
+                warnings += tuple(
+                    f"{p}: empty (no records); not recorded, it is read again next run" for p in empty
                 )
-            files = list(result.files) if result is not None else []
-            # Before anything is written: a file no record could be read from fails the run.
-            check_readable(files)
-            warnings = (*grd.warnings, *result.warnings) if result is not None else ()
-            # An empty file adds nothing; recording it would make the file's first real content
-            # look like a change (exit 4), so it is left unrecorded and read again next time.
-            empty = [f["path"] for f in files if is_empty(f)]
-            skipped = [*skipped, *(SkippedFile(_abs(p), EMPTY_REASON) for p in empty)]
-            warnings += tuple(
-                f"{p}: empty (no records); not recorded, it is read again next run" for p in empty
-            )
-            warnings += tuple(_all_skipped_warning(f) for f in files if _all_skipped(f))
-            sources = [
-                _source_read(f, stamps, names_by_path.get(f["path"], ()), read_as)
-                for f in files
-                if not is_empty(f)
-            ]
-            spill_files: list[str] = []
-            if result is not None:
-                # The rows still in memory join the spilled ones as one more Parquet file, so
-                # DuckDB loads them all the same way (and pyarrow is never imported here).
-                final = spill_dir / "final.parquet"
-                try:
-                    result.write_aggregates(os.fspath(final))
-                except OutputError as exc:
-                    raise _work_files_error(ledger, exc) from exc
-                spill_files = [*result.spill_files, os.fspath(final)]
-            pause_at("before_write")
-            commit = writer.commit_run(
-                run,
-                identity,
-                sources,
-                None,
-                spill_files=spill_files,
-                skipped=skipped,
-                replace=replace,
-                duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
-                warnings=warnings,
-                check=_run_check(warnings, share, strict),
-            )
-        finally:
-            shutil.rmtree(spill_dir, ignore_errors=True)
+                warnings += tuple(_all_skipped_warning(f) for f in files if _all_skipped(f))
+                sources = [
+                    _source_read(f, stamps, names_by_path.get(f["path"], ()), read_as)
+                    for f in files
+                    if not is_empty(f)
+                ]
+                spill_files: list[str] = []
+                if result is not None:
+                    # The rows still in memory join the spilled ones as one more Parquet file, so
+                    # DuckDB loads them all the same way (and pyarrow is never imported here).
+                    final = spill_dir / "final.parquet"
+                    try:
+                        result.write_aggregates(os.fspath(final))
+                    except OutputError as exc:
+                        raise _work_files_error(ledger, exc) from exc
+                    spill_files = [*result.spill_files, os.fspath(final)]
+                pause_at("before_write")
+                commit = writer.commit_run(
+                    run,
+                    identity,
+                    sources,
+                    None,
+                    spill_files=spill_files,
+                    skipped=skipped,
+                    replace=replace,
+                    duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
+                    warnings=warnings,
+                    check=_run_check(warnings, share, strict),
+                )
+            finally:
+                shutil.rmtree(spill_dir, ignore_errors=True)
+    except BaseException:
+        if created and opened:
+            _remove_new_ledger(ledger)
+        raise
+
     for message in commit.warnings:
         _warnings.warn(message, RunWarning, stacklevel=2)
     return _summarise(commit, identity, os.fspath(ledger), commit.warnings)
@@ -296,6 +307,11 @@ def _run_check(engine_warnings: Sequence[str], share: float, strict: bool) -> Ru
         return extra
 
     return check
+
+
+def _remove_new_ledger(ledger: PathLike) -> None:
+    for leftover in (Path(ledger), Path(f"{os.fspath(ledger)}.wal")):
+        leftover.unlink(missing_ok=True)
 
 
 def _work_files_error(ledger: PathLike, exc: Exception) -> OutputError:
