@@ -288,3 +288,18 @@ def test_semicolon_and_decimal_comma_files_are_refused_with_the_fix(tmp_path: Pa
     one_error_line(
         run("grid", "summary", comma), EXIT_INPUT, "line 2: 4 fields but the header has 3: a decimal comma"
     )
+
+
+def test_grid_resolution_takes_the_adjective_too(tmp_path: Path) -> None:
+    daily = tmp_path / "daily.csv"
+    daily.write_text(
+        "zone,datetime,g_per_kwh\n"
+        + "".join(f"FR,2025-03-{d:02d}T00:00:00Z,{50 + d}\n" for d in range(1, 5)),
+        encoding="utf-8",
+    )
+    assert (
+        wl.load_grid([daily], resolution="daily").summary()
+        == wl.load_grid([daily], resolution="day").summary()
+    )
+    r = CliRunner().invoke(app, ["grid", "summary", str(daily), "--grid-resolution", "daily"])
+    assert r.exit_code == 0, r.stderr

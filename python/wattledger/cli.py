@@ -104,6 +104,10 @@ class GridResolution(str, enum.Enum):
     hour = "hour"
     day = "day"
     month = "month"
+    # The adjectives too, as the engine accepts them (and a user may well type them).
+    hourly = "hourly"
+    daily = "daily"
+    monthly = "monthly"
 
 
 GridResolutionOpt = Annotated[

@@ -22,6 +22,8 @@ DEFAULT_PACK_ORIGIN = "wattledger/packs/default.toml (built-in)"
 #: The coarsest row spacing a grid file may have (``--grid-resolution``).
 GridResolution = Literal["hour", "day", "month"]
 GRID_RESOLUTIONS: tuple[GridResolution, ...] = ("hour", "day", "month")
+#: The adjectives a user may type instead ("--grid-resolution daily").
+_RESOLUTION_ADJECTIVES: dict[str, GridResolution] = {"hourly": "hour", "daily": "day", "monthly": "month"}
 
 #: ``{canonical: source}`` or ``["canonical=source", ...]``.
 ColumnRules = Mapping[str, str] | Sequence[str] | None
@@ -68,6 +70,7 @@ def load_grid(
     if isinstance(paths, _core.Grid):
         return paths
     names = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
+    resolution = _RESOLUTION_ADJECTIVES.get(str(resolution), resolution)  # type: ignore[assignment]
     if resolution not in GRID_RESOLUTIONS:
         raise UsageError(f"grid resolution {resolution!r} is not one of {', '.join(GRID_RESOLUTIONS)}")
     if not names:

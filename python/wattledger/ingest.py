@@ -146,7 +146,7 @@ def ingest(
     progress: bool | None = None,
     command: str | None = None,
     site: str | None = None,
-    warn_share: float = DEFAULT_WARN_SHARE,
+    warn_share: float | str = DEFAULT_WARN_SHARE,
     strict: bool = False,
     grid_resolution: GridResolution = "hour",
     wait: float = 0.0,

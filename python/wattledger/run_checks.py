@@ -18,7 +18,7 @@ from wattledger.ledger import RunTotals, SourceRead
 DEFAULT_WARN_SHARE = 0.01
 
 
-def parse_share(text: str | float) -> float:
+def parse_share(text: float | str) -> float:
     """``0.05``, ``"0.05"`` or ``"5%"`` -> 0.05; refused outside [0, 1]."""
     raw = str(text).strip()
     try:
