@@ -52,33 +52,45 @@ def describe_read_as(text: str | None) -> str:
     return f"`{text}`" if text else DEFAULT_MAPPING_TEXT
 
 
-def text_problem(path: str, fmt: str | None) -> str | None:
-    """Why a text log cannot be read at all (UTF-16, Windows-1252, ';'-separated), with the fix;
-    None for Parquet/Arrow or when its head looks like UTF-8, comma-separated text."""
-    if fmt not in ("csv", "jsonl", "json"):
+_TEXT_FORMATS = ("csv", "jsonl")
+
+
+def read_text_head(path: str, fmt: str | None) -> bytes | None:
+    """The first bytes of a text log after decompression; None for Parquet/Arrow or when they
+    cannot be read. Read once per unreadable file and shared by the two diagnoses below."""
+    if fmt not in _TEXT_FORMATS:
         return None
     try:
-        head = _core.read_head(path)
+        return _core.read_head(path)
     except (OSError, ValueError, _core.WattledgerError):
         return None
-    return _core.text_problem(head, path, csv=fmt == "csv")
 
 
-def columns_seen(path: str, fmt: str | None) -> list[str]:
+def text_problem(path: str, fmt: str | None, head: bytes | None) -> str | None:
+    """Why a text log cannot be read at all (UTF-16, Windows-1252, ';'-separated), with the fix;
+    None when its head looks like UTF-8, comma-separated text."""
+    return None if head is None else _core.text_problem(head, path, csv=fmt == "csv")
+
+
+def columns_seen(path: str, fmt: str | None, head: bytes | None = None) -> list[str]:
     """The file's own top-level column names: a CSV header, the keys of the first JSON record,
     a Parquet schema. Best effort (empty when the head does not parse): it only feeds a hint."""
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
 
+        try:
             return list(pq.read_schema(path).names)
-        head = _core.read_head(path).decode("utf-8", errors="replace").lstrip("\ufeff")
-    except (OSError, ValueError, _core.WattledgerError):
+        except (OSError, ValueError):
+            return []
+    if head is None:
+        head = read_text_head(path, fmt)
+    if head is None:
         return []
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     if fmt == "csv":
-        first = head.splitlines()[0] if head.strip() else ""
+        first = text.splitlines()[0] if text.strip() else ""
         return [c.strip() for c in next(csv.reader([first]), [])]
-    return _json_keys(head)
+    return _json_keys(text)
 
 
 def _json_keys(head: str) -> list[str]:
@@ -122,11 +134,13 @@ def unreadable_message(stats: Mapping[str, Any], seen: Sequence[str] | None = No
     found = list(stats.get("columns_found") or ())
     reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("rejects") or {}).items()))
     text = f"{path}: no record could be read ({int(stats.get('rejected') or 0):,} rejected: {reasons})"
-    problem = text_problem(path, stats.get("format")) if seen is None else None
-    if problem:  # garbled column names would only mislead: say what is wrong with the file
-        return f"{text}: {problem}"
     if seen is None:
-        seen = columns_seen(path, stats.get("format"))
+        fmt = stats.get("format")
+        head = read_text_head(path, fmt)
+        problem = text_problem(path, fmt, head)
+        if problem:  # garbled column names would only mislead: say what is wrong with the file
+            return f"{text}: {problem}"
+        seen = columns_seen(path, fmt, head)
     missing = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing:
         text += f"; no column {', '.join(missing)}"
