@@ -1,0 +1,89 @@
+"""Run the real ``wattledger`` CLI as a child process and measure what it cost: exit code, output,
+wall time and peak resident memory of that child alone (``os.wait4``), for the hostile-input
+tests (issue 12: "the bombs at small scale with an RSS assertion measured from the child").
+
+Why a child process and ``wait4``: the promise is about the memory of a real run, which the
+test process (with its own imports and fixtures) cannot measure on itself, and
+``RUSAGE_CHILDREN`` would mix every child the test suite ever started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    max_rss_bytes: int  # peak resident set of the child, from the kernel's rusage
+
+    @property
+    def max_rss_mib(self) -> float:
+        return self.max_rss_bytes / MIB
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def cli_command(*args: str | os.PathLike[str]) -> list[str]:
+    """The command line of ``wattledger ARGS`` run by this interpreter (no PATH lookup)."""
+    return [sys.executable, "-m", "wattledger", *map(str, args)]
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    interrupt_after: float | None = None,
+) -> ChildRun:
+    """Run ``wattledger ARGS`` and return its outcome with peak RSS.
+
+    ``interrupt_after``: send SIGINT (Ctrl-C) after that many seconds, then wait for the child.
+    A child still running at ``timeout`` is killed and the test fails with what it printed.
+    """
+    child_env = {**os.environ, **(env or {})}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.monotonic()
+        # Output goes to files, not pipes, so the child never blocks on a full pipe while this
+        # process waits for it with wait4 (which, unlike Popen.wait, returns the rusage).
+        proc = subprocess.Popen(
+            cli_command(*args), stdout=out, stderr=err, stdin=stdin, cwd=cwd, env=child_env
+        )
+        timers = [threading.Timer(timeout, proc.kill)]
+        if interrupt_after is not None:
+            timers.append(threading.Timer(interrupt_after, proc.send_signal, (signal.SIGINT,)))
+        for timer in timers:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            for timer in timers:
+                timer.cancel()
+        seconds = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if seconds >= timeout:
+        raise AssertionError(
+            f"wattledger {' '.join(map(str, args))} still running after {timeout} s, killed\n"
+            f"stdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}"
+        )
+    # Linux reports ru_maxrss in KiB.
+    return ChildRun(proc.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024)
