@@ -205,6 +205,17 @@ def test_ingest_prints_summary_then_skips_then_refuses_change(fleet, tmp_path: P
     assert_one_error_line(refused, EXIT_CONFLICT, str(changed), "--replace")
 
 
+def test_ingest_without_grid_says_emissions_are_missing(tmp_path: Path) -> None:
+    log = tmp_path / "one.jsonl"
+    record = {"ts": "2025-05-01T10:00:00Z", "model": "llama-3.1-8b", "input_tokens": 100}
+    log.write_text(json.dumps(record) + "\n")
+    result = run("ingest", log, "--ledger", tmp_path / "l.duckdb")
+    assert result.exit_code == 0, result.stderr
+    # No grid: the summary names why there is no figure instead of printing a blank.
+    assert "co2e:       location none (no grid intensity), market none (no grid intensity)" in result.stdout
+    assert "100.00% of energy" in result.stderr
+
+
 def test_ingest_bad_inputs_are_one_line(fleet, tmp_path: Path) -> None:
     ledger = tmp_path / "l.duckdb"
     missing = run("ingest", tmp_path / "nope.jsonl", "--grid", fleet.grid, "--ledger", ledger)

@@ -29,6 +29,11 @@ def _kwh(value: float | None) -> str:
     return "none estimated" if value is None else f"{human(value)} kWh"
 
 
+def _kg(value: float | None) -> str:
+    # None means no energy of the run had a grid intensity: say so rather than print a blank.
+    return "none (no grid intensity)" if value is None else f"{human(value)} kg"
+
+
 def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] | None = None) -> str:
     """The run's summary: what was read, skipped and rejected, energy by method, coverage."""
     lines = [
@@ -74,7 +79,7 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
             else ""
         )
     )
-    lines.append(f"co2e:       location {human(s.co2e_location_kg)} kg, market {human(s.co2e_market_kg)} kg")
+    lines.append(f"co2e:       location {_kg(s.co2e_location_kg)}, market {_kg(s.co2e_market_kg)}")
     lines.append(
         f"coverage:   {_pct(s.fallback_share)} of energy on fallback intensity, "
         f"{_pct(s.unresolved_share)} unresolved (no emissions), "
