@@ -632,8 +632,12 @@ class _SqlSession:
         self.stuck = False
 
     def close(self) -> None:
-        if not self.stuck:
-            self.con.close()  # else the process exit releases the lock
+        if self.stuck:
+            return  # the process exit releases the lock
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass  # still busy after an interrupt: the process exit releases the lock
 
     def run(self, query: str, fmt: str) -> str:
         """``query``'s result rendered in ``fmt``; raises _SqlRefused before running a
@@ -658,22 +662,24 @@ class _SqlSession:
         import threading
 
         outcome: dict[str, Any] = {}
+        # An Event, not Thread.join: a join interrupted by Ctrl-C may take the thread for done.
+        done = threading.Event()
 
         def target() -> None:
             try:
                 outcome["value"] = work()
             except BaseException as exc:  # re-raised on the main thread
                 outcome["error"] = exc
+            finally:
+                done.set()
 
-        thread = threading.Thread(target=target, name="wattledger-sql", daemon=True)
-        thread.start()
+        threading.Thread(target=target, name="wattledger-sql", daemon=True).start()
         try:
-            while thread.is_alive():
-                thread.join(0.05)
+            while not done.wait(0.05):
+                pass
         except KeyboardInterrupt:
             self.con.interrupt()
-            thread.join(_INTERRUPT_GRACE_SECONDS)
-            self.stuck = thread.is_alive()
+            self.stuck = not done.wait(_INTERRUPT_GRACE_SECONDS)
             raise
         if "error" in outcome:
             raise outcome["error"]

@@ -201,21 +201,32 @@ def _numeric(frame: pl.DataFrame | ResultRows) -> Sequence[bool]:
     return [dtype.is_numeric() for dtype in frame.dtypes]
 
 
+def csv_text(rows: Iterable[Sequence[str]]) -> str:
+    """RFC 4180 CSV lines ending in ``\\n``. Python's csv module leaves a field with a bare CR
+    unquoted when the line terminator is ``\\n`` (readers then split the row there), so such
+    fields are quoted here."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    quoting = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        (quoting if any("\r" in cell for cell in row) else writer).writerow(row)
+    return out.getvalue()
+
+
 def to_csv(frame: pl.DataFrame | ResultRows) -> str:
     """CSV with a header row; empty field for null; floats as ``repr``; text cells neutralised
     against formula injection (:func:`neutralise_csv_text`), numeric columns never."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([neutralise_csv_text(str(c)) for c in frame.columns])
+    return csv_text(_csv_rows(frame))
+
+
+def _csv_rows(frame: pl.DataFrame | ResultRows) -> Iterable[list[str]]:
+    yield [neutralise_csv_text(str(c)) for c in frame.columns]
     verbatim = _numeric(frame)
     if isinstance(frame, ResultRows) and frame.generated is not None:
         verbatim = frame.generated
     for row in _rows(frame):
         cells = [_csv_cell(v) for v in row]
-        writer.writerow(
-            [c if keep else neutralise_csv_text(c) for c, keep in zip(cells, verbatim, strict=True)]
-        )
-    return out.getvalue()
+        yield [c if keep else neutralise_csv_text(c) for c, keep in zip(cells, verbatim, strict=True)]
 
 
 def to_json(frame: pl.DataFrame | ResultRows) -> str:

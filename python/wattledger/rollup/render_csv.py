@@ -9,10 +9,7 @@ Model and hardware names come from logs: they are neutralised against formula in
 
 from __future__ import annotations
 
-import csv
-import io
-
-from wattledger.formatting import exact, neutralise_csv_text
+from wattledger.formatting import csv_text, exact, neutralise_csv_text
 from wattledger.rollup.data import METRICS, RollupData
 
 
@@ -30,18 +27,19 @@ def _cell(value: object) -> str:
 
 def to_csv(data: RollupData) -> str:
     """Header, one row per model, then the ``(all models)`` total row."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(csv_header())
     period = data.period_label.split(" ")[0]
-    rows = [*data.models, data.total] if data.models else []
-    for fig in rows:
-        writer.writerow(
-            [
-                period,
-                neutralise_csv_text(fig.model),
-                neutralise_csv_text(" ".join(fig.hardware)),
-                *(_cell(fig.values.get(m.key)) for m in METRICS),
-            ]
-        )
-    return out.getvalue()
+    figures = [*data.models, data.total] if data.models else []
+    return csv_text(
+        [
+            csv_header(),
+            *(
+                [
+                    period,
+                    neutralise_csv_text(fig.model),
+                    neutralise_csv_text(" ".join(fig.hardware)),
+                    *(_cell(fig.values.get(m.key)) for m in METRICS),
+                ]
+                for fig in figures
+            ),
+        ]
+    )
