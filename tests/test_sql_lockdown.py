@@ -79,6 +79,7 @@ def _escapes(p: dict[str, Path]) -> dict[str, str]:
         "attach another ledger": f"ATTACH '{p['other']}' AS o",
         "attach a new file": f"ATTACH '{out}.duckdb' AS n",
         "install": "INSTALL httpfs",
+        "update extensions": "UPDATE EXTENSIONS",
         "load": "LOAD httpfs",
         "set back": "SET enable_external_access = true",
         "reset": "RESET enable_external_access",
@@ -118,7 +119,11 @@ def test_cli_refuses_every_escape_in_one_line_and_writes_nothing(place: dict[str
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in ESCAPE_NAMES if n not in ("explain analyze copy", "prepare copy", "a second statement")],
+    [
+        n
+        for n in ESCAPE_NAMES
+        if n not in ("explain analyze copy", "prepare copy", "a second statement", "update extensions")
+    ],
 )
 def test_connect_refuses_every_escape_and_writes_nothing(place: dict[str, Path], name: str) -> None:
     """The API connection is locked by DuckDB itself (no statement gate in between)."""

@@ -135,7 +135,13 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _note(message: str) -> None:
-    typer.echo("\n".join(formatting.escape_terminal(line) for line in str(message).split("\n")), err=True)
+    typer.echo(_lines(message), err=True)
+
+
+def _lines(text: str) -> str:
+    """Multi-line text for the terminal: its line breaks kept, every other control character
+    (ESC in a path or model name) shown as an escape."""
+    return "\n".join(formatting.escape_terminal(line) for line in str(text).split("\n"))
 
 
 @contextmanager
@@ -313,7 +319,7 @@ def ingest(
         )
     from wattledger.summary import format_ingest_summary
 
-    typer.echo(format_ingest_summary(summary, rejects=rejects))
+    typer.echo(_lines(format_ingest_summary(summary, rejects=rejects)))
     # At the end, where a nightly log's reader looks: what the run could not read as intended.
     for warning in summary.warnings:
         _note(f"warning: {warning}")
@@ -399,7 +405,7 @@ def report(
         _warn_or_fail(notes, strict)
         text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
         if fmt in (ReportFormat.table, ReportFormat.md):
-            text += _provenance(configs, fmt)
+            text += _lines(_provenance(configs, fmt))  # pack names are user text
         _emit(text, out)
 
 
@@ -813,7 +819,7 @@ def forget(
         result = run_forget(
             ledger, source=source, run=run, wait=wait, command=" ".join(["wattledger", *sys.argv[1:]])
         )
-    typer.echo(format_forget(result))
+    typer.echo(_lines(format_forget(result)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -836,7 +842,7 @@ def demo(
         result = run_demo(directory, records=records, seed=seed)
     from wattledger.summary import format_demo
 
-    typer.echo(format_demo(result))
+    typer.echo(_lines(format_demo(result)))
 
 
 def main() -> None:

@@ -133,6 +133,7 @@ _REFUSED = {
     "ATTACH": "ATTACH opens another database file",
     "DETACH": "DETACH changes the attached ledger",
     "LOAD": "INSTALL/LOAD loads extensions",
+    "EXTENSION": "extension statements install code",
     "PREPARE": "PREPARE is not available (it could hide any of these)",
 }
 
@@ -153,12 +154,14 @@ def refusal(con: duckdb.DuckDBPyConnection, query: str) -> str | None:
     runs), or None. Parse errors are left to execution, which reports them."""
     try:
         statements = con.extract_statements(query)
+        for statement in statements:
+            why = _statement_refusal(con, statement, depth=0)
+            if why:
+                return why
     except duckdb.Error:
         return None
-    for statement in statements:
-        why = _statement_refusal(con, statement, depth=0)
-        if why:
-            return why
+    except ValueError:  # a statement type this duckdb module has no name for (UPDATE EXTENSIONS)
+        return f"a statement of a kind wattledger does not know: refused; {_ADVICE}"
     return None
 
 
