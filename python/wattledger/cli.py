@@ -590,7 +590,10 @@ def sql(
     from wattledger import connect
 
     with _user_errors():
-        con = connect(ledger, config=config, allow_read=allow_read or ())
+        try:
+            con = connect(ledger, config=config, allow_read=allow_read or ())
+        except duckdb.Error as exc:  # a damaged file DuckDB opens but cannot read
+            _fail(f"ledger {ledger} cannot be read ({_sql_error(exc)}); it may be damaged", EXIT_INPUT)
     session = _SqlSession(con)
     try:
         if query is not None:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import duckdb
 
-from wattledger.errors import LedgerBusyError, LedgerNotFoundError, UsageError
-from wattledger.ledger import LEDGER_MEMORY_LIMIT, _check_schema, _is_lock_error, _open_error
+from wattledger.errors import LedgerBusyError, UsageError
+from wattledger.ledger import LEDGER_MEMORY_LIMIT, _is_lock_error, _open_error, connect_ledger
 
 PathLike = str | os.PathLike[str]
 
@@ -82,11 +82,10 @@ def open_locked(
     ``allow_read``) and the configuration locked. ``read_only=False`` lets the connection change
     the ledger (and holds its exclusive lock); it never opens other files."""
     name = os.fspath(ledger)
-    if not os.path.exists(name):
-        raise LedgerNotFoundError(
-            f"ledger {name} does not exist; create it with `wattledger ingest LOG... --ledger {name}`"
-        )
     directories, files = readable_paths(allow_read)
+    # The ledger's own opening checks (exists, is a ledger of this schema, not damaged), with
+    # their one-line errors, before the file is attached here.
+    connect_ledger(name, read_only=True).close()
     con = duckdb.connect()
     try:
         alias = _alias(name)
@@ -100,7 +99,6 @@ def open_locked(
                 ) from None
             raise _open_error(name, exc) from None
         con.execute(f"USE {_quote_ident(alias)}")
-        _check_schema(con, name, creating=False)
         # As the package's own connections (ledger._configure): UTC periods, bounded memory.
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET memory_limit = '{LEDGER_MEMORY_LIMIT}'")
