@@ -268,3 +268,12 @@ def test_a_piped_script_ends_with_130_on_ctrl_c(place: dict[str, Path]) -> None:
     assert child.returncode == EXIT_INTERRUPTED, child.stderr
     assert "after" not in child.stdout
     LedgerWriter(place["ledger"]).close()
+
+
+def test_a_damaged_ledger_is_one_line_and_exit_2(place: dict[str, Path]) -> None:
+    damaged = place["tmp"] / "damaged.duckdb"
+    damaged.write_bytes(place["ledger"].read_bytes()[:300_000])  # cut inside its blocks
+    result = run("sql", "--ledger", damaged, "SELECT count(*) FROM energy_hourly")
+    assert result.exit_code == EXIT_INPUT, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "damaged.duckdb" in lines[0]
