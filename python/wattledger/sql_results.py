@@ -11,7 +11,6 @@ for JSON per cell (``to_json``), so numbers stay numbers and lists/structs/maps 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import duckdb
@@ -61,8 +60,8 @@ def _json_value(text: str | None, type_name: str) -> Any:
     if text is None:
         return None
     if type_name in _JSON_NATIVE or _nested(type_name):
-        value = json.loads(text, parse_constant=NON_FINITE_JSON.__getitem__)
-        return value
+        # DuckDB writes NaN/Infinity as bare tokens (not JSON): they become strings.
+        return json.loads(text, parse_constant=NON_FINITE_JSON.__getitem__)
     return text
 
 
@@ -79,12 +78,4 @@ def fetch(rel: duckdb.DuckDBPyRelation, fmt: str) -> ResultRows:
     rows = converted.fetchall()
     if fmt == "json":
         rows = [tuple(_json_value(v, t) for v, t in zip(row, types, strict=True)) for row in rows]
-        rows = [tuple(_finite_or_name(v) for v in row) for row in rows]
     return ResultRows(names, numeric, rows, generated=[_generated(t) for t in types])
-
-
-def _finite_or_name(value: Any) -> Any:
-    """A top-level float that is not finite (from a FLOAT column, json.loads gives float)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
