@@ -186,7 +186,7 @@ def siteless(fleet: FleetFiles, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 def test_wl_energy_wh_on_raw_logs_equals_the_ledger(siteless: tuple[Path, Path]) -> None:
     ledger, log = siteless
-    con = wl.connect(ledger)
+    con = wl.connect(ledger, allow_read=[log.parent])
     try:
         raw_wh, n = con.execute(
             f"""SELECT SUM(wl_energy_wh(model, hardware, input_tokens, output_tokens, duration_s,
@@ -219,7 +219,7 @@ def test_site_aware_variant_with_weights_equals_the_ledger_of_the_real_fleet(
 ) -> None:
     ledger = tmp_path / "l.duckdb"
     wl.ingest(fleet.logs["jsonl"], ledger=ledger, config=fleet.config, grid=[fleet.grid], progress=False)
-    con = wl.connect(ledger)
+    con = wl.connect(ledger, allow_read=[fleet.logs["jsonl"]])
     try:
         raw = con.execute(
             f"""SELECT SUM(wl_energy_wh_at(model, hardware, site, gpus, input_tokens, output_tokens,
@@ -260,7 +260,7 @@ def test_active_config_is_the_latest_runs_unless_given(
                 FROM read_json('{log}')"""
 
     def tokens_wh(**kw: object) -> float:
-        con = wl.connect(ledger, **kw)  # type: ignore[arg-type]
+        con = wl.connect(ledger, allow_read=[log], **kw)  # type: ignore[arg-type]
         try:
             return float(con.execute(query).fetchall()[0][0])
         finally:
@@ -285,7 +285,7 @@ def test_functions_are_vectorised_and_keep_nulls(siteless: tuple[Path, Path], mo
         return real(config, model, *rest)
 
     monkeypatch.setattr(udf._core, "accelerator_energy_wh", counting)
-    con = wl.connect(ledger)
+    con = wl.connect(ledger, allow_read=[log])
     try:
         con.execute(
             f"""SELECT SUM(wl_energy_wh(model, hardware, input_tokens, output_tokens, duration_s,
@@ -310,13 +310,14 @@ def test_sql_command_has_the_functions_and_formats(siteless: tuple[Path, Path]) 
         "SELECT wl_energy_method(model, hardware, input_tokens, output_tokens, duration_s, energy_j)"
         f" AS method, COUNT(*) AS n FROM read_json('{log}') GROUP BY 1 ORDER BY 1"
     )
-    as_json = run("sql", "--ledger", ledger, query, "--format", "json")
+    allow = ("--allow-read", str(log.parent))
+    as_json = run("sql", "--ledger", ledger, *allow, query, "--format", "json")
     assert as_json.exit_code == 0, as_json.stderr
     rows = json.loads(as_json.stdout)
     assert sum(r["n"] for r in rows) == 20_000
-    as_csv = run("sql", "--ledger", ledger, query, "--format", "csv")
+    as_csv = run("sql", "--ledger", ledger, *allow, query, "--format", "csv")
     assert as_csv.stdout.splitlines()[0] == "method,n"
-    prompt = run("sql", "--ledger", ledger, input=f"{query};\n.quit\n")
+    prompt = run("sql", "--ledger", ledger, *allow, input=f"{query};\n.quit\n")
     assert prompt.exit_code == 0 and "measured" in prompt.stdout
     write = run("sql", "--ledger", ledger, "DELETE FROM wl_hourly")
     assert write.exit_code == EXIT_INPUT and "read-only" in write.stderr

@@ -47,6 +47,8 @@ from wattledger.report import configs_in_period, report
 from wattledger.rollup import Rollup, rollup
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import duckdb
     import polars as pl
 
@@ -96,6 +98,7 @@ def connect(
     read_only: bool = True,
     *,
     config: str | os.PathLike[str] | _core.Config | None = None,
+    allow_read: Sequence[str | os.PathLike[str]] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to the ledger, with its views (``energy_hourly``, ``energy_daily``,
     ``energy_by_model_month``, ``energy_by_model_year``, ``runs``, ``sources``,
@@ -105,13 +108,22 @@ def connect(
     The functions compute with ``config`` when given, else with the config of the ledger's
     latest run (so a what-if query matches what ingest would do today), else the built-in pack.
 
-    Read-only by default so exploration can never alter the ledger. While any connection is
-    open, DuckDB's file lock keeps an ingest from writing (it fails with LedgerBusyError):
-    close it when done.
+    The connection reads the ledger and nothing else (docs/querying.md, "What a query may
+    touch"): DuckDB's ``enable_external_access`` is off, so ``COPY ... TO``, ``EXPORT
+    DATABASE``, ``ATTACH``, ``INSTALL``/``LOAD`` and readers such as ``read_csv`` or
+    ``read_blob`` are refused, except for reading the directories (or files) in
+    ``allow_read``; the configuration is locked so no query can ``SET`` that back. It is a
+    private DuckDB instance, so the package's own connections (report, export) are unaffected.
+
+    Read-only by default so exploration can never alter the ledger. ``read_only=False`` lets
+    statements change the ledger's tables (it holds the exclusive lock); the file lockdown
+    stays. While any connection is open, DuckDB's file lock keeps an ingest from writing (it
+    fails with LedgerBusyError): close it when done.
     """
     from wattledger import udf
+    from wattledger.lockdown import open_locked
 
-    con = connect_ledger(ledger, read_only=read_only)
+    con = open_locked(ledger, read_only=read_only, allow_read=allow_read)
     try:
         if config is not None:
             active = load_config(config)

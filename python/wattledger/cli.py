@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import duckdb
 import typer
@@ -124,16 +124,24 @@ class SqlFormat(str, enum.Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    md = "md"
 
 
 def _fail(message: str, code: int) -> NoReturn:
     one_line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
-    typer.echo(f"error: {one_line}", err=True)
+    # Messages echo paths, names and SQL the user or a log supplied: no raw escape sequences.
+    typer.echo(f"error: {formatting.escape_terminal(one_line)}", err=True)
     raise typer.Exit(code)
 
 
 def _note(message: str) -> None:
-    typer.echo(message, err=True)
+    typer.echo(_lines(message), err=True)
+
+
+def _lines(text: str) -> str:
+    """Multi-line text for the terminal: its line breaks kept, every other control character
+    (ESC in a path or model name) shown as an escape."""
+    return "\n".join(formatting.escape_terminal(line) for line in str(text).split("\n"))
 
 
 @contextmanager
@@ -311,7 +319,7 @@ def ingest(
         )
     from wattledger.summary import format_ingest_summary
 
-    typer.echo(format_ingest_summary(summary, rejects=rejects))
+    typer.echo(_lines(format_ingest_summary(summary, rejects=rejects)))
     # At the end, where a nightly log's reader looks: what the run could not read as intended.
     for warning in summary.warnings:
         _note(f"warning: {warning}")
@@ -397,7 +405,7 @@ def report(
         _warn_or_fail(notes, strict)
         text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
         if fmt in (ReportFormat.table, ReportFormat.md):
-            text += _provenance(configs, fmt)
+            text += _lines(_provenance(configs, fmt))  # pack names are user text
         _emit(text, out)
 
 
@@ -562,70 +570,180 @@ def sql(
         Path | None,
         typer.Option(help="Methodology pack for the wl_* functions; default: the latest run's."),
     ] = None,
+    allow_read: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-read",
+            help="Let queries read files under this directory (or this file), e.g. raw logs for "
+            "read_json/read_parquet/read_csv (repeatable). Nothing else outside the ledger is "
+            "readable, and nothing is writable.",
+        ),
+    ] = None,
 ) -> None:
     """Query the ledger read-only: views energy_hourly, energy_daily, energy_by_model_month,
     energy_by_model_year, runs, sources, source_names; what-if functions wl_energy_wh(model, hardware,
     input_tokens, output_tokens, duration_s, energy_j), wl_energy_method(...) and the
     site-aware wl_energy_wh_at/wl_energy_method_at(model, hardware, site, gpus, ...) over raw
-    logs (read_json, read_parquet, read_csv)."""
+    logs (read_json, read_parquet, read_csv of files under --allow-read DIR). Queries cannot
+    read or write other files (COPY, EXPORT, ATTACH, INSTALL/LOAD are refused); Ctrl-C stops
+    the running query."""
     from wattledger import connect
 
     with _user_errors():
-        con = connect(ledger, config=config)
+        try:
+            con = connect(ledger, config=config, allow_read=allow_read or ())
+        except duckdb.Error as exc:  # a damaged file DuckDB opens but cannot read
+            _fail(f"ledger {ledger} cannot be read ({_sql_error(exc)}); it may be damaged", EXIT_INPUT)
+    session = _SqlSession(con)
     try:
         if query is not None:
             try:
-                typer.echo(_run_sql(con, query, fmt.value), nl=False)
-            except duckdb.Error as exc:
+                text = session.run(query, fmt.value)
+            except _SqlRefused as exc:
                 _fail(f"sql: {exc}", EXIT_INPUT)
+            except (KeyboardInterrupt, duckdb.InterruptException):
+                _fail("sql: interrupted; the query was stopped", EXIT_INTERRUPTED)
+            except duckdb.Error as exc:
+                _fail(f"sql: {_sql_error(exc)}", EXIT_INPUT)
+            with _user_errors():
+                typer.echo(text, nl=False)
             return
-        _repl(con, fmt.value)
+        _repl(session, fmt.value)
     finally:
-        con.close()
+        session.close()
 
 
-def _run_sql(con: duckdb.DuckDBPyConnection, query: str, fmt: str) -> str:
-    rel = con.sql(query)
-    if rel is None:  # a statement without a result (SET, PRAGMA ...)
-        return "ok\n"
-    return formatting.render(rel.pl(), fmt)
+class _SqlRefused(Exception):
+    """A statement `wattledger sql` does not run (see lockdown.refusal)."""
 
 
-def _repl(con: duckdb.DuckDBPyConnection, fmt: str) -> None:
+def _sql_error(exc: duckdb.Error) -> str:
+    from wattledger.lockdown import explain
+
+    return explain(exc)
+
+
+_Rows = formatting.ResultRows | None
+
+#: How long an interrupted statement may take to return before the CLI stops waiting for it.
+_INTERRUPT_GRACE_SECONDS = 2.0
+
+
+class _SqlSession:
+    """The connection of one `wattledger sql`. Each statement runs on a worker thread so Ctrl-C
+    reaches the main thread while DuckDB computes (Python runs signal handlers only between
+    bytecodes, never inside DuckDB), which then calls ``con.interrupt()``: the query stops
+    within a second and the ledger's lock goes with the connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        #: An interrupted statement did not return in time: closing would wait for it.
+        self.stuck = False
+
+    def close(self) -> None:
+        if self.stuck:
+            return  # the process exit releases the lock
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass  # still busy after an interrupt: the process exit releases the lock
+
+    def run(self, query: str, fmt: str) -> str:
+        """``query``'s result rendered in ``fmt``; raises _SqlRefused before running a
+        statement the lockdown refuses, KeyboardInterrupt when interrupted."""
+        from wattledger.lockdown import refusal
+        from wattledger.sql_results import fetch
+
+        why = refusal(self.con, query)
+        if why:
+            raise _SqlRefused(why)
+
+        def work() -> formatting.ResultRows | None:
+            rel = self.con.sql(query)
+            return None if rel is None else fetch(rel, fmt)
+
+        rows = self._interruptible(work)
+        if rows is None:  # a statement without a result (SET, PRAGMA ...)
+            return "ok\n"
+        return formatting.render(rows, fmt)
+
+    def _interruptible(self, work: Callable[[], _Rows]) -> _Rows:
+        import threading
+
+        outcome: dict[str, Any] = {}
+        # An Event, not Thread.join: a join interrupted by Ctrl-C may take the thread for done.
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as exc:  # re-raised on the main thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name="wattledger-sql", daemon=True).start()
+        try:
+            while not done.wait(0.05):
+                pass
+        except KeyboardInterrupt:
+            self.con.interrupt()
+            self.stuck = not done.wait(_INTERRUPT_GRACE_SECONDS)
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+
+def _repl(session: _SqlSession, fmt: str) -> None:
     """A minimal shell over stdin: statements end with ';', ``.tables`` lists the views,
-    ``.quit`` leaves. Errors are reported and the prompt continues."""
+    ``.quit`` leaves. Errors are reported and the prompt continues; Ctrl-C stops the running
+    statement (or drops a half-typed one) and returns to the prompt. With stdin not a terminal
+    (a script), Ctrl-C ends the run with exit 130."""
     interactive = sys.stdin.isatty()
     if interactive:
         _note("wattledger sql (read-only). End statements with ';'. .tables lists views, .quit leaves.")
     buffer: list[str] = []
     while True:
-        if interactive:
-            sys.stderr.write("        ...> " if buffer else "wattledger> ")
-            sys.stderr.flush()
-        line = sys.stdin.readline()
-        stripped = line.strip()
-        if not buffer and stripped in (".quit", ".exit"):
-            break
-        if not buffer and stripped == ".tables":
-            stripped = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
-        if stripped:
-            buffer.append(stripped)
-        at_end = not line
-        if buffer and (stripped.endswith(";") or at_end):
-            _repl_statement(con, " ".join(buffer), fmt)
+        try:
+            if interactive:
+                sys.stderr.write("        ...> " if buffer else "wattledger> ")
+                sys.stderr.flush()
+            line = sys.stdin.readline()
+            stripped = line.strip()
+            if not buffer and stripped in (".quit", ".exit"):
+                break
+            if not buffer and stripped == ".tables":
+                stripped = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
+            if stripped:
+                buffer.append(stripped)
+            at_end = not line
+            if buffer and (stripped.endswith(";") or at_end):
+                statement, buffer = " ".join(buffer), []
+                _repl_statement(session, statement, fmt)
+            if at_end:
+                break
+        except KeyboardInterrupt:
             buffer = []
-        if at_end:
-            break
+            if not interactive or session.stuck:
+                _fail("sql: interrupted", EXIT_INTERRUPTED)
+            _note("\ninterrupted")
 
 
-def _repl_statement(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) -> None:
+def _repl_statement(session: _SqlSession, statement: str, fmt: str) -> None:
     if not statement.strip().strip(";").strip():
         return
     try:
-        sys.stdout.write(_run_sql(con, statement, fmt))
+        sys.stdout.write(session.run(statement, fmt))
         sys.stdout.flush()
+    except _SqlRefused as exc:
+        _note(f"error: {exc}")
+    except duckdb.InterruptException:
+        _note("interrupted")
     except duckdb.Error as exc:
-        _note(f"error: {str(exc).strip().splitlines()[0]}")
+        _note(f"error: {_sql_error(exc)}")
+    except WattledgerError as exc:  # e.g. OutputError
+        _note(f"error: {exc}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,7 +822,7 @@ def forget(
         result = run_forget(
             ledger, source=source, run=run, wait=wait, command=" ".join(["wattledger", *sys.argv[1:]])
         )
-    typer.echo(format_forget(result))
+    typer.echo(_lines(format_forget(result)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +845,7 @@ def demo(
         result = run_demo(directory, records=records, seed=seed)
     from wattledger.summary import format_demo
 
-    typer.echo(format_demo(result))
+    typer.echo(_lines(format_demo(result)))
 
 
 def main() -> None:

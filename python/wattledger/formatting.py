@@ -5,6 +5,12 @@ regulator's spreadsheet gets the ledger's exact numbers; human formats (table, m
 about four significant digits, which is all the methodology's uncertainty supports.
 Rows here are report or query rows, not records: looping over them in Python is fine.
 
+Hostile text (issue 12): names come from logs. CSV text cells that a spreadsheet would run as a
+formula (starting ``=``, ``+``, ``-``, ``@``, tab or CR) get a leading ``'`` (OWASP's rule;
+numbers, negative ones included, are left alone); markdown cells escape ``|`` and line breaks;
+terminal tables show control characters as escapes (``\x1b``) instead of sending them to the
+terminal. JSON keeps values raw (its own escaping is safe).
+
 Machine formats never write ``Infinity`` or ``NaN`` (issue 11, point 5): the engine's bounds make
 every ledger value finite, so a non-finite number here is a bug or a query that computes one,
 and writing it is refused with :class:`~wattledger.OutputError` rather than passed on as a
@@ -18,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,6 +76,46 @@ def exact(value: Any) -> Any:
     return value
 
 
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A plain number: never a formula, so a text cell like "-1.5" is left as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def neutralise_csv_text(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows and never evaluates: a leading ``'`` when it
+    starts like a formula (OWASP), unless it is a plain number."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+#: C0 and C1 controls, DEL, and the Unicode bidi overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(char: str) -> str:
+    named = _NAMED_ESCAPES.get(char)
+    if named:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_terminal(text: str) -> str:
+    """``text`` with every control character shown as an escape (ESC as ``\\x1b``, a newline
+    as ``\\n``): a name from a log cannot move the cursor, recolour or retitle the terminal,
+    or split a table row."""
+    return _CONTROL.sub(lambda m: _visible(m.group()), text)
+
+
+def escape_markdown_cell(text: str) -> str:
+    """A markdown table cell: ``|`` escaped, line breaks and other controls as escapes (a
+    newline would end the table row)."""
+    return escape_terminal(text.replace("|", "\\|"))
+
+
 def _csv_cell(value: Any) -> str:
     value = exact(value)
     if value is None:
@@ -107,8 +154,13 @@ def human(value: Any) -> str:
 
 _DUCKDB_NUMERIC = frozenset(
     "TINYINT SMALLINT INTEGER BIGINT HUGEINT UTINYINT USMALLINT UINTEGER UBIGINT UHUGEINT "
-    "FLOAT DOUBLE".split()
+    "FLOAT DOUBLE BIGNUM VARINT".split()
 )
+
+
+def is_numeric_type(type_name: str) -> bool:
+    """Whether a DuckDB column type (as ``str(rel.types[i])``) holds numbers."""
+    return type_name in _DUCKDB_NUMERIC or type_name.startswith("DECIMAL")
 
 
 @dataclass(frozen=True)
@@ -119,11 +171,14 @@ class ResultRows:
     columns: list[str]
     numeric: list[bool]
     rows: list[tuple[Any, ...]]
+    #: Columns whose text DuckDB generated from a non-text type (numbers, dates, intervals,
+    #: uuids): CSV leaves them as they are. None: the numeric columns.
+    generated: list[bool] | None = None
 
     @classmethod
     def from_relation(cls, rel: duckdb.DuckDBPyRelation) -> ResultRows:
         types = [str(t) for t in rel.types]
-        numeric = [t in _DUCKDB_NUMERIC or t.startswith("DECIMAL") for t in types]
+        numeric = [is_numeric_type(t) for t in types]
         return cls(list(rel.columns), numeric, rel.fetchall())
 
     @property
@@ -146,14 +201,32 @@ def _numeric(frame: pl.DataFrame | ResultRows) -> Sequence[bool]:
     return [dtype.is_numeric() for dtype in frame.dtypes]
 
 
-def to_csv(frame: pl.DataFrame | ResultRows) -> str:
-    """CSV with a header row; empty field for null; floats as ``repr``."""
+def csv_text(rows: Iterable[Sequence[str]]) -> str:
+    """RFC 4180 CSV lines ending in ``\\n``. Python's csv module leaves a field with a bare CR
+    unquoted when the line terminator is ``\\n`` (readers then split the row there), so such
+    fields are quoted here."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(frame.columns)
-    for row in _rows(frame):
-        writer.writerow([_csv_cell(v) for v in row])
+    quoting = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        (quoting if any("\r" in cell for cell in row) else writer).writerow(row)
     return out.getvalue()
+
+
+def to_csv(frame: pl.DataFrame | ResultRows) -> str:
+    """CSV with a header row; empty field for null; floats as ``repr``; text cells neutralised
+    against formula injection (:func:`neutralise_csv_text`), numeric columns never."""
+    return csv_text(_csv_rows(frame))
+
+
+def _csv_rows(frame: pl.DataFrame | ResultRows) -> Iterable[list[str]]:
+    yield [neutralise_csv_text(str(c)) for c in frame.columns]
+    verbatim = _numeric(frame)
+    if isinstance(frame, ResultRows) and frame.generated is not None:
+        verbatim = frame.generated
+    for row in _rows(frame):
+        cells = [_csv_cell(v) for v in row]
+        yield [c if keep else neutralise_csv_text(c) for c, keep in zip(cells, verbatim, strict=True)]
 
 
 def to_json(frame: pl.DataFrame | ResultRows) -> str:
@@ -166,11 +239,11 @@ def to_markdown(frame: pl.DataFrame | ResultRows) -> str:
     """A GitHub-flavoured markdown table (numbers right-aligned)."""
     numeric = _numeric(frame)
     lines = [
-        "| " + " | ".join(frame.columns) + " |",
+        "| " + " | ".join(escape_markdown_cell(str(c)) for c in frame.columns) + " |",
         "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
     ]
     for row in _rows(frame):
-        cells = [human(v).replace("|", "\\|") for v in row]
+        cells = [escape_markdown_cell(human(v)) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -179,12 +252,15 @@ def to_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> s
     """A rich box table rendered to plain text (as wide as it needs: reports are wide)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    # Text objects, not strings: rich would read "[red]" in a model name as its markup.
+    table = Table(title=None if title is None else Text(escape_terminal(title)), show_lines=False)
     for name, numeric in zip(frame.columns, _numeric(frame), strict=True):
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+        header = Text(escape_terminal(str(name)))
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     for row in _rows(frame):
-        table.add_row(*(human(v) for v in row))
+        table.add_row(*(Text(escape_terminal(human(v))) for v in row))
     console = Console(file=io.StringIO(), width=100_000, color_system=None, soft_wrap=True)
     console.print(table)
     text = console.file.getvalue()  # type: ignore[attr-defined]

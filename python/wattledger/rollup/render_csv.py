@@ -3,14 +3,13 @@
 One row per model plus the all-models total; the header names are the JSON keys with their
 unit in brackets (``energy_mwh [MWh]``) so a column is both machine-stable and self-describing.
 Floats are written with ``repr`` (round-trips exactly), absent figures as an empty field.
+Model and hardware names come from logs: they are neutralised against formula injection
+(``formatting.neutralise_csv_text``); figures never are.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-
-from wattledger.formatting import exact
+from wattledger.formatting import csv_text, exact, neutralise_csv_text
 from wattledger.rollup.data import METRICS, RollupData
 
 
@@ -28,13 +27,19 @@ def _cell(value: object) -> str:
 
 def to_csv(data: RollupData) -> str:
     """Header, one row per model, then the ``(all models)`` total row."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(csv_header())
     period = data.period_label.split(" ")[0]
-    rows = [*data.models, data.total] if data.models else []
-    for fig in rows:
-        writer.writerow(
-            [period, fig.model, " ".join(fig.hardware), *(_cell(fig.values.get(m.key)) for m in METRICS)]
-        )
-    return out.getvalue()
+    figures = [*data.models, data.total] if data.models else []
+    return csv_text(
+        [
+            csv_header(),
+            *(
+                [
+                    period,
+                    neutralise_csv_text(fig.model),
+                    neutralise_csv_text(" ".join(fig.hardware)),
+                    *(_cell(fig.values.get(m.key)) for m in METRICS),
+                ]
+                for fig in figures
+            ),
+        ]
+    )

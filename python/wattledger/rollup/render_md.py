@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from wattledger.formatting import escape_markdown_cell, escape_terminal
 from wattledger.rollup.data import RollupData
 from wattledger.rollup.document import Section, Table, build
 
 
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return escape_markdown_cell(text)
 
 
 def table_md(table: Table) -> list[str]:
@@ -24,11 +25,13 @@ def table_md(table: Table) -> list[str]:
 
 
 def _section(section: Section, level: int) -> list[str]:
-    lines = [f"{'#' * level} {section.title}", ""]
+    # Outside tables, text keeps its characters but no control ones (a raw ESC or newline in
+    # a model name would reach the terminal or break the document's structure).
+    lines = [f"{'#' * level} {escape_terminal(section.title)}", ""]
     for p in section.paragraphs:
-        lines += [p, ""]
+        lines += [escape_terminal(p), ""]
     if section.bullets:
-        lines += [f"- {b}" for b in section.bullets] + [""]
+        lines += [f"- {escape_terminal(b)}" for b in section.bullets] + [""]
     for t in section.tables:
         lines += [*table_md(t), ""]
     for sub in section.subsections:
@@ -38,7 +41,7 @@ def _section(section: Section, level: int) -> list[str]:
 
 def to_markdown(data: RollupData) -> str:
     """The whole document; deterministic for a given ledger (no wall-clock time)."""
-    scope = f" — {data.model_filter}" if data.model_filter else ""
+    scope = f" — {escape_terminal(data.model_filter)}" if data.model_filter else ""
     lines = [f"# Inference energy and emissions, {data.period_label}{scope}", ""]
     for section in build(data):
         lines += _section(section, 2)
