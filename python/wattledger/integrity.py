@@ -100,7 +100,8 @@ def verify_size(con: duckdb.DuckDBPyConnection, name: str) -> None:
     actual = os.path.getsize(name)
     if actual < expected:
         raise damaged_error(
-            name, f"truncated: {actual:,} bytes where its header counts {total_blocks} blocks, {expected:,} bytes"
+            name,
+            f"truncated: {actual:,} bytes where its header counts {total_blocks} blocks, {expected:,} bytes",
         )
 
 
@@ -218,7 +219,8 @@ def check(ledger: PathLike) -> CheckResult:
             tables = set(table_names(con))
             if "wl_meta" not in tables:
                 raise LedgerSchemaError(
-                    f"{name} is a DuckDB database but not a wattledger ledger (no wl_meta table); nothing to check"
+                    f"{name} is a DuckDB database but not a wattledger ledger (no wl_meta table); "
+                    "nothing to check"
                 )
             rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
         except duckdb.Error as exc:
@@ -324,7 +326,8 @@ def _resum(con: duckdb.DuckDBPyConnection, *, has_totals: bool) -> tuple[RunChec
                 # there is to compare, and only without dedupe (which drops repeats after it).
                 records_only = True
                 if not dedupe:
-                    summed = sum(int(found[(sid, m)][1][idx_records] or 0) for m in methods if (sid, m) in found)
+                    rows = [found[(sid, m)][1] for m in methods if (sid, m) in found]
+                    summed = sum(int(v[idx_records] or 0) for v in rows)
                     if summed != source_records:
                         mismatches.append(TotalsMismatch(sid, "*", "records", source_records, summed))
         if mismatches:
@@ -344,9 +347,9 @@ def _resum(con: duckdb.DuckDBPyConnection, *, has_totals: bool) -> tuple[RunChec
 def format_check(result: CheckResult) -> str:
     """The text ``wattledger check`` prints: the storage, one line per run, a verdict."""
     mb = result.size_bytes / 1e6
+    version = result.schema_version if result.schema_version is not None else "?"
     lines = [
-        f"ledger {result.ledger}: schema version {result.schema_version if result.schema_version is not None else '?'}, "
-        f"{mb:,.1f} MB, checked in {result.seconds:.2f} s"
+        f"ledger {result.ledger}: schema version {version}, {mb:,.1f} MB, checked in {result.seconds:.2f} s"
     ]
     if result.storage == "ok":
         lines.append("storage: ok (every block of every table read, its checksum verified; size as recorded)")
@@ -365,7 +368,7 @@ def format_check(result: CheckResult) -> str:
             )
     if result.sound:
         unverified = sum(1 for r in result.runs if r.status == "records only")
-        note = f" ({unverified} ingested before totals were recorded: record counts only)" if unverified else ""
+        note = f" ({unverified} ingested before totals were recorded: record counts only)" * bool(unverified)
         lines.append(f"sound: {len(result.runs)} runs re-summed against the totals recorded at commit{note}")
     elif result.storage != "ok":
         lines.append("DAMAGED: restore the ledger from a backup; its runs could not be re-summed")

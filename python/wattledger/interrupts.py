@@ -42,7 +42,7 @@ def _interrupt_all() -> None:
     for con in cons:
         try:
             con.interrupt()
-        except Exception:  # noqa: BLE001 - a closed connection has nothing to interrupt
+        except Exception:
             pass
 
 

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 from wattledger.errors import (
     LedgerBusyError,
-    LedgerDamagedError,
     LedgerError,
     LedgerNotFoundError,
     LedgerSchemaError,
@@ -679,9 +678,7 @@ class LedgerWriter:
             )
             totals = self._run_totals(run.run_id)
             # What each source added, kept so `wattledger check` can re-sum it later.
-            self._con.execute(
-                f"INSERT INTO wl_source_totals {source_totals_sql('run_id = ?')}", [run.run_id]
-            )
+            self._con.execute(f"INSERT INTO wl_source_totals {source_totals_sql('run_id = ?')}", [run.run_id])
             all_warnings = (*warnings, *(check(totals, kept) if check is not None else ()))
             if len(all_warnings) > len(warnings):
                 self._con.execute(
