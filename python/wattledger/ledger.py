@@ -48,7 +48,6 @@ from wattledger.integrity import (
     is_damage,
     not_a_database_error,
     table_names,
-    verify_size,
     verify_storage,
 )
 from wattledger.interrupts import track
@@ -405,10 +404,9 @@ def connect_ledger(path: PathLike, *, read_only: bool = True, wait: float = 0.0)
     file, and a reader can never change it by mistake."""
     con = _open(path, read_only=read_only, wait=wait)
     try:
+        # No block scan here (it would cost a pass over the file for every report): DuckDB
+        # verifies each block a query reads, and the CLI turns a damaged one into one line.
         _check_schema(con, os.fspath(path), creating=False)
-        # Cheap (no block is read): a truncated copy is refused before any query meets it.
-        # Blocks are verified as queries read them; see ``_query_errors`` for what users see.
-        _verify_size(con, os.fspath(path))
     except BaseException:
         con.close()
         raise
@@ -418,15 +416,6 @@ def connect_ledger(path: PathLike, *, read_only: bool = True, wait: float = 0.0)
 def open_read_only(path: PathLike, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """A read-only connection with no schema check (``check`` looks at damaged files too)."""
     return _open(path, read_only=True, wait=wait)
-
-
-def _verify_size(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    try:
-        verify_size(con, name)
-    except duckdb.Error as exc:
-        if is_damage(exc):
-            raise damaged_error(name, _first_line(exc)) from None
-        raise
 
 
 def verify_before_write(path: PathLike, *, wait: float = 0.0) -> None:
