@@ -168,6 +168,12 @@ def _user_errors(interrupted: str = "interrupted", *, ledger: Path | None = None
         _fail(str(exc) or type(exc).__name__, EXIT_INPUT)
     except (KeyboardInterrupt, duckdb.InterruptException):
         _fail(interrupted, EXIT_INTERRUPTED)
+    except RuntimeError as exc:
+        from wattledger.interrupts import is_interrupt
+
+        if is_interrupt(exc):  # DuckDB's client reports a statement stopped by Ctrl-C so
+            _fail(interrupted, EXIT_INTERRUPTED)
+        raise
     except duckdb.Error as exc:
         from wattledger.integrity import damaged_error, first_line, is_damage
 
@@ -800,7 +806,11 @@ def main() -> None:
     from wattledger.interrupts import install
 
     install()  # Ctrl-C stops a running DuckDB statement at once, not when it ends
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside any command's handler (while a command's modules load)
+        typer.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,24 @@ _open: list[_Interruptible] = []
 _installed = False
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception raised while handling it, is a Ctrl-C: Python's
+    KeyboardInterrupt, DuckDB's InterruptException, or the plain RuntimeError("Query
+    interrupted") DuckDB's Python client raises when SIGINT stopped a statement. (After a
+    stopped statement the next one fails with "transaction is aborted": its context is the
+    interrupt.)"""
+    import duckdb
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt | duckdb.InterruptException):
+            return True
+        if type(seen) is RuntimeError and "Query interrupted" in str(seen):
+            return True
+        seen = seen.__context__
+    return False
+
+
 def track(con: _Interruptible) -> None:
     """Interrupt ``con`` on Ctrl-C for as long as the process runs (closed ones are skipped)."""
     with _lock:

@@ -50,7 +50,7 @@ from wattledger.integrity import (
     table_names,
     verify_storage,
 )
-from wattledger.interrupts import track
+from wattledger.interrupts import is_interrupt, track
 from wattledger.mapping import describe_read_as
 from wattledger.schema import (
     AGGREGATE_COLUMNS,
@@ -513,7 +513,7 @@ class LedgerWriter:
                 self._con.rollback()
             except duckdb.Error:
                 pass  # the database may be invalidated (disk full); nothing was committed anyway
-            if _interrupted(exc):
+            if is_interrupt(exc):
                 # Ctrl-C inside a DuckDB statement surfaces as DuckDB's InterruptException, or
                 # as "transaction is aborted" from the next statement (a cleanup): either way
                 # the user pressed Ctrl-C, and nothing was committed.
@@ -924,19 +924,6 @@ class LedgerWriter:
 #: wl_meta: a write redefines the views only when it changed (``_ensure_schema``).
 _VIEWS_SHA256 = hashlib.sha256("\n;\n".join((*VIEWS_DDL, SOURCE_TOTALS_DDL)).encode()).hexdigest()
 _VIEW_NAMES = tuple(ddl.split("VIEW ", 1)[1].split(" ", 1)[0] for ddl in VIEWS_DDL)
-
-
-def _interrupted(exc: BaseException) -> bool:
-    """True when ``exc``, or an exception it was raised while handling, is a Ctrl-C."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt | duckdb.InterruptException):
-            return True
-        # DuckDB's Python client reports a query it stopped on SIGINT as a plain RuntimeError.
-        if type(seen) is RuntimeError and "Query interrupted" in str(seen):
-            return True
-        seen = seen.__context__
-    return False
 
 
 #: The measures of :class:`RunTotals` after ``method`` and ``records``, in its field order,
