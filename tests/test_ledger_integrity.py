@@ -261,11 +261,12 @@ def test_check_is_sound_after_a_forget_and_a_replace(setup: Setup, ledger: Path,
 # ---------------------------------------------------------------------------------------------
 
 
-def _interrupt_at(point: str, args: Args) -> tuple[int, str, float]:
+def _interrupt_at(point: str, args: Args, *, pause: float = 120) -> tuple[int, str, float]:
     """Run wattledger until it reaches the test hook's ``point``, press Ctrl-C there (SIGINT),
-    return its exit code, stderr and the seconds from the signal to its exit."""
+    return its exit code, stderr and the seconds from the signal to its exit. With ``pause``
+    0 the run goes on at once, so the signal lands in what follows the point."""
     env = {k: v for k, v in os.environ.items() if k not in (ENV_POINT, ENV_SECONDS)}
-    env |= {ENV_POINT: point, ENV_SECONDS: "120"}
+    env |= {ENV_POINT: point, ENV_SECONDS: str(pause)}
     proc = subprocess.Popen(
         cli_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -301,6 +302,27 @@ def test_ctrl_c_during_the_ledger_write_exits_130_and_leaves_the_ledger(setup: S
     assert errors == ["error: interrupted; the ledger is as it was before the run"], stderr
     assert "Traceback" not in stderr and "aborted" not in stderr, stderr
     assert seconds < 10, seconds  # generous: it is the roll back, not a timing benchmark
+    assert contents(ledger) == before
+    assert wl.check(ledger).sound
+
+
+@pytest.mark.slow
+def test_ctrl_c_inside_the_write_statements_exits_130_not_aborted(
+    ledger: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The signal lands while DuckDB executes the run's INSERTs (a year of hourly rows takes
+    seconds to write): DuckDB stops the statement, the cleanup after it meets an aborted
+    transaction, and all of that is still Ctrl-C: exit 130, not exit 5 "transaction is
+    aborted", within a second or two."""
+    year = generate_fleet(
+        tmp_path_factory.mktemp("year"), records=200_000, span="year", start="2025-01-01", seed=23
+    )
+    before = contents(ledger)
+    args: Args = ["ingest", year.logs["jsonl"], "--config", year.config, "--grid", year.grid, "--no-progress"]
+    code, stderr, seconds = _interrupt_at("before_write", [*args, "--ledger", ledger], pause=0)
+    assert code == EXIT_INTERRUPTED, stderr
+    assert "aborted" not in stderr and "Traceback" not in stderr, stderr
+    assert seconds < 5, seconds  # generous; about 0.3 s measured
     assert contents(ledger) == before
     assert wl.check(ledger).sound
 
