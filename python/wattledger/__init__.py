@@ -27,6 +27,7 @@ from wattledger.errors import (
     GridError,
     InputError,
     LedgerBusyError,
+    LedgerDamagedError,
     LedgerError,
     LedgerNotFoundError,
     LedgerSchemaError,
@@ -42,6 +43,7 @@ from wattledger.errors import (
 )
 from wattledger.estimate import estimate, read_logs, validate
 from wattledger.ingest import IngestSummary, ingest
+from wattledger.integrity import CheckResult, RunCheckResult, TotalsMismatch, check
 from wattledger.ledger import ForgetResult, LedgerTotals, connect_ledger, forget, migrate_ledger
 from wattledger.report import configs_in_period, report
 from wattledger.rollup import Rollup, rollup
@@ -56,12 +58,14 @@ __version__: str = _core.__version__
 
 __all__ = [
     "CancelledError",
+    "CheckResult",
     "ConfigError",
     "ForgetResult",
     "GridError",
     "IngestSummary",
     "InputError",
     "LedgerBusyError",
+    "LedgerDamagedError",
     "LedgerError",
     "LedgerNotFoundError",
     "LedgerSchemaError",
@@ -71,12 +75,15 @@ __all__ = [
     "OutputError",
     "PartialOutcomeWarning",
     "Rollup",
+    "RunCheckResult",
     "RunWarning",
     "SourceConflictError",
+    "TotalsMismatch",
     "UnknownSourceError",
     "UsageError",
     "WattledgerError",
     "__version__",
+    "check",
     "configs_in_period",
     "connect",
     "estimate",

@@ -23,6 +23,7 @@ from wattledger import formatting
 from wattledger.errors import (
     CancelledError,
     LedgerBusyError,
+    LedgerDamagedError,
     LedgerError,
     LedgerNotFoundError,
     LedgerSchemaError,
@@ -41,6 +42,7 @@ EXIT_BUSY = 3
 EXIT_CONFLICT = 4
 EXIT_WRITE = 5
 EXIT_STRICT = 6
+EXIT_DAMAGED = 7
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
@@ -51,7 +53,9 @@ Exit codes:
        or grid, ledger missing or not a wattledger ledger, SQL error; a log
        file from which no record could be read (the message lists the columns
        seen and a mapping to try; ingest commits nothing); forget: no such
-       source or run
+       source or run; a damaged ledger (truncated, a block whose checksum
+       fails, a header that is not DuckDB's): it is left unchanged, restore it
+       from a backup
   3    ledger busy: another process holds it; retry later (ingest/forget
        --wait SECONDS waits for it first)
   4    a log file is already counted under another identity: same path (or
@@ -60,6 +64,8 @@ Exit codes:
   5    the ledger or an output could not be written (permissions, disk full);
        the run was rolled back, nothing was changed
   6    --strict and the run or report had a warning; nothing was written
+  7    check: the ledger is damaged (storage, or runs whose hourly rows no
+       longer sum to the totals recorded at commit)
   130  interrupted (Ctrl-C); the ledger is as it was before the run
 """
 
@@ -145,12 +151,15 @@ def _lines(text: str) -> str:
 
 
 @contextmanager
-def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
-    """Map every expected failure to one stderr line and its exit code (see EPILOG)."""
+def _user_errors(interrupted: str = "interrupted", *, ledger: Path | None = None) -> Iterator[None]:
+    """Map every expected failure to one stderr line and its exit code (see EPILOG). ``ledger``
+    names the file in errors DuckDB raises while a query reads it (a damaged block)."""
     try:
         yield
     except typer.Exit:
         raise
+    except LedgerDamagedError as exc:
+        _fail(str(exc), EXIT_INPUT)
     except LedgerBusyError as exc:
         _fail(str(exc), EXIT_BUSY)
     except SourceConflictError as exc:
@@ -165,14 +174,31 @@ def _user_errors(interrupted: str = "interrupted") -> Iterator[None]:
         _fail(interrupted, EXIT_INTERRUPTED)
     except WattledgerError as exc:
         _fail(str(exc) or type(exc).__name__, EXIT_INPUT)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, duckdb.InterruptException):
         _fail(interrupted, EXIT_INTERRUPTED)
+    except RuntimeError as exc:
+        from wattledger.interrupts import is_interrupt
+
+        if is_interrupt(exc):  # DuckDB's client reports a statement stopped by Ctrl-C so
+            _fail(interrupted, EXIT_INTERRUPTED)
+        raise
+    except duckdb.Error as exc:
+        from wattledger.integrity import damaged_error, first_line, is_damage
+
+        where = f"ledger {ledger}" if ledger is not None else "ledger"
+        if is_damage(exc):
+            _fail(str(damaged_error(str(ledger) if ledger is not None else "?", first_line(exc))), EXIT_INPUT)
+        if isinstance(exc, duckdb.IOException):
+            _fail(f"{where}: {first_line(exc)}; check free disk space and permissions", EXIT_WRITE)
+        raise
     except FileNotFoundError as exc:
         _fail(f"{exc.filename}: no such file; check the path", EXIT_INPUT)
     except PermissionError as exc:
         _fail(f"{exc.filename}: permission denied", EXIT_WRITE)
     except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_WRITE)
+        # Some OS errors carry no path (a write(2) to an open file): say what failed anyway.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}; check free disk space and permissions", EXIT_WRITE)
 
 
 def _warn_or_fail(messages: Iterable[str], strict: bool) -> None:
@@ -190,7 +216,14 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    formatting.write_atomically(out, text)
+    try:
+        formatting.write_atomically(out, text)
+    except OSError as exc:
+        # write(2) and fsync(2) errors (a full disk) carry no file name: name the output.
+        raise OutputError(
+            f"cannot write {out}: {exc.strerror or exc}; nothing was written there (check free disk space "
+            "and permissions)"
+        ) from None
     _note(f"wrote {out}")
 
 
@@ -294,7 +327,10 @@ def ingest(
         if strict:
             _fail(f"--strict: {no_grid}; nothing was written", EXIT_STRICT)
         _note(f"warning: {no_grid}")
-    with _user_errors("interrupted; the ledger is as it was before the run"), warnings.catch_warnings():
+    with (
+        _user_errors("interrupted; the ledger is as it was before the run", ledger=ledger),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", RunWarning)  # printed below as `warning:` lines instead
         summary = run_ingest(
             logs,
@@ -379,7 +415,7 @@ def report(
             strict=strict,
         )
         return
-    with _user_errors():
+    with _user_errors(ledger=ledger):
         con = connect_ledger(ledger)
         try:
             use_threads(con, threads)
@@ -443,7 +479,7 @@ def rollup(
     html is one self-contained file with charts that prints to PDF; json and csv are unrounded."""
     from wattledger.rollup import rollup as make_rollup
 
-    with _user_errors():
+    with _user_errors(ledger=ledger):
         document = make_rollup(ledger, year=year, month=month, model=model, threads=threads)
         _warn_or_fail(document.warnings, strict)
         _emit(document.render(fmt.value), out)
@@ -589,10 +625,14 @@ def sql(
     the running query."""
     from wattledger import connect
 
-    with _user_errors():
+    with _user_errors(ledger=ledger):
         try:
             con = connect(ledger, config=config, allow_read=allow_read or ())
         except duckdb.Error as exc:  # a damaged file DuckDB opens but cannot read
+            from wattledger.integrity import is_damage
+
+            if is_damage(exc):
+                raise  # _user_errors words it as every other command does
             _fail(f"ledger {ledger} cannot be read ({_sql_error(exc)}); it may be damaged", EXIT_INPUT)
     session = _SqlSession(con)
     try:
@@ -604,6 +644,10 @@ def sql(
             except (KeyboardInterrupt, duckdb.InterruptException):
                 _fail("sql: interrupted; the query was stopped", EXIT_INTERRUPTED)
             except duckdb.Error as exc:
+                from wattledger.integrity import damaged_error, first_line, is_damage
+
+                if is_damage(exc):  # a damaged block the query read: the ledger's own message
+                    _fail(str(damaged_error(str(ledger), first_line(exc))), EXIT_INPUT)
                 _fail(f"sql: {_sql_error(exc)}", EXIT_INPUT)
             with _user_errors():
                 typer.echo(text, nl=False)
@@ -765,7 +809,7 @@ def export(
     Parquet by UTC year and month, for data-lake readers."""
     from wattledger.export import export_parquet
 
-    with _user_errors():
+    with _user_errors(ledger=ledger):
         result = export_parquet(ledger, parquet, overwrite=overwrite)
     verb = "replaced" if result.replaced else "wrote"
     _note(
@@ -786,7 +830,7 @@ def migrate(ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file to upg
     counts (reports say so)."""
     from wattledger.ledger import migrate_ledger
 
-    with _user_errors():
+    with _user_errors(ledger=ledger):
         changed = migrate_ledger(ledger)
     _note(f"{ledger}: {'upgraded' if changed else 'already'} at the current schema")
 
@@ -818,11 +862,46 @@ def forget(
             f'`wattledger sql --ledger {ledger} "SELECT * FROM sources"`',
             EXIT_INPUT,
         )
-    with _user_errors("interrupted; the ledger is as it was before"):
+    with _user_errors("interrupted; the ledger is as it was before", ledger=ledger):
         result = run_forget(
             ledger, source=source, run=run, wait=wait, command=" ".join(["wattledger", *sys.argv[1:]])
         )
     typer.echo(_lines(format_forget(result)))
+
+
+# --------------------------------------------------------------------------------------------
+# check
+# --------------------------------------------------------------------------------------------
+
+
+class CheckFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def check(
+    ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only, never changed).")],
+    fmt: Annotated[CheckFormat, typer.Option("--format", help="Output format.")] = CheckFormat.text,
+) -> None:
+    """Check a ledger without changing it: every block's checksum and the file's size, then every
+    run's hourly rows re-summed against the totals recorded when it committed. Exit 0 when
+    sound, 7 when damage is found (what and where are printed), 2 when it is not a ledger."""
+    from wattledger.integrity import check as run_check
+    from wattledger.integrity import format_check
+
+    with _user_errors(ledger=ledger):
+        result = run_check(ledger)
+    if fmt == CheckFormat.json:
+        import dataclasses
+        import json
+
+        payload = {**dataclasses.asdict(result), "sound": result.sound}
+        typer.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        typer.echo(format_check(result), nl=False)
+    if not result.sound:
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 # --------------------------------------------------------------------------------------------
@@ -850,7 +929,14 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from wattledger.interrupts import install
+
+    install()  # Ctrl-C stops a running DuckDB statement at once, not when it ends
+    try:
+        app()
+    except KeyboardInterrupt:  # outside any command's handler (while a command's modules load)
+        typer.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ __all__ = [
     "GridError",
     "InputError",
     "LedgerBusyError",
+    "LedgerDamagedError",
     "LedgerError",
     "LedgerNotFoundError",
     "LedgerSchemaError",
@@ -45,6 +46,14 @@ class LedgerError(WattledgerError):
 
 class LedgerBusyError(LedgerError):
     """Another process holds the ledger's file lock (a concurrent ingest). Retrying later is safe."""
+
+
+class LedgerDamagedError(LedgerError):
+    """The ledger file is damaged: truncated, a block whose checksum does not match, a header
+    that is not DuckDB's. It is left untouched; restore it from a backup (``wattledger check``
+    says what is wrong). The CLI exits with code 2. ``detail`` says what DuckDB found."""
+
+    detail: str = ""
 
 
 class LedgerNotFoundError(LedgerError):

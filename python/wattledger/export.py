@@ -24,6 +24,8 @@ from pathlib import Path
 import duckdb
 
 from wattledger.errors import OutputError, UsageError
+from wattledger.integrity import is_damage
+from wattledger.interrupts import is_interrupt
 from wattledger.ledger import connect_ledger
 from wattledger.schema import HOUR_UTC, KEY_COLUMNS, MEASURE_COLUMNS
 
@@ -93,6 +95,8 @@ ORDER BY hour, model, site NULLS LAST, zone NULLS LAST, hardware NULLS LAST, met
         else:
             tmp.mkdir()  # an empty ledger exports an empty directory, not an error
     except duckdb.Error as exc:
+        if is_damage(exc) or is_interrupt(exc):
+            raise  # the ledger's fault, or Ctrl-C: not the output's
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OutputError(
             f"cannot write Parquet under {tmp}: {first}; check free space and permissions"

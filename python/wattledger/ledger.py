@@ -43,6 +43,14 @@ from wattledger.errors import (
     UnknownSourceError,
     UsageError,
 )
+from wattledger.integrity import (
+    damaged_error,
+    is_damage,
+    not_a_database_error,
+    table_names,
+    verify_storage,
+)
+from wattledger.interrupts import is_interrupt, track
 from wattledger.mapping import describe_read_as
 from wattledger.schema import (
     AGGREGATE_COLUMNS,
@@ -51,9 +59,11 @@ from wattledger.schema import (
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
     SCHEMA_VERSION,
+    SOURCE_TOTALS_DDL,
     TABLES_DDL,
     VIEWS_DDL,
     exact_sum_sql,
+    source_totals_sql,
 )
 from wattledger.testhooks import pause_at
 
@@ -245,10 +255,15 @@ def _open(path: PathLike, *, read_only: bool, wait: float = 0.0) -> duckdb.DuckD
                 noted = True
             time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
     _configure(con)
+    track(con)  # Ctrl-C interrupts its running statement at once (see ``interrupts``)
     return con
 
 
 def _open_error(name: str, exc: duckdb.Error) -> LedgerError:
+    if "not a valid duckdb database file" in str(exc).lower():
+        return not_a_database_error(name)
+    if is_damage(exc):
+        return damaged_error(name, _first_line(exc))
     return LedgerError(
         f"ledger {name} cannot be opened ({_first_line(exc)}); check the path is a wattledger "
         "ledger in a writable directory"
@@ -276,12 +291,16 @@ def _check_schema(
     empty (a new ledger). Refuse foreign databases rather than adding tables to them. An older
     version is upgraded in place when ``migrate`` (a writer, inside its transaction), else
     refused with the command that upgrades it."""
-    tables = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()
-    }
+    try:
+        return _check_schema_of(con, name, creating=creating, migrate=migrate)
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise damaged_error(name, _first_line(exc)) from None
+        raise
+
+
+def _check_schema_of(con: duckdb.DuckDBPyConnection, name: str, *, creating: bool, migrate: bool) -> bool:
+    tables = set(table_names(con))
     if "wl_meta" not in tables:
         if tables or not creating:
             raise LedgerSchemaError(
@@ -385,6 +404,8 @@ def connect_ledger(path: PathLike, *, read_only: bool = True, wait: float = 0.0)
     file, and a reader can never change it by mistake."""
     con = _open(path, read_only=read_only, wait=wait)
     try:
+        # No block scan here (it would cost a pass over the file for every report): DuckDB
+        # verifies each block a query reads, and the CLI turns a damaged one into one line.
         _check_schema(con, os.fspath(path), creating=False)
     except BaseException:
         con.close()
@@ -392,15 +413,48 @@ def connect_ledger(path: PathLike, *, read_only: bool = True, wait: float = 0.0)
     return con
 
 
+def open_read_only(path: PathLike, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """A read-only connection with no schema check (``check`` looks at damaged files too)."""
+    return _open(path, read_only=True, wait=wait)
+
+
+def verify_before_write(path: PathLike, *, wait: float = 0.0) -> None:
+    """Open an existing ledger read-only and check it (a DuckDB file, a ledger or an empty
+    database, every block's checksum, its size) before anything opens it for writing: a damaged
+    file raises :class:`LedgerDamagedError` and is never modified. A missing or empty file is a
+    new ledger and passes."""
+    name = os.fspath(path)
+    if not os.path.isfile(name) or os.path.getsize(name) == 0:
+        return
+    con = _open(name, read_only=True, wait=wait)
+    try:
+        try:
+            tables = set(table_names(con))
+        except duckdb.Error as exc:
+            if is_damage(exc):
+                raise damaged_error(name, _first_line(exc)) from None
+            raise
+        if tables and "wl_meta" not in tables:
+            raise LedgerSchemaError(
+                f"{name} is a DuckDB database but not a wattledger ledger (no wl_meta table); "
+                "point --ledger at a new file or an existing ledger"
+            )
+        verify_storage(con, name)
+    finally:
+        con.close()
+
+
 class LedgerWriter:
     """The one writing connection of an ingest run.
 
-    It takes DuckDB's file lock when opened (so a concurrent run fails fast, before any log is
-    read) and writes a whole run in :meth:`commit_run`, one transaction.
+    It first checks the file read-only (:func:`verify_before_write`), then takes DuckDB's file
+    lock (so a concurrent run fails fast, before any log is read) and writes a whole run in
+    :meth:`commit_run`, one transaction.
     """
 
     def __init__(self, path: PathLike, *, wait: float = 0.0) -> None:
         self.path = os.fspath(path)
+        verify_before_write(self.path, wait=wait)
         self._con = _open(self.path, read_only=False, wait=wait)
         try:
             self._ensure_schema()
@@ -432,9 +486,21 @@ class LedgerWriter:
                     "INSERT INTO wl_meta VALUES ('schema_version', ?), ('created_at', ?)",
                     [str(SCHEMA_VERSION), datetime.now(UTC).isoformat()],
                 )
-            # Views are (re)defined on every write so a fixed definition reaches old ledgers.
-            for ddl in VIEWS_DDL:
-                self._con.execute(ddl)
+            # Views are (re)defined when their definition changed, so a fixed one reaches old
+            # ledgers; not on every write, so a run that fails or is interrupted leaves the
+            # file byte for byte as it was (an unchanged definition commits nothing).
+            stored = self._con.execute("SELECT value FROM wl_meta WHERE key = 'views_sha256'").fetchall()
+            present = self._con.execute(
+                "SELECT count(*) FROM duckdb_views() WHERE NOT internal AND list_contains(?, view_name)",
+                [list(_VIEW_NAMES)],
+            ).fetchall()[0][0]
+            if not stored or stored[0][0] != _VIEWS_SHA256 or present != len(_VIEW_NAMES):
+                self._con.execute(SOURCE_TOTALS_DDL)
+                for ddl in VIEWS_DDL:
+                    self._con.execute(ddl)
+                self._con.execute(
+                    "INSERT OR REPLACE INTO wl_meta VALUES ('views_sha256', ?)", [_VIEWS_SHA256]
+                )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -447,6 +513,13 @@ class LedgerWriter:
                 self._con.rollback()
             except duckdb.Error:
                 pass  # the database may be invalidated (disk full); nothing was committed anyway
+            if is_interrupt(exc):
+                # Ctrl-C inside a DuckDB statement surfaces as DuckDB's InterruptException, or
+                # as "transaction is aborted" from the next statement (a cleanup): either way
+                # the user pressed Ctrl-C, and nothing was committed.
+                raise KeyboardInterrupt from None
+            if is_damage(exc):
+                raise damaged_error(self.path, _first_line(exc)) from None
             if isinstance(exc, duckdb.Error):
                 raise LedgerError(
                     f"ledger {self.path}: write failed ({_first_line(exc)}); the run was rolled back "
@@ -593,6 +666,8 @@ class LedgerWriter:
                 ],
             )
             totals = self._run_totals(run.run_id)
+            # What each source added, kept so `wattledger check` can re-sum it later.
+            self._con.execute(f"INSERT INTO wl_source_totals {source_totals_sql('run_id = ?')}", [run.run_id])
             all_warnings = (*warnings, *(check(totals, kept) if check is not None else ()))
             if len(all_warnings) > len(warnings):
                 self._con.execute(
@@ -843,6 +918,12 @@ class LedgerWriter:
             params,
         ).fetchall()[0]
         return LedgerTotals(*row)
+
+
+#: Hash of the views' definitions (and of the tables a write adds to older ledgers), kept in
+#: wl_meta: a write redefines the views only when it changed (``_ensure_schema``).
+_VIEWS_SHA256 = hashlib.sha256("\n;\n".join((*VIEWS_DDL, SOURCE_TOTALS_DDL)).encode()).hexdigest()
+_VIEW_NAMES = tuple(ddl.split("VIEW ", 1)[1].split(" ", 1)[0] for ddl in VIEWS_DDL)
 
 
 #: The measures of :class:`RunTotals` after ``method`` and ``records``, in its field order,

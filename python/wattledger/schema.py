@@ -149,6 +149,35 @@ def report_sums_sql() -> str:
 
 _MEASURE_DDL = "records BIGINT NOT NULL,\n    " + ",\n    ".join(f"{c} DOUBLE" for c in MEASURE_COLUMNS[1:])
 
+#: What each source added to wl_hourly, per method, summed when its run committed: ``wattledger
+#: check`` re-sums the hourly rows and compares, so rows changed, lost or added after the commit
+#: (a damaged or edited file) are found. Per source, not per run, because ``--replace`` and
+#: ``forget`` retire a run's sources one by one: a live source's rows must still sum to this.
+#: Added without a schema version: a write creates it in older ledgers, whose earlier runs
+#: have no recorded totals (check verifies their record counts only).
+SOURCE_TOTALS_DDL = f"""CREATE TABLE IF NOT EXISTS wl_source_totals (
+    source_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    hourly_rows BIGINT NOT NULL,
+    {_MEASURE_DDL}
+)"""
+
+#: Columns of wl_source_totals after the key (source_id, run_id, method).
+SOURCE_TOTAL_MEASURES: tuple[str, ...] = ("hourly_rows", *MEASURE_COLUMNS)
+
+
+def source_totals_sql(where: str) -> str:
+    """Per (source_id, run_id, method) of the wl_hourly rows matching ``where``: the row count
+    and every measure summed as the reports sum them (exact, order-independent), in the column
+    order of wl_source_totals."""
+    sums = ", ".join(
+        "CAST(SUM(records) AS BIGINT)" if c == "records" else exact_sum_sql(c, c) for c in MEASURE_COLUMNS
+    )
+    return f"""SELECT source_id, run_id, method, count(*), {sums}
+FROM wl_hourly WHERE {where} GROUP BY source_id, run_id, method"""
+
+
 TABLES_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS wl_meta (
     key VARCHAR PRIMARY KEY,
@@ -222,6 +251,7 @@ TABLES_DDL: tuple[str, ...] = (
     method VARCHAR NOT NULL,
     {_MEASURE_DDL}
 )""",
+    SOURCE_TOTALS_DDL,
 )
 
 _KEYS = ", ".join(KEY_COLUMNS)
