@@ -396,7 +396,11 @@ impl<R: BufRead> GzMembers<R> {
                 let n = b.len();
                 r.consume(n);
             },
-            Some(_) => {}
+            // The first byte of a gzip header: another member (its header is checked when read).
+            Some(0x1f) => {}
+            Some(_) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing garbage after the gzip data"));
+            }
         }
         let r = self.member.take().expect("a gzip member").into_inner();
         self.member = Some(flate2::bufread::GzDecoder::new(r));
@@ -670,10 +674,19 @@ mod tests {
         body.extend(vec![0u8; 5000]);
         std::fs::write(&p, &body).unwrap();
         assert_eq!(read_all(&input_file(&p).unwrap()).unwrap(), data);
-        body.extend(b"junk");
-        std::fs::write(&p, &body).unwrap();
-        let e = read_all(&input_file(&p).unwrap()).unwrap_err();
-        assert!(e.contains("pad.jsonl.gz") && e.contains("trailing garbage"), "{e}");
+        for junk in [&b"junk"[..], b"\x1fjunk"] {
+            let mut bad = body.clone();
+            bad.extend(junk);
+            std::fs::write(&p, &bad).unwrap();
+            let e = read_all(&input_file(&p).unwrap()).unwrap_err();
+            assert!(e.contains("pad.jsonl.gz") && e.contains("trailing garbage"), "{e}");
+            // Right after a member, too.
+            let mut bad = gz(&data);
+            bad.extend(junk);
+            std::fs::write(&p, &bad).unwrap();
+            let e = read_all(&input_file(&p).unwrap()).unwrap_err();
+            assert!(e.contains("pad.jsonl.gz") && (e.contains("trailing garbage") || e.contains("corrupt")), "{e}");
+        }
     }
 
     /// A file that unpacks past its budget stops with one message naming the limit and flag.
