@@ -344,11 +344,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// smaller than [`INFLATE_FLOOR_BYTES`] count as that size). Real logs compress 5-20x with gzip
 /// and up to ~100x with zstd at high levels on very repetitive logs; deflate cannot exceed
 /// ~1032x at all. 1000x lets every genuine log through while a bomb (165 KB of zstd unpacking
-/// to 5 GiB, ~32000x) stops after ~1 GiB: a few seconds, with memory bounded by --max-line.
+/// to 5 GiB, ~32000x) stops after 1000 MiB: a few seconds, with memory bounded by --max-line.
 pub const DEFAULT_MAX_INFLATE: u64 = 1000;
 
 /// The size a small compressed file is counted as for the budget: with the default ratio a
-/// file may always unpack to 1 GiB, so tiny files of very repetitive logs are never refused.
+/// file may always unpack to 1000 MiB, so tiny files of very repetitive logs are never refused.
 pub const INFLATE_FLOOR_BYTES: u64 = 1 << 20;
 
 /// The most bytes a compressed file of `size` bytes on disk may unpack to with `ratio`
