@@ -350,8 +350,8 @@ fn column_map(config: Option<&EngineConfig>, preset: Option<&str>, rules: &[Stri
     Ok(map)
 }
 
-fn scan_options(columns: ColumnMap, threads: usize, hash: bool) -> ScanOptions {
-    ScanOptions { columns, threads, block_bytes: 8 << 20, hash }
+fn scan_options(columns: ColumnMap, threads: usize, hash: bool, max_line: usize, max_inflate: u64) -> ScanOptions {
+    ScanOptions { columns, threads, block_bytes: 8 << 20, hash, max_line, max_inflate }
 }
 
 /// Runs `f` with an optional rejects writer, committing the rejects file only on success.
@@ -370,14 +370,43 @@ fn with_rejects<T>(
     }
 }
 
-fn expand(inputs: &[String]) -> PyResult<Vec<InputFile>> {
-    source::expand_inputs(inputs).map_err(to_py)
+/// List the inputs with the GIL released, stopping on Ctrl-C: on the main thread by checking
+/// Python's signals (at most every 20 ms, so a tree of a million entries is not slowed), in a
+/// job's worker thread by its cancel flag. A huge tree or a hung network mount must not leave
+/// the process deaf to Ctrl-C.
+fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> PyResult<Vec<InputFile>> {
+    use std::time::{Duration, Instant};
+    let interrupted: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let out = py.detach(|| {
+        let last = std::cell::Cell::new(Instant::now());
+        let cancel = || {
+            if ctl.is_some_and(|c| c.cancel.load(Ordering::Relaxed)) {
+                return true;
+            }
+            if last.get().elapsed() < Duration::from_millis(20) {
+                return false;
+            }
+            last.set(Instant::now());
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    *interrupted.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    true
+                }
+            })
+        };
+        source::expand_inputs_until(inputs, &cancel)
+    });
+    if let Some(e) = interrupted.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e); // KeyboardInterrupt, raised where the user pressed Ctrl-C
+    }
+    out.map_err(to_py)
 }
 
 #[pyfunction]
 fn expand_inputs<'py>(py: Python<'py>, inputs: Vec<String>) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
-    for f in expand(&inputs)? {
+    for f in expand(py, &inputs, None)? {
         let d = PyDict::new(py);
         d.set_item("path", f.path.to_string_lossy())?;
         d.set_item("format", format_name(f.format))?;
@@ -389,7 +418,8 @@ fn expand_inputs<'py>(py: Python<'py>, inputs: Vec<String>) -> PyResult<Bound<'p
 }
 
 #[pyfunction]
-#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0, job = None))]
+#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0,
+    max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn read_logs<'py>(
     py: Python<'py>,
@@ -399,12 +429,14 @@ fn read_logs<'py>(
     config: Option<&Bound<'py, Config>>,
     rejects: Option<PathBuf>,
     threads: usize,
+    max_line: usize,
+    max_inflate: u64,
     job: Option<&Bound<'py, Job>>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyList>)> {
     let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
-    let files = expand(&inputs)?;
     let ctl = control(job);
-    let opts = scan_options(map, threads, false);
+    let files = expand(py, &inputs, Some(&ctl))?;
+    let opts = scan_options(map, threads, false, max_line, max_inflate);
     let (batch, stats) = py
         .detach(|| {
             with_rejects(rejects, |rj| {
@@ -418,7 +450,8 @@ fn read_logs<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0, job = None))]
+#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0,
+    max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn validate<'py>(
     py: Python<'py>,
@@ -428,12 +461,14 @@ fn validate<'py>(
     config: Option<&Bound<'py, Config>>,
     rejects: Option<PathBuf>,
     threads: usize,
+    max_line: usize,
+    max_inflate: u64,
     job: Option<&Bound<'py, Job>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
-    let files = expand(&inputs)?;
     let ctl = control(job);
-    let opts = scan_options(map, threads, false);
+    let files = expand(py, &inputs, Some(&ctl))?;
+    let opts = scan_options(map, threads, false, max_line, max_inflate);
     let stats = py
         .detach(|| {
             with_rejects(rejects, |rj| Ok(readers::scan_files(&files, &opts, &ctl, rj, CountingSink::default)?.files))
@@ -471,7 +506,7 @@ fn result(out: EstimateOutput) -> EstimateResult {
 #[pyfunction]
 #[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
     memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false, hash = true,
-    site = None, job = None))]
+    site = None, max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_files(
     py: Python<'_>,
@@ -487,13 +522,16 @@ fn estimate_files(
     dedupe: bool,
     hash: bool,
     site: Option<&str>,
+    max_line: usize,
+    max_inflate: u64,
     job: Option<&Bound<'_, Job>>,
 ) -> PyResult<EstimateResult> {
     let m = run_methodology(config.get(), grid.get(), site)?;
     let map = column_map(Some(&config.get().0), preset, &columns)?;
-    let files = expand(&inputs)?;
     let ctl = control(job);
-    let opts = EstimateOptions { scan: scan_options(map, threads, hash), memory_budget_cells, spill_dir, dedupe };
+    let files = expand(py, &inputs, Some(&ctl))?;
+    let scan = scan_options(map, threads, hash, max_line, max_inflate);
+    let opts = EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe };
     py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_files(&files, &m, &opts, &ctl, rj)))
         .map(result)
         .map_err(to_py)
@@ -524,7 +562,8 @@ fn estimate_arrow(
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let reader = data.into_reader()?;
     let ctl = control(job);
-    let opts = EstimateOptions { scan: scan_options(map, threads, false), memory_budget_cells, spill_dir, dedupe };
+    let scan = scan_options(map, threads, false, readers::DEFAULT_MAX_LINE, source::DEFAULT_MAX_INFLATE);
+    let opts = EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe };
     py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj)))
         .map(result)
         .map_err(to_py)
@@ -536,7 +575,7 @@ fn estimate_arrow(
 #[pyo3(signature = (path, max_bytes = 65536))]
 fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
     use std::io::Read;
-    let files = expand(&[path])?;
+    let files = expand(py, &[path], None)?;
     let mut out = Vec::new();
     if let Some(f) = files.first() {
         let stream = source::open_text(f).map_err(to_py)?;
@@ -606,6 +645,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_MEMORY_BUDGET_CELLS", pipeline::DEFAULT_MEMORY_BUDGET_CELLS)?;
+    m.add("DEFAULT_MAX_LINE", readers::DEFAULT_MAX_LINE)?;
+    m.add("DEFAULT_MAX_INFLATE", source::DEFAULT_MAX_INFLATE)?;
     m.add("WattledgerError", py.get_type::<WattledgerError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

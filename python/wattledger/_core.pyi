@@ -13,6 +13,8 @@ from typing import Any, Protocol
 __version__: str
 #: Hourly cells the engine keeps in memory before spilling partial sums (about 250 B each).
 DEFAULT_MEMORY_BUDGET_CELLS: int
+DEFAULT_MAX_LINE: int
+DEFAULT_MAX_INFLATE: int
 
 class ArrowStreamExportable(Protocol):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
@@ -119,7 +121,9 @@ class EstimateResult:
         """Write ``aggregates()`` to a Parquet file (the spill files' schema)."""
 
 def expand_inputs(inputs: Sequence[str]) -> list[dict[str, Any]]:
-    """Files, directories (recursive) and globs -> [{path, format, compression, size_bytes}]."""
+    """Files, directories (recursive) and globs -> [{path, format, compression, size_bytes}].
+    Regular files only (a FIFO or device is an ``InputError``); a symlink loop is an
+    ``InputError``; Ctrl-C while listing raises ``KeyboardInterrupt``."""
 
 def read_logs(
     inputs: Sequence[str],
@@ -129,6 +133,8 @@ def read_logs(
     config: Config | None = None,
     rejects: str | None = None,
     threads: int = 0,
+    max_line: int = ...,
+    max_inflate: int = ...,
     job: Job | None = None,
 ) -> tuple[ArrowStreamExportable, list[dict[str, Any]]]:
     """Canonical records (plus ``source`` and ``line``) and per-file stats. Small data only."""
@@ -141,9 +147,13 @@ def validate(
     config: Config | None = None,
     rejects: str | None = None,
     threads: int = 0,
+    max_line: int = ...,
+    max_inflate: int = ...,
     job: Job | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-file stats without keeping records (same dicts as ``EstimateResult.files``)."""
+    """Per-file stats without keeping records (same dicts as ``EstimateResult.files``).
+    ``max_line``: longest line/row in bytes (default ``DEFAULT_MAX_LINE``); ``max_inflate``:
+    decompression budget of a .gz/.zst as a multiple of its size (0 = none)."""
 
 def estimate_files(
     inputs: Sequence[str],
@@ -159,6 +169,8 @@ def estimate_files(
     dedupe: bool = False,
     hash: bool = True,
     site: str | None = None,
+    max_line: int = ...,
+    max_inflate: int = ...,
     job: Job | None = None,
 ) -> EstimateResult:
     """Read log files and apply the methodology; hourly partial aggregates per source file.

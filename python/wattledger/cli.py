@@ -33,7 +33,7 @@ from wattledger.errors import (
     UnknownSourceError,
     WattledgerError,
 )
-from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.ingest import DEFAULT_MAX_INFLATE, DEFAULT_MAX_LINE, DEFAULT_MEMORY_BUDGET_CELLS
 
 EXIT_OK = 0
 EXIT_REJECTS = 1
@@ -253,6 +253,45 @@ ThreadsOpt = Annotated[
     ),
 ]
 RejectsOpt = Annotated[Path | None, typer.Option(help="Write rejected records (JSON Lines) here.")]
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+}
+
+
+def _parse_size(text: str) -> int:
+    """``64MiB``, ``512k``, ``1048576`` -> bytes (binary units: a line limit is about memory)."""
+    raw = text.strip().lower().replace(" ", "")
+    digits = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(digits) :]
+    if not digits.isdigit() or unit not in _SIZE_UNITS or int(digits) < 1:
+        raise typer.BadParameter(f"{text!r} is not a size; give bytes or e.g. 64MiB, 512KiB, 1GiB")
+    return int(digits) * _SIZE_UNITS[unit]
+
+
+MaxLineOpt = Annotated[
+    str,
+    typer.Option(
+        help="Longest JSON line or CSV row read (bytes, or e.g. 64MiB); a longer one is rejected "
+        "and skipped unread. A longer record of a JSON document stops that file (exit 2).",
+    ),
+]
+MaxInflateOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="A .gz/.zst file may unpack to at most this many times its size on disk (counted as "
+        "at least 1 MiB), else it stops the run (exit 2) as a likely decompression bomb; 0 = no limit.",
+    ),
+]
+_DEFAULT_MAX_LINE_TEXT = f"{DEFAULT_MAX_LINE >> 20}MiB"
 WaitOpt = Annotated[
     float,
     typer.Option(
@@ -315,6 +354,8 @@ def ingest(
     strict: StrictOpt = False,
     grid_resolution: GridResolutionOpt = GridResolution.hour,
     wait: WaitOpt = 0.0,
+    max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
+    max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
     content, pack and mapping (--preset, --column, --site); a file no record could be read from
@@ -322,6 +363,7 @@ def ingest(
     from wattledger.errors import RunWarning
     from wattledger.ingest import ingest as run_ingest
 
+    line_limit = _parse_size(max_line)
     if not grid:
         no_grid = "no --grid given: emissions rely on site fallback factors or stay unresolved"
         if strict:
@@ -352,6 +394,8 @@ def ingest(
             strict=strict,
             grid_resolution=grid_resolution.value,
             wait=wait,
+            max_line=line_limit,
+            max_inflate=max_inflate,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -497,14 +541,25 @@ def validate(
     preset: PresetOpt = None,
     rejects: RejectsOpt = None,
     config: Annotated[Path | None, typer.Option(help="Methodology pack (its [columns] apply).")] = None,
+    max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
+    max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
 ) -> None:
     """Read LOG files without estimating: records, rejects by reason, columns found per file."""
     import polars as pl
 
     from wattledger.estimate import validate as run_validate
 
+    line_limit = _parse_size(max_line)
     with _user_errors():
-        stats = run_validate(logs, columns=column, preset=preset, config=config, rejects=rejects)
+        stats = run_validate(
+            logs,
+            columns=column,
+            preset=preset,
+            config=config,
+            rejects=rejects,
+            max_line=line_limit,
+            max_inflate=max_inflate,
+        )
     frame = pl.DataFrame(
         {
             "path": [s["path"] for s in stats],

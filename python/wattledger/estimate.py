@@ -19,8 +19,9 @@ from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import RunWarning
-from wattledger.ingest import DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.ingest import DEFAULT_MAX_INFLATE, DEFAULT_MAX_LINE, DEFAULT_MEMORY_BUDGET_CELLS
 from wattledger.mapping import arrow_columns, check_readable
+from wattledger.progress import run_with_progress
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
 
 if TYPE_CHECKING:
@@ -54,6 +55,13 @@ def _opt_path(path: PathLike | None) -> str | None:
     return os.fspath(path) if path is not None else None
 
 
+def _in_job(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an engine call in a worker thread with a Job, so that Ctrl-C in the main thread
+    stops it (within a block) instead of waiting for the whole read to finish."""
+    job = _core.Job()
+    return run_with_progress(lambda: call(*args, job=job, **kwargs), job, show=False)
+
+
 def read_logs(
     paths: PathLike | Iterable[PathLike],
     *,
@@ -62,17 +70,23 @@ def read_logs(
     config: PathLike | _core.Config | None = None,
     rejects: PathLike | None = None,
     threads: int = 0,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
 ) -> pl.DataFrame:
     """Log records in canonical columns (plus ``source`` and ``line``), as the engine reads
     them. For inspecting small files: every record is materialised. A file from which no
-    record could be read raises :class:`NoRecordsError` (columns seen, a mapping to try)."""
-    table, stats = _core.read_logs(
+    record could be read raises :class:`NoRecordsError` (columns seen, a mapping to try).
+    ``max_line`` and ``max_inflate`` bound the input as in :func:`wattledger.ingest`."""
+    table, stats = _in_job(
+        _core.read_logs,
         _paths(paths),
         columns=column_rules(columns),
         preset=preset,
         config=load_config(config) if config is not None else None,
         rejects=_opt_path(rejects),
         threads=threads,
+        max_line=max_line,
+        max_inflate=max_inflate,
     )
     check_readable(stats)
     return pl.DataFrame(table)
@@ -86,17 +100,24 @@ def validate(
     config: PathLike | _core.Config | None = None,
     rejects: PathLike | None = None,
     threads: int = 0,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
 ) -> list[dict[str, Any]]:
     """Per-file statistics (path, format, records, rejected, rejects by reason, columns found)
-    without keeping records: a dry run of the readers."""
-    return _core.validate(
+    without keeping records: a dry run of the readers. ``max_line`` and ``max_inflate`` bound
+    the input as in :func:`wattledger.ingest`."""
+    stats: list[dict[str, Any]] = _in_job(
+        _core.validate,
         _paths(paths),
         columns=column_rules(columns),
         preset=preset,
         config=load_config(config) if config is not None else None,
         rejects=_opt_path(rejects),
         threads=threads,
+        max_line=max_line,
+        max_inflate=max_inflate,
     )
+    return stats
 
 
 def estimate(
@@ -114,6 +135,8 @@ def estimate(
     source_name: str = "<arrow>",
     site: str | None = None,
     grid_resolution: GridResolution = "hour",
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
 ) -> pl.DataFrame:
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
     Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger.
@@ -124,7 +147,8 @@ def estimate(
     warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
     Input from which no record could be read (misnamed columns) raises
     :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
-    returning an empty frame; empty input gives an empty frame."""
+    returning an empty frame; empty input gives an empty frame. ``max_line`` and
+    ``max_inflate`` bound log files as in :func:`wattledger.ingest`."""
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
     options: dict[str, Any] = {
@@ -143,7 +167,16 @@ def estimate(
             )
             check_readable(result.files, arrow_columns(logs))
         else:
-            result = _core.estimate_files(_paths(logs), cfg, grd, spill_dir=spill_dir, **options)  # type: ignore[arg-type]
+            result = _in_job(
+                _core.estimate_files,
+                _paths(logs),  # type: ignore[arg-type]
+                cfg,
+                grd,
+                spill_dir=spill_dir,
+                max_line=max_line,
+                max_inflate=max_inflate,
+                **options,
+            )
             check_readable(result.files)
         frame = pl.DataFrame(result.aggregates())
         spills = list(result.spill_files)

@@ -42,6 +42,10 @@ from wattledger.testhooks import pause_at
 PathLike = str | os.PathLike[str]
 
 DEFAULT_MEMORY_BUDGET_CELLS: int = _core.DEFAULT_MEMORY_BUDGET_CELLS
+# The longest JSON line / CSV row read (64 MiB; longer ones are rejects, skipped unread) and how
+# far a .gz/.zst may unpack, as a multiple of its size on disk (see docs/cli.md, --max-inflate).
+DEFAULT_MAX_LINE: int = _core.DEFAULT_MAX_LINE
+DEFAULT_MAX_INFLATE: int = _core.DEFAULT_MAX_INFLATE
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ def ingest(
     strict: bool = False,
     grid_resolution: GridResolution = "hour",
     wait: float = 0.0,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -181,6 +187,10 @@ def ingest(
 
     ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` (``"hour"``, ``"day"``,
     ``"month"``) is the coarsest row spacing the grid files may have.
+
+    ``max_line``: a JSON line or CSV row longer than this many bytes is a reject (read past, never
+    held in memory). ``max_inflate``: a ``.gz``/``.zst`` file may unpack to at most this multiple
+    of its size on disk (counted as at least 1 MiB; 0 = no limit), else :class:`InputError`.
     """
     share = parse_share(warn_share)
     cfg = load_config(config)
@@ -230,6 +240,8 @@ def ingest(
                             dedupe=dedupe,
                             hash=True,
                             site=site,
+                            max_line=max_line,
+                            max_inflate=max_inflate,
                             job=job,
                         )
 

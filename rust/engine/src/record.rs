@@ -163,6 +163,9 @@ pub enum RejectReason {
     /// Above the column's physical bound ([`upper_bound`]): no real request has it, and
     /// counting it could overflow a sum.
     Implausible(Col),
+    /// A line (JSON Lines) or row (CSV) longer than `--max-line` bytes (the limit): skipped
+    /// unread, so that one endless line cannot take all memory.
+    TooLong(u64),
 }
 
 impl fmt::Display for RejectReason {
@@ -177,6 +180,9 @@ impl fmt::Display for RejectReason {
                 Some(max) => write!(f, "implausible {} (above {max:e})", c.name()),
                 None => write!(f, "implausible {}", c.name()),
             },
+            RejectReason::TooLong(max) => {
+                write!(f, "line longer than --max-line ({})", crate::source::human_bytes(*max))
+            }
         }
     }
 }

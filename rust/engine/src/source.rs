@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -108,8 +108,32 @@ fn is_glob(s: &str) -> bool {
 
 fn input_file(path: &Path) -> Result<InputFile> {
     let (format, compression) = detect_format(path).ok_or_else(|| Error::UnknownFormat { path: path.to_path_buf() })?;
+    // Follows symlinks: what matters is what would be read.
     let meta = std::fs::metadata(path).map_err(|e| io_input(path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
     Ok(InputFile { path: path.to_path_buf(), format, compression, size: meta.len() })
+}
+
+/// A FIFO blocks the run until some writer comes along, a device such as `/dev/zero` never
+/// ends: neither is a log file, and reading one would hang or grow without bound. Refused
+/// before anything is opened (opening a FIFO for reading already blocks).
+fn not_regular(path: &Path, ft: &std::fs::FileType) -> Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Error::input(
+        path,
+        format!("{kind}, not a regular file; logs are read from regular files only (save the data to a file first)"),
+    )
 }
 
 fn io_input(path: &Path, e: &io::Error) -> Error {
@@ -127,26 +151,68 @@ fn is_hidden(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
+/// Stops a directory walk: the Ctrl-C flag of the run, checked once per directory entry.
+pub type Cancel<'a> = &'a dyn Fn() -> bool;
+
+/// Directories of one expansion, by (device, inode): a directory reached again through a
+/// symlink is not read twice, and one that leads back to a directory being walked (a symlink
+/// loop, e.g. `logs/sub/up -> ..`) is an error rather than an endless walk.
+#[derive(Default)]
+struct Walk {
+    /// Every directory walked so far (its files are in the list already).
+    seen: HashSet<(u64, u64)>,
+    /// The directories from the root of this walk down to the current one, with their paths.
+    stack: Vec<((u64, u64), PathBuf)>,
+}
+
+fn dir_id(path: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| io_input(path, &e))?;
+    Ok((m.dev(), m.ino()))
+}
+
 /// All files with a known log extension under `dir`, recursively, sorted by path so runs are
 /// reproducible whatever order the file system lists them in.
-fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>, walk: &mut Walk, cancel: Cancel<'_>) -> Result<()> {
+    let id = dir_id(dir)?;
+    if let Some((_, ancestor)) = walk.stack.iter().find(|(a, _)| *a == id) {
+        return Err(Error::input(
+            dir,
+            format!(
+                "symlink loop: this directory is {} again; remove the link or pass the directories to read one by one",
+                ancestor.display()
+            ),
+        ));
+    }
+    if !walk.seen.insert(id) {
+        // Reached before through another link: its files are listed already.
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| io_input(dir, &e))?;
     let mut entries: Vec<PathBuf> = Vec::new();
     for entry in rd {
+        if cancel() {
+            return Err(Error::Cancelled);
+        }
         let entry = entry.map_err(|e| io_input(dir, &e))?;
         entries.push(entry.path());
     }
     entries.sort();
+    walk.stack.push((id, dir.to_path_buf()));
     for p in entries {
+        if cancel() {
+            return Err(Error::Cancelled);
+        }
         if is_hidden(&p) {
             continue;
         }
         if p.is_dir() {
-            walk_dir(&p, out)?;
+            walk_dir(&p, out, walk, cancel)?;
         } else if detect_format(&p).is_some() {
             out.push(p);
         }
     }
+    walk.stack.pop();
     Ok(())
 }
 
@@ -157,6 +223,12 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// inside directories and glob matches, unknown files are skipped. A directory or glob that
 /// yields no log file is an error: an ingest over nothing is almost always a wrong path.
 pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
+    expand_inputs_until(inputs, &|| false)
+}
+
+/// [`expand_inputs`] that stops with `Error::Cancelled` as soon as `cancel()` says so (Ctrl-C
+/// while a large tree is listed).
+pub fn expand_inputs_until(inputs: &[String], cancel: Cancel<'_>) -> Result<Vec<InputFile>> {
     let mut out = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut push = |p: PathBuf, out: &mut Vec<InputFile>| -> Result<()> {
@@ -167,10 +239,21 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
         Ok(())
     };
     for input in inputs {
+        if cancel() {
+            return Err(Error::Cancelled);
+        }
         let path = Path::new(input);
+        if input == "-" {
+            // The format is told from the file name, and a run's provenance is the file's
+            // hash and path: a pipe has neither.
+            return Err(Error::input(
+                path,
+                "reading standard input is not supported; save the log to a file (e.g. logs.jsonl) and pass its path",
+            ));
+        }
         if path.is_dir() {
             let mut found = Vec::new();
-            walk_dir(path, &mut found)?;
+            walk_dir(path, &mut found, &mut Walk::default(), cancel)?;
             if found.is_empty() {
                 return Err(Error::input(
                     path,
@@ -185,10 +268,14 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
         } else if is_glob(input) {
             let paths = glob::glob(input).map_err(|e| Error::input(path, format!("invalid glob pattern: {e}")))?;
             let mut found = Vec::new();
+            let mut walk = Walk::default();
             for p in paths {
+                if cancel() {
+                    return Err(Error::Cancelled);
+                }
                 let p = p.map_err(|e| Error::input(e.path(), e.error().to_string()))?;
                 if p.is_dir() {
-                    walk_dir(&p, &mut found)?;
+                    walk_dir(&p, &mut found, &mut walk, cancel)?;
                 } else if !is_hidden(&p) && detect_format(&p).is_some() {
                     found.push(p);
                 }
@@ -253,41 +340,162 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// An opened text log: the decompressed byte stream, with decoder errors worded for people.
-pub(crate) enum TextStream<'c> {
+/// How far a compressed file may unpack by default, as a multiple of its size on disk (files
+/// smaller than [`INFLATE_FLOOR_BYTES`] count as that size). Real logs compress 5-20x with gzip
+/// and up to ~100x with zstd at high levels on very repetitive logs; deflate cannot exceed
+/// ~1032x at all. 1000x lets every genuine log through while a bomb (165 KB of zstd unpacking
+/// to 5 GiB, ~32000x) stops after 1000 MiB: a few seconds, with memory bounded by --max-line.
+pub const DEFAULT_MAX_INFLATE: u64 = 1000;
+
+/// The size a small compressed file is counted as for the budget: with the default ratio a
+/// file may always unpack to 1000 MiB, so tiny files of very repetitive logs are never refused.
+pub const INFLATE_FLOOR_BYTES: u64 = 1 << 20;
+
+/// The most bytes a compressed file of `size` bytes on disk may unpack to with `ratio`
+/// (`--max-inflate`; 0 = no limit).
+pub fn inflate_limit(size: u64, ratio: u64) -> u64 {
+    if ratio == 0 {
+        u64::MAX
+    } else {
+        size.max(INFLATE_FLOOR_BYTES).saturating_mul(ratio)
+    }
+}
+
+/// Every member of a gzip file, as `gzip -d` reads it: members back to back (what
+/// `cat a.gz b.gz` makes), and zero bytes after the last member ignored (tape and block
+/// devices pad files with them). Anything else after a member is an error, never skipped.
+pub(crate) struct GzMembers<R: BufRead> {
+    /// The member being read; None only for the moment one member is swapped for the next.
+    member: Option<flate2::bufread::GzDecoder<R>>,
+    done: bool,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    pub(crate) fn new(r: R) -> Self {
+        GzMembers { member: Some(flate2::bufread::GzDecoder::new(r)), done: false }
+    }
+
+    fn into_inner(self) -> R {
+        self.member.expect("a gzip member").into_inner()
+    }
+
+    /// At the end of a member: start the next one, or say the data ended (Ok(false)).
+    fn next_member(&mut self) -> io::Result<bool> {
+        let m = self.member.as_mut().expect("a gzip member");
+        let r = m.get_mut();
+        match r.fill_buf()?.first() {
+            None => return Ok(false),
+            Some(0) => loop {
+                let b = r.fill_buf()?;
+                if b.is_empty() {
+                    return Ok(false);
+                }
+                if b.iter().any(|&c| c != 0) {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing garbage after the gzip data"));
+                }
+                let n = b.len();
+                r.consume(n);
+            },
+            // The first byte of a gzip header: another member (its header is checked when read).
+            Some(0x1f) => {}
+            Some(_) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing garbage after the gzip data"));
+            }
+        }
+        let r = self.member.take().expect("a gzip member").into_inner();
+        self.member = Some(flate2::bufread::GzDecoder::new(r));
+        Ok(true)
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            let n = self.member.as_mut().expect("a gzip member").read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !self.next_member()? {
+                self.done = true;
+            }
+        }
+    }
+}
+
+/// The decompressor of a text log.
+enum Decoder<'c> {
     Plain(RawReader<'c>),
     // Boxed: the decoder state is large and the enum is moved around.
-    Gzip(Box<flate2::read::MultiGzDecoder<BufReader<RawReader<'c>>>>),
+    Gzip(Box<GzMembers<BufReader<RawReader<'c>>>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<RawReader<'c>>>),
 }
 
+/// An opened text log: the decompressed byte stream, with decoder errors worded for people,
+/// and the decompression budget of the file (`--max-inflate`).
+pub(crate) struct TextStream<'c> {
+    dec: Decoder<'c>,
+    /// Bytes handed out so far (after decompression).
+    out: u64,
+    /// The most bytes the file may unpack to ([`inflate_limit`]); u64::MAX for plain files.
+    limit: u64,
+    /// The ratio behind `limit`, for the message.
+    ratio: u64,
+}
+
 impl<'c> TextStream<'c> {
-    pub(crate) fn open(file: &InputFile, hash: bool, counter: Option<&'c AtomicU64>) -> Result<Self> {
+    /// `max_inflate`: see [`inflate_limit`].
+    pub(crate) fn open(file: &InputFile, hash: bool, counter: Option<&'c AtomicU64>, max_inflate: u64) -> Result<Self> {
+        // Checked again here (not only when the inputs were listed): opening a FIFO blocks.
+        let meta = std::fs::metadata(&file.path).map_err(|e| io_input(&file.path, &e))?;
+        if !meta.is_file() {
+            return Err(not_regular(&file.path, &meta.file_type()));
+        }
         let f = File::open(&file.path).map_err(|e| io_input(&file.path, &e))?;
         let raw = RawReader { inner: f, hasher: hash.then(Sha256::new), counter, read: 0 };
-        Ok(match file.compression {
-            Compression::None => TextStream::Plain(raw),
+        let dec = match file.compression {
+            Compression::None => Decoder::Plain(raw),
             // Big buffers: fewer syscalls, and the decoder is the bottleneck anyway.
-            Compression::Gzip => {
-                TextStream::Gzip(Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, raw))))
-            }
-            Compression::Zstd => TextStream::Zstd(
+            Compression::Gzip => Decoder::Gzip(Box::new(GzMembers::new(BufReader::with_capacity(1 << 20, raw)))),
+            Compression::Zstd => Decoder::Zstd(
                 zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, raw))
                     .map_err(|e| Error::input(&file.path, format!("cannot start zstd decoder: {e}")))?,
             ),
-        })
+        };
+        let limit = match file.compression {
+            Compression::None => u64::MAX,
+            _ => inflate_limit(meta.len().max(file.size), max_inflate),
+        };
+        Ok(TextStream { dec, out: 0, limit, ratio: max_inflate })
     }
 
     /// Fill as much of `buf` as the stream gives; returns bytes read (0 only at end of data).
     pub(crate) fn read_some(&mut self, path: &Path, buf: &mut [u8]) -> Result<usize> {
         loop {
-            let r = match self {
-                TextStream::Plain(r) => r.read(buf),
-                TextStream::Gzip(r) => r.read(buf),
-                TextStream::Zstd(r) => r.read(buf),
+            let r = match &mut self.dec {
+                Decoder::Plain(r) => r.read(buf),
+                Decoder::Gzip(r) => r.read(buf),
+                Decoder::Zstd(r) => r.read(buf),
             };
             match r {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.out += n as u64;
+                    if self.out > self.limit {
+                        return Err(Error::input(
+                            path,
+                            format!(
+                                "unpacks to more than {} ({}x its size on disk, counted as at least 1 MiB): stopped as a likely \
+                                 decompression bomb; if the file is genuine, raise --max-inflate (now {})",
+                                human_bytes(self.limit),
+                                self.ratio,
+                                self.ratio
+                            ),
+                        ));
+                    }
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.describe(path, &e)),
             }
@@ -295,22 +503,33 @@ impl<'c> TextStream<'c> {
     }
 
     fn describe(&self, path: &Path, e: &io::Error) -> Error {
-        match self {
-            TextStream::Plain(_) => io_input(path, e),
-            TextStream::Gzip(_) => Error::input(path, format!("truncated or corrupt gzip data: {}", decoder_msg(e))),
-            TextStream::Zstd(_) => Error::input(path, format!("truncated or corrupt zstd data: {}", decoder_msg(e))),
+        match self.dec {
+            Decoder::Plain(_) => io_input(path, e),
+            Decoder::Gzip(_) => Error::input(path, format!("truncated or corrupt gzip data: {}", decoder_msg(e))),
+            Decoder::Zstd(_) => Error::input(path, format!("truncated or corrupt zstd data: {}", decoder_msg(e))),
         }
     }
 
     /// Hex SHA-256 of the stored bytes and how many there were, when hashing was asked for.
     pub(crate) fn finish(self, path: &Path) -> Result<Option<(String, u64)>> {
-        let raw = match self {
-            TextStream::Plain(r) => r,
-            TextStream::Gzip(d) => d.into_inner().into_inner(),
-            TextStream::Zstd(d) => d.finish().into_inner(),
+        let raw = match self.dec {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(d) => d.into_inner().into_inner(),
+            Decoder::Zstd(d) => d.finish().into_inner(),
         };
         raw.finish().map_err(|e| io_input(path, &e))
     }
+}
+
+/// `1 GiB`, `64 MiB`, `1000 bytes`: a limit as people write it.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
 }
 
 fn decoder_msg(e: &io::Error) -> String {
@@ -337,7 +556,7 @@ impl Read for NamedStream {
 /// frames). Read errors carry a message naming the file, e.g. "logs/a.jsonl.gz: truncated or
 /// corrupt gzip data: unexpected end of file".
 pub fn open_text(file: &InputFile) -> Result<Box<dyn Read + Send>> {
-    let stream = TextStream::open(file, false, None)?;
+    let stream = TextStream::open(file, false, None, DEFAULT_MAX_INFLATE)?;
     Ok(Box::new(NamedStream { stream, path: file.path.clone() }))
 }
 
@@ -441,5 +660,106 @@ mod tests {
         std::fs::write(&p, b"this is not gzip at all").unwrap();
         let e = read_all(&input_file(&p).unwrap()).unwrap_err();
         assert!(e.contains("truncated or corrupt gzip data"), "{e}");
+    }
+
+    /// `gzip -d` ignores zero bytes after the last member (padding); anything else there is an
+    /// error, and members back to back still all count.
+    #[test]
+    fn gzip_trailing_zeros_and_garbage() {
+        let t = crate::testutil::tempdir().unwrap();
+        let data = b"{\"n\":1}\n".repeat(100);
+        let p = t.path().join("pad.jsonl.gz");
+        let mut body = gz(&data[..500]);
+        body.extend(gz(&data[500..]));
+        body.extend(vec![0u8; 5000]);
+        std::fs::write(&p, &body).unwrap();
+        assert_eq!(read_all(&input_file(&p).unwrap()).unwrap(), data);
+        for junk in [&b"junk"[..], b"\x1fjunk"] {
+            let mut bad = body.clone();
+            bad.extend(junk);
+            std::fs::write(&p, &bad).unwrap();
+            let e = read_all(&input_file(&p).unwrap()).unwrap_err();
+            assert!(e.contains("pad.jsonl.gz") && e.contains("trailing garbage"), "{e}");
+            // Right after a member, too.
+            let mut bad = gz(&data);
+            bad.extend(junk);
+            std::fs::write(&p, &bad).unwrap();
+            let e = read_all(&input_file(&p).unwrap()).unwrap_err();
+            assert!(e.contains("pad.jsonl.gz") && (e.contains("trailing garbage") || e.contains("corrupt")), "{e}");
+        }
+    }
+
+    /// A file that unpacks past its budget stops with one message naming the limit and flag.
+    #[test]
+    fn decompression_budget() {
+        let t = crate::testutil::tempdir().unwrap();
+        assert_eq!(inflate_limit(10, 1000), 1000 << 20, "small files count as 1 MiB");
+        assert_eq!(inflate_limit(3 << 20, 10), 30 << 20);
+        assert_eq!(inflate_limit(3 << 20, 0), u64::MAX);
+        let zeros = vec![0u8; 40 << 20];
+        let p = t.path().join("bomb.jsonl.zst");
+        std::fs::write(&p, zstd::encode_all(&zeros[..], 3).unwrap()).unwrap();
+        let f = input_file(&p).unwrap();
+        let read = |ratio: u64| -> Result<u64> {
+            let mut s = TextStream::open(&f, false, None, ratio)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            loop {
+                match s.read_some(&f.path, &mut buf)? {
+                    0 => return Ok(n),
+                    k => n += k as u64,
+                }
+            }
+        };
+        let e = read(10).unwrap_err().to_string();
+        assert!(e.contains("bomb.jsonl.zst") && e.contains("more than 10 MiB") && e.contains("--max-inflate"), "{e}");
+        assert_eq!(read(100).unwrap(), 40 << 20);
+        assert_eq!(read(0).unwrap(), 40 << 20);
+    }
+
+    /// FIFOs and devices are refused before they are opened; `-` is refused with a way out.
+    #[test]
+    fn non_regular_files_refused() {
+        let t = crate::testutil::tempdir().unwrap();
+        let fifo = t.path().join("pipe.jsonl");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+        let zero = t.path().join("zero.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let e = expand_inputs(&[s(&fifo)]).unwrap_err().to_string();
+        assert!(e.contains("pipe.jsonl: a FIFO (named pipe), not a regular file"), "{e}");
+        let e = expand_inputs(&[s(&zero)]).unwrap_err().to_string();
+        assert!(e.contains("zero.jsonl: a device, not a regular file"), "{e}");
+        // Inside a directory as well: never a silent skip, never a hang.
+        let e = expand_inputs(&[s(t.path())]).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = expand_inputs(&["-".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("standard input is not supported"), "{e}");
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+    }
+
+    /// A symlink back to an ancestor is an error naming it; a second link to a directory
+    /// already read adds nothing (its files are listed once); Ctrl-C stops a walk.
+    #[test]
+    fn symlink_loops_and_cancel() {
+        let t = crate::testutil::tempdir().unwrap();
+        let r = t.path();
+        touch(&r.join("d/a.jsonl"), b"{}\n");
+        touch(&r.join("d/sub/b.jsonl"), b"{}\n");
+        std::os::unix::fs::symlink(r.join("d/sub"), r.join("d/again")).unwrap();
+        let s = |p: &str| r.join(p).to_string_lossy().into_owned();
+        let files = expand_inputs(&[s("d")]).unwrap();
+        assert_eq!(names(&files, r), ["d/a.jsonl", "d/again/b.jsonl"]);
+        std::os::unix::fs::symlink("..", r.join("d/sub/up")).unwrap();
+        std::os::unix::fs::symlink("../..", r.join("d/sub/up2")).unwrap();
+        let e = expand_inputs(&[s("d")]).unwrap_err().to_string();
+        assert!(e.contains("symlink loop") && e.contains("up"), "{e}");
+        let e = expand_inputs_until(&[s("d")], &|| true).unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
     }
 }

@@ -187,6 +187,7 @@ pub(crate) fn process_block<E: Emit>(
     st: &mut CsvState,
     b: &[u8],
     first_line: u64,
+    max_line: usize,
     emit: &mut E,
 ) {
     let mut i = 0;
@@ -201,7 +202,9 @@ pub(crate) fn process_block<E: Emit>(
         if let [rest @ .., b'\r'] = raw {
             raw = rest;
         }
-        if trim(raw).is_empty() {
+        if raw.len() > max_line {
+            super::too_long(emit, line, raw, max_line);
+        } else if trim(raw).is_empty() {
             emit.blank();
         } else {
             let r = match status {

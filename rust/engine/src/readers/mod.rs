@@ -57,11 +57,29 @@ pub struct ScanOptions {
     pub block_bytes: usize,
     /// Compute the SHA-256 of each file's bytes as stored (for provenance in the ledger).
     pub hash: bool,
+    /// The longest line (JSON Lines) or row (CSV) read, in bytes (`--max-line`). A longer one
+    /// is a reject and reading resumes after its newline, without holding it in memory; a
+    /// longer record of a JSON document stops the file (it cannot be skipped safely).
+    pub max_line: usize,
+    /// Decompression budget of a `.gz`/`.zst` file, as a multiple of its size on disk
+    /// (`--max-inflate`, see [`crate::source::inflate_limit`]; 0 = no limit).
+    pub max_inflate: u64,
 }
+
+/// Default `--max-line`: far above any real log line (a chat request with a long prompt is a
+/// few hundred KiB), small enough that holding one line per file costs little memory.
+pub const DEFAULT_MAX_LINE: usize = 64 << 20;
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { columns: ColumnMap::default(), threads: 0, block_bytes: 8 << 20, hash: false }
+        ScanOptions {
+            columns: ColumnMap::default(),
+            threads: 0,
+            block_bytes: 8 << 20,
+            hash: false,
+            max_line: DEFAULT_MAX_LINE,
+            max_inflate: crate::source::DEFAULT_MAX_INFLATE,
+        }
     }
 }
 
@@ -155,7 +173,8 @@ impl FileAcc {
 enum TextKind {
     Jsonl,
     Csv(Arc<CsvHeader>),
-    /// Records of a JSON document found by the producer: (start, end, line, problem).
+    /// Records of a JSON document found by the producer: (start, end, line, problem). Also
+    /// carries the reject of a line over `max_line` (its first bytes, for the rejects file).
     JsonDoc(Vec<DocRecord>),
 }
 
@@ -163,7 +182,7 @@ struct DocRecord {
     start: usize,
     end: usize,
     line: u64,
-    bad: Option<&'static str>,
+    bad: Option<RejectReason>,
 }
 
 /// One unit of work for a worker.
@@ -282,7 +301,7 @@ impl<'k> Worker<'k> {
         match work {
             Work::Text { kind: TextKind::Jsonl, first_line, data, start, end, .. } => {
                 self.json.found = 0;
-                jsonl_block(&mut self.json, &data[start..end], first_line, &mut emit);
+                jsonl_block(&mut self.json, &data[start..end], first_line, sh.opts.max_line, &mut emit);
                 emit.acc.found |= self.json.found;
                 let _ = sh.free_tx.send(data);
             }
@@ -291,7 +310,7 @@ impl<'k> Worker<'k> {
                 for r in &recs {
                     let text = &data[r.start..r.end];
                     match r.bad {
-                        Some(why) => emit.record(r.line, Some(text), Err(RejectReason::Unparseable(why))),
+                        Some(why) => emit.record(r.line, Some(text), Err(why)),
                         None => self.json.parse_value(text, r.line, &mut emit),
                     }
                 }
@@ -299,7 +318,15 @@ impl<'k> Worker<'k> {
                 let _ = sh.free_tx.send(data);
             }
             Work::Text { kind: TextKind::Csv(h), first_line, data, start, end, .. } => {
-                csv::process_block(&h, &sh.keys.plan, &mut self.csv, &data[start..end], first_line, &mut emit);
+                csv::process_block(
+                    &h,
+                    &sh.keys.plan,
+                    &mut self.csv,
+                    &data[start..end],
+                    first_line,
+                    sh.opts.max_line,
+                    &mut emit,
+                );
                 let _ = sh.free_tx.send(data);
             }
             Work::RowGroup { pq, rg, .. } => {
@@ -361,8 +388,17 @@ fn is_blank(line: &[u8]) -> bool {
     }
 }
 
+/// How much of a line over `max_line` is kept for the rejects file.
+const TOO_LONG_KEEP: usize = 1024;
+
+/// The reject of a line over the limit, with its first bytes as the raw text.
+pub(crate) fn too_long<E: Emit>(emit: &mut E, line_no: u64, line: &[u8], max_line: usize) {
+    let keep = &line[..line.len().min(TOO_LONG_KEEP)];
+    emit.record(line_no, Some(keep), Err(RejectReason::TooLong(max_line as u64)));
+}
+
 /// Parse the JSON lines of a block (cut at a line end), numbering lines from `first_line`.
-fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, emit: &mut E) {
+fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, max_line: usize, emit: &mut E) {
     let mut line_no = first_line;
     let mut start = 0;
     while start < data.len() {
@@ -371,7 +407,9 @@ fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, em
         if let [rest @ .., b'\r'] = line {
             line = rest;
         }
-        if is_blank(line) {
+        if line.len() > max_line {
+            too_long(emit, line_no, line, max_line);
+        } else if is_blank(line) {
             emit.blank();
         } else {
             p.parse_value(line, line_no, emit);
@@ -415,10 +453,42 @@ fn fill_to(
     Ok(())
 }
 
+/// Whether the file ends its lines with a lone CR (classic Mac OS): `Some(true)` when the first
+/// line end in `b` is a CR not followed by LF, `Some(false)` for LF or CRLF, `None` while `b`
+/// holds no line end yet. Such a file is read with every CR taken as LF (in JSON a raw CR can
+/// only be whitespace; in CSV this reads the file as the spreadsheet that wrote it meant).
+fn cr_line_ends(b: &[u8], eof: bool) -> Option<bool> {
+    let i = memchr::memchr2(b'\r', b'\n', b)?;
+    if b[i] == b'\n' {
+        return Some(false);
+    }
+    match b.get(i + 1) {
+        Some(&c) => Some(c != b'\n'),
+        None if eof => Some(true),
+        None => None,
+    }
+}
+
+/// Send the reject of a line over `max_line` (its first bytes go to the rejects file).
+fn send_too_long(sh: &Shared<'_>, idx: u32, tx: &Sender<Work>, line: u64, head: &[u8]) -> bool {
+    let keep = head.len().min(TOO_LONG_KEEP);
+    let mut data = sh.take_buf(keep);
+    data[..keep].copy_from_slice(&head[..keep]);
+    let bad = Some(RejectReason::TooLong(sh.opts.max_line as u64));
+    let recs = vec![DocRecord { start: 0, end: keep, line, bad }];
+    tx.send(Work::Text { file: idx, kind: TextKind::JsonDoc(recs), first_line: line, data, start: 0, end: keep })
+        .is_ok()
+}
+
 /// Read one text file and send it as blocks cut at record boundaries.
+///
+/// Memory: the buffer holds at most one block plus one line; a line that grows past
+/// `max_line` is rejected and the bytes up to its newline are read and dropped (`skipping`),
+/// so an endless line (a `.zst` of zeros) costs one block, not its length.
 fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
     let block = sh.opts.block_bytes.max(1);
-    let mut stream = TextStream::open(f, sh.opts.hash, Some(&sh.ctl.bytes_read))?;
+    let max_line = sh.opts.max_line.max(1);
+    let mut stream = TextStream::open(f, sh.opts.hash, Some(&sh.ctl.bytes_read), sh.opts.max_inflate)?;
     let csv = f.format == Format::Csv;
     let mut header: Option<Arc<CsvHeader>> = None;
     let mut buf = sh.take_buf(block);
@@ -428,6 +498,11 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
     let mut line = 1u64;
     let mut first = true;
     let mut eof = false;
+    // Lone-CR line ends (decided at the first line end), and how far `buf` has been rewritten.
+    let mut cr_only: Option<bool> = None;
+    let mut translated = 0usize;
+    // Inside a line over `max_line` (already rejected): drop bytes up to its newline.
+    let mut skipping = false;
     loop {
         if sh.ctl.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -436,6 +511,38 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             return Ok(());
         }
         fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
+        if cr_only.is_none() {
+            cr_only = cr_line_ends(&buf[start..filled], eof);
+        }
+        if let Some(cr) = cr_only {
+            if cr {
+                for c in &mut buf[translated..filled] {
+                    if *c == b'\r' {
+                        *c = b'\n';
+                    }
+                }
+            }
+            translated = filled;
+        }
+        if skipping {
+            match memchr::memchr(b'\n', &buf[start..filled]) {
+                Some(o) => {
+                    // The rest of the buffer is the next line on: read on as usual.
+                    start += o + 1;
+                    line += 1;
+                    skipping = false;
+                }
+                None => {
+                    if eof {
+                        break;
+                    }
+                    filled = start;
+                    translated = translated.min(start);
+                    target = start + block;
+                    continue;
+                }
+            }
+        }
         if first {
             if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
                 start = 3;
@@ -444,7 +551,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
                 match jsondoc::looks_like_document(&buf[start..filled], eof) {
                     Some(true) => return produce_doc(sh, idx, f, tx, meta, stream, buf, start, filled, eof),
                     Some(false) => {}
-                    None if filled - start < (block * 4).max(16 << 20) => {
+                    None if filled - start < (block * 4).max(16 << 20).min(max_line) => {
                         target = filled + block;
                         continue;
                     }
@@ -461,6 +568,15 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
                         start += len;
                         line += nl;
                     }
+                    None if filled - start > max_line => {
+                        return Err(Error::input(
+                            &f.path,
+                            format!(
+                                "the CSV header row is longer than --max-line ({}); raise --max-line if the file is genuine",
+                                crate::source::human_bytes(max_line as u64)
+                            ),
+                        ));
+                    }
                     None => {
                         target = filled + block;
                         continue;
@@ -475,7 +591,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             csv::cut_point(&buf[start..filled]).map(|c| start + c).or_else(|| {
                 // A stray quote would make the rest of the file look quoted; past a bound, cut
                 // at a plain newline rather than buffer the whole file.
-                if filled - start >= (block * 4).max(16 << 20) {
+                if filled - start >= (block * 4).max(16 << 20).min(max_line + 1) {
                     memchr::memrchr(b'\n', &buf[start..filled]).map(|c| start + c + 1)
                 } else {
                     None
@@ -485,8 +601,19 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             memchr::memrchr(b'\n', &buf[start..filled]).map(|c| start + c + 1)
         };
         let Some(cut) = cut else {
-            // One record longer than the block: read on until it ends.
-            target = filled + block;
+            if filled - start > max_line {
+                // One line over the limit: reject it now and drop the rest of it unread.
+                if !send_too_long(sh, idx, tx, line, &buf[start..filled]) {
+                    return Ok(());
+                }
+                skipping = true;
+                filled = start;
+                translated = translated.min(start);
+                target = start + block;
+                continue;
+            }
+            // One record longer than the block: read on until it ends (or passes the limit).
+            target = (filled + block).min(start + max_line + 1);
             continue;
         };
         let carry = filled - cut;
@@ -506,6 +633,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
         line += nl;
         buf = next;
         filled = carry;
+        translated = if cr_only.is_some() { carry } else { 0 };
         start = 0;
         target = carry + block;
         if eof && carry == 0 {
@@ -555,7 +683,7 @@ fn produce_doc(
                 (false, false)
             }
             jsondoc::Step::Bad(s, e, line, why) => {
-                recs.push(DocRecord { start: s, end: e, line, bad: Some(why) });
+                recs.push(DocRecord { start: s, end: e, line, bad: Some(RejectReason::Unparseable(why)) });
                 covered += e - s;
                 (false, false)
             }
@@ -566,6 +694,16 @@ fn produce_doc(
             continue;
         }
         let keep = split.keep_from(pos);
+        if need_more && filled - keep > sh.opts.max_line.max(1) {
+            // Records of a document cannot be skipped by a newline as lines can: stop the file.
+            return Err(Error::input(
+                &f.path,
+                format!(
+                    "a record of this JSON document is longer than --max-line ({}); raise --max-line if the file is genuine",
+                    crate::source::human_bytes(sh.opts.max_line as u64)
+                ),
+            ));
+        }
         if recs.is_empty() && keep == 0 && need_more {
             // One record longer than the buffer so far: grow it in place, no copy.
             let target = filled + block;
@@ -615,9 +753,13 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
         }
     }
     if sh.opts.hash {
-        let mut s = TextStream::open(f, true, Some(&sh.ctl.bytes_read))?;
+        let mut s = TextStream::open(f, true, Some(&sh.ctl.bytes_read), sh.opts.max_inflate)?;
         let mut buf = vec![0u8; 1 << 20];
-        while s.read_some(&f.path, &mut buf)? > 0 {}
+        while s.read_some(&f.path, &mut buf)? > 0 {
+            if sh.ctl.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+        }
         (meta.sha256, meta.hashed_bytes) = s.finish(&f.path)?.unzip();
     } else {
         sh.ctl.bytes_read.fetch_add(f.size, Ordering::Relaxed);

@@ -815,3 +815,60 @@ fn vllm_v1_spans_take_the_model_from_the_service_name() {
     assert_eq!(strs(&b, "request_id"), [Some("r1".into())]);
     assert_eq!((ints(&b, "input_tokens"), ints(&b, "output_tokens")), (vec![Some(12)], vec![Some(3)]));
 }
+
+/// Issue 12: a line or row over `max_line` is one reject and reading resumes after its newline,
+/// whether the producer sees it (longer than a block: skipped unread) or a worker does.
+#[test]
+fn long_lines_rejected_and_reading_resumes() {
+    let t = crate::testutil::tempdir().unwrap();
+    let good = r#"{"ts":"2025-01-01T00:00:00Z","model":"m"}"#;
+    let long = format!(r#"{{"ts":"2025-01-01T00:00:00Z","model":"{}"}}"#, "x".repeat(5000));
+    let zeros = vec![0u8; 30_000];
+    let mut jsonl = format!("{good}\n{long}\n{good}\n").into_bytes();
+    jsonl.extend_from_slice(&zeros);
+    jsonl.extend_from_slice(format!("\n{good}\n").as_bytes());
+    let mut csv = format!("ts,model\n2025-01-01T00:00:00Z,m\n2025-01-01T00:00:00Z,{}\n", "y".repeat(5000)).into_bytes();
+    csv.extend_from_slice(&zeros);
+    csv.extend_from_slice(b"\n2025-01-01T00:00:00Z,m\n2025-01-01T00:00:00Z,m\n");
+    for block in [64, 1000, 4096, 1 << 20] {
+        for (name, body, lines) in [("a.jsonl", &jsonl, vec![1, 3, 5]), ("a.csv", &csv, vec![2, 5, 6])] {
+            let f = put(t.path(), name, body);
+            let o = ScanOptions { max_line: 1000, ..opts(block, 2) };
+            let (b, st) = scan(&[f], &o).unwrap();
+            assert_eq!((st[0].records, st[0].rejected), (3, 2), "{name} block {block}: {:?}", st[0].rejects);
+            assert_eq!(reasons(&st[0]), [("line longer than --max-line (1000 bytes)", 2)], "{name}");
+            let mut got: Vec<i64> = ints(&b, "line").into_iter().flatten().collect();
+            got.sort();
+            assert_eq!(got, lines, "{name} block {block}");
+        }
+    }
+    // At the end of the file without a newline, too.
+    let f = put(t.path(), "tail.jsonl", format!("{good}\n{}", "z".repeat(50_000)).as_bytes());
+    let (_, st) = scan(&[f], &ScanOptions { max_line: 1000, ..opts(4096, 1) }).unwrap();
+    assert_eq!((st[0].records, st[0].rejected), (1, 1));
+    // A CSV header over the limit, a JSON document record over it: the file cannot be read.
+    let f = put(t.path(), "h.csv", format!("ts,{}\n", "h".repeat(5000)).as_bytes());
+    let e = scan(&[f], &ScanOptions { max_line: 1000, ..opts(64, 1) }).unwrap_err().to_string();
+    assert!(e.contains("CSV header row is longer than --max-line (1000 bytes)"), "{e}");
+    let f = put(t.path(), "d.json", format!("[\n{good},\n{long}\n]\n").as_bytes());
+    let e = scan(&[f], &ScanOptions { max_line: 1000, ..opts(64, 1) }).unwrap_err().to_string();
+    assert!(e.contains("d.json") && e.contains("longer than --max-line (1000 bytes)"), "{e}");
+}
+
+/// Issue 12: lone CR line ends (classic Mac OS) are line ends, in CSV and JSON Lines.
+#[test]
+fn cr_only_line_ends() {
+    let t = crate::testutil::tempdir().unwrap();
+    let good = r#"{"ts":"2025-01-01T00:00:00Z","model":"m"}"#;
+    for block in [16, 1 << 20] {
+        let f = put(t.path(), "mac.csv", b"ts,model\r2025-01-01T00:00:00Z,m\r2025-01-01T01:00:00Z,n\r");
+        let (b, st) = scan(&[f], &opts(block, 2)).unwrap();
+        assert_eq!((st[0].records, st[0].rejected), (2, 0), "{:?}", st[0].rejects);
+        let mut got: Vec<i64> = ints(&b, "line").into_iter().flatten().collect();
+        got.sort();
+        assert_eq!(got, [2, 3]);
+        let f = put(t.path(), "mac.jsonl", format!("{good}\r{good}\r\r{good}").as_bytes());
+        let (_, st) = scan(&[f], &opts(block, 2)).unwrap();
+        assert_eq!((st[0].records, st[0].rejected, st[0].blank_lines), (3, 0, 1), "{:?}", st[0].rejects);
+    }
+}
