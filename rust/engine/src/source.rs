@@ -266,20 +266,7 @@ pub fn expand_inputs_until(inputs: &[String], cancel: Cancel<'_>) -> Result<Vec<
         } else if path.exists() {
             push(path.to_path_buf(), &mut out)?;
         } else if is_glob(input) {
-            let paths = glob::glob(input).map_err(|e| Error::input(path, format!("invalid glob pattern: {e}")))?;
-            let mut found = Vec::new();
-            let mut walk = Walk::default();
-            for p in paths {
-                if cancel() {
-                    return Err(Error::Cancelled);
-                }
-                let p = p.map_err(|e| Error::input(e.path(), e.error().to_string()))?;
-                if p.is_dir() {
-                    walk_dir(&p, &mut found, &mut walk, cancel)?;
-                } else if !is_hidden(&p) && detect_format(&p).is_some() {
-                    found.push(p);
-                }
-            }
+            let found = if input.contains("**") { glob_recursive(input, cancel)? } else { glob_flat(input, cancel)? };
             if found.is_empty() {
                 return Err(Error::input(path, "glob matched no log files"));
             }
@@ -291,6 +278,54 @@ pub fn expand_inputs_until(inputs: &[String], cancel: Cancel<'_>) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// A glob without `**`: its depth is fixed by the pattern, so the `glob` crate's walk is
+/// bounded; a matched directory is walked (loop-safe) for its log files.
+fn glob_flat(pattern: &str, cancel: Cancel<'_>) -> Result<Vec<PathBuf>> {
+    let paths =
+        glob::glob(pattern).map_err(|e| Error::input(Path::new(pattern), format!("invalid glob pattern: {e}")))?;
+    let mut found = Vec::new();
+    let mut walk = Walk::default();
+    for p in paths {
+        if cancel() {
+            return Err(Error::Cancelled);
+        }
+        let p = p.map_err(|e| Error::input(e.path(), e.error().to_string()))?;
+        if p.is_dir() {
+            walk_dir(&p, &mut found, &mut walk, cancel)?;
+        } else if !is_hidden(&p) && detect_format(&p).is_some() {
+            found.push(p);
+        }
+    }
+    Ok(found)
+}
+
+/// A glob with `**`. The `glob` crate follows directory symlinks without noticing loops, so
+/// `logs/**/*.jsonl` over a tree with links back up walks (and lists) without end. Instead the
+/// literal directory before the first wildcard is walked with [`walk_dir`], which refuses a
+/// loop, and each log file is kept when the pattern matches it or one of its directories (a
+/// matched directory stands for every log file under it, as with the other inputs).
+fn glob_recursive(pattern: &str, cancel: Cancel<'_>) -> Result<Vec<PathBuf>> {
+    let bad = |e: glob::PatternError| Error::input(Path::new(pattern), format!("invalid glob pattern: {e}"));
+    let compiled = glob::Pattern::new(pattern).map_err(bad)?;
+    // `*` and `?` stop at `/`, as in the crate's own walk (which matches one component at a time).
+    let options = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
+    let literal: PathBuf =
+        Path::new(pattern).components().take_while(|c| !is_glob(&c.as_os_str().to_string_lossy())).collect();
+    let root = if literal.as_os_str().is_empty() { PathBuf::from(".") } else { literal.clone() };
+    if !root.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    walk_dir(&root, &mut files, &mut Walk::default(), cancel)?;
+    let relative = literal.as_os_str().is_empty();
+    Ok(files
+        .into_iter()
+        // A pattern without a directory part walks "."; its paths are matched as written.
+        .map(|f| if relative { f.strip_prefix(".").map(Path::to_path_buf).unwrap_or(f) } else { f })
+        .filter(|f| f.ancestors().take_while(|a| *a != literal).any(|a| compiled.matches_path_with(a, options)))
+        .collect())
 }
 
 /// Reads the file as stored, counting (for progress) and optionally hashing every byte. It
@@ -761,5 +796,24 @@ mod tests {
         assert!(e.contains("symlink loop") && e.contains("up"), "{e}");
         let e = expand_inputs_until(&[s("d")], &|| true).unwrap_err();
         assert!(matches!(e, Error::Cancelled), "{e}");
+        // A `**` glob through the same loop is refused too, not walked without end.
+        let e = expand_inputs(&[s("d/**/*.jsonl")]).unwrap_err().to_string();
+        assert!(e.contains("symlink loop"), "{e}");
+    }
+
+    #[test]
+    fn recursive_globs_match_files_and_directories() {
+        let t = crate::testutil::tempdir().unwrap();
+        let r = t.path();
+        for f in ["logs/a.jsonl", "logs/2025/b.jsonl", "logs/2025/06/c.csv", "logs/2025/06/x.txt", "logs/.h/d.jsonl"] {
+            touch(&r.join(f), b"{}\n");
+        }
+        let s = |p: &str| r.join(p).to_string_lossy().into_owned();
+        let got = |p: &str| names(&expand_inputs(&[s(p)]).unwrap(), r);
+        assert_eq!(got("logs/**/*.jsonl"), ["logs/2025/b.jsonl", "logs/a.jsonl"]);
+        assert_eq!(got("logs/**/06"), ["logs/2025/06/c.csv"]);
+        assert_eq!(got("logs/20*/**/*.csv"), ["logs/2025/06/c.csv"]);
+        assert_eq!(got("logs/**"), ["logs/2025/06/c.csv", "logs/2025/b.jsonl", "logs/a.jsonl"]);
+        assert!(expand_inputs(&[s("logs/**/*.parquet")]).unwrap_err().to_string().contains("matched no log files"));
     }
 }
