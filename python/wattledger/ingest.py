@@ -42,6 +42,8 @@ from wattledger.testhooks import pause_at
 PathLike = str | os.PathLike[str]
 
 DEFAULT_MEMORY_BUDGET_CELLS: int = _core.DEFAULT_MEMORY_BUDGET_CELLS
+# Distinct values per name column (model, site, zone, hardware, status) a run may meet.
+DEFAULT_MAX_NAMES: int = _core.DEFAULT_MAX_NAMES
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def ingest(
     preset: str | None = None,
     threads: int = 0,
     memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    max_names: int = DEFAULT_MAX_NAMES,
     replace: bool = False,
     dedupe: bool = False,
     progress: bool | None = None,
@@ -181,6 +184,11 @@ def ingest(
 
     ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` (``"hour"``, ``"day"``,
     ``"month"``) is the coarsest row spacing the grid files may have.
+
+    ``max_names`` caps the distinct values of each of model, site, zone, hardware and status
+    in the run (default 100,000; each costs about 400 bytes): more is a per-request value such
+    as a request id mapped as a name, and the run stops with :class:`UsageError` naming the
+    column, leaving the ledger unchanged.
     """
     share = parse_share(warn_share)
     cfg = load_config(config)
@@ -230,6 +238,7 @@ def ingest(
                             dedupe=dedupe,
                             hash=True,
                             site=site,
+                            max_names=max_names,
                             job=job,
                         )
 
