@@ -122,8 +122,8 @@ def estimate(
     ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
     site``). ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` is the
     coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). ``max_names``
-    caps the distinct values of each name column and status (see :func:`wattledger.ingest`). Each of the grid's
-    warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
+    caps the distinct values of each name column and status (see :func:`wattledger.ingest`).
+    Each of the grid's warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
     Input from which no record could be read (misnamed columns) raises
     :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
     returning an empty frame; empty input gives an empty frame."""
