@@ -16,7 +16,7 @@ use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 use wattledger_engine::columns::ColumnMap;
 use wattledger_engine::config::Config as EngineConfig;
 use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution};
-use wattledger_engine::kernel::Methodology;
+use wattledger_engine::kernel::{Methodology, DEFAULT_MAX_NAMES};
 use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput, SourceName};
 use wattledger_engine::readers::{self, CanonicalSink, FileStats, ScanControl, ScanOptions};
 use wattledger_engine::rejects::RejectsWriter;
@@ -483,11 +483,12 @@ fn methodology(config: &Config, grid: &Grid) -> PyResult<Methodology> {
 
 /// The methodology of an estimate run, with `--site` (the site of records that carry neither
 /// site nor zone) overriding the pack's `[defaults] site`.
-fn run_methodology(config: &Config, grid: &Grid, site: Option<&str>) -> PyResult<Methodology> {
+fn run_methodology(config: &Config, grid: &Grid, site: Option<&str>, max_names: usize) -> PyResult<Methodology> {
     let mut m = methodology(config, grid)?;
     if let Some(s) = site {
         m.set_default_site(s).map_err(to_py)?;
     }
+    m.set_max_names(max_names);
     Ok(m)
 }
 
@@ -506,7 +507,8 @@ fn result(out: EstimateOutput) -> EstimateResult {
 #[pyfunction]
 #[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
     memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false, hash = true,
-    site = None, max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
+    site = None, max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE,
+    max_names = DEFAULT_MAX_NAMES, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_files(
     py: Python<'_>,
@@ -524,9 +526,10 @@ fn estimate_files(
     site: Option<&str>,
     max_line: usize,
     max_inflate: u64,
+    max_names: usize,
     job: Option<&Bound<'_, Job>>,
 ) -> PyResult<EstimateResult> {
-    let m = run_methodology(config.get(), grid.get(), site)?;
+    let m = run_methodology(config.get(), grid.get(), site, max_names)?;
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let ctl = control(job);
     let files = expand(py, &inputs, Some(&ctl))?;
@@ -540,7 +543,7 @@ fn estimate_files(
 #[pyfunction]
 #[pyo3(signature = (data, config, grid, *, source_name = "<arrow>", columns = Vec::new(), preset = None, rejects = None,
     threads = 0, memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false,
-    site = None, job = None))]
+    site = None, max_names = DEFAULT_MAX_NAMES, job = None))]
 #[allow(clippy::too_many_arguments)]
 fn estimate_arrow(
     py: Python<'_>,
@@ -556,9 +559,10 @@ fn estimate_arrow(
     spill_dir: Option<PathBuf>,
     dedupe: bool,
     site: Option<&str>,
+    max_names: usize,
     job: Option<&Bound<'_, Job>>,
 ) -> PyResult<EstimateResult> {
-    let m = run_methodology(config.get(), grid.get(), site)?;
+    let m = run_methodology(config.get(), grid.get(), site, max_names)?;
     let map = column_map(Some(&config.get().0), preset, &columns)?;
     let reader = data.into_reader()?;
     let ctl = control(job);
@@ -647,6 +651,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MEMORY_BUDGET_CELLS", pipeline::DEFAULT_MEMORY_BUDGET_CELLS)?;
     m.add("DEFAULT_MAX_LINE", readers::DEFAULT_MAX_LINE)?;
     m.add("DEFAULT_MAX_INFLATE", source::DEFAULT_MAX_INFLATE)?;
+    m.add("DEFAULT_MAX_NAMES", wattledger_engine::kernel::DEFAULT_MAX_NAMES)?;
+    // The years a record may fall in: the readers reject others, the report accepts these.
+    m.add("MIN_YEAR", wattledger_engine::time::MIN_YEAR)?;
+    m.add("MAX_YEAR", wattledger_engine::time::MAX_YEAR)?;
     m.add("WattledgerError", py.get_type::<WattledgerError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -70,11 +70,19 @@ def run_cli(
             timers.append(threading.Timer(interrupt_after, proc.send_signal, (signal.SIGINT,)))
         for timer in timers:
             timer.start()
+        # Linux carries the parent's high-water RSS into ru_maxrss across fork and exec, so a
+        # test process grown to 850 MB made every child "use" 850 MB. VmHWM in /proc is the
+        # peak of the child's own (post-exec) memory; it only grows, so the last reading before
+        # the child exits is its peak up to the last poll.
+        hwm = [0]
+        polling = threading.Thread(target=_poll_vmhwm, args=(proc.pid, hwm), daemon=True)
+        polling.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             for timer in timers:
                 timer.cancel()
+        polling.join()
         seconds = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
@@ -85,5 +93,24 @@ def run_cli(
             f"wattledger {' '.join(map(str, args))} still running after {timeout} s, killed\n"
             f"stdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}"
         )
-    # Linux reports ru_maxrss in KiB.
-    return ChildRun(proc.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024)
+    # Linux reports ru_maxrss in KiB; it includes the parent's memory (above), so the child's
+    # own peak wins when it could be read.
+    rss = usage.ru_maxrss * 1024
+    return ChildRun(proc.returncode, stdout, stderr, seconds, min(rss, hwm[0]) if hwm[0] else rss)
+
+
+def _poll_vmhwm(pid: int, out: list[int]) -> None:
+    """Keep ``out[0]`` at the child's VmHWM (bytes) until it exits."""
+    path = f"/proc/{pid}/status"
+    while True:
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        out[0] = max(out[0], int(line.split()[1]) * 1024)
+                        break
+                else:
+                    return  # a zombie: the memory is gone
+        except (OSError, ValueError):
+            return
+        time.sleep(0.01)

@@ -81,7 +81,7 @@ def test_daily_grid_is_refused_then_spread_with_grid_resolution_day(tmp_path: Pa
     one_error_line(
         refused,
         EXIT_INPUT,
-        f"grid {grid}: zone DE: rows are 24 h apart (daily), not hourly",
+        f"grid {grid}: line 3: zone DE: rows are 24 h apart (daily), not hourly",
         "--grid-resolution day",
     )
     assert not ledger.exists() or stored_warnings(ledger) == []

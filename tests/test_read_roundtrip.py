@@ -72,7 +72,17 @@ text = st.text(
     ),
     max_size=12,
 )
-model_text = text.filter(lambda s: s != "")
+# Names (model, site, zone, hardware, status) may not hold control characters, line or
+# paragraph separators or bidi controls (a reject: docs/bounds.md); request_id may.
+_BIDI = [*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)), "\u2028", "\u2029"]
+name_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",\"\\'; {}[]:")),
+        st.characters(exclude_categories=("Cs", "Cc"), exclude_characters=_BIDI),
+    ),
+    max_size=12,
+)
+model_text = name_text.filter(lambda s: s != "")
 ts_strategy = st.datetimes(
     min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2100, 12, 31, 23, 59, 59, 999000)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
@@ -92,7 +102,8 @@ def nonneg_float(top: float) -> st.SearchStrategy[float]:
 
 
 VALUE = {
-    **dict.fromkeys(STRING_COLS, text),
+    **dict.fromkeys(STRING_COLS, name_text),
+    "request_id": text,
     **{c: st.integers(min_value=0, max_value=MAX[c]) for c in INT_COLS},
     **{c: nonneg_float(MAX_F[c]) for c in FLOAT_COLS},
     **dict.fromkeys(BOOL_COLS, st.booleans()),

@@ -459,9 +459,10 @@ def test_jsonl_missing_key_equals_null_and_blank_lines_are_counted(tmp_path: Pat
 
 
 def test_empty_strings_are_null_and_strings_are_kept_verbatim(tmp_path: Path) -> None:
-    obj = {"ts": T0_S, "model": ' a,"b"\\ é 🚀 ', "site": "", "status": "line1\nline2", "zone": "\t"}
+    # (A name with a line break or a tab is a reject: docs/bounds.md.)
+    obj = {"ts": T0_S, "model": ' a,"b"\\ é 🚀 ', "site": "", "status": "line1 / line2", "zone": " "}
     frame = read(jsonl(tmp_path / "s.jsonl", [obj]))
-    assert rows(frame, "model", "site", "status", "zone") == [(' a,"b"\\ é 🚀 ', None, "line1\nline2", "\t")]
+    assert rows(frame, "model", "site", "status", "zone") == [(' a,"b"\\ é 🚀 ', None, "line1 / line2", " ")]
 
 
 def test_unknown_keys_and_nested_values_are_skipped(tmp_path: Path) -> None:
@@ -703,7 +704,7 @@ def test_csv_rejects_use_physical_lines_across_quoted_newlines(tmp_path: Path) -
         tmp_path / "bad.csv",
         [
             "ts,model,input_tokens,duration_s,energy_j",
-            f'{T0_S},"multi',  # line 2: a record spanning lines 2-3
+            f'{T0_S},"multi',  # line 2: a record spanning lines 2-3 (a line break in a name)
             'line",1,,',
             f"{T0_S},m,1",  # 4: too few fields
             f"{T0_S},m,1,2,3,4",  # 5: too many
@@ -715,14 +716,16 @@ def test_csv_rejects_use_physical_lines_across_quoted_newlines(tmp_path: Path) -
             f"{T0_S},m,,,inf",  # 11
             f"{T0_S},m,,nan,",  # 12
             "2025-13-01T00:00:00Z,m,,,",  # 13
-            f'{T0_S},"unterminated,1,,',  # 14 to EOF
+            f"{T0_S},m,1,,",  # 14
+            f'{T0_S},"unterminated,1,,',  # 15 to EOF
         ],
     )
     rej = tmp_path / "rej.jsonl"
     frame = read(path, rejects=rej)
-    assert rows(frame, "line", "model", "input_tokens") == [(2, "multi\nline", 1)]
+    assert rows(frame, "line", "model", "input_tokens") == [(14, "m", 1)]
     got = [(r["line"], r["reason"]) for r in rejects_of(rej)]
     assert got == [
+        (2, "control character U+000A in model"),
         (4, "unparseable: wrong number of CSV fields"),
         (5, "unparseable: wrong number of CSV fields"),
         (6, "missing model"),
@@ -733,10 +736,10 @@ def test_csv_rejects_use_physical_lines_across_quoted_newlines(tmp_path: Path) -
         (11, "non-finite energy_j"),
         (12, "non-finite duration_s"),
         (13, "bad value for ts"),
-        (14, "unparseable: unterminated CSV quote"),
+        (15, "unparseable: unterminated CSV quote"),
     ]
     [stats] = wl.validate(path)
-    assert (stats["records"], stats["rejected"]) == (1, 11)
+    assert (stats["records"], stats["rejected"]) == (1, 12)
     assert stats["rejects"]["unparseable: wrong number of CSV fields"] == 2
 
 
@@ -935,12 +938,12 @@ def test_long_lines_and_no_trailing_newline(tmp_path: Path) -> None:
     assert frame["request_id"][20] == big
     csv_path = tmp_path / "long.csv"
     csv_path.write_text(
-        "ts,model,status,output_tokens\r\n" + "".join(f'{T0_S},m,"{big}\n",{i}\r\n' for i in range(3)),
+        "ts,model,request_id,output_tokens\r\n" + "".join(f'{T0_S},m,"{big}\n",{i}\r\n' for i in range(3)),
         encoding="utf-8",
     )
     frame = read(csv_path)
     assert rows(frame, "line", "output_tokens") == [(2, 0), (4, 1), (6, 2)]
-    assert frame["status"].str.len_chars().to_list() == [len(big) + 1] * 3
+    assert frame["request_id"].str.len_chars().to_list() == [len(big) + 1] * 3
 
 
 def test_crlf_and_utf8_bom(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ __version__: str
 DEFAULT_MEMORY_BUDGET_CELLS: int
 DEFAULT_MAX_LINE: int
 DEFAULT_MAX_INFLATE: int
+DEFAULT_MAX_NAMES: int
+MIN_YEAR: int  # the years a record may fall in (the readers reject others); report accepts them
+MAX_YEAR: int
 
 class ArrowStreamExportable(Protocol):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
@@ -171,12 +174,15 @@ def estimate_files(
     site: str | None = None,
     max_line: int = ...,
     max_inflate: int = ...,
+    max_names: int = ...,
     job: Job | None = None,
 ) -> EstimateResult:
     """Read log files and apply the methodology; hourly partial aggregates per source file.
     ``columns`` are ``canonical=source`` rules applied after the config's ``[columns]`` and
     the preset. ``site`` locates records with neither site nor zone (overrides the pack's
-    ``[defaults] site``; must be a site of the pack, else ``UsageError``)."""
+    ``[defaults] site``; must be a site of the pack, else ``UsageError``). ``max_names`` caps
+    the distinct values of each of model, site, zone, hardware and status in the run; past it
+    the run stops with ``UsageError`` naming the column (``DEFAULT_MAX_NAMES``)."""
 
 def estimate_arrow(
     data: ArrowStreamExportable,
@@ -192,6 +198,7 @@ def estimate_arrow(
     spill_dir: str | None = None,
     dedupe: bool = False,
     site: str | None = None,
+    max_names: int = ...,
     job: Job | None = None,
 ) -> EstimateResult:
     """The same as ``estimate_files`` for Arrow record batches (polars, pyarrow, DuckDB)."""

@@ -33,7 +33,12 @@ from wattledger.errors import (
     UnknownSourceError,
     WattledgerError,
 )
-from wattledger.ingest import DEFAULT_MAX_INFLATE, DEFAULT_MAX_LINE, DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.ingest import (
+    DEFAULT_MAX_INFLATE,
+    DEFAULT_MAX_LINE,
+    DEFAULT_MAX_NAMES,
+    DEFAULT_MEMORY_BUDGET_CELLS,
+)
 
 EXIT_OK = 0
 EXIT_REJECTS = 1
@@ -343,6 +348,15 @@ def ingest(
             "to disk; totals do not change.",
         ),
     ] = DEFAULT_MEMORY_BUDGET_CELLS,
+    max_names: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Distinct values of each of model, site, zone, hardware and status a run may meet; "
+            "more means a per-request value (e.g. a request id) is mapped as a name, and the run "
+            "stops with exit 2.",
+        ),
+    ] = DEFAULT_MAX_NAMES,
     site: SiteOpt = None,
     warn_share: Annotated[
         str,
@@ -388,6 +402,7 @@ def ingest(
             dedupe=dedupe,
             progress=progress,
             memory_budget_cells=max_cells,
+            max_names=max_names,
             command=" ".join(["wattledger", *sys.argv[1:]]),
             site=site,
             warn_share=warn_share,

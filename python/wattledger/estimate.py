@@ -19,7 +19,12 @@ from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import RunWarning
-from wattledger.ingest import DEFAULT_MAX_INFLATE, DEFAULT_MAX_LINE, DEFAULT_MEMORY_BUDGET_CELLS
+from wattledger.ingest import (
+    DEFAULT_MAX_INFLATE,
+    DEFAULT_MAX_LINE,
+    DEFAULT_MAX_NAMES,
+    DEFAULT_MEMORY_BUDGET_CELLS,
+)
 from wattledger.mapping import arrow_columns, check_readable
 from wattledger.progress import run_with_progress
 from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
@@ -131,6 +136,7 @@ def estimate(
     rejects: PathLike | None = None,
     threads: int = 0,
     memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    max_names: int = DEFAULT_MAX_NAMES,
     dedupe: bool = False,
     source_name: str = "<arrow>",
     site: str | None = None,
@@ -143,8 +149,9 @@ def estimate(
 
     ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
     site``). ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` is the
-    coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). Each of the grid's
-    warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
+    coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). ``max_names``
+    caps the distinct values of each name column and status (see :func:`wattledger.ingest`).
+    Each of the grid's warnings, then the engine's for the run, is emitted as a :class:`RunWarning`.
     Input from which no record could be read (misnamed columns) raises
     :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
     returning an empty frame; empty input gives an empty frame. ``max_line`` and
@@ -157,6 +164,7 @@ def estimate(
         "rejects": _opt_path(rejects),
         "threads": threads,
         "memory_budget_cells": memory_budget_cells,
+        "max_names": max_names,
         "dedupe": dedupe,
         "site": site,
     }

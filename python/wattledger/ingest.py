@@ -46,6 +46,8 @@ DEFAULT_MEMORY_BUDGET_CELLS: int = _core.DEFAULT_MEMORY_BUDGET_CELLS
 # far a .gz/.zst may unpack, as a multiple of its size on disk (see docs/cli.md, --max-inflate).
 DEFAULT_MAX_LINE: int = _core.DEFAULT_MAX_LINE
 DEFAULT_MAX_INFLATE: int = _core.DEFAULT_MAX_INFLATE
+# Distinct values per name column (model, site, zone, hardware, status) a run may meet.
+DEFAULT_MAX_NAMES: int = _core.DEFAULT_MAX_NAMES
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def ingest(
     preset: str | None = None,
     threads: int = 0,
     memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    max_names: int = DEFAULT_MAX_NAMES,
     replace: bool = False,
     dedupe: bool = False,
     progress: bool | None = None,
@@ -191,6 +194,10 @@ def ingest(
     ``max_line``: a JSON line or CSV row longer than this many bytes is a reject (read past, never
     held in memory). ``max_inflate``: a ``.gz``/``.zst`` file may unpack to at most this multiple
     of its size on disk (counted as at least 1 MiB; 0 = no limit), else :class:`InputError`.
+    ``max_names`` caps the distinct values of each of model, site, zone, hardware and status
+    in the run (default 100,000; each costs about 400 bytes): more is a per-request value such
+    as a request id mapped as a name, and the run stops with :class:`UsageError` naming the
+    column, leaving the ledger unchanged.
     """
     share = parse_share(warn_share)
     cfg = load_config(config)
@@ -242,6 +249,7 @@ def ingest(
                             site=site,
                             max_line=max_line,
                             max_inflate=max_inflate,
+                            max_names=max_names,
                             job=job,
                         )
 

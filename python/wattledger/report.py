@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import duckdb
 
+from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.errors import MixedConfigWarning, PartialOutcomeWarning, RunWarning, UsageError
 from wattledger.formatting import ResultRows
@@ -41,9 +42,13 @@ _KEY_SQL: dict[str, str] = {
 
 
 def period_bounds(year: int, month: int | None = None) -> tuple[datetime, datetime]:
-    """[start, end) of a UTC calendar year or month."""
-    if not 1 <= year <= 9998:
-        raise UsageError(f"year {year} is out of range; pass a four-digit year such as 2025")
+    """[start, end) of a UTC calendar year or month. The years are the engine's: the readers
+    reject a record outside them, so every stored hour can be reported."""
+    if not _core.MIN_YEAR <= year <= _core.MAX_YEAR:
+        raise UsageError(
+            f"year {year} is out of range ({_core.MIN_YEAR}..{_core.MAX_YEAR}); "
+            "pass a four-digit year such as 2025"
+        )
     if month is None:
         return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     if not 1 <= month <= 12:

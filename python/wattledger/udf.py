@@ -8,7 +8,9 @@ same formula as ingest (methodology section 3), and no Python runs per row.
 Registered by :func:`wattledger.connect` (and ``wattledger sql``):
 
 - ``wl_energy_wh(model, hardware, input_tokens, output_tokens, duration_s, energy_j)``:
-  accelerator energy E_acc in Wh per row (NULL where no method applies). No site: the
+  accelerator energy E_acc in Wh per row (NULL where no method applies, and where an ingest
+  would reject the row: a negative, non-finite or implausible number, a name with a control
+  character; see docs/bounds.md; never a negative energy). No site: the
   config's ``[defaults]`` supply utilisation, concurrency and mfu, and ``gpus`` is 1.
 - ``wl_energy_method(model, hardware, input_tokens, output_tokens, duration_s, energy_j)``:
   the method that applied (``measured|tokens|gpu_time|flops|none``).

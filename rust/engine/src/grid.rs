@@ -37,21 +37,31 @@
 //! An empty intensity cell is a missing hour, not an error, and still extends the zone's
 //! covered range so the summary can report it as a gap.
 //!
-//! Storage is dense: per zone a `Vec<f64>` indexed by `hour - first_hour` (NaN = missing), so
-//! the kernel's lookup is an index, not a hash join; plus the per-month means (UTC calendar
-//! months) that the first fallback of the lookup order needs.
+//! Storage is proportional to the hours with a value, never to the span they cover: a zone
+//! whose hours fill most of its span is dense, a `Vec<f64>` indexed by `hour - first_hour`
+//! (NaN = missing), so the kernel's lookup is an index, not a hash join; a zone with a few
+//! hours spread far apart (a stray year, or a hostile file: 1000 zones of three rows a century
+//! apart took 4 GB when every zone was dense) keeps its hours sorted and looks them up by
+//! binary search. Plus the per-month means (UTC calendar months with a value) that the first
+//! fallback of the lookup order needs.
 
+use crate::config::{num_text, G_PER_KWH};
 use crate::error::{Error, Result};
 use crate::textcheck;
-use crate::time::{civil_from_days, days_from_civil, hour_of, month_index_of_hour, parse_ts, US_PER_HOUR};
+use crate::time::{civil_from_days, days_from_civil, format_us, hour_of, month_index_of_hour, parse_ts, US_PER_HOUR};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// A grid spanning more hours than this is refused: it is a stray timestamp (a 1970 epoch
-/// zero, a year 9999), and would make the dense array huge. ~114 years.
+/// A zone spanning more hours than this is refused: it is a stray timestamp (a 1970 epoch
+/// zero, a year 9999). ~114 years. (Memory does not depend on it: see the storage above.)
 const MAX_SPAN_HOURS: i64 = 1_000_000;
+
+/// A zone is stored dense when its span is at most this many hours beyond 8 times its hours
+/// with a value: dense costs 8 bytes per hour of span, sparse 16 per hour with a value, so
+/// dense is chosen only where it costs at most 4 times sparse plus a year of hours (70 KB).
+const DENSE_SLACK_HOURS: i64 = 24 * 366;
 
 const US_PER_DAY: i64 = 24 * US_PER_HOUR;
 
@@ -136,26 +146,92 @@ const EST_FORECAST: u8 = 2;
 #[derive(Debug, Clone)]
 struct ZoneSeries {
     name: String,
+    /// The covered range (an empty intensity cell extends it too).
     first_hour: i64,
-    /// g/kWh per hour from `first_hour`; NaN where the hour has no value.
+    last_hour: i64,
+    /// Empty for a dense zone: `values[i]` is hour `first_hour + i`, NaN where it has no
+    /// value. Else (sparse) the hours with a value, ascending, `values[i]` being hour `hours[i]`.
+    hours: Vec<i64>,
     values: Vec<f64>,
-    /// Whether each hour is estimated, indexed like `values`; empty when none is.
+    /// Whether each value's hour is estimated, indexed like `values`; empty when none is.
     estimated: Vec<bool>,
-    first_month: i64,
-    /// Mean of the hourly values per UTC calendar month from `first_month`; NaN when none.
-    month_means: Vec<f64>,
+    /// (month since 1970-01, mean of its hourly values) per UTC calendar month with a value,
+    /// ascending.
+    month_means: Vec<(i64, f64)>,
 }
 
 impl ZoneSeries {
+    /// Store the hours with a value, `(hour, g/kWh, estimated)` ascending, dense or sparse
+    /// (see [`DENSE_SLACK_HOURS`]).
+    fn new(name: String, first_hour: i64, last_hour: i64, present: Vec<(i64, f64, bool)>) -> ZoneSeries {
+        let span = last_hour - first_hour + 1;
+        let dense = span <= 8 * present.len() as i64 + DENSE_SLACK_HOURS;
+        let any_estimated = present.iter().any(|p| p.2);
+        let (hours, values, estimated) = if dense {
+            let mut values = vec![f64::NAN; span as usize];
+            let mut estimated = if any_estimated { vec![false; span as usize] } else { Vec::new() };
+            for &(h, v, e) in &present {
+                let i = (h - first_hour) as usize;
+                values[i] = v;
+                if e {
+                    estimated[i] = true;
+                }
+            }
+            (Vec::new(), values, estimated)
+        } else {
+            let estimated = if any_estimated { present.iter().map(|p| p.2).collect() } else { Vec::new() };
+            (present.iter().map(|p| p.0).collect(), present.iter().map(|p| p.1).collect(), estimated)
+        };
+        let mut month_means: Vec<(i64, f64)> = Vec::new();
+        let mut month_sum = (i64::MIN, 0.0f64, 0u32);
+        for &(h, v, _) in &present {
+            let m = month_index_of_hour(h);
+            if m != month_sum.0 {
+                if month_sum.2 > 0 {
+                    month_means.push((month_sum.0, month_sum.1 / month_sum.2 as f64));
+                }
+                month_sum = (m, 0.0, 0);
+            }
+            month_sum.1 += v;
+            month_sum.2 += 1;
+        }
+        if month_sum.2 > 0 {
+            month_means.push((month_sum.0, month_sum.1 / month_sum.2 as f64));
+        }
+        ZoneSeries { name, first_hour, last_hour, hours, values, estimated, month_means }
+    }
+
+    #[inline]
+    fn slot(&self, hour: i64) -> Option<usize> {
+        if self.hours.is_empty() {
+            let i = usize::try_from(hour - self.first_hour).ok()?;
+            (i < self.values.len()).then_some(i)
+        } else {
+            self.hours.binary_search(&hour).ok()
+        }
+    }
+
     #[inline]
     fn lookup(&self, hour: i64) -> Option<(f64, bool)> {
-        let i = usize::try_from(hour - self.first_hour).ok()?;
-        let v = self.values.get(i).copied().filter(|v| !v.is_nan())?;
+        let i = self.slot(hour)?;
+        let v = self.values[i];
+        if v.is_nan() {
+            return None;
+        }
         Some((v, !self.estimated.is_empty() && self.estimated[i]))
     }
+
     fn month(&self, month: i64) -> Option<f64> {
-        let i = usize::try_from(month - self.first_month).ok()?;
-        self.month_means.get(i).copied().filter(|v| !v.is_nan())
+        let i = self.month_means.binary_search_by_key(&month, |m| m.0).ok()?;
+        Some(self.month_means[i].1)
+    }
+
+    /// `(hour, g/kWh, estimated)` of every hour with a value, ascending.
+    fn present(&self) -> impl Iterator<Item = (i64, f64, bool)> + '_ {
+        self.values.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(move |(i, &v)| {
+            let h = if self.hours.is_empty() { self.first_hour + i as i64 } else { self.hours[i] };
+            (h, v, !self.estimated.is_empty() && self.estimated[i])
+        })
     }
 }
 
@@ -197,6 +273,8 @@ struct Cell {
     /// First and last file that gave this timestamp a value (for the duplicate warning).
     first_file: u32,
     last_file: u32,
+    /// The file and line of the first row of this timestamp (for a span error).
+    at: (u32, u64),
 }
 
 /// Cells per zone while reading; averaged into hours when the grid is built.
@@ -214,6 +292,8 @@ struct Row {
     ts: i64,
     value: Option<f64>,
     estimated: bool,
+    /// 1-based line in its file.
+    line: u64,
 }
 
 #[derive(Default)]
@@ -237,21 +317,24 @@ impl Accumulator {
         let file = self.files.len() as u32;
         self.files.push(input.name.to_string());
         for (zone, zr) in read.zones {
-            let grid_err = |msg: String| Error::Grid { path: path.to_path_buf(), line: 0, msg };
             let period = match spacing_us(&zr.rows) {
                 None => opts.resolution,
-                Some(gap) => match classify(gap) {
+                Some((gap, line)) => match classify(gap) {
                     Some(p) if p <= opts.resolution => p,
                     Some(p) => {
-                        return Err(grid_err(format!(
-                            "zone {zone}: rows are {} apart ({}), not hourly; pass --grid-resolution {} \
+                        return Err(grid_err(
+                            path,
+                            line,
+                            format!(
+                                "zone {zone}: rows are {} apart ({}), not hourly; pass --grid-resolution {} \
                              (resolution=\"{}\") to apply each row to every hour of its UTC {}, or give hourly data",
-                            describe_gap(gap),
-                            p.adjective(),
-                            p.name(),
-                            p.name(),
-                            p.name()
-                        )));
+                                describe_gap(gap),
+                                p.adjective(),
+                                p.name(),
+                                p.name(),
+                                p.name()
+                            ),
+                        ));
                     }
                     None => {
                         let annual = if gap > 32 * US_PER_DAY {
@@ -259,19 +342,23 @@ impl Accumulator {
                         } else {
                             ""
                         };
-                        return Err(grid_err(format!(
-                            "zone {zone}: rows are {} apart; a grid needs hourly rows (sub-hourly ones are \
+                        return Err(grid_err(
+                            path,
+                            line,
+                            format!(
+                                "zone {zone}: rows are {} apart; a grid needs hourly rows (sub-hourly ones are \
                              averaged into their hour), or daily or monthly rows with --grid-resolution day|month; \
                              resample it{annual}",
-                            describe_gap(gap)
-                        )));
+                                describe_gap(gap)
+                            ),
+                        ));
                     }
                 },
             };
             let cells = self.zones.entry(zone.clone()).or_default();
             // Distinct hours of this file and zone with a value, and whether each is estimated.
             let mut hours: FxHashMap<i64, bool> = FxHashMap::default();
-            let mut add = |ts: i64, value: Option<f64>, estimated: bool| {
+            let mut add = |ts: i64, value: Option<f64>, estimated: bool, line: u64| {
                 let c = cells.entry(ts).or_insert(Cell {
                     sum: 0.0,
                     n: 0,
@@ -280,6 +367,7 @@ impl Accumulator {
                     estimated: false,
                     first_file: file,
                     last_file: file,
+                    at: (file, line),
                 });
                 if let Some(v) = value {
                     if c.n == 0 {
@@ -296,13 +384,13 @@ impl Accumulator {
             };
             for r in &zr.rows {
                 match period {
-                    Resolution::Hour => add(r.ts, r.value, r.estimated),
+                    Resolution::Hour => add(r.ts, r.value, r.estimated, r.line),
                     Resolution::Day | Resolution::Month => {
                         // The row's period is the UTC day (month) containing its timestamp;
                         // each hour of it gets the row's value as one row of that hour.
                         let (start, end) = period_hours(r.ts, period);
                         for h in start..end {
-                            add(h * US_PER_HOUR, r.value, r.estimated);
+                            add(h * US_PER_HOUR, r.value, r.estimated, r.line);
                         }
                     }
                 }
@@ -359,7 +447,15 @@ impl Accumulator {
             let mut conflicts: FxHashSet<i64> = FxHashSet::default();
             let mut spread = 0.0f64;
             let mut files: BTreeSet<u32> = BTreeSet::new();
+            // The earliest and latest rows (timestamp, file, line), for a span error.
+            let (mut first, mut last) = ((i64::MAX, (0, 0)), (i64::MIN, (0, 0)));
             for (ts, c) in cells {
+                if ts < first.0 {
+                    first = (ts, c.at);
+                }
+                if ts > last.0 {
+                    last = (ts, c.at);
+                }
                 let h = hours.entry(hour_of(ts)).or_insert((0.0, 0, false));
                 h.0 += c.sum;
                 h.1 += c.n;
@@ -371,30 +467,28 @@ impl Accumulator {
                     files.insert(c.last_file);
                 }
             }
-            let first_hour = *hours.keys().min().expect("a zone has at least one row");
-            let last_hour = *hours.keys().max().expect("a zone has at least one row");
+            let (first_hour, last_hour) = (hour_of(first.0), hour_of(last.0));
             if last_hour - first_hour >= MAX_SPAN_HOURS {
+                let (file, line) = last.1;
+                let (first_file, first_line) = first.1;
                 return Err(Error::Grid {
-                    path: PathBuf::from(what),
-                    line: 0,
-                    msg: format!("zone {name}: rows span more than {MAX_SPAN_HOURS} hours; is a timestamp wrong?"),
+                    path: PathBuf::from(self.files.get(file as usize).map_or(what, |f| f.as_str())),
+                    line,
+                    msg: format!(
+                        "zone {name}: {} is more than {MAX_SPAN_HOURS} hours (114 years) after the zone's first \
+                         row ({}, {} line {first_line}); is a timestamp wrong?",
+                        format_us(last.0),
+                        format_us(first.0),
+                        self.files.get(first_file as usize).map_or(what, |f| f.as_str()),
+                    ),
                 });
             }
-            let len = (last_hour - first_hour + 1) as usize;
-            let mut values = vec![f64::NAN; len];
-            let mut estimated = Vec::new();
-            for (h, (sum, n, est)) in hours {
-                let i = (h - first_hour) as usize;
-                if n > 0 {
-                    values[i] = sum / n as f64;
-                    if est {
-                        if estimated.is_empty() {
-                            estimated = vec![false; len];
-                        }
-                        estimated[i] = true;
-                    }
-                }
-            }
+            let mut present: Vec<(i64, f64, bool)> = hours
+                .into_iter()
+                .filter(|&(_, (_, n, _))| n > 0)
+                .map(|(h, (sum, n, est))| (h, sum / n as f64, est))
+                .collect();
+            present.sort_unstable_by_key(|p| p.0);
             if !conflicts.is_empty() {
                 let files: Vec<&str> = files.iter().map(|&f| self.files[f as usize].as_str()).collect();
                 let n = conflicts.len();
@@ -406,18 +500,7 @@ impl Accumulator {
                     fmt_num(spread)
                 ));
             }
-            let first_month = month_index_of_hour(first_hour);
-            let last_month = month_index_of_hour(last_hour);
-            let mut sums = vec![(0.0f64, 0u32); (last_month - first_month + 1) as usize];
-            for (i, v) in values.iter().enumerate() {
-                if !v.is_nan() {
-                    let m = month_index_of_hour(first_hour + i as i64) - first_month;
-                    sums[m as usize].0 += v;
-                    sums[m as usize].1 += 1;
-                }
-            }
-            let month_means = sums.into_iter().map(|(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect();
-            zones.push(ZoneSeries { name, first_hour, values, estimated, first_month, month_means });
+            zones.push(ZoneSeries::new(name, first_hour, last_hour, present));
         }
         let index = zones.iter().enumerate().map(|(i, z)| (z.name.clone(), i)).collect();
         Ok(Grid { zones, index, lifecycle, warnings, estimated_kinds: self.estimated_kinds })
@@ -428,16 +511,23 @@ impl Accumulator {
 /// `None` with fewer than two distinct timestamps. The median, not the minimum, so a stray
 /// extra row does not make a daily file look hourly, and gaps do not make an hourly one look
 /// coarse.
-fn spacing_us(rows: &[Row]) -> Option<i64> {
-    let mut ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+/// With the gap, the line of the first row that follows a gap of that size (for a message).
+fn spacing_us(rows: &[Row]) -> Option<(i64, u64)> {
+    let mut ts: Vec<(i64, u64)> = rows.iter().map(|r| (r.ts, r.line)).collect();
     ts.sort_unstable();
-    ts.dedup();
+    ts.dedup_by_key(|t| t.0);
     if ts.len() < 2 {
         return None;
     }
-    let mut gaps: Vec<i64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut gaps: Vec<i64> = ts.windows(2).map(|w| w[1].0 - w[0].0).collect();
     gaps.sort_unstable();
-    Some(gaps[(gaps.len() - 1) / 2])
+    let gap = gaps[(gaps.len() - 1) / 2];
+    let line = ts.windows(2).find(|w| w[1].0 - w[0].0 == gap).map_or(0, |w| w[1].1);
+    Some((gap, line))
+}
+
+fn grid_err(path: &Path, line: u64, msg: String) -> Error {
+    Error::Grid { path: path.to_path_buf(), line, msg }
 }
 
 /// The period rows this far apart stand for; `None` for a spacing the grid does not take.
@@ -751,7 +841,21 @@ fn read_rows(text: &str, path: &Path, file_zone: Option<&str>, lifecycle: bool) 
             }
             zr.naive += 1;
         }
-        zr.rows.push(Row { ts, value, estimated });
+        if let Some(v) = value.filter(|&v| !G_PER_KWH.contains(v)) {
+            // Here, where the line is known, rather than when the kernel meets the hour.
+            return Err(err(
+                n,
+                format!(
+                    "zone {zone} at {}: {} gCO2e/kWh is outside [{}, {}] ({}); check the file's unit",
+                    format_us(ts),
+                    num_text(v),
+                    num_text(G_PER_KWH.min),
+                    num_text(G_PER_KWH.max),
+                    G_PER_KWH.why
+                ),
+            ));
+        }
+        zr.rows.push(Row { ts, value, estimated, line: n as u64 });
     }
     Ok(out)
 }
@@ -762,7 +866,11 @@ fn decode(bytes: Vec<u8>, path: &Path) -> Result<String> {
     if let Some((line, msg)) = textcheck::encoding_problem(&bytes, path) {
         return Err(Error::Grid { path: path.to_path_buf(), line, msg });
     }
-    String::from_utf8(bytes).map_err(|e| Error::Grid { path: path.to_path_buf(), line: 0, msg: e.to_string() })
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64;
+        Error::Grid { path: path.to_path_buf(), line, msg: e.utf8_error().to_string() }
+    })
 }
 
 impl Grid {
@@ -879,32 +987,29 @@ impl Grid {
         self.zones
             .iter()
             .map(|z| {
+                // Gaps from the hours with a value: work and memory follow them, not the span.
                 let mut gaps = Vec::new();
-                let mut run: Option<i64> = None;
-                let (mut n, mut sum) = (0u64, 0.0);
-                for (i, v) in z.values.iter().enumerate() {
-                    let h = z.first_hour + i as i64;
-                    if v.is_nan() {
-                        run.get_or_insert(h);
-                    } else {
-                        n += 1;
-                        sum += v;
-                        if let Some(s) = run.take() {
-                            gaps.push((s, h - 1));
-                        }
+                let (mut n, mut sum, mut est) = (0u64, 0.0, 0u64);
+                let mut next = z.first_hour;
+                for (h, v, e) in z.present() {
+                    if h > next {
+                        gaps.push((next, h - 1));
                     }
+                    next = h + 1;
+                    n += 1;
+                    sum += v;
+                    est += e as u64;
                 }
-                let last_hour = z.first_hour + z.values.len() as i64 - 1;
-                if let Some(s) = run {
-                    gaps.push((s, last_hour));
+                if z.last_hour >= next {
+                    gaps.push((next, z.last_hour));
                 }
                 ZoneSummary {
                     zone: z.name.clone(),
                     first_hour: z.first_hour,
-                    last_hour,
+                    last_hour: z.last_hour,
                     hours_with_value: n,
-                    hours_missing: z.values.len() as u64 - n,
-                    hours_estimated: z.estimated.iter().filter(|&&e| e).count() as u64,
+                    hours_missing: (z.last_hour - z.first_hour + 1) as u64 - n,
+                    hours_estimated: est,
                     gaps,
                     mean_g_per_kwh: if n > 0 { sum / n as f64 } else { f64::NAN },
                 }
@@ -914,13 +1019,18 @@ impl Grid {
 
     /// Every (zone, hour, g/kWh) with a value, zones sorted, hours ascending.
     pub fn rows(&self) -> impl Iterator<Item = (&str, i64, f64)> {
-        self.zones.iter().flat_map(|z| {
-            z.values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| !v.is_nan())
-                .map(move |(i, v)| (z.name.as_str(), z.first_hour + i as i64, *v))
-        })
+        self.zones.iter().flat_map(|z| z.present().map(move |(h, v, _)| (z.name.as_str(), h, v)))
+    }
+}
+
+#[cfg(test)]
+impl Grid {
+    /// The error of reading `bytes` as a file `bad.csv`.
+    fn from_files_bytes_for_test(bytes: &[u8]) -> String {
+        match decode(bytes.to_vec(), Path::new("bad.csv")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
     }
 }
 
@@ -1082,7 +1192,7 @@ mod tests {
         let msg = grid_err(Grid::from_texts_with(&texts("daily.csv", None, DAILY), &opts(Resolution::Hour)));
         assert_eq!(
             msg,
-            "grid daily.csv: zone DE: rows are 24 h apart (daily), not hourly; pass --grid-resolution day \
+            "grid daily.csv: line 3: zone DE: rows are 24 h apart (daily), not hourly; pass --grid-resolution day \
              (resolution=\"day\") to apply each row to every hour of its UTC day, or give hourly data"
         );
         let g = Grid::from_texts_with(&texts("daily.csv", None, DAILY), &opts(Resolution::Day)).unwrap();
@@ -1128,7 +1238,10 @@ mod tests {
         // Weekly: no resolution fits.
         let t = "zone,datetime,g_per_kwh\nDE,2024-01-01,1\nDE,2024-01-08,2\nDE,2024-01-15,3\n";
         let msg = grid_err(Grid::from_texts_with(&texts("w.csv", None, t), &opts(Resolution::Month)));
-        assert!(msg.starts_with("grid w.csv: zone DE: rows are 7 days apart; a grid needs hourly rows"), "{msg}");
+        assert!(
+            msg.starts_with("grid w.csv: line 3: zone DE: rows are 7 days apart; a grid needs hourly rows"),
+            "{msg}"
+        );
         // Hourly rows with gaps (3 h apart): hourly, the missing hours are gaps.
         let t = "zone,datetime,g_per_kwh\nDE,2024-01-01T00:00:00Z,1\nDE,2024-01-01T03:00:00Z,2\nDE,2024-01-01T06:00:00Z,3\n";
         let g = Grid::from_texts(&[("3h.csv", t)], false).unwrap();
@@ -1392,5 +1505,74 @@ mod tests {
         assert!(w[0].starts_with("grid a.csv: zone DE: 1 row has a timestamp without"), "{w:?}");
         assert!(w[1].starts_with("grid a.csv: zone FR: 1 row has"), "{w:?}");
         assert!(w[2].starts_with("grid a.csv, b.csv: zone DE: 1 hour has several rows"), "{w:?}");
+    }
+
+    #[test]
+    fn zones_with_hours_far_apart_are_stored_sparse_and_look_up_the_same() {
+        // Per zone: two rows an hour apart (hourly by the median gap) and one ~114 years later.
+        let mut t = String::from("zone,datetime,g_per_kwh\n");
+        for z in 0..200 {
+            t.push_str(&format!(
+                "Z{z:03},1900-01-01T00:00:00Z,{z}\nZ{z:03},1900-01-01T01:00:00Z,7\nZ{z:03},2013-12-21T00:00:00Z,9\n"
+            ));
+        }
+        let g = Grid::from_texts(&[("far.csv", &t)], false).unwrap();
+        // Sparse: memory follows the 3 hours, not the 999,000-hour span.
+        let held: usize = g.zones.iter().map(|z| z.values.len() + z.hours.len() + z.month_means.len()).sum();
+        assert!(held < 200 * 12, "{held}");
+        let z = g.zone_index("Z005").unwrap();
+        assert_eq!(g.lookup(z, h("1900-01-01T00:30:00Z")), Some((5.0, false)));
+        assert_eq!(g.at(z, h("1900-01-01T01:00:00Z")), Some(7.0));
+        assert_eq!(g.at(z, h("1900-01-01T02:00:00Z")), None);
+        assert_eq!(g.at(z, h("2013-12-21T00:00:00Z")), Some(9.0));
+        assert_eq!(g.month_mean(z, h("1900-01-15T00:00:00Z")), Some(6.0));
+        assert_eq!(g.month_mean(z, h("1950-01-15T00:00:00Z")), None);
+        let s = &g.summary()[z];
+        let last = h("2013-12-21T00:00:00Z");
+        assert!(last - s.first_hour > 990_000);
+        assert_eq!((s.last_hour, s.hours_with_value, s.hours_missing), (last, 3, (last - s.first_hour + 1 - 3) as u64));
+        assert_eq!(s.gaps, vec![(h("1900-01-01T02:00:00Z"), last - 1)]);
+        assert_eq!(g.rows().filter(|r| r.0 == "Z005").count(), 3);
+        // A dense zone and a sparse one give the same answers for the same hours.
+        let dense = Grid::from_texts(&[("d.csv", "zone,datetime,g_per_kwh\nA,2024-01-01T00:00:00Z,1\nA,2024-01-01T03:00:00Z,\nA,2024-01-01T05:00:00Z,3\n")], false).unwrap();
+        assert!(dense.zones[0].hours.is_empty(), "dense");
+        let s = &dense.summary()[0];
+        assert_eq!(
+            (s.first_hour, s.last_hour, s.hours_with_value, s.hours_missing),
+            (h("2024-01-01T00:00:00Z"), h("2024-01-01T05:00:00Z"), 2, 4)
+        );
+        assert_eq!(s.gaps, vec![(h("2024-01-01T01:00:00Z"), h("2024-01-01T04:00:00Z"))]);
+    }
+
+    #[test]
+    fn span_spacing_and_bound_errors_name_file_and_line() {
+        let t = "zone,datetime,g_per_kwh\nDE,1900-01-01T00:00:00Z,1\nDE,1900-01-01T01:00:00Z,1\n\nDE,2100-01-01T00:00:00Z,1\n";
+        let e = Grid::from_texts(&[("span.csv", t)], false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("grid span.csv: line 5: zone DE: 2100-01-01T00:00:00.000000Z is more than 1000000 hours")
+                && e.contains("(1900-01-01T00:00:00.000000Z, span.csv line 2)"),
+            "{e}"
+        );
+        // Across files: the line of the later row, in its file.
+        let e = Grid::from_texts(
+            &[
+                ("a.csv", "zone,datetime,g_per_kwh\nDE,1900-01-01T00:00:00Z,1\n"),
+                ("b.csv", "zone,datetime,g_per_kwh\n\nDE,2100-01-01T00:00:00Z,1\n"),
+            ],
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("grid b.csv: line 3: zone DE:") && e.contains("a.csv line 2"), "{e}");
+        let t = "zone,datetime,g_per_kwh\nDE,2025-06-01T00:00:00Z,300\nDE,2025-06-01T01:00:00Z,5000.5\n";
+        let e = Grid::from_texts(&[("g.csv", t)], false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "grid g.csv: line 3: zone DE at 2025-06-01T01:00:00.000000Z: 5000.5 gCO2e/kWh is outside [0, 5000] \
+             (gCO2e/kWh; coal is about 1000); check the file's unit"
+        );
+        // Not UTF-8: the line of the first bad byte.
+        let e = Grid::from_files_bytes_for_test(b"zone,datetime,g_per_kwh\nDE,2025-06-01T00:00:00Z,1\nD\xE9,x,1\n");
+        assert!(e.starts_with("grid bad.csv: line 3:"), "{e}");
     }
 }

@@ -84,19 +84,25 @@ type ModelEntry = (u32, Option<f64>, Vec<(Option<u32>, Coef)>);
 struct ModelRes {
     /// Parameters active per token (not billions).
     active_params: Option<f64>,
-    /// Indexed by hardware id (config ids only): the exact entry, else the `"*"` entry.
-    coef_by_hw: Vec<Option<Coef>>,
-    /// The `"*"` entry, for hardware ids outside the config (and no hardware at all).
+    /// The model's own entries by hardware id, sorted by id (a model lists a few hardware):
+    /// proportional to the pack's entries. A table per model indexed by every id of the pack
+    /// made a pack of 10k models take 3.3 GB (models x names).
+    coef_by_hw: Box<[(u32, Coef)]>,
+    /// The `"*"` entry, for any other hardware (and no hardware at all).
     star: Option<Coef>,
 }
 
 impl ModelRes {
     #[inline]
     fn coef(&self, hw: u32) -> Option<Coef> {
-        match self.coef_by_hw.get(hw as usize) {
-            Some(c) => *c,
-            None => self.star,
-        }
+        let e = &self.coef_by_hw;
+        // Nearly always one or two entries: a scan beats a binary search there.
+        let found = if e.len() <= 8 {
+            e.iter().find(|(h, _)| *h == hw)
+        } else {
+            e.binary_search_by_key(&hw, |(h, _)| *h).ok().map(|i| &e[i])
+        };
+        found.map_or(self.star, |(_, c)| Some(*c))
     }
 }
 
@@ -153,6 +159,37 @@ struct Interner {
     /// Zone case matches met in the data (order of discovery depends on the threads: sorted
     /// when reported).
     data_warnings: Vec<String>,
+    /// Values the run remembers per column ([`CAPPED`] order): new interned names and raw
+    /// names resolution changed, per name kind, then unrecognised statuses.
+    distinct: [usize; 5],
+    /// The first column whose distinct values passed the cap (see [`Methodology::check_names`]).
+    overflow: Option<&'static str>,
+}
+
+/// The columns whose distinct values a run remembers (the cap of [`DEFAULT_MAX_NAMES`]):
+/// the four name kinds in [`NameKind`] order, then status.
+const CAPPED: [&str; 5] = ["model", "site", "zone", "hardware", "status"];
+const STATUS_SLOT: usize = 4;
+
+/// Default cap on distinct values per column in one run (`--max-names`). A fleet has tens to
+/// a few thousand models, sites, zones, hardware kinds and status values; a column with more
+/// than 100k distinct values is a per-request value (a request id, a prompt, a timestamp)
+/// mapped as a name, and would grow memory with every record (each value costs about 400
+/// bytes across the interner, the worker caches and its cells: 2M of them took 817 MB). At
+/// the cap a column costs about 40 MB.
+pub const DEFAULT_MAX_NAMES: usize = 100_000;
+
+impl Interner {
+    /// Count one more distinct value of column `slot`; false (and the overflow noted) when
+    /// that would pass `max`.
+    fn count(&mut self, slot: usize, max: usize) -> bool {
+        if self.distinct[slot] >= max {
+            self.overflow.get_or_insert(CAPPED[slot]);
+            return false;
+        }
+        self.distinct[slot] += 1;
+        true
+    }
 }
 
 /// What a worker caches for one raw name: the resolved id, and the index of the name change
@@ -208,6 +245,8 @@ pub struct Methodology {
     /// The site of records that carry neither site nor zone (`[defaults] site`, `--site`);
     /// `NO_ID` when there is none.
     locate_site: u32,
+    /// Cap on the distinct values of each name column and of status ([`DEFAULT_MAX_NAMES`]).
+    max_names: usize,
 }
 
 impl Methodology {
@@ -291,13 +330,10 @@ impl Methodology {
         let mut models = vec![None; n];
         for (i, active_params, coefs) in model_entries {
             let star = coefs.iter().find(|(hw, _)| hw.is_none()).map(|(_, c)| *c);
-            let mut coef_by_hw = vec![star; n];
-            for (hw, c) in coefs {
-                if let Some(hw) = hw {
-                    coef_by_hw[hw as usize] = Some(c);
-                }
-            }
-            models[i as usize] = Some(ModelRes { active_params, coef_by_hw, star });
+            // The pack refuses a second entry for a hardware, so the ids are distinct.
+            let mut coef_by_hw: Vec<(u32, Coef)> = coefs.into_iter().filter_map(|(hw, c)| Some((hw?, c))).collect();
+            coef_by_hw.sort_by_key(|(hw, _)| *hw);
+            models[i as usize] = Some(ModelRes { active_params, coef_by_hw: coef_by_hw.into(), star });
         }
         let mut sites = vec![None; n];
         for (i, s) in site_entries {
@@ -338,6 +374,7 @@ impl Methodology {
         }
         Ok(Methodology {
             resolver: Resolver::new(&config),
+            max_names: DEFAULT_MAX_NAMES,
             outcomes: OutcomeRules::new(&config.outcomes),
             grid_zone_ci,
             locate_site,
@@ -366,6 +403,13 @@ impl Methodology {
     /// The id of a string, interning it if new. Takes the lock only for strings outside the
     /// config and grid; callers on the hot path cache the result (see [`AggregateSink`]).
     pub fn intern(&self, s: &str) -> u32 {
+        self.intern_in(None, s)
+    }
+
+    /// [`Self::intern`], counting a new string against the cap of column `slot` ([`CAPPED`]);
+    /// past the cap nothing more is stored, the overflow is noted and [`UNKNOWN_ID`] returned
+    /// (the run stops at the next [`Self::check_names`], before any cell leaves the sink).
+    fn intern_in(&self, slot: Option<usize>, s: &str) -> u32 {
         if let Some(&i) = self.fixed.get(s) {
             return i;
         }
@@ -373,11 +417,37 @@ impl Methodology {
         if let Some(&i) = ex.map.get(s) {
             return i;
         }
+        if let Some(slot) = slot {
+            if !ex.count(slot, self.max_names) {
+                return UNKNOWN_ID;
+            }
+        }
         let i = (self.fixed_names.len() + ex.names.len()) as u32;
         let a: Arc<str> = s.into();
         ex.map.insert(a.clone(), i);
         ex.names.push(a);
         i
+    }
+
+    /// Cap the distinct values of each name column (and status) in a run; see
+    /// [`DEFAULT_MAX_NAMES`]. At least 1.
+    pub fn set_max_names(&mut self, max_names: usize) {
+        self.max_names = max_names.max(1);
+    }
+
+    /// An error once a column has passed the cap on distinct values: one line naming the
+    /// column, the cap, the likely cause and the flag that raises it.
+    pub fn check_names(&self) -> Result<()> {
+        let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        match ex.overflow {
+            None => Ok(()),
+            Some(col) => Err(Error::Usage(format!(
+                "column {col}: more than {} distinct values in this run (--max-names); a per-request value \
+                 such as a request id is probably mapped as {col}: check --column/--preset and the pack's \
+                 [columns], or raise --max-names if the fleet really has that many",
+                self.max_names
+            ))),
+        }
     }
 
     /// Every interned string so far, indexed by id (for turning cells into a batch).
@@ -418,14 +488,18 @@ impl Methodology {
     /// [`AggregateSink`]). A changed name is registered so the run can report it per source.
     pub fn intern_name(&self, kind: NameKind, raw: &str) -> NameEntry {
         let resolved = self.resolve_name(kind, raw);
-        let id = self.intern(&resolved);
-        if resolved == raw {
+        let id = self.intern_in(Some(kind as usize), &resolved);
+        if resolved == raw || id == UNKNOWN_ID {
             return NameEntry { id, changed: NONE_IDX };
         }
         let mut ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
         let key = (kind, Box::<str>::from(raw));
         if let Some(&i) = ex.change_index.get(&key) {
             return NameEntry { id, changed: i };
+        }
+        // Every raw name an alias pattern maps is remembered (per source), so it counts too.
+        if !ex.count(kind as usize, self.max_names) {
+            return NameEntry { id: UNKNOWN_ID, changed: NONE_IDX };
         }
         let i = ex.changes.len() as u32;
         ex.change_index.insert(key, i);
@@ -443,8 +517,9 @@ impl Methodology {
             return StatusEntry { outcome: c.outcome, unrecognised: NONE_IDX };
         }
         let mut ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
-        let i = match ex.unrecognised_index.get(status) {
-            Some(&i) => i,
+        let i = match ex.unrecognised_index.get(status).copied() {
+            Some(i) => i,
+            None if !ex.count(STATUS_SLOT, self.max_names) => NONE_IDX,
             None => {
                 let i = ex.unrecognised.len() as u32;
                 ex.unrecognised_index.insert(status.into(), i);
@@ -910,6 +985,7 @@ impl<'m> AggregateSink<'m> {
 
     /// [`Self::finish`], plus the name changes and unrecognised statuses counted.
     pub fn finish_with_notes(self) -> Result<(RecordBatch, RunNotes)> {
+        self.m.check_names()?;
         let batch = self.agg.to_record_batch(&self.m.names(), &self.source_names)?;
         let notes = RunNotes {
             changed: self.changed,
@@ -920,7 +996,10 @@ impl<'m> AggregateSink<'m> {
         Ok((batch, notes))
     }
 
+    /// Called after each block and merge: stops the run at the cap on distinct names (before
+    /// a cell with an uninterned name could leave), else spills when over the cell budget.
     fn spill_if_over_budget(&mut self) -> Result<()> {
+        self.m.check_names()?;
         if let Some(sp) = self.spill {
             if self.agg.len() > self.budget_cells {
                 sp.spill(self.agg.to_record_batch(&self.m.names(), &self.source_names)?)?;
@@ -1886,5 +1965,63 @@ failed = ["rate_limited"]
         assert_batches_close(&b, &b2);
         let hours = b.column_by_name("hour").unwrap().as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
         assert!(hours.values().windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn distinct_names_past_the_cap_stop_the_run_naming_the_column() {
+        let mut m = methodology();
+        m.set_max_names(3);
+        let names: Vec<String> = (0..10).map(|i| format!("req-{i}")).collect();
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        // Pack names (m8) do not count; three new ones fit.
+        for n in ["m8", "req-0", "req-1", "req-2", "req-1"] {
+            sink.record(&rec(T, n), Loc { file: 0, line: 1 });
+        }
+        assert!(sink.end_block().is_ok());
+        for n in &names {
+            let s: &'static str = Box::leak(n.clone().into_boxed_str());
+            sink.record(&rec(T, s), Loc { file: 0, line: 1 });
+        }
+        let e = sink.end_block().unwrap_err().to_string();
+        assert!(e.starts_with("column model: more than 3 distinct values in this run (--max-names)"), "{e}");
+        assert!(e.contains("request id") && !e.contains('\n'), "{e}");
+        assert!(sink.finish_with_notes().is_err());
+        // Each column has its own count: three sites are fine next to three models.
+        let mut m = methodology();
+        m.set_max_names(3);
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        for (model, site) in [("a", "s1"), ("b", "s2"), ("c", "s3")] {
+            sink.record(&Record { site: Some(site), ..rec(T, model) }, Loc { file: 0, line: 1 });
+        }
+        assert!(sink.finish_with_notes().is_ok());
+        // Status values no list recognises are remembered per value: capped as well.
+        let mut m = methodology();
+        m.set_max_names(2);
+        let mut sink = AggregateSink::new(&m, Arc::new(vec!["log.jsonl".into()]), None, usize::MAX);
+        for st in ["weird-1", "weird-2", "weird-3"] {
+            sink.record(&Record { status: Some(st), ..rec(T, "m8") }, Loc { file: 0, line: 1 });
+        }
+        assert!(sink.end_block().unwrap_err().to_string().starts_with("column status: more than 2"));
+    }
+
+    #[test]
+    fn a_pack_of_many_models_resolves_coefficients_per_hardware_and_star() {
+        let mut t = String::from("[hardware.h1]\ntdp_w = 700\n[hardware.h2]\ntdp_w = 700\n");
+        for i in 0..3000 {
+            t.push_str(&format!(
+                "[models.\"m{i}\"]\ncoefficients = [{{hardware = \"h1\", wh_per_1k_input = 1.0, wh_per_1k_output = 0.0}}, \
+                 {{hardware = \"*\", wh_per_1k_input = 2.0, wh_per_1k_output = 0.0}}]\n"
+            ));
+        }
+        let c = Config::from_toml(&t, "big.toml").unwrap();
+        let m = Methodology::new(Arc::new(c), Arc::new(Grid::empty())).unwrap();
+        let e = |model: &str, hw: Option<&str>| {
+            m.accelerator_energy_wh(model, hw, None, Some(1000), None, None, None, None).0
+        };
+        // The exact hardware first; "*" for other, unknown and no hardware.
+        assert_eq!(e("m2999", Some("h1")), Some(1.0));
+        assert_eq!(e("m0", Some("h2")), Some(2.0));
+        assert_eq!(e("m0", Some("elsewhere")), Some(2.0));
+        assert_eq!(e("m0", None), Some(2.0));
     }
 }

@@ -8,6 +8,7 @@
 //! and this same function, so they accept exactly the same records.
 
 use crate::columns::Col;
+use crate::time::{in_year_range, MAX_YEAR, MIN_YEAR};
 use std::fmt;
 
 /// One valid record, borrowing its strings from the reader's buffers.
@@ -87,11 +88,53 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.is_empty())
 }
 
+/// The first character a name may not hold, if any. Names (model, site, zone, hardware,
+/// status) end up in the ledger, in reports on terminals, in CSV, markdown and HTML, and in
+/// one-line messages; these characters would break or forge that output, and no real name
+/// has them:
+/// - C0 controls U+0000..U+001F (NUL, tab, line breaks, ESC of ANSI/OSC sequences) and DEL;
+/// - C1 controls U+0080..U+009F (CSI and OSC as single characters on some terminals);
+/// - U+2028 and U+2029, the line and paragraph separators (line breaks in JavaScript, many
+///   editors and Markdown renderers);
+/// - the bidirectional embeddings, overrides and isolates U+202A..U+202E and U+2066..U+2069:
+///   they reorder the text that follows them until a terminator, so a name could display as
+///   another name or spill over the rest of a report line ("Trojan Source", CVE-2021-42574).
+///
+/// Accepted on purpose: every other character, accents, CJK, emoji, and the zero-width
+/// joiners that emoji sequences need; also the bidi *marks* U+200E, U+200F and U+061C, which
+/// have no scope (they only set the direction of neighbouring punctuation) and appear in real
+/// Arabic and Hebrew text.
+pub fn forbidden_char(s: &str) -> Option<char> {
+    // Fast path: the forbidden characters are ASCII controls or start with byte 0xC2 (C1) or
+    // 0xE2 (U+2028..U+2069); a name without those bytes is clean.
+    if s.bytes().all(|b| b >= 0x20 && b != 0x7F && b != 0xC2 && b != 0xE2) {
+        return None;
+    }
+    s.chars().find(|&c| {
+        c.is_control() // C0, DEL, C1
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
 impl<'a> Draft<'a> {
     /// Apply the rules of methodology section 1 shared by every format.
     pub fn finish(self) -> Result<Record<'a>, RejectReason> {
         let ts_us = self.ts_us.ok_or(RejectReason::Missing(Col::Ts))?;
+        if !in_year_range(ts_us) {
+            return Err(RejectReason::YearOutOfRange);
+        }
         let model = non_empty(self.model).ok_or(RejectReason::Missing(Col::Model))?;
+        for (col, v) in [
+            (Col::Model, Some(model)),
+            (Col::Site, self.site),
+            (Col::Zone, self.zone),
+            (Col::Hardware, self.hardware),
+            (Col::Status, self.status),
+        ] {
+            if let Some(c) = v.and_then(forbidden_char) {
+                return Err(RejectReason::ForbiddenChar(col, c));
+            }
+        }
         for (col, v) in
             [(Col::Gpus, self.gpus), (Col::InputTokens, self.input_tokens), (Col::OutputTokens, self.output_tokens)]
         {
@@ -166,6 +209,11 @@ pub enum RejectReason {
     /// A line (JSON Lines) or row (CSV) longer than `--max-line` bytes (the limit): skipped
     /// unread, so that one endless line cannot take all memory.
     TooLong(u64),
+    /// A timestamp outside the years a report can cover ([`crate::time::MIN_YEAR`] to
+    /// [`crate::time::MAX_YEAR`]): a stray epoch value or a placeholder date, never a request.
+    YearOutOfRange,
+    /// A name holds a character no name may hold ([`forbidden_char`]).
+    ForbiddenChar(Col, char),
 }
 
 impl fmt::Display for RejectReason {
@@ -182,6 +230,11 @@ impl fmt::Display for RejectReason {
             },
             RejectReason::TooLong(max) => {
                 write!(f, "line longer than --max-line ({})", crate::source::human_bytes(*max))
+            }
+            RejectReason::YearOutOfRange => write!(f, "ts outside the years {MIN_YEAR} to {MAX_YEAR}"),
+            RejectReason::ForbiddenChar(col, c) => {
+                let what = if c.is_control() { "control character" } else { "line separator or bidi control" };
+                write!(f, "{what} U+{:04X} in {}", *c as u32, col.name())
             }
         }
     }
@@ -275,5 +328,79 @@ mod tests {
             Draft { weight: Some(f64::INFINITY), ..ok_draft() }.finish(),
             Err(RejectReason::NonFinite(Col::Weight))
         );
+    }
+
+    #[test]
+    fn names_with_control_characters_are_rejected_naming_character_and_column() {
+        let bad = [
+            ("a\0b", '\0'),
+            ("tab\there", '\t'),
+            ("line\nbreak", '\n'),
+            ("cr\r", '\r'),
+            ("\x1b[31mred", '\x1b'),
+            ("del\x7f", '\x7f'),
+            ("c1\u{85}", '\u{85}'),
+            ("csi\u{9b}", '\u{9b}'),
+            ("ls\u{2028}", '\u{2028}'),
+            ("ps\u{2029}", '\u{2029}'),
+            ("rlo\u{202E}gpt", '\u{202E}'),
+            ("lre\u{202A}", '\u{202A}'),
+            ("isolate\u{2066}", '\u{2066}'),
+            ("pdi\u{2069}", '\u{2069}'),
+        ];
+        for (name, c) in bad {
+            assert_eq!(forbidden_char(name), Some(c), "{name:?}");
+            assert_eq!(
+                Draft { model: Some(name), ..ok_draft() }.finish(),
+                Err(RejectReason::ForbiddenChar(Col::Model, c))
+            );
+        }
+        for col in [Col::Site, Col::Zone, Col::Hardware, Col::Status] {
+            let mut d = ok_draft();
+            let v = Some("x\0");
+            match col {
+                Col::Site => d.site = v,
+                Col::Zone => d.zone = v,
+                Col::Hardware => d.hardware = v,
+                _ => d.status = v,
+            }
+            assert_eq!(d.finish(), Err(RejectReason::ForbiddenChar(col, '\0')), "{col:?}");
+        }
+        assert_eq!(RejectReason::ForbiddenChar(Col::Model, '\0').to_string(), "control character U+0000 in model");
+        assert_eq!(
+            RejectReason::ForbiddenChar(Col::Site, '\u{202E}').to_string(),
+            "line separator or bidi control U+202E in site"
+        );
+        // Real names in any script stay valid, with the bytes that share a lead byte with the
+        // forbidden ones (0xC2: U+00A0..U+00BF, 0xE2: U+2010.., U+20AC, U+2122).
+        for ok in [
+            "llama-3.1-8b",
+            "modèle-é",
+            "通义千问-72B",
+            "🦙-7b",
+            "👨\u{200D}👩\u{200D}👧",
+            "µ-model ©®°±",
+            "a\u{A0}b",
+            "gpt\u{2013}4\u{2122} €",
+            "نموذج\u{200F}",
+            "\u{200E}x\u{61C}",
+        ] {
+            assert_eq!(forbidden_char(ok), None, "{ok:?}");
+            assert!(Draft { model: Some(ok), site: Some(ok), ..ok_draft() }.finish().is_ok(), "{ok:?}");
+        }
+        // A request id is not a name: it is never stored or printed.
+        assert!(Draft { request_id: Some("a\0b"), ..ok_draft() }.finish().is_ok());
+    }
+
+    #[test]
+    fn timestamps_outside_the_report_years_are_rejected() {
+        use crate::time::{END_TS_US, MIN_TS_US};
+        for ts in [MIN_TS_US - 1, END_TS_US, i64::MIN, i64::MAX] {
+            assert_eq!(Draft { ts_us: Some(ts), ..ok_draft() }.finish(), Err(RejectReason::YearOutOfRange));
+        }
+        for ts in [MIN_TS_US, END_TS_US - 1, 0] {
+            assert!(Draft { ts_us: Some(ts), ..ok_draft() }.finish().is_ok());
+        }
+        assert_eq!(RejectReason::YearOutOfRange.to_string(), "ts outside the years 1 to 9998");
     }
 }

@@ -8,6 +8,24 @@
 pub const US_PER_SECOND: i64 = 1_000_000;
 pub const US_PER_HOUR: i64 = 3_600 * US_PER_SECOND;
 
+/// The calendar years a record may fall in, inclusive: the years `report --year` accepts
+/// (Python's `datetime` ends at 9999-12-31, and a report of year Y needs Jan 1 of Y + 1; year
+/// 0 does not exist there). One definition: the readers reject a timestamp outside it, and
+/// the binding exports it to the report (`wattledger._core.MIN_YEAR`, `MAX_YEAR`).
+pub const MIN_YEAR: i64 = 1;
+pub const MAX_YEAR: i64 = 9998;
+/// 0001-01-01T00:00:00Z in microseconds since the epoch (checked against [`days_from_civil`]
+/// in the tests): the first instant a record may carry.
+pub const MIN_TS_US: i64 = -62_135_596_800 * US_PER_SECOND;
+/// 9999-01-01T00:00:00Z: the first instant past [`MAX_YEAR`].
+pub const END_TS_US: i64 = 253_370_764_800 * US_PER_SECOND;
+
+/// Whether a timestamp falls in the years [`MIN_YEAR`]..=[`MAX_YEAR`].
+#[inline]
+pub fn in_year_range(ts_us: i64) -> bool {
+    (MIN_TS_US..END_TS_US).contains(&ts_us)
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -237,6 +255,19 @@ pub fn format_us(ts_us: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn year_range_bounds_are_the_calendar_dates() {
+        let day = 86_400 * US_PER_SECOND;
+        assert_eq!(MIN_TS_US, days_from_civil(MIN_YEAR, 1, 1) * day);
+        assert_eq!(END_TS_US, days_from_civil(MAX_YEAR + 1, 1, 1) * day);
+        assert!(in_year_range(MIN_TS_US) && !in_year_range(MIN_TS_US - 1));
+        assert!(in_year_range(END_TS_US - 1) && !in_year_range(END_TS_US));
+        assert!(!in_year_range(parse_ts(b"0000-12-31T23:59:59Z").unwrap()));
+        assert!(in_year_range(parse_ts(b"0001-01-01T00:00:00Z").unwrap()));
+        assert!(in_year_range(parse_ts(b"9998-12-31T23:59:59Z").unwrap()));
+        assert!(!in_year_range(parse_ts(b"9999-01-01T00:00:00Z").unwrap()));
+    }
 
     fn p(s: &str) -> Option<i64> {
         parse_ts(s.as_bytes())

@@ -50,7 +50,7 @@ fn jsonl_values_and_forms() {
     let lines = [
         EXAMPLE.to_string(),
         // Offsets, naive = UTC, escapes, nested values skipped, numbers as strings.
-        r#"{"ts":"2025-01-01T02:00:00+02:00","model":"m\"1\u00e9\n","extra":{"a":[1,{"b":"}]\"{"}],"c":null},"input_tokens":"812","gpus":2.0,"site":12,"arr":[[],{}],"weight":0.5}"#.into(),
+        r#"{"ts":"2025-01-01T02:00:00+02:00","model":"m\"1\u00e9\/","extra":{"a":[1,{"b":"}]\"{"}],"c":null},"input_tokens":"812","gpus":2.0,"site":12,"arr":[[],{}],"weight":0.5}"#.into(),
         r#"  {"ts":"2024-12-31T18:30:00-05:30", "model" : "m" , "duration_s":"1.5e0", "energy_j":-0.0 }  "#.into(),
         r#"{"ts":"2025-01-01 00:00:00","model":"m","status":"a","status":"b","zone":"DE","zone":null}"#.into(),
         r#"{"ts":1735689600,"model":"m","t":true,"f":false,"n":null,"big":-1.5e300,"nan":NaN}"#.into(),
@@ -84,7 +84,7 @@ fn jsonl_values_and_forms() {
     assert_eq!(lines_col, [1, 2, 3, 4, 7, 8, 9, 10, 11, 12, 13].map(Some));
     let model = strs(&b, "model");
     assert_eq!(model[0].as_deref(), Some("llama-3.1-8b"));
-    assert_eq!(model[1].as_deref(), Some("m\"1é\n"));
+    assert_eq!(model[1].as_deref(), Some("m\"1é/"));
     assert_eq!(strs(&b, "site")[1].as_deref(), Some("12"));
     assert_eq!(ints(&b, "input_tokens")[..2], [Some(812), Some(812)]);
     assert_eq!(ints(&b, "gpus")[..3], [Some(1), Some(2), None]);
@@ -171,7 +171,8 @@ fn jsonl_rejects_and_rejects_file() {
 fn block_boundaries_do_not_change_results() {
     let t = crate::testutil::tempdir().unwrap();
     let mut j = String::new();
-    let mut c = String::from("ts,model,input_tokens,site\n");
+    // The quoted multi-line field is a request id: a line break in a name is a reject.
+    let mut c = String::from("ts,model,input_tokens,site,request_id\n");
     for i in 0..500 {
         match i % 7 {
             0 => j.push('\n'),
@@ -184,10 +185,10 @@ fn block_boundaries_do_not_change_results() {
             _ => j.push_str(&format!("{{\"ts\":{},\"model\":\"m{i}\",\"input_tokens\":{i}}}\r\n", 1_735_689_600 + i)),
         }
         match i % 5 {
-            0 => c.push_str(&format!("{},\"multi\nline, \"\"quoted\"\"\",{i},s\n", 1_735_689_600 + i)),
+            0 => c.push_str(&format!("{},m{i},{i},s,\"multi\nline, \"\"quoted\"\"\"\n", 1_735_689_600 + i)),
             1 => c.push('\n'),
             2 => c.push_str(&format!("{},m{i},{i}\r\n", 1_735_689_600 + i)),
-            _ => c.push_str(&format!("{},m{i},{i},\"s,{i}\"\r\n", 1_735_689_600 + i)),
+            _ => c.push_str(&format!("{},m{i},{i},\"s,{i}\",r{i}\r\n", 1_735_689_600 + i)),
         }
     }
     let files = [put(t.path(), "a.jsonl", j.as_bytes()), put(t.path(), "b.csv", c.as_bytes())];
@@ -209,7 +210,7 @@ fn block_boundaries_do_not_change_results() {
     // Record 0 starts at line 2, spans two lines; then blank line 4; record 2 (wrong fields) at 5.
     let first = csv_rows[0];
     assert_eq!(ints(b, "line")[first], Some(2));
-    assert_eq!(strs(b, "model")[first].as_deref(), Some("multi\nline, \"quoted\""));
+    assert_eq!(strs(b, "request_id")[first].as_deref(), Some("multi\nline, \"quoted\""));
     assert_eq!(ints(b, "line")[csv_rows[1]], Some(6));
     assert_eq!(strs(b, "site")[csv_rows[1]].as_deref(), Some("s,3"));
 }
