@@ -257,26 +257,44 @@ def test_clean_run_adds_to_the_base(setup: Setup) -> None:
 
 
 def test_kill_9_while_reading_leaves_ledger_as_before(
-    setup: Setup, ledger: Path, children: list[Child], tmp_path: Path
+    setup: Setup, ledger: Path, children: list[Child]
 ) -> None:
-    """The log arrives through a named pipe that the test fills only halfway: the engine is
-    provably still reading (it has not seen the end of its input) when the kill lands, however
-    fast it reads."""
-    fifo = tmp_path / "live.jsonl"
-    os.mkfifo(fifo)
-    args = ingest_args(ledger, setup.big)
-    args[args.index(str(setup.big.logs["jsonl"]))] = str(fifo)
-    child = Child(args, child_env())
+    """Killed while the engine is provably still reading: the kernel's file offset of the log
+    (``/proc/PID/fdinfo``) is past the start and short of the end. (A named pipe used to hold
+    the engine mid-read; logs must now be regular files, so the offset is watched instead.)"""
+    log = Path(setup.big.logs["jsonl"]).resolve()
+    size = log.stat().st_size
+    child = Child(ingest_args(ledger, setup.big), child_env())
     children.append(child)
-    data = Path(setup.big.logs["jsonl"]).read_bytes()
-    with open(fifo, "wb") as pipe:  # blocks until the engine opens the pipe to read
-        pipe.write(data[: len(data) // 2])
-        pipe.flush()
-        time.sleep(0.3)  # let the engine consume what it was given
+    deadline = time.monotonic() + 120
+    while (offset := read_offset(child.proc.pid, log)) is None or offset == 0:
         assert child.proc.poll() is None, child.rest_of_stderr()
-        child.kill9()
+        assert time.monotonic() < deadline, "the engine never started reading the log"
+        time.sleep(0.002)
+    assert offset < size, "read to the end before it could be killed: make the log bigger"
+    child.kill9()
     assert same_ledger(snapshot(ledger), setup.before)
     rerun_matches_clean(setup, ledger)
+
+
+def read_offset(pid: int, path: Path) -> int | None:
+    """How far process ``pid`` has read ``path`` (its open descriptor's offset), or None while
+    the file is not open."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        entries = list(fds.iterdir())
+    except OSError:
+        return None
+    for fd in entries:
+        try:
+            if Path(os.readlink(fd)) != path:
+                continue
+            for line in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().splitlines():
+                if line.startswith("pos:"):
+                    return int(line.split()[1])
+        except OSError:
+            continue
+    return None
 
 
 @pytest.mark.parametrize("point", ["before_read", "before_write", "before_commit"])
