@@ -231,6 +231,19 @@ fn csv_blocks_are_cut_where_the_parser_ends_a_record() {
     }
 }
 
+/// A header with an open quote is the whole file, whatever the block size: it was cut at the
+/// first block that happened to end with a newline (found by the csv property test).
+#[test]
+fn csv_header_with_an_open_quote_does_not_end_at_a_block_end() {
+    let t = crate::testutil::tempdir().unwrap();
+    let body = "data,site,ts,\"a-a\"\"\r\n\r2025-01-01,s,m\r\n2025-01-01,s,m\n";
+    let f = put(t.path(), "h.csv", body.as_bytes());
+    for block in 1..body.len() + 1 {
+        let (b, st) = scan(std::slice::from_ref(&f), &opts(block, 2)).unwrap();
+        assert_eq!((b.num_rows(), st[0].rejected, st[0].blank_lines), (0, 0, 0), "block {block}");
+    }
+}
+
 #[test]
 fn dotted_paths_and_scales() {
     let t = crate::testutil::tempdir().unwrap();
