@@ -57,7 +57,8 @@ def seed_logs(out: Path, tmp: Path) -> None:
 
 HAND = {
     "jsonl": [
-        b'\xef\xbb\xbf{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":1}\r\n\n  \n{"ts":1735689600,"model":"m"}',
+        b'\xef\xbb\xbf{"ts":"2025-01-01T00:00:00Z","model":"m","input_tokens":1}\r\n'
+        b'\n  \n{"ts":1735689600,"model":"m"}',
         b'{"ts":"2025-01-01T00:00:00+02:00","model":"m\\u00e9\\n","extra":{"a":[1,{"b":"}]"}]},"weight":0.5}\n',
         b'{"ts":1.7e9,"model":"m","energy_j":1e15,"gpus":1000000,"duration_s":"1.5e0"}\n{"ts":null}\n[1,2]\n',
     ],
@@ -67,10 +68,10 @@ HAND = {
         b'{\n  "ts": "2025-01-01T00:00:00Z",\n  "model": "m"\n}\n{\n  "ts": 1735689600,\n  "model": "x"\n}\n',
     ],
     "csv": [
-        b'ts,model,input_tokens,output_tokens,gpus,duration_s,energy_j,weight\n'
+        b"ts,model,input_tokens,output_tokens,gpus,duration_s,energy_j,weight\n"
         b'2025-01-01T00:00:00Z,m,1,2,1,0.5,,1\n"2025-01-01 01:00:00","m ""q""",,,,,,\r\n',
-        b'\xef\xbb\xbfts;model\n2025-01-01,m\n',
-        b'ts,model\r2025-01-01,m\r',
+        b"\xef\xbb\xbfts;model\n2025-01-01,m\n",
+        b"ts,model\r2025-01-01,m\r",
     ],
     "timestamp": [
         b"2025-03-01T12:00:00Z",

@@ -95,7 +95,8 @@ pub fn pack(data: &[u8]) {
             if let Err(e) = crate::kernel::Methodology::new(c.clone(), std::sync::Arc::new(Grid::empty())) {
                 check_error(&e);
             }
-            for kind in [crate::names::NameKind::Model, crate::names::NameKind::Hardware, crate::names::NameKind::Site] {
+            for kind in [crate::names::NameKind::Model, crate::names::NameKind::Hardware, crate::names::NameKind::Site]
+            {
                 for name in c.models.keys().chain(c.hardware.keys()).chain(c.sites.keys()).take(50) {
                     let _ = r.resolve(&c, kind, name);
                 }
@@ -169,9 +170,7 @@ impl RecordSink for CheckSink {
         {
             assert!(v.is_none_or(|n| (0..=max).contains(&n)), "line {}: {what} {v:?}", loc.line);
         }
-        for (what, v, max) in
-            [("duration_s", r.duration_s, MAX_DURATION_S), ("energy_j", r.energy_j, MAX_ENERGY_J)]
-        {
+        for (what, v, max) in [("duration_s", r.duration_s, MAX_DURATION_S), ("energy_j", r.energy_j, MAX_ENERGY_J)] {
             assert!(v.is_none_or(|x| x.is_finite() && (0.0..=max).contains(&x)), "line {}: {what} {v:?}", loc.line);
         }
         assert!(r.weight.is_finite() && (0.0..=MAX_WEIGHT).contains(&r.weight), "line {}: weight", loc.line);

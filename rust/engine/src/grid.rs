@@ -1313,7 +1313,8 @@ mod tests {
     fn control_characters_of_a_cell_are_escaped_in_messages() {
         let e = Grid::from_texts(&[("g.csv", "zone,datetime,g_per_kwh\nDE,402\r13,1\n")], false).unwrap_err();
         assert_eq!(e.to_string(), "grid g.csv: line 2: bad timestamp '402\\r13'");
-        let g = Grid::from_texts(&[("g.csv", "zone,datetime,g_per_kwh\nD\u{1b}E,2024-03-01 00:00:00,1\n")], false).unwrap();
+        let g =
+            Grid::from_texts(&[("g.csv", "zone,datetime,g_per_kwh\nD\u{1b}E,2024-03-01 00:00:00,1\n")], false).unwrap();
         assert!(g.warnings()[0].contains("zone D\\u{1b}E:"), "{:?}", g.warnings());
     }
 

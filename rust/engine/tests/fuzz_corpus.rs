@@ -65,8 +65,19 @@ fn fragment() -> impl Strategy<Value = String> {
 
 fn ts_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        (0u32..10000, 0u32..14, 0u32..33, 0u32..26, 0u32..61, 0u32..62, "(\\.[0-9]{1,9})?", "(Z|[+-][0-9]{2}:?[0-9]{2})?")
-            .prop_map(|(y, mo, d, h, mi, s, frac, off)| format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{off}")),
+        (
+            0u32..10000,
+            0u32..14,
+            0u32..33,
+            0u32..26,
+            0u32..61,
+            0u32..62,
+            "(\\.[0-9]{1,9})?",
+            "(Z|[+-][0-9]{2}:?[0-9]{2})?"
+        )
+            .prop_map(|(y, mo, d, h, mi, s, frac, off)| format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{off}"
+            )),
         any::<i64>().prop_map(|v| v.to_string()),
         any::<f64>().prop_map(|v| v.to_string()),
         fragment(),
@@ -88,8 +99,22 @@ fn json_value() -> impl Strategy<Value = String> {
 }
 
 const KEYS: &[&str] = &[
-    "ts", "model", "site", "zone", "hardware", "gpus", "input_tokens", "output_tokens", "duration_s", "energy_j", "weight",
-    "request_id", "status", "cache_hit", "data", "x",
+    "ts",
+    "model",
+    "site",
+    "zone",
+    "hardware",
+    "gpus",
+    "input_tokens",
+    "output_tokens",
+    "duration_s",
+    "energy_j",
+    "weight",
+    "request_id",
+    "status",
+    "cache_hit",
+    "data",
+    "x",
 ];
 
 fn json_object() -> impl Strategy<Value = String> {
