@@ -280,6 +280,10 @@ impl DocSplitter {
 pub(crate) fn looks_like_document(head: &[u8], eof: bool) -> Option<bool> {
     let i = ws(head, 0);
     match head.get(i) {
+        // Only blanks so far: the first value may still come. Deciding here made a file that
+        // starts with a block's worth of spaces JSON Lines and the same file read in bigger
+        // blocks a document (found by the jsonl fuzz target).
+        None if !eof => None,
         None => Some(false),
         Some(b'[') => Some(true),
         Some(b'{') => {
@@ -388,5 +392,7 @@ mod tests {
         assert_eq!(looks_like_document(b"{\"a\":", false), None);
         assert_eq!(looks_like_document(b"{\"a\":1}", true), Some(false));
         assert_eq!(looks_like_document(b"", true), Some(false));
+        assert_eq!(looks_like_document(b" \n\t ", false), None);
+        assert_eq!(looks_like_document(b" \n\t ", true), Some(false));
     }
 }
