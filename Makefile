@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build cargo-test pytest lint fmt bench bench-rust demo
+.PHONY: test build cargo-test pytest lint fmt bench bench-rust demo fuzz fuzz-cmin
 
 test: build cargo-test pytest
 
@@ -40,3 +40,34 @@ bench-rust:
 
 demo:
 	wattledger demo
+
+# Fuzz the engine's parsers with cargo-fuzz (docs/fuzzing.md): FUZZ_SECONDS per target (default
+# 600), one target after another, the kept corpus in rust/fuzz/corpus/TARGET grown in place and
+# minimised at the end. Needs the nightly toolchain and `cargo install cargo-fuzz`; not part of
+# `make test` (whose cargo tests replay the corpus on stable). A finding stops the run and is
+# written to rust/fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= jsonl jsondoc csv otlp timestamp pack grid
+FUZZ_BUILD = --fuzz-dir rust/fuzz --sanitizer none --debug-assertions --release
+FUZZ_FLAGS ?= -max_len=16384 -rss_limit_mb=2048 -timeout=60
+# The log targets write each input to a temp file (the real reader path): on tmpfs that costs
+# no disk I/O and no fsync.
+FUZZ_TMPDIR ?= $(if $(wildcard /dev/shm),/dev/shm,/tmp)
+
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+		TMPDIR=$(FUZZ_TMPDIR) cargo +nightly fuzz run $(FUZZ_BUILD) $$t rust/fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
+	done
+	$(MAKE) fuzz-cmin
+
+# Set-cover merge on edges (counters off): the smallest corpus with the same edge coverage,
+# a few hundred KB per target instead of MBs. The inputs of past findings (regress-*) are kept
+# whatever their coverage.
+fuzz-cmin:
+	for t in $(FUZZ_TARGETS); do \
+		d=rust/fuzz/corpus/$$t; keep=$$(mktemp -d); cp $$d/regress-* $$keep/ 2>/dev/null; \
+		TMPDIR=$(FUZZ_TMPDIR) cargo +nightly fuzz cmin $(FUZZ_BUILD) $$t $$d -- \
+			$(FUZZ_FLAGS) -set_cover_merge=1 -use_counters=0 || exit 1; \
+		cp $$keep/* $$d/ 2>/dev/null; rm -rf $$keep; \
+	done

@@ -10,27 +10,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A log or grid file could not be opened or read (missing, permission, truncated
     /// compressed stream).
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {}", one_line(&path.display().to_string()), one_line(msg))]
     Input { path: PathBuf, msg: String },
 
     /// A file whose kind we cannot tell from its name.
-    #[error("{}: unknown log format (expected .jsonl, .ndjson, .csv or .parquet, optionally .gz or .zst)", path.display())]
+    #[error("{}: unknown log format (expected .jsonl, .ndjson, .csv or .parquet, optionally .gz or .zst)", one_line(&path.display().to_string()))]
     UnknownFormat { path: PathBuf },
 
     /// The methodology config (TOML) is invalid; `key` names the offending key.
-    #[error("config {origin}: {key}: {msg}")]
+    #[error("config {}: {}: {}", one_line(origin), one_line(key), one_line(msg))]
     Config { origin: String, key: String, msg: String },
 
     /// The grid intensity file is invalid; `line` is 1-based, 0 for the file as a whole.
-    #[error("grid {}: {}{msg}", path.display(), at_line(*line))]
+    #[error("grid {}: {}{}", one_line(&path.display().to_string()), at_line(*line), one_line(msg))]
     Grid { path: PathBuf, line: u64, msg: String },
 
     /// A bad argument from the caller (column mapping, options).
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Usage(String),
 
     /// Writing an output (rejects, spill files) failed.
-    #[error("{}: cannot write: {msg}", path.display())]
+    #[error("{}: cannot write: {}", one_line(&path.display().to_string()), one_line(msg))]
     Output { path: PathBuf, msg: String },
 
     /// The caller asked the run to stop (Ctrl-C).
@@ -39,8 +39,26 @@ pub enum Error {
 
     /// A broken invariant of the engine: a bug, never bad input (which is a reject or one of
     /// the errors above). Stops the run rather than let a wrong number through.
-    #[error("internal error (a bug in wattledger; please report it): {0}")]
+    #[error("internal error (a bug in wattledger; please report it): {}", one_line(.0))]
     Internal(String),
+}
+
+/// The text with control characters escaped (`\n`, `\r`, `\u{1b}`): every message is one line
+/// and prints nothing raw to a terminal, whatever a file name or a quoted value holds (the `grid`
+/// fuzz target found a CR of a cell splitting an error message; see docs/fuzzing.md).
+pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `line N: ` for a line of a file, nothing for the file as a whole (line 0).
@@ -58,5 +76,19 @@ impl Error {
     }
     pub fn config(origin: &str, key: impl Into<String>, msg: impl std::fmt::Display) -> Self {
         Error::Config { origin: origin.to_string(), key: key.into(), msg: msg.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_whatever_the_input_holds() {
+        let e = Error::Grid { path: "g\n.csv".into(), line: 2, msg: "bad timestamp '402\r13'".into() };
+        assert_eq!(e.to_string(), "grid g\\n.csv: line 2: bad timestamp '402\\r13'");
+        let e = Error::config("p.toml", "models.\"a\u{1b}[31m\"", "unknown key");
+        assert_eq!(e.to_string(), "config p.toml: models.\"a\\u{1b}[31m\": unknown key");
+        assert_eq!(Error::Usage("é\tx".into()).to_string(), "é\\tx");
     }
 }

@@ -46,7 +46,7 @@
 //! fallback of the lookup order needs.
 
 use crate::config::{num_text, G_PER_KWH};
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 use crate::textcheck;
 use crate::time::{civil_from_days, days_from_civil, format_us, hour_of, month_index_of_hour, parse_ts, US_PER_HOUR};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -503,6 +503,8 @@ impl Accumulator {
             zones.push(ZoneSeries::new(name, first_hour, last_hour, present));
         }
         let index = zones.iter().enumerate().map(|(i, z)| (z.name.clone(), i)).collect();
+        // Warnings quote zones and timestamps as the file wrote them: one line each all the same.
+        let warnings = warnings.iter().map(|w| one_line(w).into_owned()).collect();
         Ok(Grid { zones, index, lifecycle, warnings, estimated_kinds: self.estimated_kinds })
     }
 }
@@ -1416,6 +1418,17 @@ mod tests {
                 missing.display()
             )
         );
+    }
+
+    /// A CR or an escape sequence inside a cell is quoted escaped: errors and warnings stay one
+    /// line (found by the `grid` fuzz target).
+    #[test]
+    fn control_characters_of_a_cell_are_escaped_in_messages() {
+        let e = Grid::from_texts(&[("g.csv", "zone,datetime,g_per_kwh\nDE,402\r13,1\n")], false).unwrap_err();
+        assert_eq!(e.to_string(), "grid g.csv: line 2: bad timestamp '402\\r13'");
+        let g =
+            Grid::from_texts(&[("g.csv", "zone,datetime,g_per_kwh\nD\u{1b}E,2024-03-01 00:00:00,1\n")], false).unwrap();
+        assert!(g.warnings()[0].contains("zone D\\u{1b}E:"), "{:?}", g.warnings());
     }
 
     #[test]

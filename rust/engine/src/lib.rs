@@ -9,6 +9,8 @@ pub mod aggregate;
 pub mod columns;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grid;
 pub mod kernel;
 pub mod names;

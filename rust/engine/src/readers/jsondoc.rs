@@ -253,6 +253,20 @@ impl DocSplitter {
     }
 
     fn bad_object(&mut self, b: &[u8], pos: &mut usize, start: usize, eof: bool) -> Step {
+        if let State::Obj { data_seen: true, .. } = self.state {
+            // A container whose `data` array was read: its records are out and its start is not
+            // kept (`start` is 0). Going back to `start` re-read the document from its first
+            // byte: records twice, and a document like `\n{"data":[1], x}` looped for ever
+            // (found by the jsondoc fuzz target). The bad bytes are the member at `pos` to the
+            // line end; the state stays until they are reported, so that reading more bytes
+            // comes back here.
+            let from = *pos;
+            let step = self.bad(b, pos, from, eof, "invalid JSON");
+            if step != Step::NeedMore {
+                self.state = State::Top;
+            }
+            return step;
+        }
         self.state = State::Top;
         *pos = start.min(*pos);
         let from = *pos;
@@ -266,6 +280,10 @@ impl DocSplitter {
 pub(crate) fn looks_like_document(head: &[u8], eof: bool) -> Option<bool> {
     let i = ws(head, 0);
     match head.get(i) {
+        // Only blanks so far: the first value may still come. Deciding here made a file that
+        // starts with a block's worth of spaces JSON Lines and the same file read in bigger
+        // blocks a document (found by the jsonl fuzz target).
+        None if !eof => None,
         None => Some(false),
         Some(b'[') => Some(true),
         Some(b'{') => {
@@ -348,6 +366,24 @@ mod tests {
         assert_eq!(bad.len(), 1, "a truncated document is reported: {bad:?}");
     }
 
+    /// Bad bytes after a container's `data` array are reported from where they start, once: the
+    /// scan went back to byte 0, re-emitting records, and looped for ever on the second case
+    /// (found by the jsondoc fuzz target).
+    #[test]
+    fn bad_member_after_a_data_array_is_reported_once_in_any_chunking() {
+        let cases: [(&str, &[u64], &[u64]); 2] = [
+            ("{\"data\": [{\"a\":1}], \"x\": 1, oops}\n{\"b\":2}\n", &[1, 2], &[1]),
+            ("\n{\"data\":[{\"a\":1}], x}\n[{\"b\":2}]", &[2, 3], &[2]),
+        ];
+        for (doc, rec_lines, bad_lines) in cases {
+            for chunk in 1..=doc.len() {
+                let (recs, bad) = split(doc, chunk);
+                assert_eq!(recs.iter().map(|r| r.1).collect::<Vec<_>>(), rec_lines, "{doc:?} chunk {chunk}");
+                assert_eq!(bad.iter().map(|r| r.0).collect::<Vec<_>>(), bad_lines, "{doc:?} chunk {chunk}");
+            }
+        }
+    }
+
     #[test]
     fn documents_are_told_from_json_lines() {
         assert_eq!(looks_like_document(b"{\"a\":1}\n{\"a\":2}\n", false), Some(false));
@@ -356,5 +392,7 @@ mod tests {
         assert_eq!(looks_like_document(b"{\"a\":", false), None);
         assert_eq!(looks_like_document(b"{\"a\":1}", true), Some(false));
         assert_eq!(looks_like_document(b"", true), Some(false));
+        assert_eq!(looks_like_document(b" \n\t ", false), None);
+        assert_eq!(looks_like_document(b" \n\t ", true), Some(false));
     }
 }

@@ -215,6 +215,36 @@ fn block_boundaries_do_not_change_results() {
     assert_eq!(strs(b, "site")[csv_rows[1]].as_deref(), Some("s,3"));
 }
 
+/// A quote inside an unquoted field (`5"`) is text to the parser, but flipped a quote-parity
+/// count: the block was then cut inside the next record's quoted newline and that record was
+/// rejected or not depending on the block size (found by the `csv` fuzz target).
+#[test]
+fn csv_blocks_are_cut_where_the_parser_ends_a_record() {
+    let t = crate::testutil::tempdir().unwrap();
+    let body = "ts,model\n2025-01-01T00:00:00Z,5\"\n2025-01-01T00:00:00Z,\"m\nn\"\n\"\"x\",\"\"\"\n\r\n";
+    let f = put(t.path(), "q.csv", body.as_bytes());
+    let (base, base_st) = scan(std::slice::from_ref(&f), &opts(1 << 20, 1)).unwrap();
+    assert_eq!(strs(&base, "model"), [Some("5\"".into()), Some("m\nn".into())]);
+    assert_eq!(reasons(&base_st[0]), [("unparseable: unterminated CSV quote", 1)]);
+    for block in 1..body.len() + 1 {
+        let (b, st) = scan(std::slice::from_ref(&f), &opts(block, 2)).unwrap();
+        assert_eq!((b, &st), (base.clone(), &base_st), "block {block}");
+    }
+}
+
+/// A header with an open quote is the whole file, whatever the block size: it was cut at the
+/// first block that happened to end with a newline (found by the csv property test).
+#[test]
+fn csv_header_with_an_open_quote_does_not_end_at_a_block_end() {
+    let t = crate::testutil::tempdir().unwrap();
+    let body = "data,site,ts,\"a-a\"\"\r\n\r2025-01-01,s,m\r\n2025-01-01,s,m\n";
+    let f = put(t.path(), "h.csv", body.as_bytes());
+    for block in 1..body.len() + 1 {
+        let (b, st) = scan(std::slice::from_ref(&f), &opts(block, 2)).unwrap();
+        assert_eq!((b.num_rows(), st[0].rejected, st[0].blank_lines), (0, 0, 0), "block {block}");
+    }
+}
+
 #[test]
 fn dotted_paths_and_scales() {
     let t = crate::testutil::tempdir().unwrap();
