@@ -249,7 +249,8 @@ fn scan_text(data: &[u8], name: &str, preset: Option<&str>) {
     // a few bytes on two workers: every record and every line end falls on a block boundary
     // somewhere, and records of one file reach the sink from two threads.
     for (block, threads, rejects) in [(1 << 20, 1, true), (7, 2, false)] {
-        let opts = ScanOptions { columns: columns.clone(), threads, block_bytes: block, hash: true };
+        let opts =
+            ScanOptions { columns: columns.clone(), threads, block_bytes: block, hash: true, ..Default::default() };
         let ctl = ScanControl::default();
         let writer = rejects.then(|| RejectsWriter::create(&rejects_path).expect("create rejects file"));
         let res = scan_files(&files, &opts, &ctl, writer.as_ref(), CheckSink::default);

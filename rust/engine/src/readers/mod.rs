@@ -469,6 +469,21 @@ fn cr_line_ends(b: &[u8], eof: bool) -> Option<bool> {
     }
 }
 
+/// Decide the line-end style once `buf` holds a line end ([`cr_line_ends`]), then rewrite the
+/// lone CRs of `buf[*translated..]` as LF; `translated` is how far `buf` has been rewritten.
+/// Before the decision nothing is rewritten and `translated` stays where it was.
+fn translate_cr(buf: &mut [u8], eof: bool, cr_only: &mut Option<bool>, translated: &mut usize) {
+    if cr_only.is_none() {
+        *cr_only = cr_line_ends(&buf[*translated..], eof);
+    }
+    if let Some(cr) = *cr_only {
+        if cr {
+            buf[*translated..].iter_mut().filter(|c| **c == b'\r').for_each(|c| *c = b'\n');
+        }
+        *translated = buf.len();
+    }
+}
+
 /// Send the reject of a line over `max_line` (its first bytes go to the rejects file).
 fn send_too_long(sh: &Shared<'_>, idx: u32, tx: &Sender<Work>, line: u64, head: &[u8]) -> bool {
     let keep = head.len().min(TOO_LONG_KEEP);
@@ -511,19 +526,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             return Ok(());
         }
         fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
-        if cr_only.is_none() {
-            cr_only = cr_line_ends(&buf[start..filled], eof);
-        }
-        if let Some(cr) = cr_only {
-            if cr {
-                for c in &mut buf[translated..filled] {
-                    if *c == b'\r' {
-                        *c = b'\n';
-                    }
-                }
-            }
-            translated = filled;
-        }
+        translate_cr(&mut buf[..filled], eof, &mut cr_only, &mut translated);
         if skipping {
             match memchr::memchr(b'\n', &buf[start..filled]) {
                 Some(o) => {
@@ -549,7 +552,10 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
             }
             if !csv {
                 match jsondoc::looks_like_document(&buf[start..filled], eof) {
-                    Some(true) => return produce_doc(sh, idx, f, tx, meta, stream, buf, start, filled, eof),
+                    Some(true) => {
+                        let text = DocText { buf, start, filled, eof, cr_only };
+                        return produce_doc(sh, idx, f, tx, meta, stream, text);
+                    }
                     Some(false) => {}
                     None if filled - start < (block * 4).max(16 << 20).min(max_line) => {
                         target = filled + block;
@@ -645,6 +651,17 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
     Ok(())
 }
 
+/// What [`produce_text`] read before it told the file is a JSON document: the buffer, where
+/// the document starts in it (after a BOM), how far it is filled, whether the file ended, and
+/// the line-end style if decided.
+struct DocText {
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    eof: bool,
+    cr_only: Option<bool>,
+}
+
 /// Read a JSON document (see `jsondoc`) and send its records in blocks of about
 /// `block_bytes`. `buf[start..filled]` holds the bytes read so far.
 #[allow(clippy::too_many_arguments)]
@@ -655,16 +672,19 @@ fn produce_doc(
     tx: &Sender<Work>,
     meta: &mut FileMeta,
     mut stream: TextStream<'_>,
-    mut buf: Vec<u8>,
-    start: usize,
-    mut filled: usize,
-    mut eof: bool,
+    text: DocText,
 ) -> Result<()> {
+    let DocText { mut buf, start, mut filled, mut eof, mut cr_only } = text;
     let block = sh.opts.block_bytes.max(1);
     let mut split = jsondoc::DocSplitter::new(1);
     // The BOM, if any, is not part of the document (its bytes hold no newline).
     buf.copy_within(start..filled, 0);
     filled -= start;
+    // Lone-CR line ends are read as LF here too (produce_text translated what it read so far):
+    // a document's records, and the junk between them, are then cut at the same line ends
+    // whichever reader the block size happened to pick (found by the jsonl property test).
+    let mut translated = if cr_only.is_some() { filled } else { 0 };
+    translate_cr(&mut buf[..filled], eof, &mut cr_only, &mut translated);
     let mut pos = 0usize;
     let mut recs: Vec<DocRecord> = Vec::new();
     let mut covered = 0usize;
@@ -708,6 +728,7 @@ fn produce_doc(
             // One record longer than the buffer so far: grow it in place, no copy.
             let target = filled + block;
             fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
+            translate_cr(&mut buf[..filled], eof, &mut cr_only, &mut translated);
             continue;
         }
         // Hand over the records found so far; the bytes still needed move to a new buffer.
@@ -725,6 +746,7 @@ fn produce_doc(
         }
         buf = next;
         filled = carry;
+        translated = if cr_only.is_some() { carry } else { 0 };
         pos -= keep;
         covered = 0;
         if done {
@@ -733,6 +755,7 @@ fn produce_doc(
         if need_more {
             let target = buf.len().max(filled + block);
             fill_to(&mut stream, &f.path, &mut buf, &mut filled, target, &mut eof)?;
+            translate_cr(&mut buf[..filled], eof, &mut cr_only, &mut translated);
         }
     }
     let _ = sh.free_tx.send(buf);
