@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build cargo-test pytest lint fmt bench bench-rust demo fuzz fuzz-cmin
+.PHONY: test build cargo-test pytest lint fmt bench bench-rust demo fuzz fuzz-cmin fuzz-tools
 
 test: build cargo-test pytest
 
@@ -43,7 +43,7 @@ demo:
 
 # Fuzz the engine's parsers with cargo-fuzz (docs/fuzzing.md): FUZZ_SECONDS per target (default
 # 600), one target after another, the kept corpus in rust/fuzz/corpus/TARGET grown in place and
-# minimised at the end. Needs the nightly toolchain and `cargo install cargo-fuzz`; not part of
+# minimised at the end. Needs the nightly toolchain; cargo-fuzz is installed on first use; not part of
 # `make test` (whose cargo tests replay the corpus on stable). A finding stops the run and is
 # written to rust/fuzz/artifacts/TARGET/.
 FUZZ_SECONDS ?= 600
@@ -54,7 +54,11 @@ FUZZ_FLAGS ?= -max_len=16384 -rss_limit_mb=2048 -timeout=60
 # no disk I/O and no fsync.
 FUZZ_TMPDIR ?= $(if $(wildcard /dev/shm),/dev/shm,/tmp)
 
-fuzz:
+# cargo-fuzz comes from the crate registry, installed on first use.
+fuzz-tools:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz: fuzz-tools
 	for t in $(FUZZ_TARGETS); do \
 		TMPDIR=$(FUZZ_TMPDIR) cargo +nightly fuzz run $(FUZZ_BUILD) $$t rust/fuzz/corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
@@ -64,7 +68,7 @@ fuzz:
 # Set-cover merge on edges (counters off): the smallest corpus with the same edge coverage,
 # a few hundred KB per target instead of MBs. The inputs of past findings (regress-*) are kept
 # whatever their coverage.
-fuzz-cmin:
+fuzz-cmin: fuzz-tools
 	for t in $(FUZZ_TARGETS); do \
 		d=rust/fuzz/corpus/$$t; keep=$$(mktemp -d); cp $$d/regress-* $$keep/ 2>/dev/null; \
 		TMPDIR=$(FUZZ_TMPDIR) cargo +nightly fuzz cmin $(FUZZ_BUILD) $$t $$d -- \
