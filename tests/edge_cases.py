@@ -1,7 +1,7 @@
 """Hand-written logs that hit every edge case of the methodology, with their config and grid.
 
 Why: generated fleet data exercises volume, not corners. These few hundred records are chosen
-one by one so that every rule in spec/methodology.md (method order, coefficient choice,
+one by one so that every rule in docs/methodology.md (method order, coefficient choice,
 unknown model/site/hardware, zone precedence, intensity fallbacks, market factor 0.0, weights,
 timestamp forms, rejects) is met at least once, in JSONL, CSV and Parquet. Deterministic: the
 same files every time, so engine-vs-oracle failures are reproducible.

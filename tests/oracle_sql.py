@@ -1,4 +1,4 @@
-"""Independent oracle: the methodology (spec/methodology.md) written once more in DuckDB SQL.
+"""Independent oracle: the methodology (docs/methodology.md) written once more in DuckDB SQL.
 
 Why it exists: the Rust kernel is the one production definition of every formula. To test it
 we need a second implementation that shares no code with it, written from the spec alone and

@@ -1,6 +1,6 @@
 """The engine against the independent DuckDB oracle (tests/oracle_sql.py), to a relative 1e-9.
 
-Why: the oracle is a second, separately written implementation of spec/methodology.md in SQL.
+Why: the oracle is a second, separately written implementation of docs/methodology.md in SQL.
 Agreement on hand-picked edge cases (every method, exact vs "*" coefficient, unknown
 model/site/hardware, zone override, hour -> month mean -> site fallback -> unresolved, market
 factor absent/present/0.0, weights incl. 0, offsets across a year edge, rejects) and on

@@ -1,4 +1,4 @@
-"""The oracle checked against numbers worked out by hand from spec/methodology.md.
+"""The oracle checked against numbers worked out by hand from docs/methodology.md.
 
 Why: the oracle is what the engine is judged by, so it needs its own ground truth. Every
 expected value below is written as the spec's arithmetic on the edge-case config
