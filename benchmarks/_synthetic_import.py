@@ -1,8 +1,8 @@
 """Import ``wattledger.synthetic`` even before the Rust extension is built.
 
-Why: ``wattledger/__init__.py`` imports the compiled ``_core``; the generator is pure Python
-and the benchmarks' DuckDB/Polars parts (and the peer cross-check test) must run without it.
-When the package imports, it is used; otherwise the module file is loaded on its own.
+Why: the generator is pure Python, and the benchmarks' DuckDB/Polars parts (and the peer
+cross-check test) must run where wattledger is not installed, e.g. before the Rust extension
+is built. When the package imports, it is used; otherwise the module file is loaded on its own.
 """
 
 from __future__ import annotations

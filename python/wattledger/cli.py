@@ -9,17 +9,24 @@ code a nightly job can branch on. Results go to stdout, diagnostics to stderr, s
 from __future__ import annotations
 
 import enum
+import functools
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
 
-import duckdb
 import typer
 
 from wattledger import formatting
+from wattledger._core import (
+    DEFAULT_MAX_INFLATE,
+    DEFAULT_MAX_LINE,
+    DEFAULT_MAX_NAMES,
+    DEFAULT_MEMORY_BUDGET_CELLS,
+)
+from wattledger._deferred import deferred
 from wattledger.errors import (
     CancelledError,
     LedgerBusyError,
@@ -33,12 +40,15 @@ from wattledger.errors import (
     UnknownSourceError,
     WattledgerError,
 )
-from wattledger.ingest import (
-    DEFAULT_MAX_INFLATE,
-    DEFAULT_MAX_LINE,
-    DEFAULT_MAX_NAMES,
-    DEFAULT_MEMORY_BUDGET_CELLS,
-)
+
+# Why deferred: `wattledger --help` and every command pay for what this module imports, and
+# DuckDB alone costs about 0.1 s. It is imported when a command first uses it (the ledger's
+# modules do), or when an error is matched against its exception classes. Polars, pyarrow and
+# rich are imported inside the commands that print with them.
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = deferred("duckdb")
 
 EXIT_OK = 0
 EXIT_REJECTS = 1
@@ -179,7 +189,9 @@ def _user_errors(interrupted: str = "interrupted", *, ledger: Path | None = None
         _fail(interrupted, EXIT_INTERRUPTED)
     except WattledgerError as exc:
         _fail(str(exc) or type(exc).__name__, EXIT_INPUT)
-    except (KeyboardInterrupt, duckdb.InterruptException):
+    except KeyboardInterrupt:  # its own clause: a Ctrl-C never waits for DuckDB to import
+        _fail(interrupted, EXIT_INTERRUPTED)
+    except duckdb.InterruptException:
         _fail(interrupted, EXIT_INTERRUPTED)
     except RuntimeError as exc:
         from wattledger.interrupts import is_interrupt
@@ -204,6 +216,24 @@ def _user_errors(interrupted: str = "interrupted", *, ledger: Path | None = None
         # Some OS errors carry no path (a write(2) to an open file): say what failed anyway.
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}; check free disk space and permissions", EXIT_WRITE)
+
+
+_P = ParamSpec("_P")
+
+
+def _one_line_on_ctrl_c(command: Callable[_P, None]) -> Callable[_P, None]:
+    """A Ctrl-C anywhere in ``command`` outside its ``_user_errors`` (e.g. while the modules it
+    imports on first use load) ends like every other: one ``error: interrupted`` line, exit
+    130 (typer alone would exit 130 without a word)."""
+
+    @functools.wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+
+    return run
 
 
 def _warn_or_fail(messages: Iterable[str], strict: bool) -> None:
@@ -314,6 +344,7 @@ SiteOpt = Annotated[
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def ingest(
     logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (created if missing).")],
@@ -374,6 +405,7 @@ def ingest(
     """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
     content, pack and mapping (--preset, --column, --site); a file no record could be read from
     fails the run (exit 2) with the columns seen and a mapping to try."""
+    from wattledger.config import parse_grid_resolution
     from wattledger.errors import RunWarning
     from wattledger.ingest import ingest as run_ingest
 
@@ -407,7 +439,7 @@ def ingest(
             site=site,
             warn_share=warn_share,
             strict=strict,
-            grid_resolution=grid_resolution.value,
+            grid_resolution=parse_grid_resolution(grid_resolution.value),
             wait=wait,
             max_line=line_limit,
             max_inflate=max_inflate,
@@ -426,6 +458,7 @@ def ingest(
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def report(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
     year: Annotated[int, typer.Option(help="UTC calendar year, e.g. 2025.")],
@@ -523,6 +556,7 @@ def _provenance(configs: formatting.ResultRows, fmt: ReportFormat) -> str:
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def rollup(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
     year: Annotated[int, typer.Option(help="UTC calendar year, e.g. 2025.")],
@@ -550,6 +584,7 @@ def rollup(
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def validate(
     logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
     column: ColumnOpt = None,
@@ -625,6 +660,7 @@ def _skipped_text(stats: dict[str, object]) -> str:
 
 
 @grid_app.command("summary")
+@_one_line_on_ctrl_c
 def grid_summary(
     grids: Annotated[
         list[Path], typer.Argument(help="Grid intensity CSV files (FILE or FILE@ZONE).", show_default=False)
@@ -635,10 +671,10 @@ def grid_summary(
     """Zones, hour coverage and gaps of grid intensity files."""
     import polars as pl
 
-    from wattledger.config import load_grid
+    from wattledger.config import load_grid, parse_grid_resolution
 
     with _user_errors():
-        grid = load_grid(grids, lifecycle, grid_resolution.value)
+        grid = load_grid(grids, lifecycle, parse_grid_resolution(grid_resolution.value))
         summary = grid.summary()
     for warning in grid.warnings:
         _note(f"warning: {warning}")
@@ -668,6 +704,7 @@ def _gap(gaps: list[list[str]] | None) -> str | None:
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def sql(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only).")],
     query: Annotated[str | None, typer.Argument(help="SQL; omit for an interactive prompt.")] = None,
@@ -784,15 +821,17 @@ class _SqlSession:
     def _interruptible(self, work: Callable[[], _Rows]) -> _Rows:
         import threading
 
-        outcome: dict[str, Any] = {}
+        # Lists, filled by the worker: the statement's value or the exception it raised.
+        value: list[_Rows] = []
+        error: list[BaseException] = []
         # An Event, not Thread.join: a join interrupted by Ctrl-C may take the thread for done.
         done = threading.Event()
 
         def target() -> None:
             try:
-                outcome["value"] = work()
+                value.append(work())
             except BaseException as exc:  # re-raised on the main thread
-                outcome["error"] = exc
+                error.append(exc)
             finally:
                 done.set()
 
@@ -804,9 +843,9 @@ class _SqlSession:
             self.con.interrupt()
             self.stuck = not done.wait(_INTERRUPT_GRACE_SECONDS)
             raise
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
+        if error:
+            raise error[0]
+        return value[0]
 
 
 def _repl(session: _SqlSession, fmt: str) -> None:
@@ -866,6 +905,7 @@ def _repl_statement(session: _SqlSession, statement: str, fmt: str) -> None:
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def export(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only).")],
     parquet: Annotated[
@@ -894,6 +934,7 @@ def export(
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def migrate(ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file to upgrade in place.")]) -> None:
     """Upgrade a ledger written by an older wattledger to the current schema, in one
     transaction. Rows written before request outcomes were counted keep NULL failed/cached
@@ -911,6 +952,7 @@ def migrate(ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file to upg
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def forget(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file.")],
     source: Annotated[
@@ -950,6 +992,7 @@ class CheckFormat(str, enum.Enum):
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def check(
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (opened read-only, never changed).")],
     fmt: Annotated[CheckFormat, typer.Option("--format", help="Output format.")] = CheckFormat.text,
@@ -980,6 +1023,7 @@ def check(
 
 
 @app.command()
+@_one_line_on_ctrl_c
 def demo(
     records: Annotated[int, typer.Option(min=1, help="Synthetic records to generate.")] = 1_000_000,
     directory: Annotated[
@@ -998,13 +1042,14 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the CLI on ``sys.argv`` (the ``wattledger`` script and ``python -m wattledger`` call
+    this through :mod:`wattledger.__main__`)."""
     from wattledger.interrupts import install
 
     install()  # Ctrl-C stops a running DuckDB statement at once, not when it ends
     try:
         app()
-    except KeyboardInterrupt:  # outside any command's handler (while a command's modules load)
+    except KeyboardInterrupt:  # outside any command (while typer builds them from this module)
         typer.echo("error: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
 

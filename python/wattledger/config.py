@@ -53,6 +53,16 @@ def load_config(path: PathLike | _core.Config | None = None) -> _core.Config:
     return _core.Config.from_path(name)
 
 
+def parse_grid_resolution(text: str) -> GridResolution:
+    """``text`` as a grid resolution: ``hour``, ``day`` or ``month``, or its adjective
+    (``hourly``, ``daily``, ``monthly``); UsageError otherwise."""
+    resolution = _RESOLUTION_ADJECTIVES.get(str(text), text)
+    for name in GRID_RESOLUTIONS:
+        if resolution == name:
+            return name
+    raise UsageError(f"grid resolution {resolution!r} is not one of {', '.join(GRID_RESOLUTIONS)}")
+
+
 def load_grid(
     paths: PathLike | Iterable[PathLike] | _core.Grid = (),
     lifecycle: bool = False,
@@ -70,9 +80,7 @@ def load_grid(
     if isinstance(paths, _core.Grid):
         return paths
     names = [os.fspath(paths)] if isinstance(paths, str | os.PathLike) else [os.fspath(p) for p in paths]
-    resolution = _RESOLUTION_ADJECTIVES.get(str(resolution), resolution)  # type: ignore[assignment]
-    if resolution not in GRID_RESOLUTIONS:
-        raise UsageError(f"grid resolution {resolution!r} is not one of {', '.join(GRID_RESOLUTIONS)}")
+    resolution = parse_grid_resolution(resolution)
     if not names:
         return _core.Grid.empty()
     # Whether each file exists is checked by the engine, which knows FILE@ZONE.

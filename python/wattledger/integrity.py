@@ -312,18 +312,18 @@ def _resum(con: duckdb.DuckDBPyConnection, *, has_totals: bool) -> tuple[RunChec
             methods = sorted(methods_of.get(sid, []))
             for method in methods:
                 have = found.get((sid, method))
-                values = have[1] if have is not None else None
-                if values is not None:
-                    total_records += int(values[idx_records] or 0)
-                    if values[idx_energy] is not None:
-                        energy = (energy or 0.0) + float(values[idx_energy])
+                if have is not None:
+                    sums = have[1]
+                    total_records += int(sums[idx_records] or 0)
+                    if sums[idx_energy] is not None:
+                        energy = (energy or 0.0) + float(sums[idx_energy])
             if sid in recorded_sources:
                 for method in methods:
                     want = recorded.get((sid, method))
                     have = found.get((sid, method))
                     if want is None or have is None:  # a whole method's rows appeared or vanished
-                        rows = (want[0] if want else None, have[1][0] if have else None)
-                        mismatches.append(TotalsMismatch(sid, method, "hourly_rows", *rows))
+                        counts = (want[0] if want else None, have[1][0] if have else None)
+                        mismatches.append(TotalsMismatch(sid, method, "hourly_rows", *counts))
                         continue
                     for measure, r, f in zip(SOURCE_TOTAL_MEASURES, want, have[1], strict=True):
                         if not _same(r, f):
@@ -333,8 +333,8 @@ def _resum(con: duckdb.DuckDBPyConnection, *, has_totals: bool) -> tuple[RunChec
                 # there is to compare, and only without dedupe (which drops repeats after it).
                 records_only = True
                 if not dedupe:
-                    rows = [found[(sid, m)][1] for m in methods if (sid, m) in found]
-                    summed = sum(int(v[idx_records] or 0) for v in rows)
+                    per_method = [found[(sid, m)][1] for m in methods if (sid, m) in found]
+                    summed = sum(int(v[idx_records] or 0) for v in per_method)
                     if summed != source_records:
                         mismatches.append(TotalsMismatch(sid, "*", "records", source_records, summed))
         if mismatches:

@@ -75,6 +75,7 @@ def fetch(rel: duckdb.DuckDBPyRelation, fmt: str) -> ResultRows:
     select = ", ".join(_column_expression(i, t, fmt) for i, t in enumerate(types))
     # Positional names: the query's own may repeat or be empty.
     converted = rel.query("wl_result", f"SELECT {select} FROM wl_result AS r({renamed})")
+    assert converted is not None  # a SELECT always has a result
     rows = converted.fetchall()
     if fmt == "json":
         rows = [tuple(_json_value(v, t) for v, t in zip(row, types, strict=True)) for row in rows]
