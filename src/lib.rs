@@ -97,6 +97,9 @@ impl Config {
         &self.0.text
     }
 
+    /// The pack resolved by the engine (defaults applied, where each site value came from,
+    /// market fallback, training energy and emissions) as JSON: what the report and the
+    /// rollup explain, so they never re-derive a methodology value themselves.
     fn to_json(&self) -> String {
         self.0.to_json()
     }
@@ -652,6 +655,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_LINE", readers::DEFAULT_MAX_LINE)?;
     m.add("DEFAULT_MAX_INFLATE", source::DEFAULT_MAX_INFLATE)?;
     m.add("DEFAULT_MAX_NAMES", wattledger_engine::kernel::DEFAULT_MAX_NAMES)?;
+    // The aggregate's measure columns in order: Python's ledger schema is checked against it.
+    let measures = wattledger_engine::cell::MEASURE_COLUMNS.iter().map(|c| c.name);
+    m.add("MEASURE_COLUMNS", pyo3::types::PyTuple::new(py, measures)?)?;
     // The years a record may fall in: the readers reject others, the report accepts these.
     m.add("MIN_YEAR", wattledger_engine::time::MIN_YEAR)?;
     m.add("MAX_YEAR", wattledger_engine::time::MAX_YEAR)?;

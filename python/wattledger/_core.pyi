@@ -16,6 +16,7 @@ DEFAULT_MEMORY_BUDGET_CELLS: int
 DEFAULT_MAX_LINE: int
 DEFAULT_MAX_INFLATE: int
 DEFAULT_MAX_NAMES: int
+MEASURE_COLUMNS: tuple[str, ...]  # the aggregate's measure columns, in column order
 MIN_YEAR: int  # the years a record may fall in (the readers reject others); report accepts them
 MAX_YEAR: int
 
@@ -62,7 +63,10 @@ class Config:
     @property
     def text(self) -> str: ...
     def to_json(self) -> str:
-        """The resolved config (defaults applied) as JSON, for report methodology sections."""
+        """The pack resolved by the engine as JSON: defaults applied (and, per site value,
+        whether it came from the site or ``[defaults]``), the market factor (instrument or the
+        location fallback), coefficients with their uncertainty, and the training section with
+        its energy and emissions computed. Reports read every methodology number from it."""
 
 class Grid:
     """Hourly grid carbon intensity, (zone, hour UTC) -> gCO2e/kWh."""

@@ -7,21 +7,26 @@ come from :func:`wattledger.report.report_from` (the same SQL as ``wattledger re
 few figures section 9 lacks (energy by method, the denominators of the efficiency figures,
 provenance) are extra SQL over the ledger's own views with the same period filter.
 
-The methodology section is read from the config TEXT stored in ``wl_configs`` with ``tomllib``,
-so a rollup needs no engine and shows the pack exactly as it was when the numbers were made.
+The methodology section comes from the config TEXT stored in ``wl_configs``, resolved by the
+engine (``Config.from_toml(text).to_json()``): the defaults, the inheritance of a site from
+``[defaults]``, the market fallback and the training energy are the engine's, the very values
+the numbers were made with. Python only picks what the period used and words it. A text the
+engine refuses (a corrupt row, a pack of an older version) still gives a rollup, with a
+``parse_error`` note in place of that pack's methodology.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from wattledger import _core
 from wattledger.ledger import outcome_coverage_message
 from wattledger.report import (
     _where,
@@ -38,17 +43,6 @@ PathLike = str | os.PathLike[str]
 
 #: Estimation methods that produce energy, in the order the methodology tries them (section 3).
 ENERGY_METHODS: tuple[str, ...] = ("measured", "tokens", "gpu_time", "flops")
-
-#: Engine defaults (rust/engine/src/config.rs) for keys a pack leaves out.
-DEFAULTS: dict[str, float] = {
-    "pue": 1.2,
-    "host_overhead": 0.0,
-    "idle_overhead": 0.0,
-    "utilization": 0.5,
-    "concurrency": 1.0,
-    "mfu": 0.1,
-}
-UNCERTAINTY_DEFAULTS: dict[str, float] = {"measured": 0.05, "tokens": 0.3, "gpu_time": 0.5, "flops": 1.0}
 
 TOTAL = "(all models)"
 
@@ -279,7 +273,9 @@ def _iso(value: Any) -> str | None:
 # SQL
 
 
-def _extras(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> dict[str, dict[str, Any]]:
+def _extras(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[object]
+) -> dict[str | None, dict[str, Any]]:
     """Per model (and the whole period as key None): energy per method and the denominators of
     the efficiency figures. Energy figures are divided by the requests and tokens that HAVE an
     energy estimate, and emissions by those that have resolved emissions, so unestimated
@@ -309,7 +305,9 @@ GROUP BY GROUPING SETS ((model), ())"""
     return {row[0]: dict(zip(cols, row, strict=True)) for row in rel.fetchall()}
 
 
-def _hardware_by_model(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> dict[str, tuple]:
+def _hardware_by_model(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[object]
+) -> dict[str, tuple[str, ...]]:
     rows = con.execute(
         f"SELECT DISTINCT model, hardware FROM wl_hourly WHERE {where} AND hardware IS NOT NULL "
         "ORDER BY model, hardware",
@@ -380,26 +378,44 @@ FROM (SELECT * FROM wl_hourly WHERE {where}) h JOIN wl_sources s ON h.source_id 
 GROUP BY ALL ORDER BY s.path, s.run_id""",
         params,
     ).fetchall()
-    return tuple(SourceRow(*r[:5], int(r[5]), int(r[6]), int(r[7])) for r in rows)
+    return tuple(SourceRow(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7])) for r in rows)
 
 
 # --------------------------------------------------------------------------------------------
-# config text -> methodology
+# config text -> methodology (resolved by the engine)
+
+#: The resolved pack as the engine writes it (``Config.to_json``), parsed.
+Resolved = dict[str, Any]
 
 
-def _num(table: dict[str, Any], key: str) -> float | None:
-    value = table.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def resolve_config(text: str, origin: str | None) -> tuple[Resolved, str | None]:
+    """The engine's resolution of a stored pack text, or an empty one and the reason the
+    engine refused the text (the rollup goes on and says so)."""
+    try:
+        config = _core.Config.from_toml(text, origin or "stored config")
+    except _core.ConfigError as exc:
+        return {}, f"the stored config text is not a pack this version of wattledger reads ({exc})"
+    resolved: Resolved = json.loads(config.to_json())
+    return resolved, None
 
 
-def _str(table: dict[str, Any], key: str) -> str | None:
-    value = table.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _source_text(table: dict[str, Any]) -> str | None:
-    parts = [p for p in (_str(table, "source"), _str(table, "note")) if p]
+def _source_text(entry: dict[str, Any]) -> str | None:
+    parts = [p for p in (entry.get("source"), entry.get("note")) if p]
     return "; ".join(parts) or None
+
+
+def _site_method(name: str, s: dict[str, Any]) -> SiteMethod:
+    return SiteMethod(
+        site=name,
+        zone=s["zone"],
+        pue=s["pue"],
+        host_overhead=s["host_overhead"],
+        idle_overhead=s["idle_overhead"],
+        market_g_per_kwh=s["market_g_per_kwh"],
+        fallback_g_per_kwh=s["fallback_g_per_kwh"],
+        hardware=s["hardware"],
+        source=_source_text(s),
+    )
 
 
 def parse_config(
@@ -413,148 +429,110 @@ def parse_config(
     energy_mwh: float | None,
     models: list[str],
     hardware_used: set[str],
-) -> tuple[ConfigMethodology, dict[str, Any]]:
+) -> tuple[ConfigMethodology, Resolved]:
     """The methodology of one pack, limited to the models and hardware the period used, and
-    the pack's ``[training]`` table (raw)."""
-    try:
-        doc = tomllib.loads(text)
-        error = None
-    except tomllib.TOMLDecodeError as exc:
-        doc, error = {}, f"the stored config text does not parse as TOML ({exc})"
-    pack = doc.get("pack", {}) if isinstance(doc.get("pack"), dict) else {}
-    defaults_t = doc.get("defaults", {}) if isinstance(doc.get("defaults"), dict) else {}
-    defaults = {
-        k: (_num(defaults_t, k) if _num(defaults_t, k) is not None else v) for k, v in DEFAULTS.items()
-    }
-    unc_t = doc.get("uncertainty", {}) if isinstance(doc.get("uncertainty"), dict) else {}
-    uncertainty = {
-        k: (_num(unc_t, k) if _num(unc_t, k) is not None else v) for k, v in UNCERTAINTY_DEFAULTS.items()
-    }
-    sites = []
-    for site, t in sorted((doc.get("sites") or {}).items()):
-        if not isinstance(t, dict):
-            continue
-
-        def pick(key: str, t: dict[str, Any] = t) -> float:
-            v = _num(t, key)
-            return defaults[key] if v is None else v
-
-        sites.append(
-            SiteMethod(
-                site=site,
-                zone=_str(t, "zone"),
-                pue=pick("pue"),
-                host_overhead=pick("host_overhead"),
-                idle_overhead=pick("idle_overhead"),
-                market_g_per_kwh=_num(t, "market_g_per_kwh"),
-                fallback_g_per_kwh=_num(t, "fallback_g_per_kwh"),
-                hardware=_str(t, "hardware"),
-                source=_source_text(t),
-            )
-        )
-    hw_table = doc.get("hardware") or {}
+    the engine's whole resolution of it (empty when the engine refused the text)."""
+    resolved, error = resolve_config(text, origin)
+    # The numeric defaults in the engine's order; `site` (where records without one are
+    # located) is not a factor.
+    defaults = {k: v for k, v in resolved.get("defaults", {}).items() if k != "site"}
+    uncertainty: dict[str, float] = dict(resolved.get("uncertainty", {}))
+    sites = tuple(_site_method(n, s) for n, s in sorted(resolved.get("sites", {}).items()))
     site_hw = {s.hardware for s in sites if s.hardware}
     hardware = tuple(
-        HardwareSpec(hw, _num(t, "tdp_w"), _num(t, "idle_w"), _num(t, "peak_tflops"), _source_text(t))
-        for hw, t in sorted(hw_table.items())
-        if isinstance(t, dict) and (hw in hardware_used or hw in site_hw)
+        HardwareSpec(
+            hw,
+            h["tdp_w"],
+            h["idle_w"] if h["idle_w_given"] else None,
+            h["peak_tflops"],
+            _source_text(h),
+        )
+        for hw, h in sorted(resolved.get("hardware", {}).items())
+        if hw in hardware_used or hw in site_hw
     )
     coefficients: list[CoefficientSource] = []
     model_sources: dict[str, str] = {}
     for model in models:
-        t = (doc.get("models") or {}).get(model)
-        if not isinstance(t, dict):
+        m = resolved.get("models", {}).get(model)
+        if m is None:
             continue
-        text_source = _source_text(t)
+        text_source = _source_text(m)
         if text_source:
             model_sources[model] = text_source
-        for c in t.get("coefficients") or ():
-            if isinstance(c, dict):
-                coefficients.append(
-                    CoefficientSource(
-                        model,
-                        _str(c, "hardware") or "*",
-                        _num(c, "wh_per_1k_input"),
-                        _num(c, "wh_per_1k_output"),
-                        _num(c, "uncertainty"),
-                        _source_text(c),
-                    )
+        for c in m["coefficients"]:
+            own = c["uncertainty"] if c["uncertainty_from"] == "coefficient" else None
+            coefficients.append(
+                CoefficientSource(
+                    model, c["hardware"], c["wh_per_1k_input"], c["wh_per_1k_output"], own, _source_text(c)
                 )
+            )
+    pack: dict[str, Any] = resolved.get("pack", {})
     method = ConfigMethodology(
         sha256=sha256,
-        name=name or _str(pack, "name"),
-        version=version or _str(pack, "version"),
+        name=name or pack.get("name"),
+        version=version or pack.get("version"),
         origin=origin,
-        description=_str(pack, "description"),
+        description=pack.get("description"),
         records=records,
         energy_mwh=energy_mwh,
         defaults=defaults,
         uncertainty=uncertainty,
-        sites=tuple(sites),
+        sites=sites,
         hardware=hardware,
         coefficients=tuple(coefficients),
         model_sources=model_sources,
         parse_error=error,
     )
-    return method, doc
+    return method, resolved
 
 
-def _training(model: str, sha: str, t: dict[str, Any], doc: dict[str, Any]) -> Training:
-    """Training energy: the config's measured ``energy_mwh`` when given, else GPU hours x board
-    power x site PUE (the model-card convention); emissions only where the site gives factors,
-    since a training run has no hourly ledger rows to join with the grid."""
-    gpu_hours = _num(t, "gpu_hours")
-    hardware = _str(t, "hardware")
-    site = _str(t, "site")
-    hw = (doc.get("hardware") or {}).get(hardware or "", {})
-    tdp = _num(hw, "tdp_w") if isinstance(hw, dict) else None
-    site_t = (doc.get("sites") or {}).get(site or "", {})
-    site_t = site_t if isinstance(site_t, dict) else {}
-    defaults_t = doc.get("defaults") if isinstance(doc.get("defaults"), dict) else {}
-    pue = _num(site_t, "pue")
-    pue_from = f"site {site}" if pue is not None else "[defaults]"
-    if pue is None:
-        pue = _num(defaults_t or {}, "pue") or DEFAULTS["pue"]
-    energy = _num(t, "energy_mwh")
-    if energy is not None:
+def _training(model: str, sha: str, t: dict[str, Any]) -> Training:
+    """One ``[training."model"]`` entry as the engine resolved it: energy measured
+    (``energy_mwh``) or estimated (GPU hours x board power x site PUE, the model-card
+    convention), emissions from the site's annual factors (a training run has no hourly ledger
+    rows to join with the grid). Only the wording is made here."""
+    site, hardware = t["site"], t["hardware"]
+    energy, basis_kind = t["energy_mwh"], t["energy_basis"]
+    if basis_kind == "measured":
         basis = "measured: energy_mwh given in the config"
-    elif gpu_hours is not None and tdp is not None:
-        energy = gpu_hours * tdp * pue / 1e6
+    elif basis_kind == "estimated":
+        pue_from = f"site {site}" if t["pue_from"] == "site" else "[defaults]"
         basis = (
-            f"estimated: {gpu_hours:,.0f} GPU-h x {tdp:g} W ({hardware} board power) "
-            f"x PUE {pue:g} ({pue_from})"
+            f"estimated: {t['gpu_hours']:,.0f} GPU-h x {t['tdp_w']:g} W ({hardware} board power) "
+            f"x PUE {t['pue']:g} ({pue_from})"
         )
     else:
         basis = "unknown: neither energy_mwh nor gpu_hours with a known hardware power"
-    loc_f = _num(site_t, "fallback_g_per_kwh")
-    mkt_f = _num(site_t, "market_g_per_kwh")
-    if mkt_f is None:
-        mkt_f = loc_f
-    co2_loc = None if energy is None or loc_f is None else energy * loc_f / 1000  # MWh*g/kWh -> t
-    co2_mkt = None if energy is None or mkt_f is None else energy * mkt_f / 1000
-    if co2_loc is None:
+    if t["co2e_location_t"] is None:
         co2e_basis = "not computed: the training site gives no fallback_g_per_kwh"
     else:
         co2e_basis = (
-            f"site {site} annual factors: location {loc_f:g} gCO2e/kWh (fallback_g_per_kwh), "
-            f"market {mkt_f:g} gCO2e/kWh"
-            + (" (market_g_per_kwh)" if _num(site_t, "market_g_per_kwh") is not None else " (no instrument)")
+            f"site {site} annual factors: location {t['location_g_per_kwh']:g} gCO2e/kWh "
+            f"(fallback_g_per_kwh), market {t['market_g_per_kwh']:g} gCO2e/kWh"
+            + (" (market_g_per_kwh)" if t["market_from"] == "instrument" else " (no instrument)")
         )
     return Training(
         model=model,
         config_sha256=sha,
-        gpu_hours=gpu_hours,
+        gpu_hours=t["gpu_hours"],
         hardware=hardware,
         site=site,
-        tdp_w=tdp,
-        pue=pue if energy is not None and _num(t, "energy_mwh") is None else None,
+        tdp_w=t["tdp_w"],
+        pue=t["pue"],
         energy_mwh=energy,
         energy_basis=basis,
-        co2e_location_t=co2_loc,
-        co2e_market_t=co2_mkt,
+        co2e_location_t=t["co2e_location_t"],
+        co2e_market_t=t["co2e_market_t"],
         co2e_basis=co2e_basis,
-        note=_str(t, "note"),
+        note=t["note"],
     )
+
+
+def _has_instrument(resolved: Resolved, site: str | None) -> bool:
+    """Whether rows of ``site`` were priced market-based on a contractual instrument (an
+    unknown site, or a pack the engine refused, has none)."""
+    s = resolved.get("sites", {}).get(site or "") or resolved.get("unknown_site")
+    return s is not None and s["market_from"] == "instrument"
 
 
 # --------------------------------------------------------------------------------------------
@@ -608,12 +586,12 @@ def _figures(row: dict[str, Any], extra: dict[str, Any], no_instrument_kwh: floa
     values["gco2e_market_per_request"] = _div(
         _f(row["co2e_market_kg"]), _f(extra.get("market_requests")), 1e3
     )
-    for m in METRICS:  # counts: whole numbers stay int so they print and compare exactly
-        v = values[m.key]
-        if m.integer and v is not None and float(v).is_integer():
-            values[m.key] = int(v)
-        elif m.integer and v is not None:
-            values[m.key] = float(v)
+    for metric in METRICS:  # counts: whole numbers stay int so they print and compare exactly
+        v = values[metric.key]
+        if metric.integer and v is not None and float(v).is_integer():
+            values[metric.key] = int(v)
+        elif metric.integer and v is not None:
+            values[metric.key] = float(v)
     return values
 
 
@@ -645,7 +623,7 @@ def gather(
     }
     hardware_used = {hw for hws in hardware.values() for hw in hws}
     methodology: list[ConfigMethodology] = []
-    docs: dict[str, dict[str, Any]] = {}
+    docs: dict[str, Resolved] = {}
     for c in configs.iter_rows(named=True):
         method, doc = parse_config(
             c["config_sha256"],
@@ -667,8 +645,7 @@ def gather(
     for name, sha, site, kwh in _energy_by_site(con, where, params):
         if kwh is None:
             continue
-        site_t = (docs.get(sha, {}).get("sites") or {}).get(site or "", {})
-        if not (isinstance(site_t, dict) and _num(site_t, "market_g_per_kwh") is not None):
+        if not _has_instrument(docs.get(sha, {}), site):
             no_instrument[name] = no_instrument.get(name, 0.0) + kwh
             no_instrument[None] = no_instrument.get(None, 0.0) + kwh
 
@@ -707,12 +684,11 @@ def gather(
     training: list[Training] = []
     seen: set[str] = set()
     for method in methodology:  # the config behind most of the energy first
-        doc = docs[method.sha256]
-        for name, t in sorted((doc.get("training") or {}).items()):
-            if name in seen or not isinstance(t, dict) or not _training_wanted(name, models):
+        for name, t in sorted(docs[method.sha256].get("training", {}).items()):
+            if name in seen or not _training_wanted(name, models):
                 continue
             seen.add(name)
-            training.append(_training(name, method.sha256, t, doc))
+            training.append(_training(name, method.sha256, t))
     warnings = []
     if configs.height > 1:
         warnings.append(mixed_config_message(configs))

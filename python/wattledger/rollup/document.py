@@ -221,7 +221,7 @@ def timeseries_table(data: RollupData) -> Table:
 
 
 def methodology_section(m: ConfigMethodology) -> Section:
-    """One config's methodology, from its stored TOML text."""
+    """One config's methodology, from its stored TOML text as the engine resolves it."""
     d, u = m.defaults, m.uncertainty
     paragraphs = [
         f"Pack {m.name or '?'} {m.version or '?'}, SHA-256 {m.sha256}, from {m.origin or '?'}; "
@@ -231,17 +231,19 @@ def methodology_section(m: ConfigMethodology) -> Section:
         paragraphs.append(m.description)
     if m.parse_error:
         paragraphs.append(f"Warning: {m.parse_error}.")
-    paragraphs.append(
-        "Defaults where a site is silent: "
-        f"PUE {fmt(d['pue'])}, host overhead {fmt(d['host_overhead'])}, idle overhead "
-        f"{fmt(d['idle_overhead'])} (fractions of accelerator energy), utilization "
-        f"{fmt(d['utilization'])}, concurrency {fmt(d['concurrency'])}, MFU {fmt(d['mfu'])}."
-    )
-    paragraphs.append(
-        "Uncertainty (relative half-width of the low-high range, per method): "
-        + ", ".join(f"{k.replace('_', ' ')} ±{fmt(v * 100)} %" for k, v in u.items())
-        + "; a coefficient entry's own uncertainty overrides the tokens value."
-    )
+    if d:  # empty when the engine refused the stored text (parse_error says why)
+        paragraphs.append(
+            "Defaults where a site is silent: "
+            f"PUE {fmt(d['pue'])}, host overhead {fmt(d['host_overhead'])}, idle overhead "
+            f"{fmt(d['idle_overhead'])} (fractions of accelerator energy), utilization "
+            f"{fmt(d['utilization'])}, concurrency {fmt(d['concurrency'])}, MFU {fmt(d['mfu'])}."
+        )
+    if u:
+        paragraphs.append(
+            "Uncertainty (relative half-width of the low-high range, per method): "
+            + ", ".join(f"{k.replace('_', ' ')} ±{fmt(v * 100)} %" for k, v in u.items())
+            + "; a coefficient entry's own uncertainty overrides the tokens value."
+        )
     paragraphs.append(
         "Energy: the first method that applies per request wins: measured accelerator energy, "
         "token coefficients, GPU time x power, then FLOPs / (peak x MFU); facility energy = "

@@ -11,8 +11,8 @@
 use divan::counter::ItemsCount;
 use divan::Bencher;
 use wattledger_bench::{t0_us, Rng, MODELS, SITES};
-use wattledger_engine::aggregate::{Aggregate, CellKey, Measures, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
-use wattledger_engine::kernel::Method;
+use wattledger_engine::aggregate::{Aggregate, Measures, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
+use wattledger_engine::cell::{CellKey, Method};
 use wattledger_engine::time::hour_of;
 
 const RECORDS: usize = 200_000;

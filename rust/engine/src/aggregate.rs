@@ -6,8 +6,8 @@
 //! contributed to a nullable measure, so the null rules of `docs/internals.md` hold after any
 //! number of merges.
 
+use crate::cell::{float_measures, CellKey, MEASURE_COLUMNS, NO_ID};
 use crate::error::{Error, Result};
-use crate::kernel::Method;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -18,34 +18,6 @@ use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-/// The null key (no site, no zone, no hardware).
-pub const NO_ID: u32 = u32::MAX;
-
-/// One cell's key: source file index, hour since the epoch, interned ids, method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CellKey {
-    pub source: u32,
-    pub hour: i64,
-    pub model: u32,
-    pub site: u32,
-    pub zone: u32,
-    pub hardware: u32,
-    pub method: Method,
-}
-
-/// Four words instead of seven fields: the key is hashed once per record. Consistent with the
-/// derived `Eq` (equal keys write equal words); dropping the hour's top 8 bits only widens a
-/// hash bucket, it never merges keys.
-impl std::hash::Hash for CellKey {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u64((self.hour as u64) << 8 | self.method as u64);
-        h.write_u64((self.model as u64) << 32 | self.site as u64);
-        h.write_u64((self.zone as u64) << 32 | self.hardware as u64);
-        h.write_u32(self.source);
-    }
-}
 
 /// The record had an energy estimate (method is not `none`).
 pub const HAS_ENERGY: u8 = 1;
@@ -109,26 +81,30 @@ impl Measures {
     /// make this impossible (record.rs); it is checked per cell, not per record, before cells
     /// leave the engine, so that a bug can never put an infinity into the ledger.
     pub fn first_non_finite(&self) -> Option<&'static str> {
-        let values = [
-            ("requests", self.requests),
-            ("input_tokens", self.input_tokens),
-            ("output_tokens", self.output_tokens),
-            ("energy_acc_kwh", self.energy_acc_kwh),
-            ("energy_it_kwh", self.energy_it_kwh),
-            ("energy_kwh", self.energy_kwh),
-            ("energy_kwh_low", self.energy_kwh_low),
-            ("energy_kwh_high", self.energy_kwh_high),
-            ("co2e_location_kg", self.co2e_location_kg),
-            ("co2e_market_kg", self.co2e_market_kg),
-            ("flops", self.flops),
-            ("gpu_hours", self.gpu_hours),
-            ("fallback_kwh", self.fallback_kwh),
-            ("unresolved_kwh", self.unresolved_kwh),
-            ("unestimated_requests", self.unestimated_requests),
-            ("failed_requests", self.failed_requests),
-            ("cached_requests", self.cached_requests),
-        ];
-        values.into_iter().find(|(_, v)| !v.is_finite()).map(|(name, _)| name)
+        float_measures().iter().zip(self.floats()).find(|(_, v)| !v.is_finite()).map(|(c, _)| c.name)
+    }
+
+    /// The float measures in the order of [`float_measures`].
+    fn floats(&self) -> [f64; 17] {
+        [
+            self.requests,
+            self.input_tokens,
+            self.output_tokens,
+            self.energy_acc_kwh,
+            self.energy_it_kwh,
+            self.energy_kwh,
+            self.energy_kwh_low,
+            self.energy_kwh_high,
+            self.co2e_location_kg,
+            self.co2e_market_kg,
+            self.flops,
+            self.gpu_hours,
+            self.fallback_kwh,
+            self.unresolved_kwh,
+            self.unestimated_requests,
+            self.failed_requests,
+            self.cached_requests,
+        ]
     }
 }
 
@@ -254,7 +230,8 @@ impl Aggregate {
         let mut hardware = StringBuilder::with_capacity(n, n * 12);
         let mut method = StringBuilder::with_capacity(n, n * 6);
         let mut records = Int64Builder::with_capacity(n);
-        let mut f: Vec<Float64Builder> = (0..FLOAT_MEASURES.len()).map(|_| Float64Builder::with_capacity(n)).collect();
+        let mut f: Vec<Float64Builder> =
+            (0..float_measures().len()).map(|_| Float64Builder::with_capacity(n)).collect();
         for &i in &order {
             let k = &self.keys[i as usize];
             let c = &self.cells[i as usize];
@@ -306,27 +283,6 @@ impl Aggregate {
     }
 }
 
-/// The float measures in column order, with whether each may be null.
-const FLOAT_MEASURES: [(&str, bool); 17] = [
-    ("requests", false),
-    ("input_tokens", false),
-    ("output_tokens", false),
-    ("energy_acc_kwh", true),
-    ("energy_it_kwh", true),
-    ("energy_kwh", true),
-    ("energy_kwh_low", true),
-    ("energy_kwh_high", true),
-    ("co2e_location_kg", true),
-    ("co2e_market_kg", true),
-    ("flops", true),
-    ("gpu_hours", true),
-    ("fallback_kwh", true),
-    ("unresolved_kwh", true),
-    ("unestimated_requests", false),
-    ("failed_requests", false),
-    ("cached_requests", false),
-];
-
 /// The aggregate schema of `docs/internals.md`.
 pub fn aggregate_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
@@ -340,9 +296,9 @@ pub fn aggregate_schema() -> SchemaRef {
                 Field::new("zone", DataType::Utf8, true),
                 Field::new("hardware", DataType::Utf8, true),
                 Field::new("method", DataType::Utf8, false),
-                Field::new("records", DataType::Int64, false),
+                Field::new(MEASURE_COLUMNS[0].name, DataType::Int64, MEASURE_COLUMNS[0].nullable),
             ];
-            fields.extend(FLOAT_MEASURES.iter().map(|(n, nullable)| Field::new(*n, DataType::Float64, *nullable)));
+            fields.extend(float_measures().iter().map(|c| Field::new(c.name, DataType::Float64, c.nullable)));
             Arc::new(Schema::new(fields))
         })
         .clone()
@@ -392,6 +348,7 @@ impl Spiller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cell::Method;
     use arrow_array::{Array, Float64Array};
 
     #[test]

@@ -193,8 +193,6 @@ impl Default for ColumnMap {
     }
 }
 
-pub use crate::presets::PRESETS;
-
 impl ColumnMap {
     pub fn source(&self, col: Col) -> &ColumnSource {
         &self.sources[col as usize]
@@ -237,30 +235,10 @@ impl ColumnMap {
         self.sources[col as usize] = ColumnSource { alts };
         Ok(())
     }
-
-    pub fn apply_preset(&mut self, preset: &str) -> Result<()> {
-        let p = PRESETS.iter().find(|p| p.name == preset).ok_or_else(|| {
-            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-            Error::Usage(format!("unknown column preset '{preset}' (known: {})", names.join(", ")))
-        })?;
-        for r in p.rules {
-            self.set_rule(r).map_err(|e| Error::Usage(format!("preset {preset}: {e}")))?;
-        }
-        for k in p.keep {
-            let path = |s: &str| parse_path(s).map_err(|e| Error::Usage(format!("preset {preset}: {s}: {e}")));
-            let when = match k.when {
-                Some((p, v)) => Some((path(p)?, v.to_string())),
-                None => None,
-            };
-            let any_of = k.any_of.iter().flat_map(|s| split_top(s, "|")).map(path).collect::<Result<Vec<_>>>()?;
-            self.keep.push(KeepRule { when, any_of, reason: k.reason.to_string() });
-        }
-        Ok(())
-    }
 }
 
 /// Split `s` at each top-level occurrence of `sep` (outside `[...]` and quotes).
-fn split_top<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
+pub(crate) fn split_top<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
     let mut out = Vec::new();
     let (mut depth, mut quote, mut last) = (0i32, None::<char>, 0usize);
     let mut i = 0;
@@ -393,6 +371,7 @@ pub fn parse_path(text: &str) -> std::result::Result<FieldPath, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::presets::PRESETS;
 
     #[test]
     fn rename_and_scale() {

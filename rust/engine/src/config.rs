@@ -25,7 +25,7 @@
 //! the flops method does not apply to that hardware); a coefficient needs `hardware`,
 //! `wh_per_1k_input` and `wh_per_1k_output` (write `0` to ignore input tokens on purpose).
 //! Descriptive strings `name`, `source`, `note` are allowed on hardware, model, coefficient
-//! and site entries, and are carried into [`Config::to_json`] for the report.
+//! and site entries, and are carried into the resolved pack (`resolved.rs`) for the report.
 
 use crate::columns::ColumnMap;
 use crate::error::{Error, Result};
@@ -146,6 +146,8 @@ pub struct Hardware {
     pub tdp_w: f64,
     /// 0 when the pack gives no idle figure.
     pub idle_w: f64,
+    /// Whether the pack gave `idle_w` (the report tells a stated 0 from an absent figure).
+    pub idle_w_given: bool,
     pub peak_tflops: Option<f64>,
     pub describe: Describe,
 }
@@ -395,249 +397,21 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 impl Config {
     /// Parse and validate a pack. `origin` names it in messages (a path, or `<default>`).
+    /// Sections are read in a fixed order, so of two errors the same one is always reported.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
-        let root: Table = toml::from_str(text).map_err(|e| {
-            // toml's message can span lines; errors here are one line.
-            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            let where_ = e.span().map(|s| line_col(text, s.start));
-            match where_ {
-                Some((l, c)) => {
-                    Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}"))
-                }
-                None => Error::config(origin, "(syntax)", format!("TOML syntax error: {msg}")),
-            }
-        })?;
-        let mut top = Fields::new(origin, String::new(), Value::Table(root))?;
-
-        let pack = match top.take("pack") {
-            None => PackInfo { name: "custom".into(), version: "unversioned".into(), description: None },
-            Some(v) => {
-                let mut f = Fields::new(origin, "pack".into(), v)?;
-                let p = PackInfo {
-                    name: f.string("name")?.unwrap_or_else(|| "custom".into()),
-                    version: f.string("version")?.unwrap_or_else(|| "unversioned".into()),
-                    description: f.string("description")?,
-                };
-                f.finish()?;
-                p
-            }
-        };
-
-        let mut defaults = Defaults::default();
-        let mut default_site = None;
-        if let Some(v) = top.take("defaults") {
-            let mut f = Fields::new(origin, "defaults".into(), v)?;
-            default_site = f.string("site")?;
-            let d = &mut defaults;
-            for (key, slot, b) in [
-                ("pue", &mut d.pue, PUE),
-                ("host_overhead", &mut d.host_overhead, OVERHEAD),
-                ("idle_overhead", &mut d.idle_overhead, OVERHEAD),
-                ("utilization", &mut d.utilization, UTILIZATION),
-                ("concurrency", &mut d.concurrency, CONCURRENCY),
-                ("mfu", &mut d.mfu, MFU),
-            ] {
-                if let Some(x) = f.bounded(key, b)? {
-                    *slot = x;
-                }
-            }
-            f.finish()?;
-        }
-
-        let mut uncertainty = Uncertainty::default();
-        if let Some(v) = top.take("uncertainty") {
-            let mut f = Fields::new(origin, "uncertainty".into(), v)?;
-            let u = &mut uncertainty;
-            for (key, slot) in [
-                ("measured", &mut u.measured),
-                ("tokens", &mut u.tokens),
-                ("gpu_time", &mut u.gpu_time),
-                ("flops", &mut u.flops),
-            ] {
-                if let Some(x) = f.bounded(key, UNCERTAINTY)? {
-                    *slot = x;
-                }
-            }
-            f.finish()?;
-        }
-
-        let mut hardware = BTreeMap::new();
-        if let Some(v) = top.take("hardware") {
-            for (name, v, path) in Fields::new(origin, "hardware".into(), v)?.entries() {
-                let mut f = Fields::new(origin, path, v)?;
-                let tdp_w = f.required_bounded("tdp_w", TDP_W)?;
-                let idle_w = f.number("idle_w")?.unwrap_or(0.0);
-                let peak_tflops = f.bounded("peak_tflops", PEAK_TFLOPS)?;
-                f.within("idle_w", Some(idle_w), bound(0.0, tdp_w, "idle draw cannot exceed tdp_w"))?;
-                let describe = f.describe()?;
-                f.finish()?;
-                hardware.insert(name, Hardware { tdp_w, idle_w, peak_tflops, describe });
-            }
-        }
-
-        let mut models = BTreeMap::new();
-        if let Some(v) = top.take("models") {
-            for (name, v, path) in Fields::new(origin, "models".into(), v)?.entries() {
-                let mut f = Fields::new(origin, path.clone(), v)?;
-                let active_params_b = f.bounded("active_params_b", ACTIVE_PARAMS_B)?;
-                let describe = f.describe()?;
-                let mut coefficients: Vec<Coefficient> = Vec::new();
-                match f.take("coefficients") {
-                    None => {}
-                    Some(Value::Array(items)) => {
-                        for (i, item) in items.into_iter().enumerate() {
-                            let mut c = Fields::new(origin, format!("{path}.coefficients[{i}]"), item)?;
-                            let hw = c
-                                .string("hardware")?
-                                .ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
-                            let coef = Coefficient {
-                                wh_per_1k_input: c.required_bounded("wh_per_1k_input", WH_PER_1K)?,
-                                wh_per_1k_output: c.required_bounded("wh_per_1k_output", WH_PER_1K)?,
-                                uncertainty: c.bounded("uncertainty", UNCERTAINTY)?,
-                                describe: c.describe()?,
-                                hardware: hw,
-                            };
-                            if coefficients.iter().any(|o| o.hardware == coef.hardware) {
-                                return Err(c.err("hardware", format!("a second entry for \"{}\"", coef.hardware)));
-                            }
-                            c.finish()?;
-                            coefficients.push(coef);
-                        }
-                    }
-                    Some(other) => {
-                        return Err(f.err(
-                            "coefficients",
-                            format!("expected an array of tables ([[...coefficients]]), found {}", type_name(&other)),
-                        ))
-                    }
-                }
-                f.finish()?;
-                models.insert(name, Model { active_params_b, coefficients, describe });
-            }
-        }
-
-        let mut sites = BTreeMap::new();
-        if let Some(v) = top.take("sites") {
-            for (name, v, path) in Fields::new(origin, "sites".into(), v)?.entries() {
-                let mut f = Fields::new(origin, path, v)?;
-                let s = Site {
-                    zone: f.string("zone")?,
-                    pue: f.bounded("pue", PUE)?,
-                    host_overhead: f.bounded("host_overhead", OVERHEAD)?,
-                    idle_overhead: f.bounded("idle_overhead", OVERHEAD)?,
-                    market_g_per_kwh: f.bounded("market_g_per_kwh", G_PER_KWH)?,
-                    fallback_g_per_kwh: f.bounded("fallback_g_per_kwh", G_PER_KWH)?,
-                    hardware: f.string("hardware")?,
-                    gpus: f.integer("gpus")?,
-                    utilization: f.bounded("utilization", UTILIZATION)?,
-                    concurrency: f.bounded("concurrency", CONCURRENCY)?,
-                    mfu: f.bounded("mfu", MFU)?,
-                    describe: f.describe()?,
-                };
-                f.within("gpus", s.gpus.map(|g| g as f64), GPUS)?;
-                f.finish()?;
-                sites.insert(name, s);
-            }
-        }
-
-        if let Some(site) = &default_site {
-            if !sites.contains_key(site) {
-                return Err(Error::config(
-                    origin,
-                    "defaults.site",
-                    format!("\"{site}\" is not a site of this pack (add [sites.\"{site}\"] or name one of its sites)"),
-                ));
-            }
-        }
-
-        let mut outcomes = Outcomes::default();
-        if let Some(v) = top.take("outcomes") {
-            let mut f = Fields::new(origin, "outcomes".into(), v)?;
-            for (key, slot) in
-                [("ok", &mut outcomes.ok), ("failed", &mut outcomes.failed), ("cached", &mut outcomes.cached)]
-            {
-                *slot = f.string_list(key)?.unwrap_or_default();
-            }
-            // One status in two lists would be classified by whichever list is looked at first.
-            let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-            for (key, list) in [("ok", &outcomes.ok), ("failed", &outcomes.failed), ("cached", &outcomes.cached)] {
-                for v in list {
-                    let norm = v.trim().to_lowercase();
-                    if let Some(other) = seen.insert(norm, key) {
-                        return Err(f.err(key, format!("\"{v}\" is also listed under {other}")));
-                    }
-                }
-            }
-            f.finish()?;
-        }
-
-        let mut aliases = Aliases::default();
-        if let Some(v) = top.take("aliases") {
-            let mut f = Fields::new(origin, "aliases".into(), v)?;
-            for (key, slot, what) in [
-                ("models", &mut aliases.models, "model"),
-                ("hardware", &mut aliases.hardware, "hardware"),
-                ("sites", &mut aliases.sites, "site"),
-            ] {
-                let Some(t) = f.take(key) else { continue };
-                let known = |n: &str| match key {
-                    "models" => models.contains_key(n),
-                    "hardware" => hardware.contains_key(n),
-                    _ => sites.contains_key(n),
-                };
-                for (raw, target, path) in Fields::new(origin, join("aliases", key), t)?.entries() {
-                    let Value::String(target) = target else {
-                        return Err(Error::config(
-                            origin,
-                            path,
-                            format!("expected a string (a {what} of this pack), found {}", type_name(&target)),
-                        ));
-                    };
-                    if !known(&target) {
-                        return Err(Error::config(origin, path, format!("\"{target}\" is not a {what} of this pack")));
-                    }
-                    if known(&raw) {
-                        // A name the pack defines is always used as is: this alias could never apply.
-                        return Err(Error::config(
-                            origin,
-                            path,
-                            format!("\"{raw}\" is already a {what} of this pack; an alias cannot rename it"),
-                        ));
-                    }
-                    slot.push((raw, target));
-                }
-            }
-            f.finish()?;
-        }
-
-        let mut columns = BTreeMap::new();
-        if let Some(v) = top.take("columns") {
-            let f = Fields::new(origin, "columns".into(), v)?;
-            let mut check = ColumnMap::default();
-            for (canonical, v, path) in f.entries() {
-                let Value::String(source) = v else {
-                    return Err(Error::config(origin, path, format!("expected a string, found {}", type_name(&v))));
-                };
-                check.set(&canonical, &source).map_err(|e| Error::config(origin, &path, e))?;
-                columns.insert(canonical, source);
-            }
-        }
-
-        let mut training = BTreeMap::new();
-        if let Some(v) = top.take("training") {
-            for (name, v, path) in Fields::new(origin, "training".into(), v)?.entries() {
-                let mut f = Fields::new(origin, path, v)?;
-                let t = Training {
-                    gpu_hours: f.bounded("gpu_hours", TRAINING_GPU_HOURS)?,
-                    hardware: f.string("hardware")?,
-                    site: f.string("site")?,
-                    energy_mwh: f.bounded("energy_mwh", TRAINING_ENERGY_MWH)?,
-                    note: f.string("note")?,
-                };
-                f.finish()?;
-                training.insert(name, t);
-            }
-        }
+        let mut top = Fields::new(origin, String::new(), Value::Table(parse_syntax(text, origin)?))?;
+        let pack = pack_section(origin, top.take("pack"))?;
+        let (defaults, default_site) = defaults_section(origin, top.take("defaults"))?;
+        let uncertainty = uncertainty_section(origin, top.take("uncertainty"))?;
+        let hardware = hardware_section(origin, top.take("hardware"))?;
+        let models = models_section(origin, top.take("models"))?;
+        let sites = sites_section(origin, top.take("sites"))?;
+        check_default_site(origin, default_site.as_deref(), &sites)?;
+        let outcomes = outcomes_section(origin, top.take("outcomes"))?;
+        let known = Known { models: &models, hardware: &hardware, sites: &sites };
+        let aliases = aliases_section(origin, top.take("aliases"), &known)?;
+        let columns = columns_section(origin, top.take("columns"))?;
+        let training = training_section(origin, top.take("training"))?;
         top.finish()?;
 
         let sha256 = Sha256::digest(text.as_bytes()).iter().fold(String::with_capacity(64), |mut s, b| {
@@ -677,233 +451,280 @@ impl Config {
         }
         Ok(m)
     }
+}
 
-    /// The resolved config (defaults applied) as JSON, for the report's methodology section.
-    /// Keys are in a fixed order so the same pack always gives the same text.
-    pub fn to_json(&self) -> String {
-        let mut j = Json::default();
-        j.open('{');
-        j.kv_str("origin", Some(&self.origin));
-        j.kv_str("sha256", Some(&self.sha256));
-        j.key("pack");
-        j.open('{');
-        j.kv_str("name", Some(&self.pack.name));
-        j.kv_str("version", Some(&self.pack.version));
-        j.kv_str("description", self.pack.description.as_deref());
-        j.close('}');
-        let d = &self.defaults;
-        j.key("defaults");
-        j.open('{');
-        for (k, v) in [
-            ("pue", d.pue),
-            ("host_overhead", d.host_overhead),
-            ("idle_overhead", d.idle_overhead),
-            ("utilization", d.utilization),
-            ("concurrency", d.concurrency),
-            ("mfu", d.mfu),
-        ] {
-            j.kv_num(k, Some(v));
-        }
-        if let Some(site) = &self.default_site {
-            j.kv_str("site", Some(site));
-        }
-        j.close('}');
-        let u = &self.uncertainty;
-        j.key("uncertainty");
-        j.open('{');
-        for (k, v) in [("measured", u.measured), ("tokens", u.tokens), ("gpu_time", u.gpu_time), ("flops", u.flops)] {
-            j.kv_num(k, Some(v));
-        }
-        j.close('}');
-        j.key("hardware");
-        j.open('{');
-        for (name, h) in &self.hardware {
-            j.key(name);
-            j.open('{');
-            j.kv_num("tdp_w", Some(h.tdp_w));
-            j.kv_num("idle_w", Some(h.idle_w));
-            j.kv_num("peak_tflops", h.peak_tflops);
-            j.describe(&h.describe);
-            j.close('}');
-        }
-        j.close('}');
-        j.key("models");
-        j.open('{');
-        for (name, m) in &self.models {
-            j.key(name);
-            j.open('{');
-            j.kv_num("active_params_b", m.active_params_b);
-            j.describe(&m.describe);
-            j.key("coefficients");
-            j.open('[');
-            for c in &m.coefficients {
-                j.open('{');
-                j.kv_str("hardware", Some(&c.hardware));
-                j.kv_num("wh_per_1k_input", Some(c.wh_per_1k_input));
-                j.kv_num("wh_per_1k_output", Some(c.wh_per_1k_output));
-                j.kv_num("uncertainty", Some(c.uncertainty.unwrap_or(self.uncertainty.tokens)));
-                j.describe(&c.describe);
-                j.close('}');
+// ---------------------------------------------------------------------------------------------
+// One function per section of the pack.
+
+fn parse_syntax(text: &str, origin: &str) -> Result<Table> {
+    toml::from_str(text).map_err(|e| {
+        // toml's message can span lines; errors here are one line.
+        let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        let where_ = e.span().map(|s| line_col(text, s.start));
+        match where_ {
+            Some((l, c)) => {
+                Error::config(origin, "(syntax)", format!("TOML syntax error at line {l}, column {c}: {msg}"))
             }
-            j.close(']');
-            j.close('}');
+            None => Error::config(origin, "(syntax)", format!("TOML syntax error: {msg}")),
         }
-        j.close('}');
-        j.key("sites");
-        j.open('{');
-        for (name, s) in &self.sites {
-            j.key(name);
-            j.open('{');
-            j.kv_str("zone", s.zone.as_deref());
-            j.kv_num("pue", Some(s.pue.unwrap_or(d.pue)));
-            j.kv_num("host_overhead", Some(s.host_overhead.unwrap_or(d.host_overhead)));
-            j.kv_num("idle_overhead", Some(s.idle_overhead.unwrap_or(d.idle_overhead)));
-            j.kv_num("market_g_per_kwh", s.market_g_per_kwh);
-            j.kv_num("fallback_g_per_kwh", s.fallback_g_per_kwh);
-            j.kv_str("hardware", s.hardware.as_deref());
-            j.kv_num("gpus", Some(s.gpus.unwrap_or(1) as f64));
-            j.kv_num("utilization", Some(s.utilization.unwrap_or(d.utilization)));
-            j.kv_num("concurrency", Some(s.concurrency.unwrap_or(d.concurrency)));
-            j.kv_num("mfu", Some(s.mfu.unwrap_or(d.mfu)));
-            j.describe(&s.describe);
-            j.close('}');
+    })
+}
+
+fn pack_section(origin: &str, v: Option<Value>) -> Result<PackInfo> {
+    let Some(v) = v else {
+        return Ok(PackInfo { name: "custom".into(), version: "unversioned".into(), description: None });
+    };
+    let mut f = Fields::new(origin, "pack".into(), v)?;
+    let p = PackInfo {
+        name: f.string("name")?.unwrap_or_else(|| "custom".into()),
+        version: f.string("version")?.unwrap_or_else(|| "unversioned".into()),
+        description: f.string("description")?,
+    };
+    f.finish()?;
+    Ok(p)
+}
+
+/// `[defaults]`, and its `site` (the site of records that carry neither site nor zone).
+fn defaults_section(origin: &str, v: Option<Value>) -> Result<(Defaults, Option<String>)> {
+    let mut defaults = Defaults::default();
+    let Some(v) = v else { return Ok((defaults, None)) };
+    let mut f = Fields::new(origin, "defaults".into(), v)?;
+    let default_site = f.string("site")?;
+    let d = &mut defaults;
+    for (key, slot, b) in [
+        ("pue", &mut d.pue, PUE),
+        ("host_overhead", &mut d.host_overhead, OVERHEAD),
+        ("idle_overhead", &mut d.idle_overhead, OVERHEAD),
+        ("utilization", &mut d.utilization, UTILIZATION),
+        ("concurrency", &mut d.concurrency, CONCURRENCY),
+        ("mfu", &mut d.mfu, MFU),
+    ] {
+        if let Some(x) = f.bounded(key, b)? {
+            *slot = x;
         }
-        j.close('}');
-        j.key("columns");
-        j.open('{');
-        for (k, v) in &self.columns {
-            j.kv_str(k, Some(v));
+    }
+    f.finish()?;
+    Ok((defaults, default_site))
+}
+
+fn uncertainty_section(origin: &str, v: Option<Value>) -> Result<Uncertainty> {
+    let mut uncertainty = Uncertainty::default();
+    let Some(v) = v else { return Ok(uncertainty) };
+    let mut f = Fields::new(origin, "uncertainty".into(), v)?;
+    let u = &mut uncertainty;
+    for (key, slot) in [
+        ("measured", &mut u.measured),
+        ("tokens", &mut u.tokens),
+        ("gpu_time", &mut u.gpu_time),
+        ("flops", &mut u.flops),
+    ] {
+        if let Some(x) = f.bounded(key, UNCERTAINTY)? {
+            *slot = x;
         }
-        j.close('}');
-        // Outcomes and aliases change which records count how and under which name: the report
-        // shows them. Written only when the pack has them, so older packs keep their JSON.
-        let o = &self.outcomes;
-        if !(o.ok.is_empty() && o.failed.is_empty() && o.cached.is_empty()) {
-            j.key("outcomes");
-            j.open('{');
-            for (k, list) in [("ok", &o.ok), ("failed", &o.failed), ("cached", &o.cached)] {
-                j.key(k);
-                j.open('[');
-                for v in list {
-                    j.sep();
-                    j.string(v);
-                }
-                j.close(']');
+    }
+    f.finish()?;
+    Ok(uncertainty)
+}
+
+fn hardware_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, Hardware>> {
+    let mut hardware = BTreeMap::new();
+    let Some(v) = v else { return Ok(hardware) };
+    for (name, v, path) in Fields::new(origin, "hardware".into(), v)?.entries() {
+        let mut f = Fields::new(origin, path, v)?;
+        let tdp_w = f.required_bounded("tdp_w", TDP_W)?;
+        let idle = f.number("idle_w")?;
+        let idle_w = idle.unwrap_or(0.0);
+        let peak_tflops = f.bounded("peak_tflops", PEAK_TFLOPS)?;
+        f.within("idle_w", Some(idle_w), bound(0.0, tdp_w, "idle draw cannot exceed tdp_w"))?;
+        let describe = f.describe()?;
+        f.finish()?;
+        hardware.insert(name, Hardware { tdp_w, idle_w, idle_w_given: idle.is_some(), peak_tflops, describe });
+    }
+    Ok(hardware)
+}
+
+fn models_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, Model>> {
+    let mut models = BTreeMap::new();
+    let Some(v) = v else { return Ok(models) };
+    for (name, v, path) in Fields::new(origin, "models".into(), v)?.entries() {
+        let mut f = Fields::new(origin, path.clone(), v)?;
+        let active_params_b = f.bounded("active_params_b", ACTIVE_PARAMS_B)?;
+        let describe = f.describe()?;
+        let coefficients = match f.take("coefficients") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => coefficients(origin, &path, items)?,
+            Some(other) => {
+                return Err(f.err(
+                    "coefficients",
+                    format!("expected an array of tables ([[...coefficients]]), found {}", type_name(&other)),
+                ))
             }
-            j.close('}');
+        };
+        f.finish()?;
+        models.insert(name, Model { active_params_b, coefficients, describe });
+    }
+    Ok(models)
+}
+
+/// A model's `[[coefficients]]`; `path` is the model's key path.
+fn coefficients(origin: &str, path: &str, items: Vec<Value>) -> Result<Vec<Coefficient>> {
+    let mut coefficients: Vec<Coefficient> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let mut c = Fields::new(origin, format!("{path}.coefficients[{i}]"), item)?;
+        let hw = c.string("hardware")?.ok_or_else(|| c.err("hardware", "required (a hardware id or \"*\")"))?;
+        let coef = Coefficient {
+            wh_per_1k_input: c.required_bounded("wh_per_1k_input", WH_PER_1K)?,
+            wh_per_1k_output: c.required_bounded("wh_per_1k_output", WH_PER_1K)?,
+            uncertainty: c.bounded("uncertainty", UNCERTAINTY)?,
+            describe: c.describe()?,
+            hardware: hw,
+        };
+        if coefficients.iter().any(|o| o.hardware == coef.hardware) {
+            return Err(c.err("hardware", format!("a second entry for \"{}\"", coef.hardware)));
         }
-        let a = &self.aliases;
-        if !(a.models.is_empty() && a.hardware.is_empty() && a.sites.is_empty()) {
-            j.key("aliases");
-            j.open('{');
-            for (k, list) in [("models", &a.models), ("hardware", &a.hardware), ("sites", &a.sites)] {
-                j.key(k);
-                j.open('{');
-                for (raw, target) in list {
-                    j.kv_str(raw, Some(target));
-                }
-                j.close('}');
-            }
-            j.close('}');
-        }
-        j.key("training");
-        j.open('{');
-        for (name, t) in &self.training {
-            j.key(name);
-            j.open('{');
-            j.kv_num("gpu_hours", t.gpu_hours);
-            j.kv_str("hardware", t.hardware.as_deref());
-            j.kv_str("site", t.site.as_deref());
-            j.kv_num("energy_mwh", t.energy_mwh);
-            j.kv_str("note", t.note.as_deref());
-            j.close('}');
-        }
-        j.close('}');
-        j.close('}');
-        j.out
+        c.finish()?;
+        coefficients.push(coef);
+    }
+    Ok(coefficients)
+}
+
+fn sites_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, Site>> {
+    let mut sites = BTreeMap::new();
+    let Some(v) = v else { return Ok(sites) };
+    for (name, v, path) in Fields::new(origin, "sites".into(), v)?.entries() {
+        let mut f = Fields::new(origin, path, v)?;
+        let s = Site {
+            zone: f.string("zone")?,
+            pue: f.bounded("pue", PUE)?,
+            host_overhead: f.bounded("host_overhead", OVERHEAD)?,
+            idle_overhead: f.bounded("idle_overhead", OVERHEAD)?,
+            market_g_per_kwh: f.bounded("market_g_per_kwh", G_PER_KWH)?,
+            fallback_g_per_kwh: f.bounded("fallback_g_per_kwh", G_PER_KWH)?,
+            hardware: f.string("hardware")?,
+            gpus: f.integer("gpus")?,
+            utilization: f.bounded("utilization", UTILIZATION)?,
+            concurrency: f.bounded("concurrency", CONCURRENCY)?,
+            mfu: f.bounded("mfu", MFU)?,
+            describe: f.describe()?,
+        };
+        f.within("gpus", s.gpus.map(|g| g as f64), GPUS)?;
+        f.finish()?;
+        sites.insert(name, s);
+    }
+    Ok(sites)
+}
+
+fn check_default_site(origin: &str, site: Option<&str>, sites: &BTreeMap<String, Site>) -> Result<()> {
+    match site {
+        Some(site) if !sites.contains_key(site) => Err(Error::config(
+            origin,
+            "defaults.site",
+            format!("\"{site}\" is not a site of this pack (add [sites.\"{site}\"] or name one of its sites)"),
+        )),
+        _ => Ok(()),
     }
 }
 
-/// A minimal JSON writer: enough for [`Config::to_json`] without another dependency.
-#[derive(Default)]
-struct Json {
-    out: String,
-    /// Whether the innermost open container already has an element (so a comma is due).
-    has_item: Vec<bool>,
-    /// A key was just written: the next value belongs to it and takes no comma.
-    after_key: bool,
+fn outcomes_section(origin: &str, v: Option<Value>) -> Result<Outcomes> {
+    let mut outcomes = Outcomes::default();
+    let Some(v) = v else { return Ok(outcomes) };
+    let mut f = Fields::new(origin, "outcomes".into(), v)?;
+    for (key, slot) in [("ok", &mut outcomes.ok), ("failed", &mut outcomes.failed), ("cached", &mut outcomes.cached)] {
+        *slot = f.string_list(key)?.unwrap_or_default();
+    }
+    // One status in two lists would be classified by whichever list is looked at first.
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (key, list) in [("ok", &outcomes.ok), ("failed", &outcomes.failed), ("cached", &outcomes.cached)] {
+        for v in list {
+            let norm = v.trim().to_lowercase();
+            if let Some(other) = seen.insert(norm, key) {
+                return Err(f.err(key, format!("\"{v}\" is also listed under {other}")));
+            }
+        }
+    }
+    f.finish()?;
+    Ok(outcomes)
 }
 
-impl Json {
-    fn sep(&mut self) {
-        if std::mem::take(&mut self.after_key) {
-            return;
-        }
-        if let Some(h) = self.has_item.last_mut() {
-            if *h {
-                self.out.push(',');
+/// The names an alias may map to.
+struct Known<'a> {
+    models: &'a BTreeMap<String, Model>,
+    hardware: &'a BTreeMap<String, Hardware>,
+    sites: &'a BTreeMap<String, Site>,
+}
+
+fn aliases_section(origin: &str, v: Option<Value>, known: &Known<'_>) -> Result<Aliases> {
+    let mut aliases = Aliases::default();
+    let Some(v) = v else { return Ok(aliases) };
+    let mut f = Fields::new(origin, "aliases".into(), v)?;
+    for (key, slot, what) in [
+        ("models", &mut aliases.models, "model"),
+        ("hardware", &mut aliases.hardware, "hardware"),
+        ("sites", &mut aliases.sites, "site"),
+    ] {
+        let Some(t) = f.take(key) else { continue };
+        let is_known = |n: &str| match key {
+            "models" => known.models.contains_key(n),
+            "hardware" => known.hardware.contains_key(n),
+            _ => known.sites.contains_key(n),
+        };
+        for (raw, target, path) in Fields::new(origin, join("aliases", key), t)?.entries() {
+            let Value::String(target) = target else {
+                return Err(Error::config(
+                    origin,
+                    path,
+                    format!("expected a string (a {what} of this pack), found {}", type_name(&target)),
+                ));
+            };
+            if !is_known(&target) {
+                return Err(Error::config(origin, path, format!("\"{target}\" is not a {what} of this pack")));
             }
-            *h = true;
-        }
-    }
-    fn open(&mut self, c: char) {
-        self.sep();
-        self.out.push(c);
-        self.has_item.push(false);
-    }
-    fn close(&mut self, c: char) {
-        self.out.push(c);
-        self.has_item.pop();
-    }
-    fn string(&mut self, s: &str) {
-        self.out.push('"');
-        for ch in s.chars() {
-            match ch {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                '\n' => self.out.push_str("\\n"),
-                '\r' => self.out.push_str("\\r"),
-                '\t' => self.out.push_str("\\t"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(self.out, "\\u{:04x}", c as u32);
-                }
-                c => self.out.push(c),
+            if is_known(&raw) {
+                // A name the pack defines is always used as is: this alias could never apply.
+                return Err(Error::config(
+                    origin,
+                    path,
+                    format!("\"{raw}\" is already a {what} of this pack; an alias cannot rename it"),
+                ));
             }
-        }
-        self.out.push('"');
-    }
-    fn key(&mut self, k: &str) {
-        self.sep();
-        self.string(k);
-        self.out.push(':');
-        self.after_key = true;
-    }
-    fn kv_str(&mut self, k: &str, v: Option<&str>) {
-        self.key(k);
-        self.sep();
-        match v {
-            Some(s) => self.string(s),
-            None => self.out.push_str("null"),
+            slot.push((raw, target));
         }
     }
-    fn kv_num(&mut self, k: &str, v: Option<f64>) {
-        self.key(k);
-        self.sep();
-        match v {
-            // Rust's shortest round-trip formatting; config numbers are finite by validation.
-            Some(x) if x.is_finite() => {
-                let _ = write!(self.out, "{x:?}");
-            }
-            _ => self.out.push_str("null"),
-        }
+    f.finish()?;
+    Ok(aliases)
+}
+
+fn columns_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, String>> {
+    let mut columns = BTreeMap::new();
+    let Some(v) = v else { return Ok(columns) };
+    let f = Fields::new(origin, "columns".into(), v)?;
+    let mut check = ColumnMap::default();
+    for (canonical, v, path) in f.entries() {
+        let Value::String(source) = v else {
+            return Err(Error::config(origin, path, format!("expected a string, found {}", type_name(&v))));
+        };
+        check.set(&canonical, &source).map_err(|e| Error::config(origin, &path, e))?;
+        columns.insert(canonical, source);
     }
-    fn describe(&mut self, d: &Describe) {
-        for (k, v) in [("name", &d.name), ("source", &d.source), ("note", &d.note)] {
-            if let Some(v) = v {
-                self.kv_str(k, Some(v));
-            }
-        }
+    Ok(columns)
+}
+
+fn training_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, Training>> {
+    let mut training = BTreeMap::new();
+    let Some(v) = v else { return Ok(training) };
+    for (name, v, path) in Fields::new(origin, "training".into(), v)?.entries() {
+        let mut f = Fields::new(origin, path, v)?;
+        let t = Training {
+            gpu_hours: f.bounded("gpu_hours", TRAINING_GPU_HOURS)?,
+            hardware: f.string("hardware")?,
+            site: f.string("site")?,
+            energy_mwh: f.bounded("energy_mwh", TRAINING_ENERGY_MWH)?,
+            note: f.string("note")?,
+        };
+        f.finish()?;
+        training.insert(name, t);
     }
+    Ok(training)
 }
 
 #[cfg(test)]

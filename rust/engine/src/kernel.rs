@@ -16,51 +16,23 @@
 //! ignoring case) when it is interned, and a status value is classified when a worker first
 //! sees it. Per record, the caches hand back the resolved id and the outcome.
 
-use crate::aggregate::{Aggregate, CellKey, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS, NO_ID};
+use crate::aggregate::{Aggregate, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
+use crate::cell::{CellKey, Method, NO_ID};
 use crate::config::{num_text, Config, Uncertainty, G_PER_KWH};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::interner::{Interner, NameChange, NameEntry, StatusEntry, StrCache, NONE_IDX, STATUS_SLOT, UNKNOWN_ID};
+// The binding reads the cap through the kernel, which owns the interner.
+pub use crate::interner::DEFAULT_MAX_NAMES;
 use crate::names::{NameKind, Resolver};
 use crate::outcome::{record_outcome, Outcome, OutcomeRules};
 use crate::record::{Loc, Record, RecordSink};
+use crate::resolved::{MarketFactor, ResolvedSite};
 use crate::time::{format_us, hour_of};
 use arrow_array::RecordBatch;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
-
-/// How a record's accelerator energy was obtained (methodology section 3), in priority order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Method {
-    Measured = 0,
-    Tokens,
-    GpuTime,
-    Flops,
-    None,
-    /// Served from a cache (section 10): the model did not run, energy is zero.
-    Cached,
-}
-
-impl Method {
-    pub const ALL: [Method; 6] =
-        [Method::Measured, Method::Tokens, Method::GpuTime, Method::Flops, Method::None, Method::Cached];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Measured => "measured",
-            Method::Tokens => "tokens",
-            Method::GpuTime => "gpu_time",
-            Method::Flops => "flops",
-            Method::None => "none",
-            Method::Cached => "cached",
-        }
-    }
-}
-
-/// An id for a string that is not in the config (used only by look-ups that must not intern,
-/// see [`Methodology::accelerator_energy_wh`]); out of range of every table, so "unknown".
-const UNKNOWN_ID: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone, Copy)]
 struct HwRes {
@@ -106,16 +78,18 @@ impl ModelRes {
     }
 }
 
-/// A site with the defaults applied; also what an unknown or absent site resolves to.
+/// A site of the resolved pack (`resolved.rs`) in kernel form: names as ids, overheads folded
+/// into one factor. Also what an unknown or absent site resolves to.
 #[derive(Debug, Clone, Copy)]
 struct SiteRes {
     zone: u32,
     hardware: u32,
-    gpus: Option<i64>,
+    /// Accelerators per replica where the record gives none.
+    gpus: i64,
     pue: f64,
     /// `1 + host_overhead + idle_overhead`.
     it_factor: f64,
-    market: Option<f64>,
+    market: MarketFactor,
     fallback: Option<f64>,
     utilization: f64,
     concurrency: f64,
@@ -130,94 +104,6 @@ enum Intensity {
     /// The zone's same-month mean or the site's `fallback_g_per_kwh`.
     Fallback(f64),
     Unresolved,
-}
-
-/// No index (a name resolution changed nothing; a status was recognised).
-pub const NONE_IDX: u32 = u32::MAX;
-
-/// A raw name that resolution changed (an alias applied, a URL gave its host, a zone matched
-/// the grid ignoring case): the ledger keeps it per source so the raw name is never lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameChange {
-    pub kind: NameKind,
-    pub raw: Arc<str>,
-    pub resolved: Arc<str>,
-}
-
-#[derive(Debug, Default)]
-struct Interner {
-    map: FxHashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
-    /// Raw names resolution changed, by (kind, raw); indexed by [`NameEntry::changed`].
-    change_index: FxHashMap<(NameKind, Box<str>), u32>,
-    changes: Vec<NameChange>,
-    /// Status values no list recognises, indexed by [`StatusEntry::unrecognised`].
-    unrecognised_index: FxHashMap<Box<str>, u32>,
-    unrecognised: Vec<Box<str>>,
-    /// Zone case matches of the pack's sites, found when the tables are built.
-    config_warnings: Vec<String>,
-    /// Zone case matches met in the data (order of discovery depends on the threads: sorted
-    /// when reported).
-    data_warnings: Vec<String>,
-    /// Values the run remembers per column ([`CAPPED`] order): new interned names and raw
-    /// names resolution changed, per name kind, then unrecognised statuses.
-    distinct: [usize; 5],
-    /// The first column whose distinct values passed the cap (see [`Methodology::check_names`]).
-    overflow: Option<&'static str>,
-}
-
-/// The columns whose distinct values a run remembers (the cap of [`DEFAULT_MAX_NAMES`]):
-/// the four name kinds in [`NameKind`] order, then status.
-const CAPPED: [&str; 5] = ["model", "site", "zone", "hardware", "status"];
-const STATUS_SLOT: usize = 4;
-
-/// Default cap on distinct values per column in one run (`--max-names`). A fleet has tens to
-/// a few thousand models, sites, zones, hardware kinds and status values; a column with more
-/// than 100k distinct values is a per-request value (a request id, a prompt, a timestamp)
-/// mapped as a name, and would grow memory with every record (each value costs about 400
-/// bytes across the interner, the worker caches and its cells: 2M of them took 817 MB). At
-/// the cap a column costs about 40 MB.
-pub const DEFAULT_MAX_NAMES: usize = 100_000;
-
-impl Interner {
-    /// Count one more distinct value of column `slot`; false (and the overflow noted) when
-    /// that would pass `max`.
-    fn count(&mut self, slot: usize, max: usize) -> bool {
-        if self.distinct[slot] >= max {
-            self.overflow.get_or_insert(CAPPED[slot]);
-            return false;
-        }
-        self.distinct[slot] += 1;
-        true
-    }
-}
-
-/// What a worker caches for one raw name: the resolved id, and the index of the name change
-/// ([`NONE_IDX`] when the raw name is used as is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NameEntry {
-    pub id: u32,
-    pub changed: u32,
-}
-
-impl Default for NameEntry {
-    fn default() -> Self {
-        NameEntry { id: NO_ID, changed: NONE_IDX }
-    }
-}
-
-/// What a worker caches for one status value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusEntry {
-    pub outcome: Outcome,
-    /// Index of the value among the unrecognised ones, [`NONE_IDX`] when recognised.
-    pub unrecognised: u32,
-}
-
-impl Default for StatusEntry {
-    fn default() -> Self {
-        StatusEntry { outcome: Outcome::Ok, unrecognised: NONE_IDX }
-    }
 }
 
 /// The config and grid resolved into id-indexed tables. Shared by all worker threads.
@@ -268,8 +154,9 @@ impl Methodology {
             .iter()
             .map(|(n, h)| (id(n), HwRes { tdp_w: h.tdp_w, idle_w: h.idle_w, peak_tflops: h.peak_tflops }))
             .collect();
-        let tokens_u = config.uncertainty.tokens;
-        let model_entries: Vec<ModelEntry> = config
+        // Values come from the resolved pack: the kernel applies no default of its own.
+        let resolved = config.resolve();
+        let model_entries: Vec<ModelEntry> = resolved
             .models
             .iter()
             .map(|(n, m)| {
@@ -281,7 +168,7 @@ impl Methodology {
                         let coef = Coef {
                             wh_per_input: c.wh_per_1k_input / 1000.0,
                             wh_per_output: c.wh_per_1k_output / 1000.0,
-                            uncertainty: c.uncertainty.unwrap_or(tokens_u),
+                            uncertainty: c.uncertainty,
                         };
                         (hw, coef)
                     })
@@ -289,10 +176,9 @@ impl Methodology {
                 (id(n), m.active_params_b.map(|b| b * 1e9), coefs)
             })
             .collect();
-        let d = config.defaults;
         let grid_zone_ci = grid_zones_ignoring_case(&grid);
         let mut warnings = Vec::new();
-        let site_entries: Vec<(u32, SiteRes)> = config
+        let site_entries: Vec<(u32, SiteRes)> = resolved
             .sites
             .iter()
             .map(|(n, s)| {
@@ -303,21 +189,9 @@ impl Methodology {
                     }
                     r
                 });
-                let res = SiteRes {
-                    zone: zone.as_deref().map_or(NO_ID, &mut id),
-                    hardware: s.hardware.as_deref().map_or(NO_ID, &mut id),
-                    gpus: s.gpus,
-                    pue: s.pue.unwrap_or(d.pue),
-                    it_factor: 1.0
-                        + s.host_overhead.unwrap_or(d.host_overhead)
-                        + s.idle_overhead.unwrap_or(d.idle_overhead),
-                    market: s.market_g_per_kwh,
-                    fallback: s.fallback_g_per_kwh,
-                    utilization: s.utilization.unwrap_or(d.utilization),
-                    concurrency: s.concurrency.unwrap_or(d.concurrency),
-                    mfu: s.mfu.unwrap_or(d.mfu),
-                };
-                (id(n), res)
+                let zone = zone.as_deref().map_or(NO_ID, &mut id);
+                let hardware = s.hardware.as_deref().map_or(NO_ID, &mut id);
+                (id(n), SiteRes::new(s, zone, hardware))
             })
             .collect();
         let zone_entries: Vec<(u32, u32)> = grid.zones().enumerate().map(|(i, z)| (id(z), i as u32)).collect();
@@ -343,18 +217,7 @@ impl Methodology {
         for (i, z) in zone_entries {
             zone_series[i as usize] = z;
         }
-        let default_site = SiteRes {
-            zone: NO_ID,
-            hardware: NO_ID,
-            gpus: None,
-            pue: d.pue,
-            it_factor: 1.0 + d.host_overhead + d.idle_overhead,
-            market: None,
-            fallback: None,
-            utilization: d.utilization,
-            concurrency: d.concurrency,
-            mfu: d.mfu,
-        };
+        let default_site = SiteRes::new(&resolved.unknown_site, NO_ID, NO_ID);
         let uncertainty = config.uncertainty;
         let locate_site = match &config.default_site {
             Some(s) => *fixed.get(s.as_str()).expect("a site of the pack is interned"),
@@ -646,7 +509,7 @@ impl Methodology {
         if has_tokens {
             if let (Some(n), Some(h)) = (model.and_then(|m| m.active_params), hardware) {
                 if let Some(peak) = h.peak_tflops {
-                    let flops = 2.0 * n * (tin + tout);
+                    let flops = inference_flops(n, tin, tout);
                     let seconds = flops / (peak * 1e12 * site.mfu);
                     return (Some(seconds * h.tdp_w / 3600.0), Method::Flops, u.flops);
                 }
@@ -691,7 +554,7 @@ impl Methodology {
         // Names resolve as in an ingest (aliases), so a what-if query can use raw log names.
         let site = self.site(site.map_or(NO_ID, |s| self.lookup(&self.resolve_name(NameKind::Site, s))));
         let hw = hardware.map_or(site.hardware, |h| self.lookup(&self.resolve_name(NameKind::Hardware, h)));
-        let gpus = gpus.or(site.gpus).unwrap_or(1) as f64;
+        let gpus = gpus.unwrap_or(site.gpus) as f64;
         let model = self.model(self.lookup(&self.resolve_name(NameKind::Model, model)));
         let (e, m, _) = self.estimate_acc(model, hw, site, input_tokens, output_tokens, duration_s, energy_j, gpus);
         (e, m)
@@ -732,14 +595,14 @@ impl Methodology {
             // Estimated like any record: a failed request that carries tokens or a duration used energy.
             m.failed_requests = w;
         }
-        let gpus = rec.gpus.or(site.gpus).unwrap_or(1) as f64;
+        let gpus = rec.gpus.unwrap_or(site.gpus) as f64;
         let model = self.model(model_id);
         let mut estimated_kwh = 0.0;
         let (e_acc, method, u) =
             self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
         // Section 6: computational resources, whatever the energy method.
         if let (true, Some(n)) = (has_tokens, model.and_then(|m| m.active_params)) {
-            m.flops = 2.0 * n * (tin + tout) * w;
+            m.flops = inference_flops(n, tin, tout) * w;
             m.flags |= HAS_FLOPS;
         }
         if let Some(d) = rec.duration_s {
@@ -777,7 +640,7 @@ impl Methodology {
                 };
                 if let Some(i_loc) = loc {
                     m.co2e_location_kg = fac * i_loc / 1000.0;
-                    m.co2e_market_kg = fac * site.market.unwrap_or(i_loc) / 1000.0;
+                    m.co2e_market_kg = fac * site.market.g_per_kwh(i_loc) / 1000.0;
                     m.flags |= HAS_CO2E;
                 }
             }
@@ -787,6 +650,30 @@ impl Methodology {
         debug_assert!(m.first_non_finite().is_none(), "non-finite contribution: {m:?}");
         let key = CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method };
         (key, m, estimated_kwh)
+    }
+}
+
+/// Inference compute of one request (methodology section 6): two FLOPs per active parameter
+/// per token. Used by the flops energy method and by the `flops` measure alike.
+#[inline]
+fn inference_flops(active_params: f64, input_tokens: f64, output_tokens: f64) -> f64 {
+    2.0 * active_params * (input_tokens + output_tokens)
+}
+
+impl SiteRes {
+    fn new(s: &ResolvedSite, zone: u32, hardware: u32) -> SiteRes {
+        SiteRes {
+            zone,
+            hardware,
+            gpus: s.gpus,
+            pue: s.pue.value,
+            it_factor: 1.0 + s.host_overhead.value + s.idle_overhead.value,
+            market: s.market,
+            fallback: s.fallback_g_per_kwh,
+            utilization: s.utilization.value,
+            concurrency: s.concurrency.value,
+            mfu: s.mfu.value,
+        }
     }
 }
 
@@ -814,104 +701,6 @@ fn resolve_zone<'a>(grid: &Grid, ci: &FxHashMap<String, Arc<str>>, raw: &'a str)
     match ci.get(&raw.to_lowercase()) {
         Some(z) => Cow::Owned(z.to_string()),
         None => Cow::Borrowed(raw),
-    }
-}
-
-/// A per-thread cache from a string to what it resolved to (a [`NameEntry`] for one name
-/// field, a [`StatusEntry`] for statuses). Names up to [`SHORT_KEY`] bytes (nearly all model,
-/// site, zone, hardware and status values) live in a small direct-mapped table keyed by the
-/// name's bytes as four words: a hit is a few word compares, with no string hashing and no
-/// `memcmp` call (this lookup runs up to five times per record). Longer names and slot misses
-/// go to a map, then to the resolver. Allocates only when a string is first seen.
-struct StrCache<T: Copy> {
-    short: Box<[ShortSlot<T>]>,
-    long_last: String,
-    long_last_val: Option<T>,
-    seen: FxHashMap<Box<str>, T>,
-}
-
-/// Longest name the direct-mapped table holds.
-const SHORT_KEY: usize = 32;
-const SHORT_SLOTS: usize = 256;
-
-#[derive(Clone, Copy)]
-struct ShortSlot<T: Copy> {
-    /// The name's bytes, zero-padded; with `len` they identify it exactly.
-    words: [u64; 4],
-    /// Length, or `u32::MAX` for an empty slot.
-    len: u32,
-    val: T,
-}
-
-/// The bytes of a name of at most [`SHORT_KEY`] bytes as four words that, together with the
-/// length, identify it exactly. Overlapping unaligned loads instead of a zero-padded copy:
-/// for a given length every byte lands in a fixed place, so equal words mean equal names.
-#[inline(always)]
-fn short_key(b: &[u8]) -> [u64; 4] {
-    let n = b.len();
-    let w8 = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-    let w4 = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as u64;
-    match n {
-        17.. => [w8(0), w8(8), w8(n - 16), w8(n - 8)],
-        8.. => [w8(0), w8(n - 8), 0, 0],
-        4.. => [w4(0) | w4(n - 4) << 32, 0, 0, 0],
-        _ => [b.iter().rev().fold(0u64, |acc, &c| acc << 8 | c as u64), 0, 0, 0],
-    }
-}
-
-impl<T: Copy + Default> Default for StrCache<T> {
-    fn default() -> Self {
-        let empty = ShortSlot { words: [0; 4], len: u32::MAX, val: T::default() };
-        StrCache {
-            short: vec![empty; SHORT_SLOTS].into_boxed_slice(),
-            long_last: String::new(),
-            long_last_val: None,
-            seen: FxHashMap::default(),
-        }
-    }
-}
-
-impl<T: Copy> StrCache<T> {
-    /// The cached value of `s`, calling `resolve` the first time this cache meets `s`.
-    #[inline]
-    fn get(&mut self, s: &str, resolve: impl FnOnce(&str) -> T) -> T {
-        let b = s.as_bytes();
-        if b.len() <= SHORT_KEY {
-            let words = short_key(b);
-            let h = (words[0] ^ words[1].rotate_left(17) ^ words[2].rotate_left(31) ^ words[3].rotate_left(47))
-                .wrapping_add(b.len() as u64)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let slot = &mut self.short[(h >> 56) as usize % SHORT_SLOTS];
-            if slot.len == b.len() as u32 && slot.words == words {
-                return slot.val;
-            }
-            let val = Self::resolve(&mut self.seen, s, resolve);
-            *slot = ShortSlot { words, len: b.len() as u32, val };
-            return val;
-        }
-        if let Some(v) = self.long_last_val {
-            if self.long_last == s {
-                return v;
-            }
-        }
-        let val = Self::resolve(&mut self.seen, s, resolve);
-        // Reuses the buffer: no allocation once it has grown to the longest name.
-        self.long_last.clear();
-        self.long_last.push_str(s);
-        self.long_last_val = Some(val);
-        val
-    }
-
-    #[cold]
-    fn resolve(seen: &mut FxHashMap<Box<str>, T>, s: &str, resolve: impl FnOnce(&str) -> T) -> T {
-        match seen.get(s) {
-            Some(&v) => v,
-            None => {
-                let v = resolve(s);
-                seen.insert(s.into(), v);
-                v
-            }
-        }
     }
 }
 

@@ -6,12 +6,14 @@
 //! hourly partial sums. No Python here: the `wattledger-py` crate is the binding.
 
 pub mod aggregate;
+pub mod cell;
 pub mod columns;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grid;
+pub mod interner;
 pub mod kernel;
 pub mod names;
 pub mod outcome;
@@ -20,8 +22,10 @@ pub mod presets;
 pub mod readers;
 pub mod record;
 pub mod rejects;
+pub mod resolved;
 pub mod source;
 pub mod textcheck;
+pub mod threads;
 pub mod time;
 pub mod udf;
 

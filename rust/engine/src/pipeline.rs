@@ -112,7 +112,7 @@ struct Run {
 
 impl Run {
     fn new(opts: &EstimateOptions, names: Vec<String>) -> Run {
-        let threads = if opts.scan.threads == 0 { num_cpus() } else { opts.scan.threads };
+        let threads = crate::threads::worker_threads(opts.scan.threads);
         let spill_dir = opts.spill_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("wattledger-spill-{}-{}", std::process::id(), unique()))
         });
@@ -164,10 +164,6 @@ impl Run {
             estimated_kwh: notes.estimated_kwh,
         })
     }
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn unique() -> u64 {

@@ -6,7 +6,8 @@
 //! The field names follow the upstream sources named in `docs/presets.md`; a preset covers
 //! every shape its tool is exported in, so one preset reads them all without configuration.
 
-use crate::columns::{Col, ColumnMap};
+use crate::columns::{parse_path, split_top, Col, ColumnMap, KeepRule};
+use crate::error::{Error, Result};
 
 /// A preset's rule to pass over objects that are not records (see `columns::KeepRule`).
 pub struct KeepDef {
@@ -297,6 +298,30 @@ fn shell_word(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+// Here rather than in `columns`, so that `columns` does not import the presets that are
+// written in its syntax (no import cycle).
+impl ColumnMap {
+    pub fn apply_preset(&mut self, preset: &str) -> Result<()> {
+        let p = PRESETS.iter().find(|p| p.name == preset).ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+            Error::Usage(format!("unknown column preset '{preset}' (known: {})", names.join(", ")))
+        })?;
+        for r in p.rules {
+            self.set_rule(r).map_err(|e| Error::Usage(format!("preset {preset}: {e}")))?;
+        }
+        for k in p.keep {
+            let path = |s: &str| parse_path(s).map_err(|e| Error::Usage(format!("preset {preset}: {s}: {e}")));
+            let when = match k.when {
+                Some((p, v)) => Some((path(p)?, v.to_string())),
+                None => None,
+            };
+            let any_of = k.any_of.iter().flat_map(|s| split_top(s, "|")).map(path).collect::<Result<Vec<_>>>()?;
+            self.keep.push(KeepRule { when, any_of, reason: k.reason.to_string() });
+        }
+        Ok(())
     }
 }
 

@@ -809,14 +809,6 @@ fn mask_cols(mask: u16) -> Vec<Col> {
     Col::ALL.iter().copied().filter(|&c| mask & (1 << c as u16) != 0).collect()
 }
 
-fn thread_count(opts: &ScanOptions) -> usize {
-    if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    } else {
-        opts.threads
-    }
-}
-
 /// Run producer + workers; returns the merged sink and the per-file worker counts.
 fn run_scan<'a, S, F, P>(sh: &Shared<'a>, nfiles: usize, make_sink: &F, produce: P) -> Result<(S, Vec<FileAcc>)>
 where
@@ -824,7 +816,7 @@ where
     F: Fn() -> S + Sync,
     P: FnOnce(&Sender<Work>) -> Result<()>,
 {
-    let threads = thread_count(sh.opts);
+    let threads = crate::threads::worker_threads(sh.opts.threads);
     // Two blocks queued per worker keeps them busy while the producer reads; more would only
     // cost memory.
     let (tx, rx) = bounded::<Work>(threads * 2);
