@@ -74,7 +74,8 @@ def report_columns(by: str) -> tuple[str, ...]:
 
 def _where(year: int, month: int | None, model: str | None) -> tuple[str, list[object]]:
     start, end = period_bounds(year, month)
-    sql, params = "hour >= ? AND hour < ?", [start, end]
+    sql = "hour >= ? AND hour < ?"
+    params: list[object] = [start, end]
     if model is not None:
         sql += " AND model = ?"
         params.append(model)
@@ -111,7 +112,8 @@ def report_from(
     model: str | None = None,
 ) -> pl.DataFrame:
     """:func:`report` on an open ledger connection."""
-    return report_relation(con, year=year, month=month, by=by, model=model).pl()
+    frame: pl.DataFrame = report_relation(con, year=year, month=month, by=by, model=model).pl()
+    return frame
 
 
 def configs_relation(
@@ -134,7 +136,8 @@ def configs_from(
 ) -> pl.DataFrame:
     """The methodology packs behind a period's numbers: sha, name, version, origin, the energy
     and records each produced. More than one row means the period mixes methodologies."""
-    return configs_relation(con, year=year, month=month, model=model).pl()
+    frame: pl.DataFrame = configs_relation(con, year=year, month=month, model=model).pl()
+    return frame
 
 
 def rows_without_outcomes(

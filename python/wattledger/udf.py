@@ -24,11 +24,13 @@ what the ledger's hourly rows hold. Multiply by ``weight`` yourself when logs ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 from duckdb import sqltypes
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from wattledger import _core
 
@@ -97,14 +99,23 @@ def register(con: duckdb.DuckDBPyConnection, config: _core.Config) -> None:
     ) -> pa.Array:
         return _kernel(config, model, hw, site, gpus, inp, out, dur, ej)[1]
 
-    for name, fn, params, result in (
+    functions: tuple[
+        tuple[str, Callable[..., pa.Array], list[sqltypes.DuckDBPyType], sqltypes.DuckDBPyType], ...
+    ] = (
         ("wl_energy_wh", energy_wh, six, _DOUBLE),
         ("wl_energy_method", energy_method, six, _VARCHAR),
         ("wl_energy_wh_at", energy_wh_at, eight, _DOUBLE),
         ("wl_energy_method_at", energy_method_at, eight, _VARCHAR),
-    ):
+    )
+    for name, fn, params, result in functions:
         con.create_function(
-            name, fn, params, result, type="arrow", null_handling="special", side_effects=False
+            name,
+            fn,
+            [*params],  # a fresh list: the stub's parameter list type is invariant
+            result,
+            type=PythonUDFType.ARROW,
+            null_handling=FunctionNullHandling.SPECIAL,
+            side_effects=False,
         )
 
 

@@ -35,10 +35,10 @@ def nice_max(value: float) -> float:
         return 1.0
     exp = math.floor(math.log10(value))
     for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        top = step * 10**exp
+        top = step * 10.0**exp
         if top >= value * (1 - 1e-12):
             return top
-    return 10 ** (exp + 1)
+    return 10.0 ** (exp + 1)
 
 
 def _attr(value: object) -> str:
