@@ -1,26 +1,27 @@
-//! Thin PyO3 binding: `wattledger._core`. Converts arguments, releases the GIL around engine
-//! work and maps engine errors to named Python exceptions. No methodology here: every number
-//! is computed by `wattledger_engine`.
+//! Thin PyO3 binding: `wattledger._core`. It converts and nothing else: Python arguments and
+//! an options object to the engine's types, the engine's results to typed classes, engine
+//! errors to named Python exceptions (with `path`, `line`, `key`), and it releases the GIL
+//! around engine work. How options combine and every number are the engine's
+//! (`wattledger_engine::pipeline`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 
-use wattledger_engine::columns::ColumnMap;
 use wattledger_engine::config::Config as EngineConfig;
-use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution};
+use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution, ZoneSummary as EngineZoneSummary};
 use wattledger_engine::kernel::{Methodology, DEFAULT_MAX_NAMES};
-use wattledger_engine::pipeline::{self, CountingSink, EstimateOptions, EstimateOutput, SourceName};
-use wattledger_engine::readers::{self, CanonicalSink, FileStats, ScanControl, ScanOptions};
-use wattledger_engine::rejects::RejectsWriter;
-use wattledger_engine::source::{self, Compression, Format, InputFile};
+use wattledger_engine::pipeline::{self, EstimateOutput, RunOptions as EngineRunOptions};
+use wattledger_engine::readers::{self, FileStats as EngineFileStats, ScanControl};
+use wattledger_engine::source::{self, Compression, InputFile as EngineInputFile};
 use wattledger_engine::time::{format_us, US_PER_HOUR};
 use wattledger_engine::udf::{self, EnergyInputs};
 use wattledger_engine::Error;
@@ -37,22 +38,70 @@ create_exception!(_core, GridError, WattledgerError, "A grid intensity file is i
 create_exception!(_core, UsageError, WattledgerError, "A bad argument: column mapping, preset, option.");
 create_exception!(_core, OutputError, WattledgerError, "An output could not be written.");
 create_exception!(_core, CancelledError, WattledgerError, "The run was cancelled.");
+create_exception!(
+    _core,
+    InternalError,
+    WattledgerError,
+    "A bug in wattledger (a broken invariant of the engine), never bad input: please report it."
+);
 
-fn to_py(e: Error) -> PyErr {
+/// An engine error or a Python one, so that `?` works on both in one function. Engine errors
+/// become the named exception of their variant, carrying `path`, `line` and `key` (None where
+/// the engine does not know them); the message is the engine's, word for word.
+enum CoreError {
+    Engine(Error),
+    Py(PyErr),
+}
+
+type CoreResult<T> = Result<T, CoreError>;
+
+impl From<Error> for CoreError {
+    fn from(e: Error) -> Self {
+        CoreError::Engine(e)
+    }
+}
+
+impl From<PyErr> for CoreError {
+    fn from(e: PyErr) -> Self {
+        CoreError::Py(e)
+    }
+}
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        match e {
+            CoreError::Py(e) => e,
+            CoreError::Engine(e) => engine_exception(e),
+        }
+    }
+}
+
+fn engine_exception(e: Error) -> PyErr {
     let msg = e.to_string();
-    match e {
+    let (path, line, key) = (e.path(), e.line(), e.key().map(str::to_owned));
+    let err = match e {
         Error::Input { .. } | Error::UnknownFormat { .. } => InputError::new_err(msg),
         Error::Config { .. } => ConfigError::new_err(msg),
         Error::Grid { .. } => GridError::new_err(msg),
         Error::Usage(_) => UsageError::new_err(msg),
         Error::Output { .. } => OutputError::new_err(msg),
         Error::Cancelled => CancelledError::new_err(msg),
-        Error::Internal(_) => WattledgerError::new_err(msg),
-    }
+        Error::Internal(_) => InternalError::new_err(msg),
+    };
+    Python::attach(|py| {
+        let value = err.value(py);
+        // Setting an attribute of a fresh exception object cannot fail short of memory; the
+        // message alone still says everything, so a failure here is not worth masking it.
+        let _ = value.setattr("path", path);
+        let _ = value.setattr("line", line);
+        let _ = value.setattr("key", key);
+    });
+    err
 }
 
-fn arrow_err(e: impl std::fmt::Display) -> PyErr {
-    WattledgerError::new_err(format!("arrow: {e}"))
+/// An Arrow conversion of the binding failed: the engine built a batch its own schema refuses.
+fn arrow_err(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Engine(Error::internal("arrow", e))
 }
 
 /// A parsed, validated methodology pack.
@@ -62,14 +111,14 @@ struct Config(Arc<EngineConfig>);
 #[pymethods]
 impl Config {
     #[staticmethod]
-    fn from_path(path: PathBuf) -> PyResult<Config> {
-        EngineConfig::from_path(&path).map(|c| Config(Arc::new(c))).map_err(to_py)
+    fn from_path(path: PathBuf) -> CoreResult<Config> {
+        Ok(Config(Arc::new(EngineConfig::from_path(&path)?)))
     }
 
     #[staticmethod]
     #[pyo3(signature = (text, origin = "<string>"))]
-    fn from_toml(text: &str, origin: &str) -> PyResult<Config> {
-        EngineConfig::from_toml(text, origin).map(|c| Config(Arc::new(c))).map_err(to_py)
+    fn from_toml(text: &str, origin: &str) -> CoreResult<Config> {
+        Ok(Config(Arc::new(EngineConfig::from_toml(text, origin)?)))
     }
 
     #[getter]
@@ -125,9 +174,9 @@ impl Grid {
     /// `resolution` is the coarsest row spacing accepted: "hour", "day" or "month".
     #[staticmethod]
     #[pyo3(signature = (paths, lifecycle = false, resolution = "hour"))]
-    fn from_paths(py: Python<'_>, paths: Vec<String>, lifecycle: bool, resolution: &str) -> PyResult<Grid> {
-        let opts = GridOptions { lifecycle, resolution: Resolution::parse(resolution).map_err(to_py)? };
-        py.detach(|| EngineGrid::from_specs(&paths, &opts)).map(|g| Grid(Arc::new(g))).map_err(to_py)
+    fn from_paths(py: Python<'_>, paths: Vec<String>, lifecycle: bool, resolution: &str) -> CoreResult<Grid> {
+        let opts = GridOptions { lifecycle, resolution: Resolution::parse(resolution)? };
+        Ok(Grid(Arc::new(py.detach(|| EngineGrid::from_specs(&paths, &opts))?)))
     }
 
     #[staticmethod]
@@ -135,22 +184,8 @@ impl Grid {
         Grid(Arc::new(EngineGrid::empty()))
     }
 
-    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for z in self.0.summary() {
-            let d = PyDict::new(py);
-            d.set_item("zone", &z.zone)?;
-            d.set_item("first_hour", iso_hour(z.first_hour))?;
-            d.set_item("last_hour", iso_hour(z.last_hour))?;
-            d.set_item("hours_with_value", z.hours_with_value)?;
-            d.set_item("hours_missing", z.hours_missing)?;
-            d.set_item("hours_estimated", z.hours_estimated)?;
-            let gaps: Vec<(String, String)> = z.gaps.iter().map(|&(a, b)| (iso_hour(a), iso_hour(b))).collect();
-            d.set_item("gaps", gaps)?;
-            d.set_item("mean_g_per_kwh", z.mean_g_per_kwh)?;
-            out.append(d)?;
-        }
-        Ok(out)
+    fn summary(&self) -> Vec<ZoneSummary> {
+        self.0.summary().iter().map(ZoneSummary::from).collect()
     }
 
     /// What reading the files found (duplicates averaged, naive times, a daily grid spread,
@@ -160,9 +195,49 @@ impl Grid {
         self.0.warnings().to_vec()
     }
 
-    fn to_arrow<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn to_arrow<'py>(&self, py: Python<'py>) -> CoreResult<Bound<'py, PyAny>> {
         let batch = grid_rows_batch(&self.0).map_err(arrow_err)?;
         table(py, batch)
+    }
+}
+
+/// One zone of a grid: its hours (ISO 8601 UTC), coverage, gaps and mean intensity.
+#[pyclass(frozen, eq, get_all, module = "wattledger._core")]
+#[derive(Clone, PartialEq)]
+struct ZoneSummary {
+    zone: String,
+    first_hour: String,
+    last_hour: String,
+    hours_with_value: u64,
+    hours_missing: u64,
+    hours_estimated: u64,
+    /// Runs of missing hours, (first, last) inclusive.
+    gaps: Vec<(String, String)>,
+    mean_g_per_kwh: f64,
+}
+
+impl From<&EngineZoneSummary> for ZoneSummary {
+    fn from(z: &EngineZoneSummary) -> Self {
+        ZoneSummary {
+            zone: z.zone.clone(),
+            first_hour: iso_hour(z.first_hour),
+            last_hour: iso_hour(z.last_hour),
+            hours_with_value: z.hours_with_value,
+            hours_missing: z.hours_missing,
+            hours_estimated: z.hours_estimated,
+            gaps: z.gaps.iter().map(|&(a, b)| (iso_hour(a), iso_hour(b))).collect(),
+            mean_g_per_kwh: z.mean_g_per_kwh,
+        }
+    }
+}
+
+#[pymethods]
+impl ZoneSummary {
+    fn __repr__(&self) -> String {
+        format!(
+            "ZoneSummary(zone={:?}, first_hour={:?}, last_hour={:?}, hours_with_value={}, hours_missing={})",
+            self.zone, self.first_hour, self.last_hour, self.hours_with_value, self.hours_missing
+        )
     }
 }
 
@@ -191,14 +266,14 @@ impl Job {
         Job(Arc::new(ScanControl::default()))
     }
 
-    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn progress(&self) -> Progress {
         let c = &self.0;
-        let d = PyDict::new(py);
-        d.set_item("bytes_total", c.bytes_total.load(Ordering::Relaxed))?;
-        d.set_item("bytes_read", c.bytes_read.load(Ordering::Relaxed))?;
-        d.set_item("records", c.records.load(Ordering::Relaxed))?;
-        d.set_item("rejects", c.rejects.load(Ordering::Relaxed))?;
-        Ok(d)
+        Progress {
+            bytes_total: c.bytes_total.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            rejects: c.rejects.load(Ordering::Relaxed),
+        }
     }
 
     fn cancel(&self) {
@@ -206,8 +281,124 @@ impl Job {
     }
 }
 
+/// A running call's counts so far (bytes on disk; records and rejects read).
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+struct Progress {
+    bytes_total: u64,
+    bytes_read: u64,
+    records: u64,
+    rejects: u64,
+}
+
+#[pymethods]
+impl Progress {
+    fn __repr__(&self) -> String {
+        format!(
+            "Progress(bytes_total={}, bytes_read={}, records={}, rejects={})",
+            self.bytes_total, self.bytes_read, self.records, self.rejects
+        )
+    }
+}
+
 fn control(job: Option<&Bound<'_, Job>>) -> Arc<ScanControl> {
     job.map(|j| j.get().0.clone()).unwrap_or_default()
+}
+
+fn compression_name(c: Compression) -> Option<String> {
+    (c != Compression::None).then(|| c.as_str().to_string())
+}
+
+/// What reading one input found.
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+#[derive(Clone)]
+struct FileStats {
+    path: String,
+    format: String,
+    compression: Option<String>,
+    size_bytes: u64,
+    sha256: Option<String>,
+    /// The stored bytes the hash covers (the bytes read): the ledger keeps it as the size.
+    hashed_bytes: Option<u64>,
+    records: u64,
+    rejected: u64,
+    rejects: BTreeMap<String, u64>,
+    blank_lines: u64,
+    /// Objects the reader passed over on purpose (e.g. spans that are not GenAI calls).
+    skipped: u64,
+    skip_reasons: BTreeMap<String, u64>,
+    columns_found: Vec<String>,
+}
+
+impl From<EngineFileStats> for FileStats {
+    fn from(f: EngineFileStats) -> Self {
+        FileStats {
+            format: f.format.as_str().to_string(),
+            compression: compression_name(f.compression),
+            columns_found: f.columns_found.iter().map(|c| c.name().to_string()).collect(),
+            path: f.path,
+            size_bytes: f.size_bytes,
+            sha256: f.sha256,
+            hashed_bytes: f.hashed_bytes,
+            records: f.records,
+            rejected: f.rejected,
+            rejects: f.rejects,
+            blank_lines: f.blank_lines,
+            skipped: f.skipped,
+            skip_reasons: f.skip_reasons,
+        }
+    }
+}
+
+#[pymethods]
+impl FileStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "FileStats(path={:?}, format={:?}, records={}, rejected={})",
+            self.path, self.format, self.records, self.rejected
+        )
+    }
+}
+
+fn file_stats(files: Vec<EngineFileStats>) -> Vec<FileStats> {
+    files.into_iter().map(FileStats::from).collect()
+}
+
+/// A raw name of one source file that the pack's aliases (or a zone's case) changed.
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+#[derive(Clone)]
+struct SourceName {
+    path: String,
+    /// model, site, zone or hardware.
+    kind: String,
+    raw: String,
+    resolved: String,
+    records: u64,
+}
+
+#[pymethods]
+impl SourceName {
+    fn __repr__(&self) -> String {
+        format!(
+            "SourceName(path={:?}, kind={:?}, raw={:?}, resolved={:?})",
+            self.path, self.kind, self.raw, self.resolved
+        )
+    }
+}
+
+/// One log file behind the inputs given (files, directories, globs).
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+struct InputFile {
+    path: String,
+    format: String,
+    compression: Option<String>,
+    size_bytes: u64,
+}
+
+#[pymethods]
+impl InputFile {
+    fn __repr__(&self) -> String {
+        format!("InputFile(path={:?}, format={:?})", self.path, self.format)
+    }
 }
 
 /// The result of an estimate run: hourly partial aggregates plus per-file statistics.
@@ -222,11 +413,37 @@ struct EstimateResult {
     estimated_kwh: f64,
 }
 
+impl From<EstimateOutput> for EstimateResult {
+    fn from(out: EstimateOutput) -> Self {
+        let files = file_stats(out.files);
+        let names = out
+            .names
+            .into_iter()
+            .map(|n| SourceName {
+                path: files.get(n.file as usize).map(|f| f.path.clone()).unwrap_or_default(),
+                kind: n.kind.name().to_string(),
+                raw: n.raw,
+                resolved: n.resolved,
+                records: n.records,
+            })
+            .collect();
+        EstimateResult {
+            aggregates: out.aggregates,
+            spill_files: out.spill_files.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            files,
+            duplicates: out.duplicates,
+            names,
+            warnings: out.warnings,
+            estimated_kwh: out.estimated_kwh,
+        }
+    }
+}
+
 #[pymethods]
 impl EstimateResult {
     #[getter]
-    fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        file_stats_list(py, &self.files)
+    fn files(&self) -> Vec<FileStats> {
+        self.files.clone()
     }
 
     #[getter]
@@ -240,22 +457,10 @@ impl EstimateResult {
         self.duplicates
     }
 
-    /// Raw names that the pack's aliases (or a zone's case) changed, per source file: dicts
-    /// with path, kind (model/site/zone/hardware), raw, resolved, records.
+    /// Raw names that the pack's aliases (or a zone's case) changed, per source file.
     #[getter]
-    fn names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for n in &self.names {
-            let d = PyDict::new(py);
-            let path = self.files.get(n.file as usize).map(|f| f.path.as_str()).unwrap_or("");
-            d.set_item("path", path)?;
-            d.set_item("kind", n.kind.name())?;
-            d.set_item("raw", &n.raw)?;
-            d.set_item("resolved", &n.resolved)?;
-            d.set_item("records", n.records)?;
-            out.append(d)?;
-        }
-        Ok(out)
+    fn names(&self) -> Vec<SourceName> {
+        self.names.clone()
     }
 
     /// The run's warnings (zone case matches, unrecognised status values, the share of energy
@@ -271,113 +476,27 @@ impl EstimateResult {
         self.estimated_kwh
     }
 
-    fn aggregates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn aggregates<'py>(&self, py: Python<'py>) -> CoreResult<Bound<'py, PyAny>> {
         table(py, self.aggregates.clone())
     }
 
     /// Write the in-memory aggregates to a Parquet file (same schema as the spill files), so a
     /// caller can load everything from files without importing pyarrow.
-    fn write_aggregates(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| wattledger_engine::aggregate::write_parquet(&self.aggregates, &path)).map_err(to_py)
+    fn write_aggregates(&self, py: Python<'_>, path: PathBuf) -> CoreResult<()> {
+        Ok(py.detach(|| wattledger_engine::aggregate::write_parquet(&self.aggregates, &path))?)
     }
 }
 
-fn table(py: Python<'_>, batch: RecordBatch) -> PyResult<Bound<'_, PyAny>> {
+fn table(py: Python<'_>, batch: RecordBatch) -> CoreResult<Bound<'_, PyAny>> {
     let schema = batch.schema();
-    PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Jsonl => "jsonl",
-        Format::Csv => "csv",
-        Format::Parquet => "parquet",
-        Format::Arrow => "arrow",
-    }
-}
-
-fn compression_name(c: Compression) -> Option<&'static str> {
-    match c {
-        Compression::None => None,
-        Compression::Gzip => Some("gzip"),
-        Compression::Zstd => Some("zstd"),
-    }
-}
-
-fn file_stats_list<'py>(py: Python<'py>, files: &[FileStats]) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for f in files {
-        let d = PyDict::new(py);
-        d.set_item("path", &f.path)?;
-        d.set_item("format", format_name(f.format))?;
-        d.set_item("compression", compression_name(f.compression))?;
-        d.set_item("size_bytes", f.size_bytes)?;
-        d.set_item("sha256", &f.sha256)?;
-        // The stored bytes the hash covers (the bytes read): the ledger keeps it as the size.
-        d.set_item("hashed_bytes", f.hashed_bytes)?;
-        d.set_item("records", f.records)?;
-        d.set_item("rejected", f.rejected)?;
-        let rejects = PyDict::new(py);
-        for (reason, n) in &f.rejects {
-            rejects.set_item(reason, n)?;
-        }
-        d.set_item("rejects", rejects)?;
-        d.set_item("blank_lines", f.blank_lines)?;
-        // Objects the reader passed over on purpose (e.g. spans that are not GenAI calls).
-        d.set_item("skipped", f.skipped)?;
-        let skip_reasons = PyDict::new(py);
-        for (reason, n) in &f.skip_reasons {
-            skip_reasons.set_item(reason, n)?;
-        }
-        d.set_item("skip_reasons", skip_reasons)?;
-        let cols: Vec<&str> = f.columns_found.iter().map(|c| c.name()).collect();
-        d.set_item("columns_found", cols)?;
-        out.append(d)?;
-    }
-    Ok(out)
-}
-
-/// Config `[columns]`, then the preset, then explicit `canonical=source` rules: the most
-/// specific wins.
-fn column_map(config: Option<&EngineConfig>, preset: Option<&str>, rules: &[String]) -> PyResult<ColumnMap> {
-    let mut map = match config {
-        Some(c) => c.column_map().map_err(to_py)?,
-        None => ColumnMap::default(),
-    };
-    if let Some(p) = preset {
-        map.apply_preset(p).map_err(to_py)?;
-    }
-    for r in rules {
-        map.set_rule(r).map_err(to_py)?;
-    }
-    Ok(map)
-}
-
-fn scan_options(columns: ColumnMap, threads: usize, hash: bool, max_line: usize, max_inflate: u64) -> ScanOptions {
-    ScanOptions { columns, threads, block_bytes: 8 << 20, hash, max_line, max_inflate }
-}
-
-/// Runs `f` with an optional rejects writer, committing the rejects file only on success.
-fn with_rejects<T>(
-    rejects: Option<PathBuf>,
-    f: impl FnOnce(Option<&RejectsWriter>) -> Result<T, Error>,
-) -> Result<T, Error> {
-    match rejects {
-        None => f(None),
-        Some(path) => {
-            let writer = RejectsWriter::create(&path)?;
-            let out = f(Some(&writer))?;
-            writer.finish()?;
-            Ok(out)
-        }
-    }
+    Ok(PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)?)
 }
 
 /// List the inputs with the GIL released, stopping on Ctrl-C: on the main thread by checking
 /// Python's signals (at most every 20 ms, so a tree of a million entries is not slowed), in a
 /// job's worker thread by its cancel flag. A huge tree or a hung network mount must not leave
 /// the process deaf to Ctrl-C.
-fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> PyResult<Vec<InputFile>> {
+fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> CoreResult<Vec<EngineInputFile>> {
     use std::time::{Duration, Instant};
     let interrupted: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
     let out = py.detach(|| {
@@ -401,192 +520,275 @@ fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> PyRes
         source::expand_inputs_until(inputs, &cancel)
     });
     if let Some(e) = interrupted.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e); // KeyboardInterrupt, raised where the user pressed Ctrl-C
+        return Err(e.into()); // KeyboardInterrupt, raised where the user pressed Ctrl-C
     }
-    out.map_err(to_py)
+    Ok(out?)
 }
 
 #[pyfunction]
-fn expand_inputs<'py>(py: Python<'py>, inputs: Vec<String>) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for f in expand(py, &inputs, None)? {
-        let d = PyDict::new(py);
-        d.set_item("path", f.path.to_string_lossy())?;
-        d.set_item("format", format_name(f.format))?;
-        d.set_item("compression", compression_name(f.compression))?;
-        d.set_item("size_bytes", f.size)?;
-        out.append(d)?;
-    }
-    Ok(out)
-}
-
-#[pyfunction]
-#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0,
-    max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
-#[allow(clippy::too_many_arguments)]
-fn read_logs<'py>(
-    py: Python<'py>,
-    inputs: Vec<String>,
-    columns: Vec<String>,
-    preset: Option<&str>,
-    config: Option<&Bound<'py, Config>>,
-    rejects: Option<PathBuf>,
-    threads: usize,
-    max_line: usize,
-    max_inflate: u64,
-    job: Option<&Bound<'py, Job>>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyList>)> {
-    let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
-    let ctl = control(job);
-    let files = expand(py, &inputs, Some(&ctl))?;
-    let opts = scan_options(map, threads, false, max_line, max_inflate);
-    let (batch, stats) = py
-        .detach(|| {
-            with_rejects(rejects, |rj| {
-                let out = readers::scan_files(&files, &opts, &ctl, rj, CanonicalSink::default)?;
-                let batch = out.sink.finish(&out.files)?;
-                Ok((batch, out.files))
-            })
+fn expand_inputs(py: Python<'_>, inputs: Vec<String>) -> CoreResult<Vec<InputFile>> {
+    let files = expand(py, &inputs, None)?;
+    Ok(files
+        .into_iter()
+        .map(|f| InputFile {
+            path: f.path.to_string_lossy().into_owned(),
+            format: f.format.as_str().to_string(),
+            compression: compression_name(f.compression),
+            size_bytes: f.size,
         })
-        .map_err(to_py)?;
-    Ok((table(py, batch)?, file_stats_list(py, &stats)?))
+        .collect())
 }
 
-#[pyfunction]
-#[pyo3(signature = (inputs, *, columns = Vec::new(), preset = None, config = None, rejects = None, threads = 0,
-    max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE, job = None))]
-#[allow(clippy::too_many_arguments)]
-fn validate<'py>(
-    py: Python<'py>,
-    inputs: Vec<String>,
+/// The options of a run as one typed object (keyword-only constructor; every attribute has
+/// the engine's default). Converted to `pipeline::RunOptions`, where they are combined.
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+#[derive(Clone)]
+struct RunOptions {
     columns: Vec<String>,
-    preset: Option<&str>,
-    config: Option<&Bound<'py, Config>>,
-    rejects: Option<PathBuf>,
-    threads: usize,
-    max_line: usize,
-    max_inflate: u64,
-    job: Option<&Bound<'py, Job>>,
-) -> PyResult<Bound<'py, PyList>> {
-    let map = column_map(config.map(|c| &*c.get().0), preset, &columns)?;
-    let ctl = control(job);
-    let files = expand(py, &inputs, Some(&ctl))?;
-    let opts = scan_options(map, threads, false, max_line, max_inflate);
-    let stats = py
-        .detach(|| {
-            with_rejects(rejects, |rj| Ok(readers::scan_files(&files, &opts, &ctl, rj, CountingSink::default)?.files))
-        })
-        .map_err(to_py)?;
-    file_stats_list(py, &stats)
-}
-
-fn methodology(config: &Config, grid: &Grid) -> PyResult<Methodology> {
-    Methodology::new(config.0.clone(), grid.0.clone()).map_err(to_py)
-}
-
-/// The methodology of an estimate run, with `--site` (the site of records that carry neither
-/// site nor zone) overriding the pack's `[defaults] site`.
-fn run_methodology(config: &Config, grid: &Grid, site: Option<&str>, max_names: usize) -> PyResult<Methodology> {
-    let mut m = methodology(config, grid)?;
-    if let Some(s) = site {
-        m.set_default_site(s).map_err(to_py)?;
-    }
-    m.set_max_names(max_names);
-    Ok(m)
-}
-
-fn result(out: EstimateOutput) -> EstimateResult {
-    EstimateResult {
-        aggregates: out.aggregates,
-        spill_files: out.spill_files.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-        files: out.files,
-        duplicates: out.duplicates,
-        names: out.names,
-        warnings: out.warnings,
-        estimated_kwh: out.estimated_kwh,
-    }
-}
-
-#[pyfunction]
-#[pyo3(signature = (inputs, config, grid, *, columns = Vec::new(), preset = None, rejects = None, threads = 0,
-    memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false, hash = true,
-    site = None, max_line = readers::DEFAULT_MAX_LINE, max_inflate = source::DEFAULT_MAX_INFLATE,
-    max_names = DEFAULT_MAX_NAMES, job = None))]
-#[allow(clippy::too_many_arguments)]
-fn estimate_files(
-    py: Python<'_>,
-    inputs: Vec<String>,
-    config: &Bound<'_, Config>,
-    grid: &Bound<'_, Grid>,
-    columns: Vec<String>,
-    preset: Option<&str>,
+    preset: Option<String>,
     rejects: Option<PathBuf>,
     threads: usize,
     memory_budget_cells: usize,
     spill_dir: Option<PathBuf>,
     dedupe: bool,
     hash: bool,
-    site: Option<&str>,
+    site: Option<String>,
     max_line: usize,
     max_inflate: u64,
     max_names: usize,
-    job: Option<&Bound<'_, Job>>,
-) -> PyResult<EstimateResult> {
-    let m = run_methodology(config.get(), grid.get(), site, max_names)?;
-    let map = column_map(Some(&config.get().0), preset, &columns)?;
-    let ctl = control(job);
-    let files = expand(py, &inputs, Some(&ctl))?;
-    let scan = scan_options(map, threads, hash, max_line, max_inflate);
-    let opts = EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe };
-    py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_files(&files, &m, &opts, &ctl, rj)))
-        .map(result)
-        .map_err(to_py)
+    source_name: String,
 }
 
-#[pyfunction]
-#[pyo3(signature = (data, config, grid, *, source_name = "<arrow>", columns = Vec::new(), preset = None, rejects = None,
-    threads = 0, memory_budget_cells = pipeline::DEFAULT_MEMORY_BUDGET_CELLS, spill_dir = None, dedupe = false,
-    site = None, max_names = DEFAULT_MAX_NAMES, job = None))]
-#[allow(clippy::too_many_arguments)]
-fn estimate_arrow(
+impl Default for RunOptions {
+    fn default() -> Self {
+        let d = EngineRunOptions::default();
+        RunOptions {
+            columns: d.columns,
+            preset: d.preset,
+            rejects: d.rejects,
+            threads: d.threads,
+            memory_budget_cells: d.memory_budget_cells,
+            spill_dir: d.spill_dir,
+            dedupe: d.dedupe,
+            hash: d.hash,
+            site: d.site,
+            max_line: d.max_line,
+            max_inflate: d.max_inflate,
+            max_names: d.max_names,
+            source_name: d.source_name,
+        }
+    }
+}
+
+impl From<&RunOptions> for EngineRunOptions {
+    fn from(o: &RunOptions) -> Self {
+        let o = o.clone();
+        EngineRunOptions {
+            columns: o.columns,
+            preset: o.preset,
+            rejects: o.rejects,
+            threads: o.threads,
+            memory_budget_cells: o.memory_budget_cells,
+            spill_dir: o.spill_dir,
+            dedupe: o.dedupe,
+            hash: o.hash,
+            site: o.site,
+            max_line: o.max_line,
+            max_inflate: o.max_inflate,
+            max_names: o.max_names,
+            source_name: o.source_name,
+        }
+    }
+}
+
+/// Sets `field` from a keyword argument, naming the field when the value has the wrong type.
+fn set<'py, T: FromPyObjectOwned<'py>>(field: &mut T, name: &str, value: &Bound<'py, PyAny>) -> PyResult<()> {
+    *field = value.extract::<T>().map_err(|e| {
+        let e: PyErr = e.into();
+        PyTypeError::new_err(format!("RunOptions.{name}: {e}"))
+    })?;
+    Ok(())
+}
+
+#[pymethods]
+impl RunOptions {
+    /// Keyword arguments only, any subset (thirteen named parameters would be a signature no
+    /// one reads; the stub lists them with their types).
+    #[new]
+    #[pyo3(signature = (**kwargs))]
+    fn new(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<RunOptions> {
+        let mut o = RunOptions::default();
+        for (k, v) in kwargs.into_iter().flatten() {
+            let k: String = k.extract()?;
+            match k.as_str() {
+                "columns" => set(&mut o.columns, &k, &v)?,
+                "preset" => set(&mut o.preset, &k, &v)?,
+                "rejects" => set(&mut o.rejects, &k, &v)?,
+                "threads" => set(&mut o.threads, &k, &v)?,
+                "memory_budget_cells" => set(&mut o.memory_budget_cells, &k, &v)?,
+                "spill_dir" => set(&mut o.spill_dir, &k, &v)?,
+                "dedupe" => set(&mut o.dedupe, &k, &v)?,
+                "hash" => set(&mut o.hash, &k, &v)?,
+                "site" => set(&mut o.site, &k, &v)?,
+                "max_line" => set(&mut o.max_line, &k, &v)?,
+                "max_inflate" => set(&mut o.max_inflate, &k, &v)?,
+                "max_names" => set(&mut o.max_names, &k, &v)?,
+                "source_name" => set(&mut o.source_name, &k, &v)?,
+                _ => {
+                    return Err(PyTypeError::new_err(format!("RunOptions() got an unexpected keyword argument '{k}'")))
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RunOptions(columns={:?}, preset={:?}, site={:?}, threads={})",
+            self.columns, self.preset, self.site, self.threads
+        )
+    }
+}
+
+/// Reads log files without a methodology (`validate`, `read`), with the options' mapping and,
+/// when a pack is given, its `[columns]`. A bad mapping fails here, before any input is read.
+#[pyclass(frozen, module = "wattledger._core")]
+struct Reader(pipeline::Reader);
+
+#[pymethods]
+impl Reader {
+    #[new]
+    #[pyo3(signature = (options = None, config = None))]
+    fn new(options: Option<&Bound<'_, RunOptions>>, config: Option<&Bound<'_, Config>>) -> CoreResult<Reader> {
+        let opts = options.map(|o| EngineRunOptions::from(o.get())).unwrap_or_default();
+        Ok(Reader(pipeline::Reader::new(config.map(|c| &*c.get().0), &opts)?))
+    }
+
+    /// Per-file statistics without keeping records.
+    #[pyo3(signature = (inputs, job = None))]
+    fn validate(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<String>,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<Vec<FileStats>> {
+        validate(py, &self.0, &inputs, job)
+    }
+
+    /// Canonical records (plus `source` and `line`) and per-file statistics.
+    #[pyo3(signature = (inputs, job = None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Vec<String>,
+        job: Option<&Bound<'py, Job>>,
+    ) -> CoreResult<(Bound<'py, PyAny>, Vec<FileStats>)> {
+        read(py, &self.0, &inputs, job)
+    }
+}
+
+fn validate(
     py: Python<'_>,
-    data: PyRecordBatchReader,
-    config: &Bound<'_, Config>,
-    grid: &Bound<'_, Grid>,
-    source_name: &str,
-    columns: Vec<String>,
-    preset: Option<&str>,
-    rejects: Option<PathBuf>,
-    threads: usize,
-    memory_budget_cells: usize,
-    spill_dir: Option<PathBuf>,
-    dedupe: bool,
-    site: Option<&str>,
-    max_names: usize,
+    reader: &pipeline::Reader,
+    inputs: &[String],
     job: Option<&Bound<'_, Job>>,
-) -> PyResult<EstimateResult> {
-    let m = run_methodology(config.get(), grid.get(), site, max_names)?;
-    let map = column_map(Some(&config.get().0), preset, &columns)?;
-    let reader = data.into_reader()?;
+) -> CoreResult<Vec<FileStats>> {
     let ctl = control(job);
-    let scan = scan_options(map, threads, false, readers::DEFAULT_MAX_LINE, source::DEFAULT_MAX_INFLATE);
-    let opts = EstimateOptions { scan, memory_budget_cells, spill_dir, dedupe };
-    py.detach(|| with_rejects(rejects, |rj| pipeline::estimate_batches(reader, source_name, &m, &opts, &ctl, rj)))
-        .map(result)
-        .map_err(to_py)
+    let files = expand(py, inputs, Some(&ctl))?;
+    Ok(file_stats(py.detach(|| reader.validate(&files, &ctl))?))
+}
+
+fn read<'py>(
+    py: Python<'py>,
+    reader: &pipeline::Reader,
+    inputs: &[String],
+    job: Option<&Bound<'py, Job>>,
+) -> CoreResult<(Bound<'py, PyAny>, Vec<FileStats>)> {
+    let ctl = control(job);
+    let files = expand(py, inputs, Some(&ctl))?;
+    let (batch, stats) = py.detach(|| reader.read(&files, &ctl))?;
+    Ok((table(py, batch)?, file_stats(stats)))
+}
+
+/// Estimate runs with one pack, one grid and one options object. Everything the options can
+/// get wrong (the site, the mapping) fails here, before any input is read.
+#[pyclass(frozen, module = "wattledger._core")]
+struct Estimator(pipeline::Estimator);
+
+#[pymethods]
+impl Estimator {
+    #[new]
+    #[pyo3(signature = (config, grid = None, options = None))]
+    fn new(
+        config: &Bound<'_, Config>,
+        grid: Option<&Bound<'_, Grid>>,
+        options: Option<&Bound<'_, RunOptions>>,
+    ) -> CoreResult<Estimator> {
+        let opts = options.map(|o| EngineRunOptions::from(o.get())).unwrap_or_default();
+        let grid = grid.map_or_else(|| Arc::new(EngineGrid::empty()), |g| g.get().0.clone());
+        Ok(Estimator(pipeline::Estimator::new(config.get().0.clone(), grid, &opts)?))
+    }
+
+    /// Read log files and apply the methodology.
+    #[pyo3(signature = (inputs, job = None))]
+    fn estimate_files(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<String>,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<EstimateResult> {
+        let ctl = control(job);
+        let files = expand(py, &inputs, Some(&ctl))?;
+        Ok(py.detach(|| self.0.estimate_files(&files, &ctl))?.into())
+    }
+
+    /// The same for Arrow record batches (anything exporting an Arrow C stream).
+    #[pyo3(signature = (data, job = None))]
+    fn estimate_arrow(
+        &self,
+        py: Python<'_>,
+        data: PyRecordBatchReader,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<EstimateResult> {
+        let reader = data.into_reader()?;
+        let ctl = control(job);
+        Ok(py.detach(|| self.0.estimate_batches(reader, &ctl))?.into())
+    }
+
+    /// `Reader.validate` with the pack's `[columns]`.
+    #[pyo3(signature = (inputs, job = None))]
+    fn validate(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<String>,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<Vec<FileStats>> {
+        validate(py, self.0.reader(), &inputs, job)
+    }
+
+    /// `Reader.read` with the pack's `[columns]`.
+    #[pyo3(signature = (inputs, job = None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Vec<String>,
+        job: Option<&Bound<'py, Job>>,
+    ) -> CoreResult<(Bound<'py, PyAny>, Vec<FileStats>)> {
+        read(py, self.0.reader(), &inputs, job)
+    }
 }
 
 /// The first `max_bytes` of a text log (JSON Lines or CSV) after decompression, for naming
 /// the columns of a file whose records could not be read.
 #[pyfunction]
 #[pyo3(signature = (path, max_bytes = 65536))]
-fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> CoreResult<Bound<'py, pyo3::types::PyBytes>> {
     use std::io::Read;
     let files = expand(py, &[path], None)?;
     let mut out = Vec::new();
     if let Some(f) = files.first() {
-        let stream = source::open_text(f).map_err(to_py)?;
-        stream.take(max_bytes).read_to_end(&mut out).map_err(|e| InputError::new_err(e.to_string()))?;
+        let stream = source::open_text(f)?;
+        stream.take(max_bytes).read_to_end(&mut out).map_err(|e| Error::input(&f.path, e))?;
     }
     Ok(pyo3::types::PyBytes::new(py, &out))
 }
@@ -629,8 +831,8 @@ fn accelerator_energy_wh<'py>(
     duration_s: PyArray,
     energy_j: PyArray,
     gpus: PyArray,
-) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-    let m = methodology(config.get(), &Grid::empty())?;
+) -> CoreResult<(Py<PyAny>, Py<PyAny>)> {
+    let m = Methodology::new(config.get().0.clone(), Arc::new(EngineGrid::empty()))?;
     let inputs = EnergyInputs {
         model: model.into_inner().0,
         hardware: hardware.into_inner().0,
@@ -641,7 +843,7 @@ fn accelerator_energy_wh<'py>(
         energy_j: energy_j.into_inner().0,
         gpus: gpus.into_inner().0,
     };
-    let (wh, method) = py.detach(|| udf::accelerator_energy_wh(&m, &inputs)).map_err(to_py)?;
+    let (wh, method) = py.detach(|| udf::accelerator_energy_wh(&m, &inputs))?;
     let wh = PyArray::from_array_ref(Arc::new(wh)).to_pyarrow(py)?.unbind();
     let method = PyArray::from_array_ref(Arc::new(method)).to_pyarrow(py)?.unbind();
     Ok((wh, method))
@@ -654,29 +856,40 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MEMORY_BUDGET_CELLS", pipeline::DEFAULT_MEMORY_BUDGET_CELLS)?;
     m.add("DEFAULT_MAX_LINE", readers::DEFAULT_MAX_LINE)?;
     m.add("DEFAULT_MAX_INFLATE", source::DEFAULT_MAX_INFLATE)?;
-    m.add("DEFAULT_MAX_NAMES", wattledger_engine::kernel::DEFAULT_MAX_NAMES)?;
+    m.add("DEFAULT_MAX_NAMES", DEFAULT_MAX_NAMES)?;
     // The aggregate's measure columns in order: Python's ledger schema is checked against it.
     let measures = wattledger_engine::cell::MEASURE_COLUMNS.iter().map(|c| c.name);
     m.add("MEASURE_COLUMNS", pyo3::types::PyTuple::new(py, measures)?)?;
     // The years a record may fall in: the readers reject others, the report accepts these.
     m.add("MIN_YEAR", wattledger_engine::time::MIN_YEAR)?;
     m.add("MAX_YEAR", wattledger_engine::time::MAX_YEAR)?;
-    m.add("WattledgerError", py.get_type::<WattledgerError>())?;
+    // Every error has path, line and key; None unless the engine set them on the instance (an
+    // error raised by Python code, a subclass such as NoRecordsError, has them as None).
+    let base = py.get_type::<WattledgerError>();
+    for attr in ["path", "line", "key"] {
+        base.setattr(attr, py.None())?;
+    }
+    m.add("WattledgerError", base)?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("GridError", py.get_type::<GridError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;
     m.add("OutputError", py.get_type::<OutputError>())?;
     m.add("CancelledError", py.get_type::<CancelledError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_class::<Config>()?;
     m.add_class::<Grid>()?;
+    m.add_class::<ZoneSummary>()?;
     m.add_class::<Job>()?;
+    m.add_class::<Progress>()?;
+    m.add_class::<RunOptions>()?;
+    m.add_class::<Reader>()?;
+    m.add_class::<Estimator>()?;
     m.add_class::<EstimateResult>()?;
+    m.add_class::<FileStats>()?;
+    m.add_class::<SourceName>()?;
+    m.add_class::<InputFile>()?;
     m.add_function(wrap_pyfunction!(expand_inputs, m)?)?;
-    m.add_function(wrap_pyfunction!(read_logs, m)?)?;
-    m.add_function(wrap_pyfunction!(validate, m)?)?;
-    m.add_function(wrap_pyfunction!(estimate_files, m)?)?;
-    m.add_function(wrap_pyfunction!(estimate_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
     m.add_function(wrap_pyfunction!(read_head, m)?)?;
     m.add_function(wrap_pyfunction!(text_problem, m)?)?;

@@ -179,7 +179,7 @@ def test_electricity_maps_estimated_share_through_the_python_api(tmp_path: Path)
         f"grid {grid}: zone DE: 1 of 3 hours are flagged estimated (Electricity Maps 'Data estimated'); "
         "the run reports the share of energy priced on them"
     ]
-    assert g.summary()[0]["hours_estimated"] == 1
+    assert g.summary()[0].hours_estimated == 1
     share = (
         "33.3% of energy (0.001200 kWh) was priced on grid hours flagged estimated "
         "(Electricity Maps 'Data estimated')"
@@ -209,7 +209,7 @@ def test_at_zone_on_a_file_with_a_zone_column_and_paths_with_at(tmp_path: Path) 
     )
     plain = tmp_path / "se.csv"
     plain.write_text("datetime,g_per_kwh\n2024-03-01T00:00:00Z,20\n2024-03-01T01:00:00Z,25\n")
-    assert [z["zone"] for z in wl.load_grid([f"{plain}@SE", grid]).summary()] == ["DE", "FR", "SE"]
+    assert [z.zone for z in wl.load_grid([f"{plain}@SE", grid]).summary()] == ["DE", "FR", "SE"]
     missing = run("ingest", logs, "--grid", tmp_path / "none.csv@GB", "--ledger", tmp_path / "n.duckdb")
     one_error_line(missing, EXIT_INPUT, f"grid {tmp_path / 'none.csv'}: file does not exist", "FILE@ZONE")
 

@@ -117,8 +117,8 @@ def test_a_grid_with_rows_far_apart_loads_in_bounded_memory(tmp_path: Path) -> N
     # Dense storage took 2.4 GB for these 27 KB; sparse is the interpreter plus a little.
     assert run.max_rss_bytes < 400 * MIB, run.max_rss_mib
     g = wl.load_grid(grid)
-    (z0,) = [z for z in g.summary() if z["zone"] == "Z0"]
-    assert z0["hours_with_value"] == 3
+    (z0,) = [z for z in g.summary() if z.zone == "Z0"]
+    assert z0.hours_with_value == 3
 
 
 def test_grid_errors_name_the_file_and_line(tmp_path: Path) -> None:

@@ -8,7 +8,45 @@ DuckDB relation via ``.arrow()``).
 """
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from os import PathLike
+from pathlib import Path
+from typing import Any, Protocol, final
+
+__all__ = [
+    "DEFAULT_MAX_INFLATE",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_NAMES",
+    "DEFAULT_MEMORY_BUDGET_CELLS",
+    "MAX_YEAR",
+    "MEASURE_COLUMNS",
+    "MIN_YEAR",
+    "CancelledError",
+    "Config",
+    "ConfigError",
+    "EstimateResult",
+    "Estimator",
+    "FileStats",
+    "Grid",
+    "GridError",
+    "InputError",
+    "InputFile",
+    "InternalError",
+    "Job",
+    "OutputError",
+    "Progress",
+    "Reader",
+    "RunOptions",
+    "SourceName",
+    "UsageError",
+    "WattledgerError",
+    "ZoneSummary",
+    "__version__",
+    "accelerator_energy_wh",
+    "expand_inputs",
+    "read_head",
+    "suggest_mapping",
+    "text_problem",
+]
 
 __version__: str
 #: Hourly cells the engine keeps in memory before spilling partial sums (about 250 B each).
@@ -20,30 +58,43 @@ MEASURE_COLUMNS: tuple[str, ...]  # the aggregate's measure columns, in column o
 MIN_YEAR: int  # the years a record may fall in (the readers reject others); report accepts them
 MAX_YEAR: int
 
-class ArrowStreamExportable(Protocol):
+class _ArrowStreamExportable(Protocol):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
 
 class WattledgerError(Exception):
-    """Base class of every error the engine raises. ``str(e)`` is one line for the user."""
+    """Base class of every error the engine raises. ``str(e)`` is one line for the user.
+
+    ``path``, ``line`` and ``key`` say where, when the engine knows: the file (for a pack, its
+    origin), the 1-based line of it, the pack's dotted key. None otherwise, and on errors
+    raised by Python code."""
+
+    path: str | None
+    line: int | None
+    key: str | None
 
 class InputError(WattledgerError):
     """A log file is missing, unreadable, truncated/corrupt (compressed) or of unknown format."""
 
 class ConfigError(WattledgerError):
-    """The methodology pack (TOML) is invalid; the message names the key."""
+    """The methodology pack (TOML) is invalid; ``key`` (and the message) names the key."""
 
 class GridError(WattledgerError):
-    """A grid intensity file is invalid; the message names file and line."""
+    """A grid intensity file is invalid; ``path`` and ``line`` (and the message) say where."""
 
 class UsageError(WattledgerError):
     """A bad argument: column mapping, preset name, option value."""
 
 class OutputError(WattledgerError):
-    """An output (rejects file, spill file) could not be written."""
+    """An output (rejects file, spill file) could not be written; ``path`` names it."""
 
 class CancelledError(WattledgerError):
     """The run was cancelled through ``Job.cancel()``."""
 
+class InternalError(WattledgerError):
+    """A bug in wattledger (a broken invariant of the engine), never bad input. The message
+    says so, then what failed and why."""
+
+@final
 class Config:
     """A parsed, validated methodology pack."""
 
@@ -68,6 +119,7 @@ class Config:
         location fallback), coefficients with their uncertainty, and the training section with
         its energy and emissions computed. Reports read every methodology number from it."""
 
+@final
 class Grid:
     """Hourly grid carbon intensity, (zone, hour UTC) -> gCO2e/kWh."""
 
@@ -78,32 +130,136 @@ class Grid:
         accepted; coarser rows raise GridError naming file, zone and spacing."""
     @staticmethod
     def empty() -> Grid: ...
-    def summary(self) -> list[dict[str, Any]]:
-        """Per zone: zone, first_hour, last_hour (ISO 8601 UTC), hours_with_value,
-        hours_missing, hours_estimated, gaps (list of [start, end] ISO hours), mean_g_per_kwh."""
+    def summary(self) -> list[ZoneSummary]:
+        """One entry per zone, in zone order."""
     @property
     def warnings(self) -> list[str]:
         """What reading the files found, one line each naming file and zone, in a stable order:
         a daily/monthly grid spread over hours, times without a UTC offset, hours flagged
         estimated; then rows for the same time with different values (averaged)."""
-    def to_arrow(self) -> ArrowStreamExportable:
+    def to_arrow(self) -> _ArrowStreamExportable:
         """The hourly table: zone utf8, hour timestamp[us, UTC], g_per_kwh float64."""
 
+@final
+class ZoneSummary:
+    """One zone of a grid. Hours are ISO 8601 UTC (``2025-01-01T00:00:00Z``)."""
+
+    @property
+    def zone(self) -> str: ...
+    @property
+    def first_hour(self) -> str: ...
+    @property
+    def last_hour(self) -> str: ...
+    @property
+    def hours_with_value(self) -> int: ...
+    @property
+    def hours_missing(self) -> int:
+        """Hours between first and last without a value."""
+    @property
+    def hours_estimated(self) -> int:
+        """Hours with a value flagged estimated."""
+    @property
+    def gaps(self) -> list[tuple[str, str]]:
+        """Runs of missing hours, (first, last) inclusive."""
+    @property
+    def mean_g_per_kwh(self) -> float:
+        """Mean of the hourly values (each hour counted once)."""
+
+@final
 class Job:
     """A handle shared with a running engine call: progress and cancel from another thread."""
 
     def __init__(self) -> None: ...
-    def progress(self) -> dict[str, int]:
-        """bytes_total, bytes_read, records, rejects so far."""
+    def progress(self) -> Progress: ...
     def cancel(self) -> None: ...
 
+@final
+class Progress:
+    """A running call's counts so far."""
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes on disk of all inputs (0 until the scan starts)."""
+    @property
+    def bytes_read(self) -> int:
+        """Bytes on disk read so far (compressed bytes for compressed files)."""
+    @property
+    def records(self) -> int: ...
+    @property
+    def rejects(self) -> int: ...
+
+@final
+class FileStats:
+    """What reading one input found."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def format(self) -> str:
+        """jsonl, csv, parquet or arrow."""
+    @property
+    def compression(self) -> str | None:
+        """gzip, zstd or None."""
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the file as stored; None when not hashed (validate, read, Arrow)."""
+    @property
+    def hashed_bytes(self) -> int | None:
+        """The stored bytes the hash covers (the bytes read); None without a hash."""
+    @property
+    def records(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def rejects(self) -> dict[str, int]:
+        """Rejected records by reason."""
+    @property
+    def blank_lines(self) -> int: ...
+    @property
+    def skipped(self) -> int:
+        """Objects passed over on purpose (e.g. spans that are not GenAI calls)."""
+    @property
+    def skip_reasons(self) -> dict[str, int]: ...
+    @property
+    def columns_found(self) -> list[str]:
+        """Canonical columns present in the header, schema or any record, sorted."""
+
+@final
+class SourceName:
+    """A raw name of one source file that the pack's aliases (or a zone's case) changed."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def kind(self) -> str:
+        """model, site, zone or hardware."""
+    @property
+    def raw(self) -> str: ...
+    @property
+    def resolved(self) -> str: ...
+    @property
+    def records(self) -> int:
+        """Records (unweighted) that carried the raw name."""
+
+@final
+class InputFile:
+    """One log file behind the inputs given."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def compression(self) -> str | None: ...
+    @property
+    def size_bytes(self) -> int: ...
+
+@final
 class EstimateResult:
     @property
-    def files(self) -> list[dict[str, Any]]:
-        """Per input: path, format, compression, size_bytes, sha256 (hex or None), hashed_bytes
-        (the stored bytes the hash covers, i.e. read; None without a hash), records,
-        rejected, rejects ({reason: count}), blank_lines, skipped (objects passed over on
-        purpose, e.g. non-GenAI spans), skip_reasons ({reason: count}), columns_found."""
+    def files(self) -> list[FileStats]: ...
     @property
     def spill_files(self) -> list[str]:
         """Parquet files holding aggregate rows flushed under the memory budget (same schema
@@ -112,9 +268,8 @@ class EstimateResult:
     def duplicates(self) -> int:
         """Records skipped as repeats of a request_id already seen in the run (dedupe)."""
     @property
-    def names(self) -> list[dict[str, Any]]:
-        """Raw names the pack's aliases (or a zone's case) changed, per source file:
-        ``{path, kind, raw, resolved, records}``; kind is model, site, zone or hardware."""
+    def names(self) -> list[SourceName]:
+        """Raw names the pack's aliases (or a zone's case) changed, per source file."""
     @property
     def warnings(self) -> list[str]:
         """The run's warnings, one line each (zone case matches, unrecognised statuses, the
@@ -122,104 +277,124 @@ class EstimateResult:
     @property
     def estimated_kwh(self) -> float:
         """Facility energy (kWh) priced on grid hours flagged estimated."""
-    def aggregates(self) -> ArrowStreamExportable:
+    def aggregates(self) -> _ArrowStreamExportable:
         """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
-    def write_aggregates(self, path: str) -> None:
+    def write_aggregates(self, path: str | PathLike[str]) -> None:
         """Write ``aggregates()`` to a Parquet file (the spill files' schema)."""
 
-def expand_inputs(inputs: Sequence[str]) -> list[dict[str, Any]]:
-    """Files, directories (recursive) and globs -> [{path, format, compression, size_bytes}].
+def expand_inputs(inputs: Sequence[str]) -> list[InputFile]:
+    """Files, directories (recursive) and globs -> the log files behind them, in order.
     Regular files only (a FIFO or device is an ``InputError``); a symlink loop is an
     ``InputError``; Ctrl-C while listing raises ``KeyboardInterrupt``."""
 
-def read_logs(
-    inputs: Sequence[str],
-    *,
-    columns: Sequence[str] = (),
-    preset: str | None = None,
-    config: Config | None = None,
-    rejects: str | None = None,
-    threads: int = 0,
-    max_line: int = ...,
-    max_inflate: int = ...,
-    job: Job | None = None,
-) -> tuple[ArrowStreamExportable, list[dict[str, Any]]]:
-    """Canonical records (plus ``source`` and ``line``) and per-file stats. Small data only."""
+@final
+class RunOptions:
+    """The options of a run (read, validate or estimate), keyword arguments only; each has the
+    engine's default. An unknown keyword or a value of the wrong type is a ``TypeError``."""
 
-def validate(
-    inputs: Sequence[str],
-    *,
-    columns: Sequence[str] = (),
-    preset: str | None = None,
-    config: Config | None = None,
-    rejects: str | None = None,
-    threads: int = 0,
-    max_line: int = ...,
-    max_inflate: int = ...,
-    job: Job | None = None,
-) -> list[dict[str, Any]]:
-    """Per-file stats without keeping records (same dicts as ``EstimateResult.files``).
-    ``max_line``: longest line/row in bytes (default ``DEFAULT_MAX_LINE``); ``max_inflate``:
-    decompression budget of a .gz/.zst as a multiple of its size (0 = none)."""
+    def __new__(
+        cls,
+        *,
+        columns: Sequence[str] = ...,
+        preset: str | None = ...,
+        rejects: str | PathLike[str] | None = ...,
+        threads: int = ...,
+        memory_budget_cells: int = ...,
+        spill_dir: str | PathLike[str] | None = ...,
+        dedupe: bool = ...,
+        hash: bool = ...,
+        site: str | None = ...,
+        max_line: int = ...,
+        max_inflate: int = ...,
+        max_names: int = ...,
+        source_name: str = ...,
+    ) -> RunOptions: ...
+    @property
+    def columns(self) -> list[str]:
+        """``canonical=source`` rules, applied after the pack's ``[columns]`` and the preset."""
+    @property
+    def preset(self) -> str | None: ...
+    @property
+    def rejects(self) -> Path | None:
+        """Where rejected records go (JSON Lines); written only if the run completes."""
+    @property
+    def threads(self) -> int:
+        """Worker threads; 0 = all cores."""
+    @property
+    def memory_budget_cells(self) -> int:
+        """Hourly cells kept in memory before spilling (``DEFAULT_MEMORY_BUDGET_CELLS``)."""
+    @property
+    def spill_dir(self) -> Path | None: ...
+    @property
+    def dedupe(self) -> bool:
+        """Count each request_id once per run."""
+    @property
+    def hash(self) -> bool:
+        """Hash each log file as stored (estimates from files only)."""
+    @property
+    def site(self) -> str | None:
+        """The site of records with neither site nor zone (overrides the pack's ``[defaults]
+        site``; must be a site of the pack, else ``UsageError``)."""
+    @property
+    def max_line(self) -> int:
+        """Longest JSON line / CSV row in bytes (``DEFAULT_MAX_LINE``); files only."""
+    @property
+    def max_inflate(self) -> int:
+        """Decompression budget of a .gz/.zst as a multiple of its size (0 = none); files only."""
+    @property
+    def max_names(self) -> int:
+        """Distinct values of each of model, site, zone, hardware and status a run may meet;
+        past it the run stops with ``UsageError`` naming the column (``DEFAULT_MAX_NAMES``)."""
+    @property
+    def source_name(self) -> str:
+        """The ``source`` of Arrow data (it has no path)."""
 
-def estimate_files(
-    inputs: Sequence[str],
-    config: Config,
-    grid: Grid,
-    *,
-    columns: Sequence[str] = (),
-    preset: str | None = None,
-    rejects: str | None = None,
-    threads: int = 0,
-    memory_budget_cells: int = ...,
-    spill_dir: str | None = None,
-    dedupe: bool = False,
-    hash: bool = True,
-    site: str | None = None,
-    max_line: int = ...,
-    max_inflate: int = ...,
-    max_names: int = ...,
-    job: Job | None = None,
-) -> EstimateResult:
-    """Read log files and apply the methodology; hourly partial aggregates per source file.
-    ``columns`` are ``canonical=source`` rules applied after the config's ``[columns]`` and
-    the preset. ``site`` locates records with neither site nor zone (overrides the pack's
-    ``[defaults] site``; must be a site of the pack, else ``UsageError``). ``max_names`` caps
-    the distinct values of each of model, site, zone, hardware and status in the run; past it
-    the run stops with ``UsageError`` naming the column (``DEFAULT_MAX_NAMES``)."""
+@final
+class Reader:
+    """Reads log files without a methodology; with a pack, its ``[columns]`` apply. A bad
+    mapping raises ``UsageError`` (or ``ConfigError``) here, before any input is read."""
 
-def estimate_arrow(
-    data: ArrowStreamExportable,
-    config: Config,
-    grid: Grid,
-    *,
-    source_name: str = "<arrow>",
-    columns: Sequence[str] = (),
-    preset: str | None = None,
-    rejects: str | None = None,
-    threads: int = 0,
-    memory_budget_cells: int = ...,
-    spill_dir: str | None = None,
-    dedupe: bool = False,
-    site: str | None = None,
-    max_names: int = ...,
-    job: Job | None = None,
-) -> EstimateResult:
-    """The same as ``estimate_files`` for Arrow record batches (polars, pyarrow, DuckDB)."""
+    def __new__(cls, options: RunOptions | None = None, config: Config | None = None) -> Reader: ...
+    def validate(self, inputs: Sequence[str], job: Job | None = None) -> list[FileStats]:
+        """Per-file statistics without keeping records."""
+    def read(
+        self, inputs: Sequence[str], job: Job | None = None
+    ) -> tuple[_ArrowStreamExportable, list[FileStats]]:
+        """Canonical records (plus ``source`` and ``line``) and per-file stats. Small data only."""
 
-class ArrowArrayExportable(Protocol):
+@final
+class Estimator:
+    """Estimate runs with one pack, one grid (default: none) and one options object. A bad
+    ``site`` or mapping raises here, before any input is read."""
+
+    def __new__(
+        cls, config: Config, grid: Grid | None = None, options: RunOptions | None = None
+    ) -> Estimator: ...
+    def estimate_files(self, inputs: Sequence[str], job: Job | None = None) -> EstimateResult:
+        """Read log files and apply the methodology; hourly partial aggregates per source file."""
+    def estimate_arrow(self, data: _ArrowStreamExportable, job: Job | None = None) -> EstimateResult:
+        """The same for Arrow record batches (polars, pyarrow, DuckDB), named by the options'
+        ``source_name``; nothing is hashed and the file bounds do not apply."""
+    def validate(self, inputs: Sequence[str], job: Job | None = None) -> list[FileStats]:
+        """``Reader.validate`` with the pack's ``[columns]``."""
+    def read(
+        self, inputs: Sequence[str], job: Job | None = None
+    ) -> tuple[_ArrowStreamExportable, list[FileStats]]:
+        """``Reader.read`` with the pack's ``[columns]``."""
+
+class _ArrowArrayExportable(Protocol):
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]: ...
 
 def accelerator_energy_wh(
     config: Config,
-    model: ArrowArrayExportable,
-    hardware: ArrowArrayExportable,
-    site: ArrowArrayExportable,
-    input_tokens: ArrowArrayExportable,
-    output_tokens: ArrowArrayExportable,
-    duration_s: ArrowArrayExportable,
-    energy_j: ArrowArrayExportable,
-    gpus: ArrowArrayExportable,
+    model: _ArrowArrayExportable,
+    hardware: _ArrowArrayExportable,
+    site: _ArrowArrayExportable,
+    input_tokens: _ArrowArrayExportable,
+    output_tokens: _ArrowArrayExportable,
+    duration_s: _ArrowArrayExportable,
+    energy_j: _ArrowArrayExportable,
+    gpus: _ArrowArrayExportable,
 ) -> tuple[Any, Any]:
     """Vectorised E_acc (Wh) per row with the kernel's own formula, for DuckDB what-if UDFs.
     Each argument is an Arrow array (e.g. ``pyarrow.Array``) of one length, nulls allowed.

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec
 
 import typer
 
@@ -29,6 +29,7 @@ from wattledger._core import (
 from wattledger._deferred import deferred
 from wattledger.errors import (
     CancelledError,
+    InternalError,
     LedgerBusyError,
     LedgerDamagedError,
     LedgerError,
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 else:
     duckdb = deferred("duckdb")
 
+if TYPE_CHECKING:
+    from wattledger._core import FileStats
+
 EXIT_OK = 0
 EXIT_REJECTS = 1
 EXIT_INPUT = 2
@@ -58,6 +62,9 @@ EXIT_CONFLICT = 4
 EXIT_WRITE = 5
 EXIT_STRICT = 6
 EXIT_DAMAGED = 7
+#: A bug in wattledger (an engine invariant broke): sysexits' EX_SOFTWARE, apart from every
+#: code that describes the input, so a nightly job's logs cannot mistake it for bad data.
+EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
@@ -81,6 +88,8 @@ Exit codes:
   6    --strict and the run or report had a warning; nothing was written
   7    check: the ledger is damaged (storage, or runs whose hourly rows no
        longer sum to the totals recorded at commit)
+  70   a bug in wattledger (an internal error; the message says so): please
+       report it with the command; the ledger is as it was before the run
   130  interrupted (Ctrl-C); the ledger is as it was before the run
 """
 
@@ -187,6 +196,8 @@ def _user_errors(interrupted: str = "interrupted", *, ledger: Path | None = None
         _fail(str(exc), EXIT_WRITE)
     except CancelledError:
         _fail(interrupted, EXIT_INTERRUPTED)
+    except InternalError as exc:
+        _fail(str(exc), EXIT_BUG)  # the engine's message says it is a bug and to report it
     except WattledgerError as exc:
         _fail(str(exc) or type(exc).__name__, EXIT_INPUT)
     except KeyboardInterrupt:  # its own clause: a Ctrl-C never waits for DuckDB to import
@@ -597,11 +608,11 @@ def validate(
     """Read LOG files without estimating: records, rejects by reason, columns found per file."""
     import polars as pl
 
-    from wattledger.estimate import validate as run_validate
+    from wattledger.estimate import validate_files
 
     line_limit = _parse_size(max_line)
     with _user_errors():
-        stats = run_validate(
+        stats = validate_files(
             logs,
             columns=column,
             preset=preset,
@@ -612,14 +623,12 @@ def validate(
         )
     frame = pl.DataFrame(
         {
-            "path": [s["path"] for s in stats],
-            "format": [s.get("format") for s in stats],
-            "records": [int(s.get("records", 0)) for s in stats],
-            "rejected": [int(s.get("rejected", 0)) for s in stats],
-            "rejects": [
-                ", ".join(f"{k} {v}" for k, v in sorted((s.get("rejects") or {}).items())) for s in stats
-            ],
-            "columns_found": [" ".join(s.get("columns_found") or ()) for s in stats],
+            "path": [s.path for s in stats],
+            "format": [s.format for s in stats],
+            "records": [s.records for s in stats],
+            "rejected": [s.rejected for s in stats],
+            "rejects": [", ".join(f"{k} {v}" for k, v in sorted(s.rejects.items())) for s in stats],
+            "columns_found": [" ".join(s.columns_found) for s in stats],
         },
         schema={
             "path": pl.String,
@@ -630,7 +639,7 @@ def validate(
             "columns_found": pl.String,
         },
     )
-    if any(s.get("skipped") for s in stats):
+    if any(s.skipped for s in stats):
         # Objects passed over on purpose (e.g. spans that are not GenAI calls): shown only when
         # there are some, so plain logs keep their usual table.
         frame = frame.with_columns(pl.Series("skipped", [_skipped_text(s) for s in stats], pl.String))
@@ -647,11 +656,9 @@ def validate(
         raise typer.Exit(EXIT_REJECTS)
 
 
-def _skipped_text(stats: dict[str, object]) -> str:
-    reasons = stats.get("skip_reasons") or {}
-    assert isinstance(reasons, dict)
-    detail = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
-    return f"{stats.get('skipped') or 0}" + (f" ({detail})" if detail else "")
+def _skipped_text(stats: FileStats) -> str:
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(stats.skip_reasons.items()))
+    return f"{stats.skipped}" + (f" ({detail})" if detail else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -680,21 +687,21 @@ def grid_summary(
         _note(f"warning: {warning}")
     frame = pl.DataFrame(
         {
-            "zone": [z["zone"] for z in summary],
-            "first_hour": [z.get("first_hour") for z in summary],
-            "last_hour": [z.get("last_hour") for z in summary],
-            "hours_with_value": [int(z.get("hours_with_value", 0)) for z in summary],
-            "hours_missing": [int(z.get("hours_missing", 0)) for z in summary],
-            "gaps": [len(z.get("gaps") or ()) for z in summary],
-            "first_gap": [_gap(z.get("gaps")) for z in summary],
-            "mean_g_per_kwh": [z.get("mean_g_per_kwh") for z in summary],
+            "zone": [z.zone for z in summary],
+            "first_hour": [z.first_hour for z in summary],
+            "last_hour": [z.last_hour for z in summary],
+            "hours_with_value": [z.hours_with_value for z in summary],
+            "hours_missing": [z.hours_missing for z in summary],
+            "gaps": [len(z.gaps) for z in summary],
+            "first_gap": [_gap(z.gaps) for z in summary],
+            "mean_g_per_kwh": [z.mean_g_per_kwh for z in summary],
         },
         schema_overrides={"mean_g_per_kwh": pl.Float64, "first_gap": pl.String},
     )
     typer.echo(formatting.to_table(frame, title="grid intensity coverage (UTC hours)"), nl=False)
 
 
-def _gap(gaps: list[list[str]] | None) -> str | None:
+def _gap(gaps: list[tuple[str, str]]) -> str | None:
     return f"{gaps[0][0]} .. {gaps[0][1]}" if gaps else None
 
 

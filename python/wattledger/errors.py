@@ -2,7 +2,9 @@
 
 The engine's errors come from the Rust extension; the ledger's are defined here as subclasses
 of the same base, so ``except wattledger.WattledgerError`` catches all of them and the CLI can
-turn each into one ``error: ...`` line with its own exit code.
+turn each into one ``error: ...`` line with its own exit code. The engine's errors carry
+``path``, ``line`` and ``key`` (None where unknown) for callers that tell failures apart;
+:class:`InternalError` is a bug in wattledger, never bad input (the CLI exits with 70).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from wattledger._core import (
     ConfigError,
     GridError,
     InputError,
+    InternalError,
     OutputError,
     UsageError,
     WattledgerError,
@@ -22,6 +25,7 @@ __all__ = [
     "ConfigError",
     "GridError",
     "InputError",
+    "InternalError",
     "LedgerBusyError",
     "LedgerDamagedError",
     "LedgerError",

@@ -1,8 +1,9 @@
 """Engine calls that return data to Python: read, validate and estimate logs without a ledger.
 
-These are thin: argument normalisation, then one ``_core`` call, then Arrow -> polars with no
-copy. Spill files (aggregate rows flushed under the memory budget) are merged back in DuckDB,
-whose SUM keeps "no value" (NULL) apart from zero, as the methodology requires.
+These are thin: argument normalisation into one ``_core.RunOptions``, then one call of a
+``_core.Reader`` or ``_core.Estimator``, then Arrow -> polars with no copy. Spill files
+(aggregate rows flushed under the memory budget) are merged back in DuckDB, whose SUM keeps
+"no value" (NULL) apart from zero, as the methodology requires.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
 import duckdb
 
@@ -35,6 +36,7 @@ else:
     pl = deferred("polars")
 
 PathLike = str | os.PathLike[str]
+T = TypeVar("T")
 
 
 class ArrowStreamExportable(Protocol):
@@ -52,7 +54,7 @@ def _paths(logs: PathLike | Iterable[PathLike]) -> list[str]:
     return [os.fspath(p) for p in logs]
 
 
-def _is_arrow(data: object) -> bool:
+def _is_arrow(data: object) -> TypeGuard[ArrowStreamExportable]:
     return hasattr(data, "__arrow_c_stream__")
 
 
@@ -60,11 +62,31 @@ def _opt_path(path: PathLike | None) -> str | None:
     return os.fspath(path) if path is not None else None
 
 
-def _in_job(call: Any, *args: Any, **kwargs: Any) -> Any:
+def _in_job(call: Callable[..., T], *args: Any) -> T:
     """Run an engine call in a worker thread with a Job, so that Ctrl-C in the main thread
     stops it (within a block) instead of waiting for the whole read to finish."""
     job = _core.Job()
-    return run_with_progress(lambda: call(*args, job=job, **kwargs), job, show=False)
+    return run_with_progress(lambda: call(*args, job=job), job, show=False)
+
+
+def _reader(
+    columns: ColumnRules,
+    preset: str | None,
+    config: PathLike | _core.Config | None,
+    rejects: PathLike | None,
+    threads: int,
+    max_line: int,
+    max_inflate: int,
+) -> _core.Reader:
+    options = _core.RunOptions(
+        columns=column_rules(columns),
+        preset=preset,
+        rejects=_opt_path(rejects),
+        threads=threads,
+        max_line=max_line,
+        max_inflate=max_inflate,
+    )
+    return _core.Reader(options, load_config(config) if config is not None else None)
 
 
 def read_logs(
@@ -82,19 +104,26 @@ def read_logs(
     them. For inspecting small files: every record is materialised. A file from which no
     record could be read raises :class:`NoRecordsError` (columns seen, a mapping to try).
     ``max_line`` and ``max_inflate`` bound the input as in :func:`wattledger.ingest`."""
-    table, stats = _in_job(
-        _core.read_logs,
-        _paths(paths),
-        columns=column_rules(columns),
-        preset=preset,
-        config=load_config(config) if config is not None else None,
-        rejects=_opt_path(rejects),
-        threads=threads,
-        max_line=max_line,
-        max_inflate=max_inflate,
-    )
+    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate)
+    table, stats = _in_job(reader.read, _paths(paths))
     check_readable(stats)
     return pl.DataFrame(table)
+
+
+def validate_files(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    config: PathLike | _core.Config | None = None,
+    rejects: PathLike | None = None,
+    threads: int = 0,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
+) -> list[_core.FileStats]:
+    """:func:`validate` with the engine's typed per-file statistics (the CLI's ``validate``)."""
+    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate)
+    return _in_job(reader.validate, _paths(paths))
 
 
 def validate(
@@ -111,18 +140,36 @@ def validate(
     """Per-file statistics (path, format, records, rejected, rejects by reason, columns found)
     without keeping records: a dry run of the readers. ``max_line`` and ``max_inflate`` bound
     the input as in :func:`wattledger.ingest`."""
-    stats: list[dict[str, Any]] = _in_job(
-        _core.validate,
-        _paths(paths),
-        columns=column_rules(columns),
+    stats = validate_files(
+        paths,
+        columns=columns,
         preset=preset,
-        config=load_config(config) if config is not None else None,
-        rejects=_opt_path(rejects),
+        config=config,
+        rejects=rejects,
         threads=threads,
         max_line=max_line,
         max_inflate=max_inflate,
     )
-    return stats
+    return [stats_dict(s) for s in stats]
+
+
+def stats_dict(stats: _core.FileStats) -> dict[str, Any]:
+    """The public API's dict of a file's statistics (the keys :func:`validate` documents)."""
+    return {
+        "path": stats.path,
+        "format": stats.format,
+        "compression": stats.compression,
+        "size_bytes": stats.size_bytes,
+        "sha256": stats.sha256,
+        "hashed_bytes": stats.hashed_bytes,
+        "records": stats.records,
+        "rejected": stats.rejected,
+        "rejects": dict(stats.rejects),
+        "blank_lines": stats.blank_lines,
+        "skipped": stats.skipped,
+        "skip_reasons": dict(stats.skip_reasons),
+        "columns_found": list(stats.columns_found),
+    }
 
 
 def estimate(
@@ -158,33 +205,27 @@ def estimate(
     ``max_inflate`` bound log files as in :func:`wattledger.ingest`."""
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
-    options: dict[str, Any] = {
-        "columns": column_rules(columns),
-        "preset": preset,
-        "rejects": _opt_path(rejects),
-        "threads": threads,
-        "memory_budget_cells": memory_budget_cells,
-        "max_names": max_names,
-        "dedupe": dedupe,
-        "site": site,
-    }
     with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
+        options = _core.RunOptions(
+            columns=column_rules(columns),
+            preset=preset,
+            rejects=_opt_path(rejects),
+            threads=threads,
+            memory_budget_cells=memory_budget_cells,
+            max_names=max_names,
+            dedupe=dedupe,
+            site=site,
+            spill_dir=spill_dir,
+            max_line=max_line,
+            max_inflate=max_inflate,
+            source_name=source_name,
+        )
+        estimator = _core.Estimator(cfg, grd, options)
         if _is_arrow(logs):
-            result = _core.estimate_arrow(
-                logs, cfg, grd, source_name=source_name, spill_dir=spill_dir, **options
-            )
+            result = estimator.estimate_arrow(logs)
             check_readable(result.files, arrow_columns(logs))
         else:
-            result = _in_job(
-                _core.estimate_files,
-                _paths(logs),  # type: ignore[arg-type]
-                cfg,
-                grd,
-                spill_dir=spill_dir,
-                max_line=max_line,
-                max_inflate=max_inflate,
-                **options,
-            )
+            result = _in_job(estimator.estimate_files, _paths(logs))  # type: ignore[arg-type]
             check_readable(result.files)
         frame = pl.DataFrame(result.aggregates())
         spills = list(result.spill_files)
@@ -212,4 +253,5 @@ def merge_spills(frame: pl.DataFrame, spill_files: list[str]) -> pl.DataFrame:
         ).pl()
     finally:
         con.close()
-    return merged.select(AGGREGATE_COLUMNS)
+    out: pl.DataFrame = merged.select(AGGREGATE_COLUMNS)
+    return out

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from wattledger import _core
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
@@ -126,7 +125,7 @@ def expand_unique(logs: PathLike | Iterable[PathLike]) -> list[str]:
         raise InputError(f"no log files found in {' '.join(inputs)}")
     unique: dict[str, str] = {}
     for f in found:  # one entry per file, however it was named ("a.csv", "./a.csv", a glob)
-        unique.setdefault(os.path.abspath(f["path"]), f["path"])
+        unique.setdefault(os.path.abspath(f.path), f.path)
     return list(unique.values())
 
 
@@ -228,56 +227,51 @@ def ingest(
             spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
             pause_at("before_read")
             try:
-                result: Any = None
+                result: _core.EstimateResult | None = None
                 if read_paths:
                     spill_dir.mkdir(parents=True, exist_ok=True)
                     job = _core.Job()
+                    options = _core.RunOptions(
+                        columns=rules,
+                        preset=preset,
+                        rejects=os.fspath(rejects) if rejects is not None else None,
+                        threads=threads,
+                        memory_budget_cells=memory_budget_cells,
+                        spill_dir=os.fspath(spill_dir),
+                        dedupe=dedupe,
+                        hash=True,
+                        site=site,
+                        max_line=max_line,
+                        max_inflate=max_inflate,
+                        max_names=max_names,
+                    )
 
-                    def work() -> Any:
-                        return _core.estimate_files(
-                            read_paths,
-                            cfg,
-                            grd,
-                            columns=rules,
-                            preset=preset,
-                            rejects=os.fspath(rejects) if rejects is not None else None,
-                            threads=threads,
-                            memory_budget_cells=memory_budget_cells,
-                            spill_dir=os.fspath(spill_dir),
-                            dedupe=dedupe,
-                            hash=True,
-                            site=site,
-                            max_line=max_line,
-                            max_inflate=max_inflate,
-                            max_names=max_names,
-                            job=job,
-                        )
+                    def work() -> _core.EstimateResult:
+                        return _core.Estimator(cfg, grd, options).estimate_files(read_paths, job=job)
 
                     try:
                         result = run_with_progress(work, job, show=should_show(progress))
                     except OutputError as exc:
-                        if os.fspath(spill_dir) not in str(exc):
+                        if not _is_under(exc.path, spill_dir):
                             raise  # e.g. the --rejects file: its own message says which
                         raise _work_files_error(ledger, exc) from exc
                 names_by_path: dict[str, list[tuple[str, str, str, int]]] = {}
                 for n in result.names if result is not None else ():
-                    names_by_path.setdefault(n["path"], []).append(
-                        (n["kind"], n["raw"], n["resolved"], int(n["records"]))
-                    )
+                    names_by_path.setdefault(n.path, []).append((n.kind, n.raw, n.resolved, n.records))
                 files = list(result.files) if result is not None else []
                 # Before anything is written: a file no record could be read from fails the run.
                 check_readable(files)
                 warnings = (*grd.warnings, *result.warnings) if result is not None else ()
                 # An empty file adds nothing; recording it would make the file's first real content
                 # look like a change (exit 4), so it is left unrecorded and read again next time.
-                empty = [f["path"] for f in files if is_empty(f)]
+                empty = [f.path for f in files if is_empty(f)]
                 skipped = [*skipped, *(SkippedFile(_abs(p), EMPTY_REASON) for p in empty)]
                 warnings += tuple(
                     f"{p}: empty (no records); not recorded, it is read again next run" for p in empty
                 )
                 warnings += tuple(_all_skipped_warning(f) for f in files if _all_skipped(f))
                 sources = [
-                    _source_read(f, stamps, names_by_path.get(f["path"], ()), read_as)
+                    _source_read(f, stamps, names_by_path.get(f.path, ()), read_as)
                     for f in files
                     if not is_empty(f)
                 ]
@@ -329,6 +323,11 @@ def _run_check(engine_warnings: Sequence[str], share: float, strict: bool) -> Ru
     return check
 
 
+def _is_under(path: str | None, directory: Path) -> bool:
+    """Whether an error's file lies in ``directory`` (both spelled from the same string)."""
+    return path is not None and Path(path).is_relative_to(directory)
+
+
 def _remove_new_ledger(ledger: PathLike) -> None:
     for leftover in (Path(ledger), Path(f"{os.fspath(ledger)}.wal")):
         leftover.unlink(missing_ok=True)
@@ -362,30 +361,30 @@ def _abs(path: str) -> str:
     return os.path.abspath(path)
 
 
-def _all_skipped(stats: dict[str, Any]) -> bool:
-    return not stats.get("records") and not stats.get("rejected") and bool(stats.get("skipped"))
+def _all_skipped(stats: _core.FileStats) -> bool:
+    return not stats.records and not stats.rejected and bool(stats.skipped)
 
 
-def _all_skipped_warning(stats: dict[str, Any]) -> str:
+def _all_skipped_warning(stats: _core.FileStats) -> str:
     """A file whose every object the preset passed over on purpose (e.g. spans that are not
     GenAI calls) is recorded as read: re-reading the same bytes the same way gives the same
     nothing. Said aloud, since a wrong preset would look the same."""
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("skip_reasons") or {}).items()))
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.skip_reasons.items()))
     return (
-        f"{stats['path']}: no records: all {int(stats['skipped']):,} objects were passed over on "
+        f"{stats.path}: no records: all {stats.skipped:,} objects were passed over on "
         f"purpose ({reasons}); recorded as read"
     )
 
 
 def _source_read(
-    stats: dict[str, Any],
+    stats: _core.FileStats,
     stamps: dict[str, FileStamp],
     names: Iterable[tuple[str, str, str, int]] = (),
     read_as: str = "",
 ) -> SourceRead:
-    path = stats["path"]
+    path = stats.path
     seen = stamps.get(path) or FileStamp.of(path)
-    sha = stats.get("sha256")
+    sha = stats.sha256
     if not sha:
         raise InputError(f"{path}: the engine returned no content hash; cannot tell whether it was counted")
     # The identity is of the bytes actually read: a file appended to while it was read has
@@ -393,19 +392,19 @@ def _source_read(
     # engine's count (not a second stat, which could see bytes appended after the hash)
     # makes the next run see a file that grew afterwards as grown, and one that did not as
     # unchanged.
-    hashed = stats.get("hashed_bytes")
-    stamp = FileStamp(seen.path, int(hashed), seen.mtime) if hashed is not None else seen
+    hashed = stats.hashed_bytes
+    stamp = FileStamp(seen.path, hashed, seen.mtime) if hashed is not None else seen
     return SourceRead(
         engine_path=path,
         stamp=stamp,
         sha256=sha,
-        records=int(stats.get("records", 0)),
-        rejected=int(stats.get("rejected", 0)),
-        rejects={str(k): int(v) for k, v in (stats.get("rejects") or {}).items()},
-        columns_found=tuple(stats.get("columns_found") or ()),
+        records=stats.records,
+        rejected=stats.rejected,
+        rejects=dict(stats.rejects),
+        columns_found=tuple(stats.columns_found),
         names=tuple(names),
-        skipped=int(stats.get("skipped") or 0),
-        skip_reasons={str(k): int(v) for k, v in (stats.get("skip_reasons") or {}).items()},
+        skipped=stats.skipped,
+        skip_reasons=dict(stats.skip_reasons),
         read_as=read_as,
     )
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from wattledger import _core
 from wattledger.errors import NoRecordsError
@@ -117,25 +116,25 @@ def arrow_columns(data: object) -> list[str]:
     return []
 
 
-def is_unreadable(stats: Mapping[str, Any]) -> bool:
+def is_unreadable(stats: _core.FileStats) -> bool:
     """No record could be read although the file held something that looked like one."""
-    return not int(stats.get("records") or 0) and int(stats.get("rejected") or 0) > 0
+    return not stats.records and stats.rejected > 0
 
 
-def is_empty(stats: Mapping[str, Any]) -> bool:
+def is_empty(stats: _core.FileStats) -> bool:
     """Nothing in the file at all: no record, no reject, nothing passed over on purpose."""
-    return not any(int(stats.get(k) or 0) for k in ("records", "rejected", "skipped"))
+    return not (stats.records or stats.rejected or stats.skipped)
 
 
-def unreadable_message(stats: Mapping[str, Any], seen: Sequence[str] | None = None) -> str:
+def unreadable_message(stats: _core.FileStats, seen: Sequence[str] | None = None) -> str:
     """``PATH: no record could be read (2 rejected: missing ts 2); no column ts; saw timestamp,
     model_name: try --column ts=timestamp``. ``seen`` defaults to the file's own names."""
-    path = str(stats.get("path"))
-    found = list(stats.get("columns_found") or ())
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("rejects") or {}).items()))
-    text = f"{path}: no record could be read ({int(stats.get('rejected') or 0):,} rejected: {reasons})"
+    path = stats.path
+    found = list(stats.columns_found)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.rejects.items()))
+    text = f"{path}: no record could be read ({stats.rejected:,} rejected: {reasons})"
     if seen is None:
-        fmt = stats.get("format")
+        fmt = stats.format
         head = read_text_head(path, fmt)
         problem = text_problem(path, fmt, head)
         if problem:  # garbled column names would only mislead: say what is wrong with the file
@@ -154,7 +153,7 @@ def unreadable_message(stats: Mapping[str, Any], seen: Sequence[str] | None = No
     return f"{text}: fix the values or the mapping; --rejects FILE shows each rejected record"
 
 
-def check_readable(files: Iterable[Mapping[str, Any]], seen: Sequence[str] | None = None) -> None:
+def check_readable(files: Iterable[_core.FileStats], seen: Sequence[str] | None = None) -> None:
     """Raise :class:`NoRecordsError` naming every file from which no record could be read."""
     bad = [unreadable_message(f, seen) for f in files if is_unreadable(f)]
     if bad:

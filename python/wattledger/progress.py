@@ -11,7 +11,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from wattledger._core import Progress
 
 T = TypeVar("T")
 
@@ -19,7 +22,7 @@ _POLL_SECONDS = 0.1
 
 
 class _ProgressSource(Protocol):
-    def progress(self) -> dict[str, int]: ...
+    def progress(self) -> Progress: ...
     def cancel(self) -> None: ...
 
 
@@ -32,13 +35,14 @@ def run_with_progress(
     work: Callable[[], T], job: _ProgressSource, *, show: bool, description: str = "reading logs"
 ) -> T:
     """Run ``work()`` in a worker thread and return its result (or raise its exception)."""
-    outcome: dict[str, Any] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            outcome["value"] = work()
+            values.append(work())
         except BaseException as exc:
-            outcome["error"] = exc
+            errors.append(exc)
 
     worker = threading.Thread(target=target, name="wattledger-engine", daemon=True)
     worker.start()
@@ -52,9 +56,9 @@ def run_with_progress(
         job.cancel()
         worker.join()
         raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def _poll_with_bar(worker: threading.Thread, job: _ProgressSource, description: str) -> None:
@@ -83,8 +87,8 @@ def _poll_with_bar(worker: threading.Thread, job: _ProgressSource, description: 
             p = job.progress()
             bar.update(
                 task,
-                total=p.get("bytes_total") or None,
-                completed=p.get("bytes_read", 0),
-                records=p.get("records", 0),
-                rejects=p.get("rejects", 0),
+                total=p.bytes_total or None,
+                completed=p.bytes_read,
+                records=p.records,
+                rejects=p.rejects,
             )

@@ -203,7 +203,7 @@ impl Aggregate {
         for k in &self.keys {
             for id in [k.model, k.site, k.zone, k.hardware] {
                 if id != NO_ID && id as usize >= names.len() {
-                    return Err(Error::Usage(format!("aggregate: id {id} has no name (names snapshot too old)")));
+                    return Err(Error::Internal(format!("aggregate: id {id} has no name (names snapshot too old)")));
                 }
             }
         }
@@ -279,7 +279,7 @@ impl Aggregate {
             Arc::new(records.finish()),
         ];
         cols.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        RecordBatch::try_new(aggregate_schema(), cols).map_err(|e| Error::Usage(format!("aggregate batch: {e}")))
+        RecordBatch::try_new(aggregate_schema(), cols).map_err(|e| Error::internal("aggregate batch", e))
     }
 }
 

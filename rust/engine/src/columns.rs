@@ -194,6 +194,20 @@ impl Default for ColumnMap {
 }
 
 impl ColumnMap {
+    /// The mapping of one run, most specific last so it wins: `config` (the pack's `[columns]`,
+    /// from `Config::column_map`, or the default mapping), then the named `preset`, then the
+    /// caller's `canonical=source` rules in the order given (`--column`).
+    pub fn for_run(config: ColumnMap, preset: Option<&str>, rules: &[String]) -> Result<ColumnMap> {
+        let mut map = config;
+        if let Some(p) = preset {
+            map.apply_preset(p)?;
+        }
+        for r in rules {
+            map.set_rule(r)?;
+        }
+        Ok(map)
+    }
+
     pub fn source(&self, col: Col) -> &ColumnSource {
         &self.sources[col as usize]
     }
@@ -401,6 +415,25 @@ mod tests {
             let mut m = ColumnMap::default();
             m.apply_preset(p.name).unwrap();
         }
+    }
+
+    #[test]
+    fn a_run_maps_config_then_preset_then_rules() {
+        let flat = |m: &ColumnMap, c: Col| m.source(c).single().and_then(|t| t.path.flat());
+        let mut config = ColumnMap::default();
+        config.set_rule("model=engine").unwrap();
+        config.set_rule("hardware=gpu_model").unwrap();
+        config.set_rule("input_tokens=n_in").unwrap();
+        let rules = ["input_tokens=tokens_in".to_string(), "input_tokens = prompt".to_string()];
+        let m = ColumnMap::for_run(config.clone(), Some("litellm"), &rules).unwrap();
+        assert_eq!(flat(&m, Col::Hardware).as_deref(), Some("gpu_model"), "the pack's rule where nothing overrides it");
+        assert!(flat(&m, Col::Model).is_none(), "the preset's alternatives replace the pack's model");
+        assert_eq!(flat(&m, Col::OutputTokens).as_deref(), Some("completion_tokens"), "the preset's");
+        assert_eq!(flat(&m, Col::InputTokens).as_deref(), Some("prompt"), "the last rule given wins");
+        let m = ColumnMap::for_run(config.clone(), None, &[]).unwrap();
+        assert_eq!(flat(&m, Col::InputTokens).as_deref(), Some("n_in"));
+        assert!(matches!(ColumnMap::for_run(config.clone(), Some("nope"), &[]), Err(Error::Usage(_))));
+        assert!(matches!(ColumnMap::for_run(config, None, &["tokens".into()]), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -16,10 +16,13 @@ use arrow_schema::ArrowError;
 use rustc_hash::FxHashSet;
 
 use crate::aggregate::Spiller;
+use crate::columns::ColumnMap;
+use crate::config::Config;
 use crate::error::Result;
-use crate::kernel::{AggregateSink, Methodology};
+use crate::grid::Grid;
+use crate::kernel::{AggregateSink, Methodology, DEFAULT_MAX_NAMES};
 use crate::names::NameKind;
-use crate::readers::{scan_batches, scan_files, FileStats, ScanControl, ScanOptions, ScanOutput};
+use crate::readers::{scan_batches, scan_files, CanonicalSink, FileStats, ScanControl, ScanOptions, ScanOutput};
 use crate::record::{Loc, Record, RecordSink};
 use crate::rejects::RejectsWriter;
 use crate::source::InputFile;
@@ -68,6 +71,209 @@ pub struct SourceName {
     pub resolved: String,
     /// Records (unweighted) that carried the raw name.
     pub records: u64,
+}
+
+/// What a caller chooses about one run (read, validate or estimate), as the CLI and the
+/// Python API spell it. The binding converts its options object to this and nothing else:
+/// how the options combine (column-map precedence, the site override, the rejects file
+/// committed only on success) is decided here.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `canonical=source` rules (`--column`), applied after the pack's `[columns]` and the preset.
+    pub columns: Vec<String>,
+    /// A named column preset (`--preset`).
+    pub preset: Option<String>,
+    /// Where to write rejected records (JSON Lines); the file is complete only if the run is.
+    pub rejects: Option<PathBuf>,
+    /// Worker threads; 0 = all cores.
+    pub threads: usize,
+    /// See [`EstimateOptions::memory_budget_cells`].
+    pub memory_budget_cells: usize,
+    /// See [`EstimateOptions::spill_dir`].
+    pub spill_dir: Option<PathBuf>,
+    /// See [`EstimateOptions::dedupe`].
+    pub dedupe: bool,
+    /// Hash each log file as stored (estimates from files only: the ledger's content identity).
+    pub hash: bool,
+    /// The site of records with neither site nor zone (overrides the pack's `[defaults] site`).
+    pub site: Option<String>,
+    /// See [`ScanOptions::max_line`] (files only).
+    pub max_line: usize,
+    /// See [`ScanOptions::max_inflate`] (files only).
+    pub max_inflate: u64,
+    /// Distinct values per name column (model, site, zone, hardware, status) a run may meet.
+    pub max_names: usize,
+    /// The `source` of Arrow record batches (they have no path).
+    pub source_name: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            columns: Vec::new(),
+            preset: None,
+            rejects: None,
+            threads: 0,
+            memory_budget_cells: DEFAULT_MEMORY_BUDGET_CELLS,
+            spill_dir: None,
+            dedupe: false,
+            hash: true,
+            site: None,
+            max_line: crate::readers::DEFAULT_MAX_LINE,
+            max_inflate: crate::source::DEFAULT_MAX_INFLATE,
+            max_names: DEFAULT_MAX_NAMES,
+            source_name: "<arrow>".to_string(),
+        }
+    }
+}
+
+impl RunOptions {
+    /// The scan of this run: the column map for the pack (`None`: the default mapping) and the
+    /// input bounds.
+    fn scan(&self, config: Option<&Config>, hash: bool) -> Result<ScanOptions> {
+        let base = match config {
+            Some(c) => c.column_map()?,
+            None => ColumnMap::default(),
+        };
+        let columns = ColumnMap::for_run(base, self.preset.as_deref(), &self.columns)?;
+        Ok(ScanOptions {
+            columns,
+            threads: self.threads,
+            hash,
+            max_line: self.max_line,
+            max_inflate: self.max_inflate,
+            ..ScanOptions::default()
+        })
+    }
+
+    fn estimate(&self, scan: ScanOptions) -> EstimateOptions {
+        EstimateOptions {
+            scan,
+            memory_budget_cells: self.memory_budget_cells,
+            spill_dir: self.spill_dir.clone(),
+            dedupe: self.dedupe,
+        }
+    }
+}
+
+/// The methodology of one run, with `site` overriding the pack's `[defaults] site`.
+fn methodology(config: &Arc<Config>, grid: &Arc<Grid>, site: Option<&str>, max_names: usize) -> Result<Methodology> {
+    let mut m = Methodology::new(config.clone(), grid.clone())?;
+    if let Some(s) = site {
+        m.set_default_site(s)?;
+    }
+    m.set_max_names(max_names);
+    Ok(m)
+}
+
+/// Runs `f` with a writer for `rejects`, committing the file only on success.
+fn with_rejects<T>(rejects: Option<&PathBuf>, f: impl FnOnce(Option<&RejectsWriter>) -> Result<T>) -> Result<T> {
+    match rejects {
+        None => f(None),
+        Some(path) => {
+            let writer = RejectsWriter::create(path)?;
+            let out = f(Some(&writer))?;
+            writer.finish()?;
+            Ok(out)
+        }
+    }
+}
+
+/// Reads log files without a methodology: `validate` (counts only) and `read` (the records).
+/// Built once from the options, so a bad mapping fails before any input is touched.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    scan: ScanOptions,
+    rejects: Option<PathBuf>,
+}
+
+impl Reader {
+    /// `config` only contributes its `[columns]`; nothing is hashed.
+    pub fn new(config: Option<&Config>, opts: &RunOptions) -> Result<Reader> {
+        Ok(Reader { scan: opts.scan(config, false)?, rejects: opts.rejects.clone() })
+    }
+
+    /// Per-file counts, keeping no record (a dry run of the readers).
+    pub fn validate(&self, files: &[InputFile], ctl: &ScanControl) -> Result<Vec<FileStats>> {
+        with_rejects(self.rejects.as_ref(), |rj| {
+            Ok(scan_files(files, &self.scan, ctl, rj, CountingSink::default)?.files)
+        })
+    }
+
+    /// The records in canonical columns (plus `source` and `line`) and per-file counts. Every
+    /// record is held in memory: for small inputs.
+    pub fn read(&self, files: &[InputFile], ctl: &ScanControl) -> Result<(RecordBatch, Vec<FileStats>)> {
+        with_rejects(self.rejects.as_ref(), |rj| {
+            let out = scan_files(files, &self.scan, ctl, rj, CanonicalSink::default)?;
+            let batch = out.sink.finish(&out.files)?;
+            Ok((batch, out.files))
+        })
+    }
+}
+
+/// Estimate runs with one pack, one grid and one set of options. Each run gets a methodology
+/// of its own (it interns the names a run meets), built as checked by [`Estimator::new`].
+pub struct Estimator {
+    config: Arc<Config>,
+    grid: Arc<Grid>,
+    site: Option<String>,
+    max_names: usize,
+    source_name: String,
+    reader: Reader,
+    files: EstimateOptions,
+    batches: EstimateOptions,
+}
+
+impl Estimator {
+    /// Checks everything the options can get wrong before any input is touched: the site
+    /// override (a site of the pack), then the column mapping.
+    pub fn new(config: Arc<Config>, grid: Arc<Grid>, opts: &RunOptions) -> Result<Estimator> {
+        methodology(&config, &grid, opts.site.as_deref(), opts.max_names)?;
+        let reader = Reader::new(Some(&config), opts)?;
+        let files = opts.estimate(opts.scan(Some(&config), opts.hash)?);
+        // Record batches have no stored bytes: nothing to hash, and the file bounds do not apply.
+        let unbounded = RunOptions {
+            max_line: crate::readers::DEFAULT_MAX_LINE,
+            max_inflate: crate::source::DEFAULT_MAX_INFLATE,
+            ..opts.clone()
+        };
+        let batches = opts.estimate(unbounded.scan(Some(&config), false)?);
+        Ok(Estimator {
+            site: opts.site.clone(),
+            max_names: opts.max_names,
+            source_name: opts.source_name.clone(),
+            reader,
+            files,
+            batches,
+            config,
+            grid,
+        })
+    }
+
+    /// `validate` and `read` with the pack's `[columns]`.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    fn methodology(&self) -> Result<Methodology> {
+        methodology(&self.config, &self.grid, self.site.as_deref(), self.max_names)
+    }
+
+    /// Estimate from log files.
+    pub fn estimate_files(&self, files: &[InputFile], ctl: &ScanControl) -> Result<EstimateOutput> {
+        let m = self.methodology()?;
+        with_rejects(self.reader.rejects.as_ref(), |rj| estimate_files(files, &m, &self.files, ctl, rj))
+    }
+
+    /// Estimate from Arrow record batches, named by the options' `source_name`.
+    pub fn estimate_batches<I>(&self, batches: I, ctl: &ScanControl) -> Result<EstimateOutput>
+    where
+        I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
+    {
+        let m = self.methodology()?;
+        let opts = &self.batches;
+        with_rejects(self.reader.rejects.as_ref(), |rj| estimate_batches(batches, &self.source_name, &m, opts, ctl, rj))
+    }
 }
 
 /// Estimate from log files.
@@ -354,6 +560,38 @@ mod tests {
 
     fn counts(files: &[FileStats]) -> Vec<(u64, u64, BTreeMap<String, u64>)> {
         files.iter().map(|f| (f.records, f.rejected, f.rejects.clone())).collect()
+    }
+
+    /// The options are checked when a reader or an estimator is built, before any input is
+    /// touched; the pack's `[columns]` apply under the preset and the `--column` rules.
+    #[test]
+    fn options_combine_once_and_fail_before_any_input() {
+        let t = crate::testutil::tempdir().unwrap();
+        let dir = t.path();
+        std::fs::write(dir.join("a.jsonl"), format!("{{\"when\":\"{T0}\",\"engine\":\"m\",\"zone\":\"DE\"}}\n"))
+            .unwrap();
+        let files = expand_inputs(&[dir.join("a.jsonl").to_string_lossy().into_owned()]).unwrap();
+        let config = Arc::new(Config::from_toml("[columns]\nts = \"when\"\nmodel = \"model\"\n", "t").unwrap());
+        let grid = Arc::new(Grid::empty());
+        let ctl = ScanControl::default();
+
+        let plain = Reader::new(None, &RunOptions::default()).unwrap().validate(&files, &ctl).unwrap();
+        assert_eq!((plain[0].records, plain[0].rejected), (0, 1), "no column ts without the pack");
+        let rules = RunOptions { columns: vec!["model=engine".into()], ..RunOptions::default() };
+        let est = Estimator::new(config.clone(), grid.clone(), &rules).unwrap();
+        let read = est.reader().validate(&files, &ctl).unwrap();
+        assert_eq!((read[0].records, read[0].rejected), (1, 0), "the pack's ts, the rule's model");
+        let out = est.estimate_files(&files, &ctl).unwrap();
+        assert_eq!(out.files[0].records, 1);
+        assert!(out.files[0].sha256.is_some(), "an estimate from files hashes them by default");
+        // A second run starts afresh: each gets its own methodology.
+        assert_eq!(est.estimate_files(&files, &ctl).unwrap().names, out.names);
+
+        let bad_site = RunOptions { site: Some("nowhere".into()), columns: vec!["x".into()], ..RunOptions::default() };
+        let e = Estimator::new(config.clone(), grid.clone(), &bad_site).err().unwrap();
+        assert!(e.to_string().starts_with("--site nowhere: "), "the site is checked first, as before: {e}");
+        let bad_rule = RunOptions { columns: vec!["x".into()], ..RunOptions::default() };
+        assert!(matches!(Reader::new(Some(&config), &bad_rule), Err(crate::Error::Usage(_))));
     }
 
     #[test]

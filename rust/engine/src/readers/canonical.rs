@@ -95,7 +95,9 @@ impl CanonicalSink {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols + 2);
         for c in 0..ncols {
             let arrays: Vec<&dyn arrow_array::Array> = parts.iter().map(|p| p.0[c].as_ref()).collect();
-            columns.push(arrow_select::concat::concat(&arrays).map_err(|e| Error::Usage(e.to_string()))?);
+            columns.push(
+                arrow_select::concat::concat(&arrays).map_err(|e| Error::internal("canonical records: concat", e))?,
+            );
         }
         let file: Vec<u32> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
         let line: Vec<i64> = parts.iter().flat_map(|p| p.2.iter().copied()).collect();
@@ -104,7 +106,10 @@ impl CanonicalSink {
         let idx = UInt32Array::from(order);
         let mut out: Vec<ArrayRef> = Vec::with_capacity(ncols + 2);
         for c in &columns {
-            out.push(arrow_select::take::take(c.as_ref(), &idx, None).map_err(|e| Error::Usage(e.to_string()))?);
+            out.push(
+                arrow_select::take::take(c.as_ref(), &idx, None)
+                    .map_err(|e| Error::internal("canonical records: sort", e))?,
+            );
         }
         let source: StringArray = idx
             .values()
@@ -114,7 +119,7 @@ impl CanonicalSink {
         let lines: Int64Array = idx.values().iter().map(|&i| line[i as usize]).collect();
         out.push(Arc::new(source));
         out.push(Arc::new(lines));
-        RecordBatch::try_new(canonical_schema(), out).map_err(|e| Error::Usage(e.to_string()))
+        RecordBatch::try_new(canonical_schema(), out).map_err(|e| Error::internal("canonical records: batch", e))
     }
 }
 

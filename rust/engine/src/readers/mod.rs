@@ -575,8 +575,10 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
                         line += nl;
                     }
                     None if filled - start > max_line => {
-                        return Err(Error::input(
+                        // `line` is the 1-based line the header starts on.
+                        return Err(Error::input_at(
                             &f.path,
+                            line,
                             format!(
                                 "the CSV header row is longer than --max-line ({}); raise --max-line if the file is genuine",
                                 crate::source::human_bytes(max_line as u64)
@@ -947,7 +949,10 @@ pub fn scan_files<S: RecordSink, F: Fn() -> S + Sync>(
                 Format::Jsonl | Format::Csv => produce_text(&sh, idx, f, tx, &mut metas[i])?,
                 Format::Parquet => produce_parquet(&sh, idx, f, tx, &mut metas[i])?,
                 Format::Arrow => {
-                    return Err(Error::Usage(format!("{}: Arrow input is scanned with scan_batches", f.path.display())))
+                    return Err(Error::Internal(format!(
+                        "{}: Arrow input is scanned with scan_batches",
+                        f.path.display()
+                    )))
                 }
             }
         }

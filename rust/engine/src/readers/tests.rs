@@ -880,7 +880,9 @@ fn long_lines_rejected_and_reading_resumes() {
     assert_eq!((st[0].records, st[0].rejected), (1, 1));
     // A CSV header over the limit, a JSON document record over it: the file cannot be read.
     let f = put(t.path(), "h.csv", format!("ts,{}\n", "h".repeat(5000)).as_bytes());
-    let e = scan(&[f], &ScanOptions { max_line: 1000, ..opts(64, 1) }).unwrap_err().to_string();
+    let e = scan(&[f], &ScanOptions { max_line: 1000, ..opts(64, 1) }).unwrap_err();
+    assert_eq!(e.line(), Some(1), "the header is line 1: {e}");
+    let e = e.to_string();
     assert!(e.contains("CSV header row is longer than --max-line (1000 bytes)"), "{e}");
     let f = put(t.path(), "d.json", format!("[\n{good},\n{long}\n]\n").as_bytes());
     let e = scan(&[f], &ScanOptions { max_line: 1000, ..opts(64, 1) }).unwrap_err().to_string();
