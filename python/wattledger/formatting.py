@@ -250,6 +250,51 @@ def to_markdown(frame: pl.DataFrame | ResultRows) -> str:
 
 def to_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> str:
     """A rich box table rendered to plain text (as wide as it needs: reports are wide)."""
+    header = [escape_terminal(str(name)) for name in frame.columns]
+    body = [[escape_terminal(human(v)) for v in row] for row in _rows(frame)]
+    shown_title = None if title is None else escape_terminal(title)
+    plain = _plain_box_table(header, list(_numeric(frame)), body, shown_title)
+    return plain if plain is not None else _rich_table(frame, title=title)
+
+
+#: Text the plain renderer draws exactly as rich does: printable ASCII, one cell per character.
+_PLAIN = re.compile(r"[ -~]*")
+
+
+def _plain_box_table(
+    header: list[str], numeric: list[bool], body: list[list[str]], title: str | None
+) -> str | None:
+    """The table :func:`_rich_table` draws, for the common case of printable-ASCII text, or
+    None for anything else. Why: importing and running rich costs ``wattledger report`` about
+    0.035 s of its 0.25 s start-up budget, and a report table is ASCII names and numbers. The
+    layout is rich's for this table (heavy head, one space of padding, no wrapping, title flush
+    left as rich prints it at an unbounded width); tests/test_output_escaping.py checks both
+    renderers agree on generated tables. Wide or combining characters, whose cell width is
+    rich's to decide, go to rich."""
+    texts = [*header, *(cell for row in body for cell in row)]
+    if not header or title == "" or not all(_PLAIN.fullmatch(t) for t in [*texts, title or ""]):
+        return None
+    widths = [max([len(h), *(len(row[i]) for row in body)]) for i, h in enumerate(header)]
+
+    def rule(left: str, fill: str, cross: str, right: str) -> str:
+        return left + cross.join(fill * (w + 2) for w in widths) + right
+
+    def cells(values: list[str], edge: str) -> str:
+        padded = (
+            # rich drops a right-justified cell's trailing blanks before padding it on the left
+            f" {v.rstrip().rjust(w) if num else v.ljust(w)} "
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        )
+        return edge + edge.join(padded) + edge
+
+    lines = [] if title is None else [title]
+    lines += [rule("┏", "━", "┳", "┓"), cells(header, "┃"), rule("┡", "━", "╇", "┩")]
+    lines += [cells(row, "│") for row in body]
+    lines.append(rule("└", "─", "┴", "┘"))
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _rich_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> str:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
