@@ -65,54 +65,6 @@ if TYPE_CHECKING:
 
     __version__: str
 
-#: Public name -> the module that defines it (imported on first access).
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "CancelledError",
-            "ConfigError",
-            "GridError",
-            "InputError",
-            "InternalError",
-            "LedgerBusyError",
-            "LedgerDamagedError",
-            "LedgerError",
-            "LedgerNotFoundError",
-            "LedgerSchemaError",
-            "MixedConfigWarning",
-            "NoRecordsError",
-            "OutputError",
-            "PartialOutcomeWarning",
-            "RunWarning",
-            "SourceConflictError",
-            "UnknownSourceError",
-            "UsageError",
-            "WattledgerError",
-        ),
-        "wattledger.errors",
-    ),
-    "load_config": "wattledger.config",
-    "load_grid": "wattledger.config",
-    "estimate": "wattledger.estimate",
-    "read_logs": "wattledger.estimate",
-    "validate": "wattledger.estimate",
-    "IngestSummary": "wattledger.ingest",
-    "ingest": "wattledger.ingest",
-    "CheckResult": "wattledger.integrity",
-    "RunCheckResult": "wattledger.integrity",
-    "TotalsMismatch": "wattledger.integrity",
-    "check": "wattledger.integrity",
-    "ForgetResult": "wattledger.ledger",
-    "LedgerTotals": "wattledger.ledger",
-    "connect_ledger": "wattledger.ledger",  # not in __all__, but `import wattledger` offered it
-    "forget": "wattledger.ledger",
-    "migrate_ledger": "wattledger.ledger",
-    "configs_in_period": "wattledger.report",
-    "report": "wattledger.report",
-    "Rollup": "wattledger.rollup",
-    "rollup": "wattledger.rollup",
-}
-
 __all__ = [
     "CancelledError",
     "CheckResult",
@@ -156,6 +108,32 @@ __all__ = [
     "scan_ledger",
     "validate",
 ]
+
+#: Public name -> the module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    # Every exception and warning class is defined (or re-exported) by `errors`.
+    **dict.fromkeys((n for n in __all__ if n.endswith(("Error", "Warning"))), "wattledger.errors"),
+    "load_config": "wattledger.config",
+    "load_grid": "wattledger.config",
+    "estimate": "wattledger.estimate",
+    "read_logs": "wattledger.estimate",
+    "validate": "wattledger.estimate",
+    "IngestSummary": "wattledger.ingest",
+    "ingest": "wattledger.ingest",
+    "CheckResult": "wattledger.integrity",
+    "RunCheckResult": "wattledger.integrity",
+    "TotalsMismatch": "wattledger.integrity",
+    "check": "wattledger.integrity",
+    "ForgetResult": "wattledger.ledger",
+    "LedgerTotals": "wattledger.ledger",
+    "connect_ledger": "wattledger.ledger",  # not in __all__, but `import wattledger` offered it
+    "forget": "wattledger.ledger",
+    "migrate_ledger": "wattledger.ledger",
+    "configs_in_period": "wattledger.report",
+    "report": "wattledger.report",
+    "Rollup": "wattledger.rollup",
+    "rollup": "wattledger.rollup",
+}
 
 
 # The functions `estimate`, `ingest`, `report` and `rollup` share their names with the modules

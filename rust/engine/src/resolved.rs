@@ -540,21 +540,10 @@ impl Json {
         self.has_item.pop();
     }
     fn string(&mut self, s: &str) {
-        self.out.push('"');
-        for ch in s.chars() {
-            match ch {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                '\n' => self.out.push_str("\\n"),
-                '\r' => self.out.push_str("\\r"),
-                '\t' => self.out.push_str("\\t"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(self.out, "\\u{:04x}", c as u32);
-                }
-                c => self.out.push(c),
-            }
-        }
-        self.out.push('"');
+        // The rejects file's escaping, so the engine writes JSON strings one way.
+        let mut buf = Vec::with_capacity(s.len() + 2);
+        crate::rejects::json_string(&mut buf, s);
+        self.out.push_str(&String::from_utf8_lossy(&buf)); // escaped UTF-8 stays UTF-8
     }
     fn key(&mut self, k: &str) {
         self.sep();
