@@ -40,6 +40,15 @@ def test_oracle_and_polars_agree(fleet, fmt: str) -> None:
     assert o.frames_close(got, want, rel=1e-9) == []
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_oracle_and_duckdb_peer_agree(fleet, fmt: str) -> None:
+    """The benchmark's DuckDB peer is a separate, faster query than the oracle: same report."""
+    log = fleet.logs[fmt]
+    want = o.oracle_report_by_model(log, fleet.config, fleet.grid, year=2025)
+    got = peers.duckdb_report(log, fleet.config, fleet.grid, year=2025, threads=2)
+    assert o.frames_close(got, want, rel=1e-9) == []
+
+
 def test_fleet_exercises_every_path(fleet) -> None:
     """The generator's promise: every method and every intensity outcome occurs."""
     con = o.load(o.connect(), fleet.logs["parquet"], fleet.config, fleet.grid)
