@@ -180,7 +180,8 @@ y AS (
            -- (the common values first: DuckDB evaluates a CASE branch only for its rows)
            CASE WHEN st IS NULL OR st IN ('ok', 'success') THEN false
                 WHEN st IN ($failed) THEN true
-                WHEN regexp_full_match(st, '[0-9]{1,3}') THEN st::INTEGER = 2 OR st::INTEGER BETWEEN 400 AND 599
+                WHEN regexp_full_match(st, '[0-9]{1,3}')
+                    THEN st::INTEGER = 2 OR st::INTEGER BETWEEN 400 AND 599
                 ELSE false END AS failed,
            gf.g AS g, gf.own_hour
     FROM x
