@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, StructArray};
+use arrow_schema::Field;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyCapsule, PyDict};
 use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 
+use wattledger_engine::cells::{self, Cells, LedgerLabels};
 use wattledger_engine::config::Config as EngineConfig;
 use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution, ZoneSummary as EngineZoneSummary};
 use wattledger_engine::kernel::{Methodology, DEFAULT_MAX_NAMES};
@@ -401,11 +403,11 @@ impl InputFile {
     }
 }
 
-/// The result of an estimate run: hourly partial aggregates plus per-file statistics.
+/// The result of an estimate run: every hourly cell of the run (merged as it is read out) plus
+/// per-file statistics.
 #[pyclass(frozen, module = "wattledger._core")]
 struct EstimateResult {
-    aggregates: RecordBatch,
-    spill_files: Vec<String>,
+    cells: Arc<Cells>,
     files: Vec<FileStats>,
     duplicates: u64,
     names: Vec<SourceName>,
@@ -428,8 +430,7 @@ impl From<EstimateOutput> for EstimateResult {
             })
             .collect();
         EstimateResult {
-            aggregates: out.aggregates,
-            spill_files: out.spill_files.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            cells: Arc::new(out.cells),
             files,
             duplicates: out.duplicates,
             names,
@@ -446,9 +447,10 @@ impl EstimateResult {
         self.files.clone()
     }
 
+    /// Cells the scan flushed to spill files under the memory budget (merged back on reading).
     #[getter]
-    fn spill_files(&self) -> Vec<String> {
-        self.spill_files.clone()
+    fn spilled_cells(&self) -> u64 {
+        self.cells.spilled_cells()
     }
 
     /// Records skipped as repeats of a request_id already seen in the run (dedupe).
@@ -476,14 +478,48 @@ impl EstimateResult {
         self.estimated_kwh
     }
 
+    /// Every cell of the run, merged (each once), as one pyarrow table.
     fn aggregates<'py>(&self, py: Python<'py>) -> CoreResult<Bound<'py, PyAny>> {
-        table(py, self.aggregates.clone())
+        let cells = self.cells.clone();
+        let batch = py.detach(move || cells.to_record_batch())?;
+        table(py, batch)
     }
 
-    /// Write the in-memory aggregates to a Parquet file (same schema as the spill files), so a
-    /// caller can load everything from files without importing pyarrow.
-    fn write_aggregates(&self, py: Python<'_>, path: PathBuf) -> CoreResult<()> {
-        Ok(py.detach(|| wattledger_engine::aggregate::write_parquet(&self.aggregates, &path))?)
+    /// The cells as the ledger's `wl_hourly` rows, streamed (an Arrow C stream: pyarrow is not
+    /// needed). `source_ids` maps a file's path (`FileStats.path`) to its id in the ledger; the
+    /// cells of a file not in it are left out.
+    fn ledger_rows(&self, run_id: String, config_sha256: String, source_ids: BTreeMap<String, String>) -> LedgerRows {
+        let ids = self.files.iter().map(|f| source_ids.get(&f.path).cloned()).collect();
+        LedgerRows { cells: self.cells.clone(), labels: LedgerLabels { run_id, config_sha256, source_ids: ids } }
+    }
+}
+
+/// `wl_hourly` rows of a run, exported as an Arrow C stream (`__arrow_c_stream__`). Each export
+/// merges the cells again from the start, so a consumer may ask more than once.
+#[pyclass(frozen, module = "wattledger._core")]
+struct LedgerRows {
+    cells: Arc<Cells>,
+    labels: LedgerLabels,
+}
+
+#[pymethods]
+impl LedgerRows {
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> CoreResult<Bound<'py, PyCapsule>> {
+        Ok(pyo3_arrow::ffi::to_schema_pycapsule(py, cells::ledger_schema().as_ref()).map_err(PyErr::from)?)
+    }
+
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyCapsule>>,
+    ) -> CoreResult<Bound<'py, PyCapsule>> {
+        let reader = self.cells.clone().ledger_reader(self.labels.clone());
+        let schema = cells::ledger_schema();
+        let arrays = reader.map(|b| b.map(|b| Arc::new(StructArray::from(b)) as ArrayRef));
+        let field = Arc::new(Field::new_struct("", schema.fields().clone(), false));
+        let iter = pyo3_arrow::ffi::ArrayIterator::new(arrays, field);
+        Ok(pyo3_arrow::ffi::to_stream_pycapsule(py, Box::new(iter), requested_schema).map_err(PyErr::from)?)
     }
 }
 
@@ -886,6 +922,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Reader>()?;
     m.add_class::<Estimator>()?;
     m.add_class::<EstimateResult>()?;
+    m.add_class::<LedgerRows>()?;
     m.add_class::<FileStats>()?;
     m.add_class::<SourceName>()?;
     m.add_class::<InputFile>()?;

@@ -32,6 +32,7 @@ __all__ = [
     "InputFile",
     "InternalError",
     "Job",
+    "LedgerRows",
     "OutputError",
     "Progress",
     "Reader",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 __version__: str
-#: Hourly cells the engine keeps in memory before spilling partial sums (about 250 B each).
+#: Hourly cells the engine keeps in memory before spilling partial sums (about 200 B each).
 DEFAULT_MEMORY_BUDGET_CELLS: int
 DEFAULT_MAX_LINE: int
 DEFAULT_MAX_INFLATE: int
@@ -261,9 +262,9 @@ class EstimateResult:
     @property
     def files(self) -> list[FileStats]: ...
     @property
-    def spill_files(self) -> list[str]:
-        """Parquet files holding aggregate rows flushed under the memory budget (same schema
-        as ``aggregates()``); the caller loads and then deletes them."""
+    def spilled_cells(self) -> int:
+        """Cells the scan flushed to spill files under the memory budget (merged back when the
+        cells are read out: every cell comes out once)."""
     @property
     def duplicates(self) -> int:
         """Records skipped as repeats of a request_id already seen in the run (dedupe)."""
@@ -278,9 +279,19 @@ class EstimateResult:
     def estimated_kwh(self) -> float:
         """Facility energy (kWh) priced on grid hours flagged estimated."""
     def aggregates(self) -> _ArrowStreamExportable:
-        """The in-memory hourly partial aggregates (schema: docs/internals.md)."""
-    def write_aggregates(self, path: str | PathLike[str]) -> None:
-        """Write ``aggregates()`` to a Parquet file (the spill files' schema)."""
+        """Every hourly cell of the run, merged (each once), as a pyarrow table (schema:
+        docs/internals.md)."""
+    def ledger_rows(self, run_id: str, config_sha256: str, source_ids: dict[str, str]) -> LedgerRows:
+        """The cells as wl_hourly rows; ``source_ids`` maps a file's path (``FileStats.path``)
+        to its source_id, and the cells of a file not in it are left out."""
+
+@final
+class LedgerRows:
+    """wl_hourly rows of a run as an Arrow C stream, merged as they are read; each export
+    starts again from the first cell."""
+
+    def __arrow_c_schema__(self) -> object: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
 
 def expand_inputs(inputs: Sequence[str]) -> list[InputFile]:
     """Files, directories (recursive) and globs -> the log files behind them, in order.

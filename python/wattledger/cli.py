@@ -392,8 +392,8 @@ def ingest(
         int,
         typer.Option(
             min=1,
-            help="Hourly cells held in memory (about 250 bytes each) before partial sums are flushed "
-            "to disk; totals do not change.",
+            help="Hourly cells held in memory (about 200 bytes each) before partial sums are flushed "
+            "to disk and merged back at the end; the ledger's rows do not change.",
         ),
     ] = DEFAULT_MEMORY_BUDGET_CELLS,
     max_names: Annotated[

@@ -1,9 +1,10 @@
 """Engine calls that return data to Python: read, validate and estimate logs without a ledger.
 
 These are thin: argument normalisation into one ``_core.RunOptions``, then one call of a
-``_core.Reader`` or ``_core.Estimator``, then Arrow -> polars with no copy. Spill files
-(aggregate rows flushed under the memory budget) are merged back in DuckDB, whose SUM keeps
-"no value" (NULL) apart from zero, as the methodology requires.
+``_core.Reader`` or ``_core.Estimator``, then Arrow -> polars with no copy. Cells flushed to
+spill files under the memory budget are merged back by the engine as it hands the cells over
+(each cell once, nulls kept apart from zero as the methodology requires): nothing is summed
+again here.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
-
-import duckdb
 
 from wattledger import _core
 from wattledger._deferred import deferred
@@ -28,7 +27,6 @@ from wattledger.ingest import (
 )
 from wattledger.mapping import arrow_columns, check_readable
 from wattledger.progress import run_with_progress
-from wattledger.schema import AGGREGATE_COLUMNS, KEY_COLUMNS, measure_sums_sql
 
 if TYPE_CHECKING:
     import polars as pl
@@ -227,31 +225,10 @@ def estimate(
         else:
             result = _in_job(estimator.estimate_files, _paths(logs))  # type: ignore[arg-type]
             check_readable(result.files)
+        # Inside the block: the engine merges the spill files as it hands the cells over.
         frame = pl.DataFrame(result.aggregates())
-        spills = list(result.spill_files)
-        if spills:
-            frame = merge_spills(frame, spills)
-    for message in (*grd.warnings, *result.warnings):
+        run_warnings = result.warnings
+        del result
+    for message in (*grd.warnings, *run_warnings):
         warnings.warn(message, RunWarning, stacklevel=2)
     return frame
-
-
-def merge_spills(frame: pl.DataFrame, spill_files: list[str]) -> pl.DataFrame:
-    """In-memory aggregates plus spilled rows, summed again by (source, section 8 keys)."""
-    keys = ", ".join(("source", *KEY_COLUMNS))
-    columns = ", ".join(AGGREGATE_COLUMNS)
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("_in_memory", frame.to_arrow())
-        merged = con.sql(
-            f"""SELECT {keys}, {measure_sums_sql()}
-                FROM (SELECT {columns} FROM _in_memory
-                      UNION ALL SELECT {columns} FROM read_parquet(?))
-                GROUP BY {keys} ORDER BY {keys}""",
-            params=[spill_files],
-        ).pl()
-    finally:
-        con.close()
-    out: pl.DataFrame = merged.select(AGGREGATE_COLUMNS)
-    return out

@@ -25,6 +25,7 @@ from wattledger.ledger import (
     CommitResult,
     ConfigIdentity,
     FileStamp,
+    HourlyRows,
     LedgerWriter,
     RunCheck,
     RunInfo,
@@ -275,23 +276,24 @@ def ingest(
                     for f in files
                     if not is_empty(f)
                 ]
-                spill_files: list[str] = []
+                hourly: HourlyRows | None = None
                 if result is not None:
-                    # The rows still in memory join the spilled ones as one more Parquet file, so
-                    # DuckDB loads them all the same way (and pyarrow is never imported here).
-                    final = spill_dir / "final.parquet"
-                    try:
-                        result.write_aggregates(os.fspath(final))
-                    except OutputError as exc:
-                        raise _work_files_error(ledger, exc) from exc
-                    spill_files = [*result.spill_files, os.fspath(final)]
+                    engine = result
+                    run_id, config_sha256 = run.run_id, identity.sha256
+
+                    def hourly_rows(source_ids: dict[str, str]) -> _core.LedgerRows:
+                        # Streamed into the ledger as the engine merges the cells (spill files
+                        # included): each cell once, no intermediate file, no pyarrow.
+                        return engine.ledger_rows(run_id, config_sha256, source_ids)
+
+                    hourly = hourly_rows
                 pause_at("before_write")
                 commit = writer.commit_run(
                     run,
                     identity,
                     sources,
                     None,
-                    spill_files=spill_files,
+                    hourly=hourly,
                     skipped=skipped,
                     replace=replace,
                     duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,

@@ -179,6 +179,13 @@ class CommitResult:
 #: for the run row, or raises to roll the run back (``--strict``).
 RunCheck = Callable[[tuple["RunTotals", ...], Sequence["SourceRead"]], Sequence[str]]
 
+#: The engine's rows for wl_hourly, given each counted file's source_id (by the file's path as
+#: the engine named it): an Arrow C stream (``_core.LedgerRows``) in the table's column order.
+HourlyRows = Callable[[dict[str, str]], "_core.LedgerRows"]
+
+#: wl_hourly's columns, in table order (the engine's ledger rows have exactly these).
+HOURLY_COLUMNS: tuple[str, ...] = ("run_id", "source_id", "config_sha256", *KEY_COLUMNS, *MEASURE_COLUMNS)
+
 
 @dataclass(frozen=True)
 class LedgerTotals:
@@ -601,6 +608,7 @@ class LedgerWriter:
         sources: Sequence[SourceRead],
         aggregates: pa.Table | None,
         *,
+        hourly: HourlyRows | None = None,
         spill_files: Sequence[str] = (),
         skipped: Sequence[SkippedFile] = (),
         replace: bool = False,
@@ -610,8 +618,10 @@ class LedgerWriter:
     ) -> CommitResult:
         """Write one run in one transaction: config, run row, the files read, their hourly rows.
 
-        ``aggregates`` and ``spill_files`` hold rows of the engine's aggregate schema, tagged by
-        ``source``; rows of a file that turns out to be already counted are left out. On any
+        ``hourly`` gives the engine's merged cells as wl_hourly rows (the ingest path: one
+        streamed append, each cell once). ``aggregates`` and ``spill_files`` (Parquet) hold rows
+        of the engine's aggregate schema, tagged by ``source``, for callers holding such rows.
+        Rows of a file that turns out to be already counted are left out. On any
         exception nothing is written. ``duplicates`` is the engine's count of repeated
         request_ids dropped in this run when de-duplication was on, None when it was off: the
         run row keeps the difference so "no duplicates" and "never checked" are not confused.
@@ -640,6 +650,8 @@ class LedgerWriter:
                 self._con.execute("DELETE FROM wl_hourly WHERE list_contains(?, source_id)", [replaced_ids])
             source_ids = {s.engine_path: f"{run.run_id}/{i}" for i, s in enumerate(kept)}
             self._insert_sources(run.run_id, config.sha256, kept, source_ids)
+            if hourly is not None and source_ids:
+                self._append_hourly(hourly(source_ids))
             self._insert_hourly(run.run_id, config.sha256, source_ids, aggregates, spill_files)
             status = "ingested" if kept else "nothing new"
             self._con.execute(
@@ -775,6 +787,19 @@ class LedgerWriter:
         names = [[source_ids[s.engine_path], *n] for s in kept for n in s.names]
         if names:
             self._con.executemany("INSERT INTO wl_source_names VALUES (?, ?, ?, ?, ?)", names)
+
+    def _append_hourly(self, rows: _core.LedgerRows) -> None:
+        """One append of the engine's stream: DuckDB pulls the batches as the engine merges them
+        (no intermediate file, pyarrow not imported)."""
+        relation = self._con.from_arrow(rows)
+        if tuple(relation.columns) != HOURLY_COLUMNS:
+            raise LedgerError(f"engine rows have columns {relation.columns}, expected {HOURLY_COLUMNS}")
+        columns = ", ".join(HOURLY_COLUMNS)
+        relation.create_view("_wl_rows", replace=True)
+        try:
+            self._con.execute(f"INSERT INTO wl_hourly ({columns}) SELECT {columns} FROM _wl_rows")
+        finally:
+            self._con.execute("DROP VIEW IF EXISTS _wl_rows")
 
     def _insert_hourly(
         self,

@@ -35,12 +35,15 @@ fn bench_estimate(bencher: Bencher, name: &str, scan: ScanOptions) {
         EstimateOptions { scan, memory_budget_cells: DEFAULT_MEMORY_BUDGET_CELLS, spill_dir: None, dedupe: false };
     let run = || {
         let out = estimate_files(&files, &m, &opts, &ScanControl::default(), None).expect("estimate");
-        assert!(out.spill_files.is_empty(), "nothing spills at this size");
+        assert_eq!(out.cells.spill_runs(), 0, "nothing spills at this size");
         out
     };
     let out = run();
     assert_eq!((out.files[0].records, out.files[0].rejected), (LINES as u64, 0), "all lines valid");
-    bencher.counter(BytesCount::new(data.len())).counter(ItemsCount::new(LINES)).bench(|| run().aggregates.num_rows());
+    bencher
+        .counter(BytesCount::new(data.len()))
+        .counter(ItemsCount::new(LINES))
+        .bench(|| run().cells.to_record_batch().expect("cells").num_rows());
 }
 
 #[divan::bench(args = [1, 2], sample_count = 20, sample_size = 1, max_time = 3)]

@@ -37,15 +37,15 @@ fn main() {
         let t = Instant::now();
         let out = estimate_files(&files, &m, &opts, &ScanControl::default(), None).expect("estimate");
         let records: u64 = out.files.iter().map(|f| f.records).sum();
+        let scanned = t.elapsed().as_secs_f64();
+        // The final merge, as the ledger reads it (each cell once).
+        let (spilled, runs) = (out.cells.spilled_cells(), out.cells.spill_runs());
+        let cells: usize = out.cells.batches().map(|b| b.expect("merge").num_rows()).sum();
         println!(
-            "run {run}: {:.3} s, {records} records, {} cells in memory, {} spill files",
+            "run {run}: {:.3} s ({scanned:.3} s scan), {records} records, {cells} cells, \
+             {spilled} cells spilled in {runs} files",
             t.elapsed().as_secs_f64(),
-            out.aggregates.num_rows(),
-            out.spill_files.len()
         );
-        for f in &out.spill_files {
-            let _ = std::fs::remove_file(f);
-        }
     }
     let _ = std::fs::remove_dir_all(&spill);
 }

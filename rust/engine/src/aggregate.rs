@@ -6,18 +6,12 @@
 //! contributed to a nullable measure, so the null rules of `docs/internals.md` hold after any
 //! number of merges.
 
-use crate::cell::{float_measures, CellKey, MEASURE_COLUMNS, NO_ID};
-use crate::error::{Error, Result};
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use crate::cell::{float_measures, CellKey, MEASURE_COLUMNS};
+use crate::error::Result;
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use rustc_hash::FxHashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// The record had an energy estimate (method is not `none`).
 pub const HAS_ENERGY: u8 = 1;
@@ -84,8 +78,34 @@ impl Measures {
         float_measures().iter().zip(self.floats()).find(|(_, v)| !v.is_finite()).map(|(c, _)| c.name)
     }
 
+    /// Measures from `records`, the float measures in the order of [`float_measures`], and
+    /// the `HAS_*` flags (the inverse of [`Self::floats`]).
+    pub fn from_parts(records: i64, f: [f64; 17], flags: u8) -> Measures {
+        Measures {
+            records,
+            requests: f[0],
+            input_tokens: f[1],
+            output_tokens: f[2],
+            energy_acc_kwh: f[3],
+            energy_it_kwh: f[4],
+            energy_kwh: f[5],
+            energy_kwh_low: f[6],
+            energy_kwh_high: f[7],
+            co2e_location_kg: f[8],
+            co2e_market_kg: f[9],
+            flops: f[10],
+            gpu_hours: f[11],
+            fallback_kwh: f[12],
+            unresolved_kwh: f[13],
+            unestimated_requests: f[14],
+            failed_requests: f[15],
+            cached_requests: f[16],
+            flags,
+        }
+    }
+
     /// The float measures in the order of [`float_measures`].
-    fn floats(&self) -> [f64; 17] {
+    pub fn floats(&self) -> [f64; 17] {
         [
             self.requests,
             self.input_tokens,
@@ -177,109 +197,18 @@ impl Aggregate {
         self.keys.iter().zip(self.cells.iter())
     }
 
+    /// The keys and the measures, as parallel slices (unordered).
+    pub fn parts(&self) -> (&[CellKey], &[Measures]) {
+        (&self.keys, &self.cells)
+    }
+
     /// The cells as one batch of [`aggregate_schema`], sorted by (source, hour, model, site,
     /// zone, hardware, method) on the *names* (ids depend on which thread saw a string first;
     /// names do not), nulls first. `names[id]` is an interned string, `source_names[i]` the
     /// input of file index `i`.
     pub fn to_record_batch(&self, names: &[Arc<str>], source_names: &[String]) -> Result<RecordBatch> {
-        let name = |id: u32| -> Option<&str> {
-            if id == NO_ID {
-                None
-            } else {
-                names.get(id as usize).map(|s| &**s)
-            }
-        };
-        let source = |i: u32| source_names.get(i as usize).map_or("", |s| s.as_str());
-        // Every batch of cells (in memory, spilled, merged) passes here on its way out.
-        for (k, m) in self.cells() {
-            if let Some(measure) = m.first_non_finite() {
-                return Err(Error::Internal(format!(
-                    "hourly cell of {} at hour {} has a non-finite {measure}",
-                    name(k.model).unwrap_or("?"),
-                    k.hour
-                )));
-            }
-        }
-        for k in &self.keys {
-            for id in [k.model, k.site, k.zone, k.hardware] {
-                if id != NO_ID && id as usize >= names.len() {
-                    return Err(Error::Internal(format!("aggregate: id {id} has no name (names snapshot too old)")));
-                }
-            }
-        }
-        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&self.keys[a as usize], &self.keys[b as usize]);
-            (source(a.source), a.hour, name(a.model), name(a.site), name(a.zone), name(a.hardware), a.method.name())
-                .cmp(&(
-                    source(b.source),
-                    b.hour,
-                    name(b.model),
-                    name(b.site),
-                    name(b.zone),
-                    name(b.hardware),
-                    b.method.name(),
-                ))
-        });
-        let n = order.len();
-        let mut src = StringBuilder::with_capacity(n, n * 16);
-        let mut hour = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-        let mut model = StringBuilder::with_capacity(n, n * 12);
-        let mut site = StringBuilder::with_capacity(n, n * 8);
-        let mut zone = StringBuilder::with_capacity(n, n * 4);
-        let mut hardware = StringBuilder::with_capacity(n, n * 12);
-        let mut method = StringBuilder::with_capacity(n, n * 6);
-        let mut records = Int64Builder::with_capacity(n);
-        let mut f: Vec<Float64Builder> =
-            (0..float_measures().len()).map(|_| Float64Builder::with_capacity(n)).collect();
-        for &i in &order {
-            let k = &self.keys[i as usize];
-            let c = &self.cells[i as usize];
-            src.append_value(source(k.source));
-            hour.append_value(k.hour * crate::time::US_PER_HOUR);
-            model.append_option(name(k.model));
-            site.append_option(name(k.site));
-            zone.append_option(name(k.zone));
-            hardware.append_option(name(k.hardware));
-            method.append_value(k.method.name());
-            records.append_value(c.records);
-            let e = c.flags & HAS_ENERGY != 0;
-            let co2 = e && c.flags & HAS_CO2E != 0;
-            let vals = [
-                Some(c.requests),
-                Some(c.input_tokens),
-                Some(c.output_tokens),
-                e.then_some(c.energy_acc_kwh),
-                e.then_some(c.energy_it_kwh),
-                e.then_some(c.energy_kwh),
-                e.then_some(c.energy_kwh_low),
-                e.then_some(c.energy_kwh_high),
-                co2.then_some(c.co2e_location_kg),
-                co2.then_some(c.co2e_market_kg),
-                (c.flags & HAS_FLOPS != 0).then_some(c.flops),
-                (c.flags & HAS_GPU_HOURS != 0).then_some(c.gpu_hours),
-                e.then_some(c.fallback_kwh),
-                e.then_some(c.unresolved_kwh),
-                Some(c.unestimated_requests),
-                Some(c.failed_requests),
-                Some(c.cached_requests),
-            ];
-            for (b, v) in f.iter_mut().zip(vals) {
-                b.append_option(v);
-            }
-        }
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(src.finish()),
-            Arc::new(hour.finish()),
-            Arc::new(model.finish()),
-            Arc::new(site.finish()),
-            Arc::new(zone.finish()),
-            Arc::new(hardware.finish()),
-            Arc::new(method.finish()),
-            Arc::new(records.finish()),
-        ];
-        cols.extend(f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        RecordBatch::try_new(aggregate_schema(), cols).map_err(|e| Error::internal("aggregate batch", e))
+        let ranks = crate::cells::Ranks::new(names, source_names);
+        crate::cells::aggregate_batch(self, &ranks, names, source_names)
     }
 }
 
@@ -304,51 +233,10 @@ pub fn aggregate_schema() -> SchemaRef {
         .clone()
 }
 
-/// Write aggregate rows to one Parquet file (zstd). Used for spills, and by the ingest path
-/// for the final rows so the ledger loads everything with one `read_parquet`.
-pub fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<()> {
-    let out_err = |e: &dyn std::fmt::Display| Error::Output { path: path.to_path_buf(), msg: e.to_string() };
-    let file = std::fs::File::create(path).map_err(|e| out_err(&e))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| out_err(&e))?;
-    w.write(batch).map_err(|e| out_err(&e))?;
-    w.close().map_err(|e| out_err(&e))?;
-    Ok(())
-}
-
-/// Writes aggregate batches to Parquet files when the in-memory aggregate is over budget.
-/// Thread-safe: each call writes its own file.
-#[derive(Debug)]
-pub struct Spiller {
-    dir: PathBuf,
-    next: AtomicU64,
-    paths: Mutex<Vec<PathBuf>>,
-}
-
-impl Spiller {
-    pub fn new(dir: PathBuf) -> Self {
-        Spiller { dir, next: AtomicU64::new(0), paths: Mutex::new(Vec::new()) }
-    }
-
-    pub fn spill(&self, batch: RecordBatch) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::Output { path: self.dir.clone(), msg: e.to_string() })?;
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("spill-{n:06}.parquet"));
-        write_parquet(&batch, &path)?;
-        self.paths.lock().unwrap_or_else(|p| p.into_inner()).push(path);
-        Ok(())
-    }
-
-    /// The files written so far, in the order they were finished.
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.paths.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cell::Method;
+    use crate::cell::{Method, NO_ID};
     use arrow_array::{Array, Float64Array};
 
     #[test]

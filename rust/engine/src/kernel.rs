@@ -16,12 +16,14 @@
 //! ignoring case) when it is interned, and a status value is classified when a worker first
 //! sees it. Per record, the caches hand back the resolved id and the outcome.
 
-use crate::aggregate::{Aggregate, Measures, Spiller, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
+use crate::aggregate::{Aggregate, Measures, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
 use crate::cell::{CellKey, Method, NO_ID};
+use crate::cells::Cells;
 use crate::config::{num_text, Config, Uncertainty, G_PER_KWH};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::interner::{Interner, NameChange, NameEntry, StatusEntry, StrCache, NONE_IDX, STATUS_SLOT, UNKNOWN_ID};
+use crate::spill::SpillStore;
 // The binding reads the cap through the kernel, which owns the interner.
 pub use crate::interner::DEFAULT_MAX_NAMES;
 use crate::names::{NameKind, Resolver};
@@ -711,9 +713,12 @@ const NAME_KINDS: [NameKind; 4] = [NameKind::Model, NameKind::Site, NameKind::Zo
 pub struct AggregateSink<'m> {
     m: &'m Methodology,
     source_names: Arc<Vec<String>>,
-    spill: Option<&'m Spiller>,
+    spill: Option<&'m SpillStore>,
     budget_cells: usize,
     agg: Aggregate,
+    /// Other workers' tables, taken over by [`RecordSink::merge`] as they are: the final
+    /// merge (`cells.rs`) folds them partition by partition, so no table grows past the budget.
+    held: Vec<Aggregate>,
     /// One cache per name field: resolution is per kind (the id space is shared, aliases not).
     ids: [StrCache<NameEntry>; 4],
     statuses: StrCache<StatusEntry>,
@@ -744,7 +749,7 @@ impl<'m> AggregateSink<'m> {
     pub fn new(
         m: &'m Methodology,
         source_names: Arc<Vec<String>>,
-        spill: Option<&'m Spiller>,
+        spill: Option<&'m SpillStore>,
         budget_cells: usize,
     ) -> Self {
         AggregateSink {
@@ -753,6 +758,7 @@ impl<'m> AggregateSink<'m> {
             spill,
             budget_cells,
             agg: Aggregate::new(),
+            held: Vec::new(),
             ids: Default::default(),
             statuses: StrCache::default(),
             unrecognised: Vec::new(),
@@ -762,27 +768,31 @@ impl<'m> AggregateSink<'m> {
         }
     }
 
-    /// The cells still in memory (not spilled).
+    /// This worker's cells still in memory (not spilled).
     pub fn aggregate(&self) -> &Aggregate {
         &self.agg
     }
 
-    /// The in-memory cells as one batch; spilled cells are in the spiller's files.
+    /// Every cell of the run, merged, as one batch (spilled cells included).
     pub fn finish(self) -> Result<RecordBatch> {
-        self.finish_with_notes().map(|(b, _)| b)
+        self.finish_with_notes()?.0.to_record_batch()
     }
 
-    /// [`Self::finish`], plus the name changes and unrecognised statuses counted.
-    pub fn finish_with_notes(self) -> Result<(RecordBatch, RunNotes)> {
+    /// The run's cells (in memory and spilled, not yet merged: see [`Cells`]), plus the name
+    /// changes and unrecognised statuses counted.
+    pub fn finish_with_notes(self) -> Result<(Cells, RunNotes)> {
         self.m.check_names()?;
-        let batch = self.agg.to_record_batch(&self.m.names(), &self.source_names)?;
+        let runs = self.spill.map(|s| s.take_runs()).unwrap_or_default();
+        let mut memory = self.held;
+        memory.push(self.agg);
+        let cells = Cells::new(memory, runs, self.m.names(), self.source_names);
         let notes = RunNotes {
             changed: self.changed,
             unrecognised: self.unrecognised,
             energy_kwh: self.energy_kwh,
             estimated_kwh: self.estimated_kwh,
         };
-        Ok((batch, notes))
+        Ok((cells, notes))
     }
 
     /// Called after each block and merge: stops the run at the cap on distinct names (before
@@ -791,7 +801,7 @@ impl<'m> AggregateSink<'m> {
         self.m.check_names()?;
         if let Some(sp) = self.spill {
             if self.agg.len() > self.budget_cells {
-                sp.spill(self.agg.to_record_batch(&self.m.names(), &self.source_names)?)?;
+                sp.spill(&self.agg)?;
                 self.agg.clear();
             }
         }
@@ -843,7 +853,8 @@ impl RecordSink for AggregateSink<'_> {
     }
 
     fn merge(&mut self, other: Self) -> Result<()> {
-        self.agg.merge(other.agg);
+        self.held.push(other.agg);
+        self.held.extend(other.held);
         self.energy_kwh += other.energy_kwh;
         self.estimated_kwh += other.estimated_kwh;
         for (k, n) in other.changed {
@@ -1446,6 +1457,7 @@ failed = ["rate_limited"]
             sink.record(r, Loc { file: 0, line: 1 });
         }
         let (b, notes) = sink.finish_with_notes().unwrap();
+        let b = b.to_record_batch().unwrap();
         let total: f64 = b
             .column_by_name("energy_kwh")
             .unwrap()
@@ -1496,6 +1508,7 @@ failed = ["rate_limited"]
             sink.record(r, Loc { file: 0, line: 1 });
         }
         let (b, notes) = sink.finish_with_notes().unwrap();
+        let b = b.to_record_batch().unwrap();
         let rows = by_method(&b);
         assert_eq!(at(&b, "cached_requests", rows["cached"]), Some(1.0));
         assert_eq!(at(&b, "failed_requests", rows["measured"]), Some(2.0));
@@ -1528,6 +1541,7 @@ failed = ["rate_limited"]
             sink.record(r, Loc { file: (i % 2) as u32, line: 1 });
         }
         let (b, notes) = sink.finish_with_notes().unwrap();
+        let b = b.to_record_batch().unwrap();
         let col = |c: &str| -> Vec<Option<String>> {
             let a = b.column_by_name(c).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
             a.iter().map(|v| v.map(str::to_string)).collect()
@@ -1710,8 +1724,7 @@ failed = ["rate_limited"]
     }
 
     #[test]
-    fn spilling_keeps_totals() {
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    fn spilled_cells_merge_back_to_the_same_cells_each_once() {
         let recs = records(1500);
         let m = methodology();
         let mut whole = AggregateSink::new(&m, sources(), None, usize::MAX);
@@ -1719,26 +1732,20 @@ failed = ["rate_limited"]
         let whole = whole.finish().unwrap();
 
         let dir = crate::testutil::tempdir().unwrap();
-        let spiller = Spiller::new(dir.path().join("spill"));
-        let mut s = AggregateSink::new(&m, sources(), Some(&spiller), 10);
+        let store = SpillStore::new(dir.path().join("spill"), crate::spill::Partitioner::new(&sources()));
+        let mut s = AggregateSink::new(&m, sources(), Some(&store), 10);
         feed(&mut s, &recs, 0);
         assert!(s.aggregate().len() <= 10 + 16, "bounded by budget + one block");
-        let mut parts = vec![s.finish().unwrap()];
-        let paths = spiller.paths();
-        assert!(paths.len() > 5, "spilled {} times", paths.len());
-        for p in &paths {
-            let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap()).unwrap().build().unwrap();
-            for b in r {
-                let b = b.unwrap();
-                assert_eq!(b.schema().fields(), crate::aggregate::aggregate_schema().fields());
-                parts.push(b);
-            }
-        }
-        for f in crate::aggregate::aggregate_schema().fields().iter().skip(7) {
-            let (x, y) = (column_sum(std::slice::from_ref(&whole), f.name()), column_sum(&parts, f.name()));
-            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{}: {x} vs {y}", f.name());
-        }
-        assert!(parts.iter().map(|b| b.num_rows()).sum::<usize>() > whole.num_rows(), "cells split across spills");
+        let runs = store.runs().len();
+        assert!(runs > 5, "spilled {runs} times");
+        let (cells, _) = s.finish_with_notes().unwrap();
+        assert_eq!(cells.spill_runs(), runs);
+        assert!(cells.spilled_cells() as usize > whole.num_rows(), "cells split across spills");
+        assert_batches_close(&whole, &cells.to_record_batch().unwrap());
+        // The spill files go with the cells.
+        assert_eq!(std::fs::read_dir(dir.path().join("spill")).unwrap().count(), runs);
+        drop((cells, store));
+        assert!(!dir.path().join("spill").exists(), "the store created the directory, and removed it");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod cell;
+pub mod cells;
 pub mod columns;
 pub mod config;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod record;
 pub mod rejects;
 pub mod resolved;
 pub mod source;
+pub mod spill;
 pub mod textcheck;
 pub mod threads;
 pub mod time;

@@ -1,6 +1,6 @@
 //! One estimate run end to end: scan the inputs into per-thread aggregate sinks (the kernel),
-//! merge them, and hand back the hourly partial aggregates plus what was spilled under the
-//! memory budget. This is the only place that wires readers to the kernel, so the binding,
+//! gather their tables and what they spilled under the memory budget, and hand back every cell
+//! of the run, to be merged partition by partition as it is read ([`Cells`]). This is the only place that wires readers to the kernel, so the binding,
 //! the benches and the tests all run the same path.
 //!
 //! One acceptance rule (issue 11, point 4): the scan reads and checks every canonical column,
@@ -15,7 +15,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
 use rustc_hash::FxHashSet;
 
-use crate::aggregate::Spiller;
+use crate::cells::Cells;
 use crate::columns::ColumnMap;
 use crate::config::Config;
 use crate::error::Result;
@@ -26,11 +26,12 @@ use crate::readers::{scan_batches, scan_files, CanonicalSink, FileStats, ScanCon
 use crate::record::{Loc, Record, RecordSink};
 use crate::rejects::RejectsWriter;
 use crate::source::InputFile;
+use crate::spill::{Partitioner, SpillStore};
 
-/// Default for [`EstimateOptions::memory_budget_cells`]. A cell costs about 250 bytes in the
-/// worker tables, so this bounds them at roughly 60 MB; measured on a 10M-record year
-/// (1.7M cells), a small table is also faster than a large one (cache locality), and a night's
-/// aggregate (tens of thousands of cells) never reaches it.
+/// Default for [`EstimateOptions::memory_budget_cells`]. A cell costs about 200 bytes in the
+/// worker tables, so this bounds them at roughly 50 MB; a night's aggregate (tens of thousands
+/// of cells) never reaches it, and a year's cells go through the spill files (see
+/// `docs/bounds.md` for the figures behind the choice).
 pub const DEFAULT_MEMORY_BUDGET_CELLS: usize = 250_000;
 
 #[derive(Debug, Clone)]
@@ -38,17 +39,16 @@ pub struct EstimateOptions {
     pub scan: ScanOptions,
     /// Hourly cells kept in memory across all worker threads before flushing to spill files.
     pub memory_budget_cells: usize,
-    /// Where spill files go when the budget is exceeded (the caller loads and removes them).
+    /// Where spill files go when the budget is exceeded (each is deleted once the run's
+    /// [`Cells`] are dropped).
     pub spill_dir: Option<PathBuf>,
     /// Count each `request_id` once per run (memory grows with the number of distinct ids).
     pub dedupe: bool,
 }
 
 pub struct EstimateOutput {
-    /// The cells still in memory at the end (schema: `aggregate::aggregate_schema()`).
-    pub aggregates: RecordBatch,
-    /// Parquet files with cells flushed during the run; sum them with `aggregates`.
-    pub spill_files: Vec<PathBuf>,
+    /// Every cell of the run, merged as it is read: each (source, hour, keys) cell once.
+    pub cells: Cells,
     pub files: Vec<FileStats>,
     /// Records skipped as repeats of a `request_id` already seen in this run (`dedupe`).
     pub duplicates: u64,
@@ -311,7 +311,7 @@ where
 /// sink's share of the memory budget.
 struct Run {
     names: Arc<Vec<String>>,
-    spiller: Spiller,
+    spiller: SpillStore,
     seen: Option<SeenIds>,
     cells_per_sink: usize,
 }
@@ -322,9 +322,10 @@ impl Run {
         let spill_dir = opts.spill_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("wattledger-spill-{}-{}", std::process::id(), unique()))
         });
+        let partitioner = Partitioner::new(&names);
         Run {
             names: Arc::new(names),
-            spiller: Spiller::new(spill_dir),
+            spiller: SpillStore::new(spill_dir, partitioner),
             seen: opts.dedupe.then(SeenIds::default),
             // Each worker holds its own table, so the budget is shared out between them.
             cells_per_sink: (opts.memory_budget_cells / threads.max(1)).max(1),
@@ -341,7 +342,7 @@ impl Run {
 
     fn finish(&self, out: ScanOutput<DedupeSink<'_, AggregateSink<'_>>>, m: &Methodology) -> Result<EstimateOutput> {
         let duplicates = out.sink.duplicates;
-        let (aggregates, notes) = out.sink.inner.finish_with_notes()?;
+        let (cells, notes) = out.sink.inner.finish_with_notes()?;
         let changes = m.name_changes();
         let mut names: Vec<SourceName> = notes
             .changed
@@ -360,15 +361,7 @@ impl Run {
         names.sort_by(|a, b| (a.file, a.kind, &a.raw).cmp(&(b.file, b.kind, &b.raw)));
         let mut warnings = m.warnings(&notes.unrecognised);
         warnings.extend(m.estimated_warning(notes.estimated_kwh, notes.energy_kwh));
-        Ok(EstimateOutput {
-            aggregates,
-            spill_files: self.spiller.paths(),
-            files: out.files,
-            duplicates,
-            names,
-            warnings,
-            estimated_kwh: notes.estimated_kwh,
-        })
+        Ok(EstimateOutput { cells, files: out.files, duplicates, names, warnings, estimated_kwh: notes.estimated_kwh })
     }
 }
 
@@ -646,9 +639,10 @@ mod tests {
             w.finish().unwrap();
             assert_eq!(rejects(&e_path), v_rejects, "dedupe = {dedupe}");
             assert_eq!(counts(&out.files), v_counts, "dedupe = {dedupe}");
-            assert!(out.spill_files.is_empty());
+            assert_eq!(out.cells.spill_runs(), 0);
+            let aggregates = out.cells.to_record_batch().unwrap();
             let counted: i64 =
-                out.aggregates.column_by_name("records").unwrap().as_primitive::<Int64Type>().iter().flatten().sum();
+                aggregates.column_by_name("records").unwrap().as_primitive::<Int64Type>().iter().flatten().sum();
             let read: u64 = out.files.iter().map(|f| f.records).sum();
             // Duplicates are not rejects: they are dropped after acceptance and counted apart
             // ("a" twice in JSONL and twice in CSV: 3 repeats; "b" twice in JSONL: 1).
