@@ -23,6 +23,7 @@ pub mod readers;
 pub mod record;
 pub mod rejects;
 pub mod resolved;
+pub mod rows;
 pub mod source;
 pub mod textcheck;
 pub mod threads;
