@@ -30,11 +30,14 @@ use crate::names::{NameKind, Resolver};
 use crate::outcome::{record_outcome, Outcome, OutcomeRules};
 use crate::record::{Loc, Record, RecordSink};
 use crate::resolved::{MarketFactor, ResolvedSite};
+use crate::rows::Rows;
 use crate::time::{format_us, hour_of};
 use arrow_array::RecordBatch;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
+
+mod columnar;
 
 #[derive(Debug, Clone, Copy)]
 struct HwRes {
@@ -96,6 +99,21 @@ struct SiteRes {
     utilization: f64,
     concurrency: f64,
     mfu: f64,
+}
+
+/// The numbers of one valid record that the formula reads: a [`Record`] without its names
+/// (the sink turns those into ids) and with its hour. The per-record path fills it from a
+/// [`Record`], the columnar path ([`columnar`]) from the chunk's columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Usage {
+    /// [`hour_of`] the record's timestamp.
+    pub hour: i64,
+    pub gpus: Option<i64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub duration_s: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub weight: f64,
 }
 
 /// Where a record's grid intensity came from (methodology section 5).
@@ -564,9 +582,10 @@ impl Methodology {
 
     /// One record's key (minus source), weighted contribution (methodology sections 3-7), and
     /// the part of its energy (kWh) priced on a grid hour flagged estimated: a run-level count,
-    /// not a ledger column.
+    /// not a ledger column. Both ways into the sink (a record at a time, Arrow rows column by
+    /// column) call this with the record's numbers as [`Usage`].
     #[inline]
-    fn contribution(&self, rec: &Record<'_>, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures, f64) {
+    fn contribution(&self, rec: &Usage, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures, f64) {
         let [model_id, mut site_id, rec_zone, rec_hw] = ids;
         // Section 10: a record with neither site nor zone is located at the default site.
         if site_id == NO_ID && rec_zone == NO_ID {
@@ -576,7 +595,7 @@ impl Methodology {
         // The record's zone wins for the grid; its hardware wins over the site's.
         let zone = if rec_zone != NO_ID { rec_zone } else { site.zone };
         let hw = if rec_hw != NO_ID { rec_hw } else { site.hardware };
-        let hour = hour_of(rec.ts_us);
+        let hour = rec.hour;
         let w = rec.weight;
         let has_tokens = rec.input_tokens.is_some() || rec.output_tokens.is_some();
         let (tin, tout) = (rec.input_tokens.unwrap_or(0) as f64, rec.output_tokens.unwrap_or(0) as f64);
@@ -722,6 +741,8 @@ pub struct AggregateSink<'m> {
     /// One cache per name field: resolution is per kind (the id space is shared, aliases not).
     ids: [StrCache<NameEntry>; 4],
     statuses: StrCache<StatusEntry>,
+    /// The columnar path's per-dictionary look-ups ([`columnar`]).
+    memo: columnar::Memos,
     /// Records per unrecognised status value (indexed like [`Methodology::warnings`] expects).
     unrecognised: Vec<u64>,
     /// Records per (source file, name change): the raw names behind each source's cells.
@@ -761,6 +782,7 @@ impl<'m> AggregateSink<'m> {
             held: Vec::new(),
             ids: Default::default(),
             statuses: StrCache::default(),
+            memo: Default::default(),
             unrecognised: Vec::new(),
             changed: FxHashMap::default(),
             energy_kwh: 0.0,
@@ -824,6 +846,23 @@ impl<'m> AggregateSink<'m> {
             self.unrecognised[i] += 1;
         }
     }
+
+    /// Fold one valid record, its names and status resolved, into its cell: the one tail of
+    /// both ways into the sink.
+    #[inline]
+    fn add(&mut self, file: u32, names: [NameEntry; 4], status: StatusEntry, cache_hit: Option<bool>, usage: &Usage) {
+        // One branch for the common case: every index is NONE_IDX (all bits set).
+        if names[0].changed & names[1].changed & names[2].changed & names[3].changed & status.unrecognised != NONE_IDX {
+            self.note(file, names, status);
+        }
+        let outcome = record_outcome(status.outcome, cache_hit);
+        let ids = [names[0].id, names[1].id, names[2].id, names[3].id];
+        let (mut key, measures, estimated_kwh) = self.m.contribution(usage, ids, outcome);
+        key.source = file;
+        self.energy_kwh += measures.energy_kwh;
+        self.estimated_kwh += estimated_kwh;
+        self.agg.add(key, &measures);
+    }
 }
 
 impl RecordSink for AggregateSink<'_> {
@@ -839,17 +878,23 @@ impl RecordSink for AggregateSink<'_> {
             rec.hardware.map_or(absent, |s| ch.get(s, |s| m.intern_name(NAME_KINDS[3], s))),
         ];
         let status = rec.status.map_or(StatusEntry::default(), |s| self.statuses.get(s, |s| m.status_entry(s)));
-        // One branch for the common case: every index is NONE_IDX (all bits set).
-        if names[0].changed & names[1].changed & names[2].changed & names[3].changed & status.unrecognised != NONE_IDX {
-            self.note(loc.file, names, status);
-        }
-        let outcome = record_outcome(status.outcome, rec.cache_hit);
-        let ids = [names[0].id, names[1].id, names[2].id, names[3].id];
-        let (mut key, measures, estimated_kwh) = m.contribution(rec, ids, outcome);
-        key.source = loc.file;
-        self.energy_kwh += measures.energy_kwh;
-        self.estimated_kwh += estimated_kwh;
-        self.agg.add(key, &measures);
+        let usage = Usage {
+            hour: hour_of(rec.ts_us),
+            gpus: rec.gpus,
+            input_tokens: rec.input_tokens,
+            output_tokens: rec.output_tokens,
+            duration_s: rec.duration_s,
+            energy_j: rec.energy_j,
+            weight: rec.weight,
+        };
+        self.add(loc.file, names, status, rec.cache_hit, &usage);
+    }
+
+    /// Arrow rows column by column: see [`columnar`].
+    const COLUMNAR: bool = true;
+
+    fn rows(&mut self, rows: &Rows<'_>) {
+        self.add_rows(rows);
     }
 
     fn merge(&mut self, other: Self) -> Result<()> {

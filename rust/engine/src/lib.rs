@@ -24,6 +24,7 @@ pub mod readers;
 pub mod record;
 pub mod rejects;
 pub mod resolved;
+pub mod rows;
 pub mod source;
 pub mod spill;
 pub mod textcheck;

@@ -406,6 +406,17 @@ impl<S: RecordSink> RecordSink for DedupeSink<'_, S> {
         self.inner.record(rec, loc)
     }
 
+    // Arrow rows go to the inner sink as it takes them; with dedupe on, one record at a time
+    // through the check above.
+    const COLUMNAR: bool = S::COLUMNAR;
+
+    fn rows(&mut self, rows: &crate::rows::Rows<'_>) {
+        match self.seen {
+            None => self.inner.rows(rows),
+            Some(_) => rows.each_record(self),
+        }
+    }
+
     fn merge(&mut self, other: Self) -> Result<()> {
         self.duplicates += other.duplicates;
         self.inner.merge(other.inner)

@@ -253,6 +253,17 @@ pub struct Loc {
 pub trait RecordSink: Send + Sized {
     fn record(&mut self, rec: &Record<'_>, loc: Loc);
 
+    /// Whether the sink takes Arrow input column by column through [`Self::rows`]. Otherwise
+    /// (the default) the Arrow path hands it one record at a time, validated one draft at a
+    /// time, as every text format does.
+    const COLUMNAR: bool = false;
+
+    /// The valid rows of a chunk of Arrow input ([`crate::rows::Rows::valid`], in row order);
+    /// called only when [`Self::COLUMNAR`] is set. The default takes them one record at a time.
+    fn rows(&mut self, rows: &crate::rows::Rows<'_>) {
+        rows.each_record(self);
+    }
+
     /// Fold another worker's sink into this one.
     fn merge(&mut self, other: Self) -> crate::error::Result<()>;
 

@@ -1,4 +1,4 @@
-//! Arrow record batches (from Parquet, or handed over from Python) -> drafts.
+//! Arrow record batches (from Parquet, or handed over from Python) -> columns of canonical rows.
 //!
 //! Producers type the same column in many ways (Utf8 / LargeUtf8 / Utf8View / dictionaries,
 //! any integer or float width, timestamps in any unit with or without zone, dates, epoch
@@ -16,6 +16,7 @@ use arrow_schema::{DataType, TimeUnit};
 
 use crate::columns::{Col, ColumnMap, FieldPath};
 use crate::record::{Draft, RejectReason};
+use crate::rows::{name_slot, Names, Rows, NAME_COLS};
 use crate::time::{epoch_float_to_us, epoch_int_to_us};
 
 use super::jsonl::set_text;
@@ -38,8 +39,8 @@ pub(crate) enum View {
     Invalid(ArrayRef),
 }
 
-/// Rows per chunk of [`BatchView::fill`]: a chunk's drafts stay in cache between the column
-/// passes and the kernel pass.
+/// Rows per chunk of [`BatchView::fill`]: a chunk's columns stay in cache between the
+/// conversion, the validation and the kernel pass.
 pub(crate) const CHUNK_ROWS: usize = 512;
 
 pub(crate) struct BatchView {
@@ -226,129 +227,116 @@ impl BatchView {
         }
     }
 
-    /// Drafts of rows `start..start + n` (borrowing strings from the batch), filled one column
-    /// at a time: the column's type is matched once per chunk rather than once per value, and
-    /// each inner loop walks one array. `errs[i]` gets row `start + i`'s first problem in
-    /// column order, the same reason a row-at-a-time reader would stop at.
-    pub(crate) fn fill<'a>(
-        &'a self,
-        start: usize,
-        n: usize,
-        drafts: &mut Vec<Draft<'a>>,
-        errs: &mut Vec<Option<RejectReason>>,
-    ) {
-        drafts.clear();
-        drafts.resize(n, Draft::default());
-        errs.clear();
-        errs.resize(n, None);
-        let rows = start..start + n;
+    /// Convert the chunk of `rows` (rows `rows.start..rows.start + rows.len` of the batch) one
+    /// column at a time: the column's type is matched once per chunk rather than once per
+    /// value, and each inner loop walks one array. Name columns are not copied: `rows.names`
+    /// borrows the batch's arrays (a dictionary stays one). `rows.errs[i]` gets the chunk row
+    /// `i`'s first problem in column order, the same reason a row-at-a-time reader would stop
+    /// at; the other rules of `Draft::finish` are [`Rows::validate`]'s.
+    pub(crate) fn fill<'a>(&'a self, rows: &mut Rows<'a>) {
+        let range = rows.start..rows.start + rows.len;
+        rows.names = Default::default();
         for col in Col::ALL {
             let scale = self.scales[col as usize];
-            let cells = drafts.iter_mut().zip(errs.iter_mut()).zip(rows.clone());
-            match &self.views[col as usize] {
+            let view = &self.views[col as usize];
+            if NAME_COLS.contains(&col) {
+                let slot = name_slot(col);
+                match view {
+                    View::Str(a) => {
+                        rows.names[slot] = Names::Str(a);
+                        continue;
+                    }
+                    View::Dict(k, v) => {
+                        rows.names[slot] = Names::Dict(k, v);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match view {
                 View::Absent => {}
-                View::Str(a) if str_field(col).is_some() => {
-                    let field = str_field(col).unwrap();
-                    for ((d, _), r) in cells {
+                View::Int(a) if scale == 1.0 && int_column(rows, col).is_some() => {
+                    let out = int_column(rows, col).unwrap();
+                    for (o, r) in out.iter_mut().zip(range.clone()) {
                         if !a.is_null(r) {
-                            *field(d) = Some(a.value(r));
+                            *o = Some(a.value(r));
                         }
                     }
                 }
-                View::Dict(k, v) if str_field(col).is_some() => {
-                    let field = str_field(col).unwrap();
-                    for ((d, _), r) in cells {
-                        if k.is_null(r) {
-                            continue;
-                        }
-                        let key = k.value(r) as usize;
-                        if !v.is_null(key) {
-                            *field(d) = Some(v.value(key));
-                        }
-                    }
-                }
-                View::Int(a) if scale == 1.0 && int_field(col).is_some() => {
-                    let field = int_field(col).unwrap();
-                    for ((d, _), r) in cells {
+                View::Float(a) if scale == 1.0 && float_column(rows, col).is_some() => {
+                    let out = float_column(rows, col).unwrap();
+                    for (o, r) in out.iter_mut().zip(range.clone()) {
                         if !a.is_null(r) {
-                            *field(d) = Some(a.value(r));
+                            *o = Some(a.value(r));
                         }
                     }
                 }
-                View::Float(a) if scale == 1.0 && float_field(col).is_some() => {
-                    let field = float_field(col).unwrap();
-                    for ((d, _), r) in cells {
+                View::TsUs(a) => {
+                    for (o, r) in rows.ts_us.iter_mut().zip(range.clone()) {
                         if !a.is_null(r) {
-                            *field(d) = Some(a.value(r));
+                            *o = Some(a.value(r));
                         }
                     }
                 }
+                View::Bool(a) => {
+                    for (o, r) in rows.cache_hit.iter_mut().zip(range.clone()) {
+                        if !a.is_null(r) {
+                            *o = Some(a.value(r));
+                        }
+                    }
+                }
+                View::Invalid(a) => {
+                    for (e, r) in rows.errs.iter_mut().zip(range.clone()) {
+                        if !a.is_null(r) {
+                            note(e, Err(RejectReason::BadValue(col)));
+                        }
+                    }
+                }
+                // The rest converts value by value through the readers' shared setters, into a
+                // scratch draft whose field is then copied to the column.
                 View::Str(a) => {
-                    for ((d, e), r) in cells {
+                    for (i, r) in range.clone().enumerate() {
                         if !a.is_null(r) {
-                            note(e, set_text(d, col, a.value(r).as_bytes(), false, true, scale));
+                            convert(rows, col, i, |d| set_text(d, col, a.value(r).as_bytes(), false, true, scale));
                         }
                     }
                 }
                 View::Dict(k, v) => {
-                    for ((d, e), r) in cells {
+                    for (i, r) in range.clone().enumerate() {
                         if k.is_null(r) {
                             continue;
                         }
                         let key = k.value(r) as usize;
                         if !v.is_null(key) {
-                            note(e, set_text(d, col, v.value(key).as_bytes(), false, true, scale));
+                            convert(rows, col, i, |d| set_text(d, col, v.value(key).as_bytes(), false, true, scale));
                         }
                     }
                 }
                 View::Int(a) => {
-                    for ((d, e), r) in cells {
+                    for (i, r) in range.clone().enumerate() {
                         if a.is_null(r) {
                             continue;
                         }
                         let x = a.value(r);
-                        let res = match col {
+                        convert(rows, col, i, |d| match col {
                             Col::Ts => epoch_int_to_us(x).map(|t| d.ts_us = Some(t)).ok_or(RejectReason::BadValue(col)),
                             _ => set_num(d, col, Num::Int(x), scale),
-                        };
-                        note(e, res);
+                        });
                     }
                 }
                 View::Float(a) => {
-                    for ((d, e), r) in cells {
+                    for (i, r) in range.clone().enumerate() {
                         if a.is_null(r) {
                             continue;
                         }
                         let x = a.value(r);
-                        let res = match col {
+                        convert(rows, col, i, |d| match col {
                             Col::Ts if !x.is_finite() => Err(RejectReason::NonFinite(col)),
                             Col::Ts => {
                                 epoch_float_to_us(x).map(|t| d.ts_us = Some(t)).ok_or(RejectReason::BadValue(col))
                             }
                             _ => set_num(d, col, Num::Float(x), scale),
-                        };
-                        note(e, res);
-                    }
-                }
-                View::TsUs(a) => {
-                    for ((d, _), r) in cells {
-                        if !a.is_null(r) {
-                            d.ts_us = Some(a.value(r));
-                        }
-                    }
-                }
-                View::Bool(a) => {
-                    for ((d, _), r) in cells {
-                        if !a.is_null(r) {
-                            d.cache_hit = Some(a.value(r));
-                        }
-                    }
-                }
-                View::Invalid(a) => {
-                    for ((_, e), r) in cells {
-                        if !a.is_null(r) {
-                            note(e, Err(RejectReason::BadValue(col)));
-                        }
+                        });
                     }
                 }
             }
@@ -356,40 +344,44 @@ impl BatchView {
     }
 }
 
-// The common cases of `fill` write the draft's field directly: a name from an Arrow string
-// (valid UTF-8 by Arrow's contract), an integer column from integers or a float column from
-// floats at unit scale. Exactly what `set_text` / `set_num` do for them, minus the per-value
-// dispatch on the column; validation stays in `Draft::finish`.
+/// One value through a draft setter: the problem noted for chunk row `i`, the value (if set)
+/// copied to `col`'s column. Name columns only reach here with values of a type a name cannot
+/// have (an error), so only the other columns are copied.
+#[inline]
+fn convert<'a>(rows: &mut Rows<'a>, col: Col, i: usize, set: impl FnOnce(&mut Draft<'a>) -> Result<(), RejectReason>) {
+    let mut d = Draft::default();
+    note(&mut rows.errs[i], set(&mut d));
+    match col {
+        Col::Ts => rows.ts_us[i] = d.ts_us,
+        Col::Gpus => rows.gpus[i] = d.gpus,
+        Col::InputTokens => rows.input_tokens[i] = d.input_tokens,
+        Col::OutputTokens => rows.output_tokens[i] = d.output_tokens,
+        Col::DurationS => rows.duration_s[i] = d.duration_s,
+        Col::EnergyJ => rows.energy_j[i] = d.energy_j,
+        Col::Weight => rows.weight[i] = d.weight,
+        Col::CacheHit => rows.cache_hit[i] = d.cache_hit,
+        Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {}
+    }
+}
 
-type Field<T> = for<'d, 'a> fn(&'d mut Draft<'a>) -> &'d mut Option<T>;
-type StrField = for<'d, 'a> fn(&'d mut Draft<'a>) -> &'d mut Option<&'a str>;
+// The common cases of `fill` copy a whole column: an integer column from integers or a float
+// column from floats at unit scale. Exactly what `set_num` does for them, minus the per-value
+// dispatch on the column; validation stays in `Rows::validate`.
 
-fn str_field(col: Col) -> Option<StrField> {
+fn int_column<'r>(rows: &'r mut Rows<'_>, col: Col) -> Option<&'r mut [Option<i64>]> {
     Some(match col {
-        Col::Model => |d| &mut d.model,
-        Col::Site => |d| &mut d.site,
-        Col::Zone => |d| &mut d.zone,
-        Col::Hardware => |d| &mut d.hardware,
-        Col::RequestId => |d| &mut d.request_id,
-        Col::Status => |d| &mut d.status,
+        Col::Gpus => &mut rows.gpus,
+        Col::InputTokens => &mut rows.input_tokens,
+        Col::OutputTokens => &mut rows.output_tokens,
         _ => return None,
     })
 }
 
-fn int_field(col: Col) -> Option<Field<i64>> {
+fn float_column<'r>(rows: &'r mut Rows<'_>, col: Col) -> Option<&'r mut [Option<f64>]> {
     Some(match col {
-        Col::Gpus => |d| &mut d.gpus,
-        Col::InputTokens => |d| &mut d.input_tokens,
-        Col::OutputTokens => |d| &mut d.output_tokens,
-        _ => return None,
-    })
-}
-
-fn float_field(col: Col) -> Option<Field<f64>> {
-    Some(match col {
-        Col::DurationS => |d| &mut d.duration_s,
-        Col::EnergyJ => |d| &mut d.energy_j,
-        Col::Weight => |d| &mut d.weight,
+        Col::DurationS => &mut rows.duration_s,
+        Col::EnergyJ => &mut rows.energy_j,
+        Col::Weight => &mut rows.weight,
         _ => return None,
     })
 }

@@ -45,6 +45,7 @@ use self::csv::{CsvHeader, CsvState};
 use self::jsonl::{JsonKeys, JsonParser};
 use self::parquet::PqFile;
 use self::plan::Plan;
+use crate::rows::Rows;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -261,14 +262,35 @@ impl<S: RecordSink> Emit for BlockEmit<'_, S> {
                 self.sink.record(&rec, Loc { file: self.file, line });
                 self.records += 1;
             }
-            Err(reason) => {
-                *self.acc.reasons.entry(reason).or_default() += 1;
-                self.rejected += 1;
-                if self.rejects_on {
-                    format_reject(self.rej, self.name, line, &reason, raw);
-                }
+            Err(reason) => self.reject(line, raw, reason),
+        }
+    }
+}
+
+impl<S: RecordSink> BlockEmit<'_, S> {
+    fn reject(&mut self, line: u64, raw: Option<&[u8]>, reason: RejectReason) {
+        *self.acc.reasons.entry(reason).or_default() += 1;
+        self.rejected += 1;
+        if self.rejects_on {
+            format_reject(self.rej, self.name, line, &reason, raw);
+        }
+    }
+
+    /// Whether Arrow rows go to the sink column by column ([`RecordSink::COLUMNAR`]).
+    fn columnar(&self) -> bool {
+        S::COLUMNAR
+    }
+
+    /// A validated chunk of Arrow rows: its rejects counted and written in row order, its
+    /// valid rows handed to the sink in one call.
+    fn rows(&mut self, rows: &Rows<'_>) {
+        for (i, e) in rows.errs.iter().enumerate() {
+            if let Some(reason) = *e {
+                self.reject(rows.line0 + i as u64, None, reason);
             }
         }
+        self.records += rows.valid.len() as u64;
+        self.sink.rows(rows);
     }
 }
 
@@ -353,7 +375,13 @@ impl<'k> Worker<'k> {
     }
 }
 
-fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, plan: &Arc<Plan>, row0: u64, emit: &mut E) {
+fn batch_rows<S: RecordSink>(
+    batch: &RecordBatch,
+    map: &ColumnMap,
+    plan: &Arc<Plan>,
+    row0: u64,
+    emit: &mut BlockEmit<'_, S>,
+) {
     let view = BatchView::new(batch, map, plan);
     if let Some(plan) = view.plan() {
         for r in 0..view.rows {
@@ -365,17 +393,22 @@ fn batch_rows<E: Emit>(batch: &RecordBatch, map: &ColumnMap, plan: &Arc<Plan>, r
         }
         return;
     }
-    let mut drafts = Vec::with_capacity(arrow::CHUNK_ROWS);
-    let mut errs = Vec::with_capacity(arrow::CHUNK_ROWS);
+    let mut rows = Rows::default();
     for start in (0..view.rows).step_by(arrow::CHUNK_ROWS) {
         let n = arrow::CHUNK_ROWS.min(view.rows - start);
-        view.fill(start, n, &mut drafts, &mut errs);
-        for (i, (d, e)) in drafts.iter().zip(&errs).enumerate() {
+        rows.reset(emit.file, start, row0 + start as u64, n);
+        view.fill(&mut rows);
+        if emit.columnar() {
+            rows.validate();
+            emit.rows(&rows);
+            continue;
+        }
+        for (i, e) in rows.errs.iter().enumerate() {
             let r = match e {
                 Some(reason) => Err(*reason),
-                None => Ok(*d),
+                None => Ok(rows.draft(i)),
             };
-            emit.record(row0 + (start + i) as u64, None, r);
+            emit.record(rows.line0 + i as u64, None, r);
         }
     }
 }

@@ -51,11 +51,12 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
     Ok(PqFile { meta, mask, row_offsets })
 }
 
-/// The name columns (model, site, zone, hardware) have a few distinct values that writers
-/// dictionary-encode; asking for them as Arrow dictionaries keeps them so, instead of copying
-/// one string per row that the kernel would look up again per row.
+/// The name columns (model, site, zone, hardware) and status have a few distinct values that
+/// writers dictionary-encode; asking for them as Arrow dictionaries keeps them so, instead of
+/// copying one string per row that the kernel would look up again per row: the kernel's
+/// columnar path resolves each dictionary value once.
 fn with_dictionary_names(meta: ArrowReaderMetadata, map: &ColumnMap) -> parquet::errors::Result<ArrowReaderMetadata> {
-    let names: Vec<String> = [Col::Model, Col::Site, Col::Zone, Col::Hardware]
+    let names: Vec<String> = [Col::Model, Col::Site, Col::Zone, Col::Hardware, Col::Status]
         .iter()
         .map(|&c| map.source(c))
         .flat_map(|s| s.paths().filter_map(|p| p.flat()))
