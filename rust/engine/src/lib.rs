@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod cell;
 pub mod columns;
 pub mod config;
+pub mod digest;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
