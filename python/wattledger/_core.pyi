@@ -43,6 +43,7 @@ __all__ = [
     "__version__",
     "accelerator_energy_wh",
     "expand_inputs",
+    "file_digests",
     "read_head",
     "suggest_mapping",
     "text_problem",
