@@ -318,7 +318,8 @@ struct FileStats {
     format: String,
     compression: Option<String>,
     size_bytes: u64,
-    sha256: Option<String>,
+    /// Hex BLAKE3 of the stored bytes: the file's identity in the ledger.
+    blake3: Option<String>,
     /// The stored bytes the hash covers (the bytes read): the ledger keeps it as the size.
     hashed_bytes: Option<u64>,
     records: u64,
@@ -339,7 +340,7 @@ impl From<EngineFileStats> for FileStats {
             columns_found: f.columns_found.iter().map(|c| c.name().to_string()).collect(),
             path: f.path,
             size_bytes: f.size_bytes,
-            sha256: f.sha256,
+            blake3: f.blake3,
             hashed_bytes: f.hashed_bytes,
             records: f.records,
             rejected: f.rejected,
@@ -829,6 +830,24 @@ fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> CoreResult<B
     Ok(pyo3::types::PyBytes::new(py, &out))
 }
 
+/// BLAKE3 (and SHA-256 when asked) of a file's stored bytes in one pass, and how many bytes
+/// that was: at most `limit`. The ledger hashes a file before reading it only when a source
+/// it holds may be the same file, and needs SHA-256 only for sources recorded before schema 4.
+/// An unreadable file raises OSError.
+#[pyfunction]
+#[pyo3(signature = (path, *, sha256 = false, limit = None))]
+fn file_digests(
+    py: Python<'_>,
+    path: PathBuf,
+    sha256: bool,
+    limit: Option<u64>,
+) -> PyResult<(String, Option<String>, u64)> {
+    let d = py
+        .detach(|| wattledger_engine::digest::file_digests(&path, sha256, limit))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+    Ok((d.blake3, d.sha256, d.bytes))
+}
+
 /// Why the head of a text log is not UTF-8, comma-separated text (UTF-16, Windows-1252, a
 /// ';'-separated CSV header), with the fix; None when it looks fine. Feeds the "no record could
 /// be read" message, with the same words as the grid reader's errors.
@@ -929,6 +948,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(expand_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
     m.add_function(wrap_pyfunction!(read_head, m)?)?;
+    m.add_function(wrap_pyfunction!(file_digests, m)?)?;
     m.add_function(wrap_pyfunction!(text_problem, m)?)?;
     m.add_function(wrap_pyfunction!(suggest_mapping, m)?)?;
     Ok(())

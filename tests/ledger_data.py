@@ -83,12 +83,14 @@ def write_log(path: Path, content: str) -> Path:
 
 
 def source(path: Path, *, records: int = 10, rejects: dict[str, int] | None = None) -> SourceRead:
-    """A SourceRead for a real file on disk, hashed the way the engine does (SHA-256)."""
+    """A SourceRead for a real file on disk, hashed the way the engine does (BLAKE3)."""
+    from wattledger import _core
+
     rejects = rejects or {}
     return SourceRead(
         engine_path=str(path),
         stamp=FileStamp.of(path),
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        blake3=_core.file_digests(path)[0],
         records=records,
         rejected=sum(rejects.values()),
         rejects=rejects,
@@ -122,6 +124,7 @@ def build_ledger(
 
 #: Columns each ledger schema version added, newest first (what a downgrade drops).
 _COLUMNS_ADDED_IN: dict[int, tuple[tuple[str, str], ...]] = {
+    4: (("wl_sources", "blake3"),),
     3: (
         ("wl_sources", "read_as"),
         ("wl_sources", "forgotten_at"),
@@ -148,11 +151,20 @@ def downgrade_schema(ledger: Path, version: int) -> None:
     try:
         for (view,) in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
             con.execute(f"DROP VIEW {view}")
+        if version < 4:
+            # Before schema 4 a source's identity was the SHA-256 of the bytes read, which is
+            # what an older wattledger wrote: the file's, while it is still there as read.
+            sources = con.execute("SELECT source_id, path, size_bytes FROM wl_sources").fetchall()
+            for source_id, path, size in sources:
+                body = Path(path).read_bytes()[:size] if Path(path).is_file() else path.encode()
+                digest = hashlib.sha256(body).hexdigest()
+                con.execute("UPDATE wl_sources SET sha256 = ? WHERE source_id = ?", [digest, source_id])
         for added in sorted(_COLUMNS_ADDED_IN, reverse=True):
             if added > version:
                 for table, column in _COLUMNS_ADDED_IN[added]:
                     con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         con.execute("ALTER TABLE wl_runs ALTER COLUMN config_sha256 SET NOT NULL")
+        con.execute("ALTER TABLE wl_sources ALTER COLUMN sha256 SET NOT NULL")
         if version < 2:
             con.execute("DROP TABLE wl_source_names")
         con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(version)])

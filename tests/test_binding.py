@@ -65,7 +65,7 @@ def test_reader_and_estimator_return_typed_results(log: Path, tmp_path: Path) ->
     assert isinstance(stats, _core.FileStats)
     assert (stats.path, stats.format, stats.compression) == (str(log), "jsonl", None)
     assert (stats.records, stats.rejected, stats.rejects) == (2, 1, {"missing ts": 1})
-    assert (stats.sha256, stats.hashed_bytes) == (None, None), "validate hashes nothing"
+    assert (stats.blake3, stats.hashed_bytes) == (None, None), "validate hashes nothing"
     assert stats.size_bytes == log.stat().st_size
     assert stats.columns_found == ["ts", "model", "zone", "input_tokens"]
     assert (stats.blank_lines, stats.skipped, stats.skip_reasons) == (0, 0, {})
@@ -74,7 +74,9 @@ def test_reader_and_estimator_return_typed_results(log: Path, tmp_path: Path) ->
     estimator = _core.Estimator(config, grid, options)
     result = estimator.estimate_files([str(log)])
     (stats,) = result.files
-    assert stats.sha256 is not None and stats.hashed_bytes == log.stat().st_size
+    assert stats.hashed_bytes == log.stat().st_size
+    # The identity is the BLAKE3 of the stored bytes, the same as the one-pass file_digests.
+    assert stats.blake3 == _core.file_digests(str(log))[0] and len(stats.blake3) == 64
     (name,) = result.names
     assert isinstance(name, _core.SourceName)
     named = (name.path, name.kind, name.raw, name.resolved, name.records)
@@ -88,7 +90,22 @@ def test_reader_and_estimator_return_typed_results(log: Path, tmp_path: Path) ->
     arrow = pa.table({"ts": ["2025-06-01T00:10:00Z"], "model": ["m"], "zone": ["DE"]})
     named = _core.Estimator(config, grid, _core.RunOptions(source_name="frame"))
     (stats,) = named.estimate_arrow(arrow).files
-    assert (stats.path, stats.format, stats.records, stats.sha256) == ("frame", "arrow", 1, None)
+    assert (stats.path, stats.format, stats.records, stats.blake3) == ("frame", "arrow", 1, None)
+
+
+def test_file_digests_blake3_and_sha256_in_one_pass(tmp_path: Path) -> None:
+    """The published test vectors of "abc" (BLAKE3's and FIPS 180-2's): what ``b3sum`` and
+    ``sha256sum`` print; SHA-256 only when asked; ``limit`` bounds the bytes hashed."""
+    import hashlib
+
+    f = tmp_path / "abc.jsonl"
+    f.write_bytes(b"abcdef")
+    b3 = "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+    assert _core.file_digests(f, sha256=True, limit=3) == (b3, hashlib.sha256(b"abc").hexdigest(), 3)
+    whole, sha, n = _core.file_digests(str(f))
+    assert (sha, n) == (None, 6) and whole != b3
+    with pytest.raises(OSError, match=r"missing\.jsonl"):
+        _core.file_digests(tmp_path / "missing.jsonl")
 
 
 def test_options_fail_when_the_estimator_is_built_before_any_input_is_read(tmp_path: Path) -> None:

@@ -1,13 +1,16 @@
 """Issue 11, "nothing silently wrong", the ledger's part: a source's identity is its bytes (hashed),
 the pack and how it was read; a file no record could be read from is never recorded as done;
 ``forget`` removes a source's or a run's contributions; ``--wait`` waits for a busy ledger; the
-schema 2 -> 3 migration. End to end through the real CLI and the compiled engine.
+schema 2 -> 3 migration, and the schema 3 -> 4 change of the content hash from SHA-256 to BLAKE3
+(old sources keep their SHA-256 identity). End to end through the real CLI and the compiled engine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -397,7 +400,7 @@ def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mappin
     assert r.exit_code == 0 and "upgraded" in r.stderr, r.stderr
     assert not wl.migrate_ledger(ledger)
     assert rows(ledger, "SELECT read_as, live FROM sources ORDER BY path") == [(None, True), (None, True)]
-    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("4",)]
     # NULL compares as the default mapping: the plain file is unchanged ...
     again = run("ingest", plain, "--ledger", ledger)
     assert again.exit_code == 0 and "unchanged since run" in again.stdout
@@ -407,6 +410,78 @@ def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mappin
     assert run("ingest", mapped, "--ledger", ledger, *MAP, "--replace").exit_code == 0
     # forget works on the migrated ledger (a forget row has no config)
     assert wl.forget(ledger, source=plain).removed.records == 3
+
+
+def test_new_sources_are_identified_by_blake3(tmp_path: Path) -> None:
+    ledger = tmp_path / "l.duckdb"
+    log = write_lines(tmp_path / "a.jsonl", canonical())
+    assert run("ingest", log, "--ledger", ledger).exit_code == 0
+    from wattledger import _core
+
+    b3 = _core.file_digests(log)[0]
+    assert rows(ledger, "SELECT blake3, sha256, size_bytes FROM sources") == [(b3, None, log.stat().st_size)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("4",)]
+    copy = tmp_path / "copy.jsonl"
+    shutil.copyfile(log, copy)
+    again = run("ingest", copy, "--ledger", ledger)
+    assert again.exit_code == 0 and "same content already ingested as" in again.stdout
+
+
+def test_schema_3_ledger_keeps_sha256_identities(tmp_path: Path) -> None:
+    """A ledger written before BLAKE3 (schema 3) records SHA-256 only. After the migration its
+    files are still recognised: the same file again is skipped, a copy under another name is
+    skipped, a changed file at the same path is refused, and reports are unchanged. New files
+    get a BLAKE3 identity; the old sources are never re-hashed or rewritten."""
+    ledger = tmp_path / "old.duckdb"
+    logs = tmp_path / "logs"
+    a = write_lines(logs / "a.jsonl", canonical(3))
+    b = write_lines(logs / "b.jsonl", canonical(2))
+    assert run("ingest", a, b, "--ledger", ledger).exit_code == 0
+    downgrade_schema(ledger, 3)
+    sha_a = hashlib.sha256(a.read_bytes()).hexdigest()
+    import duckdb
+
+    con = duckdb.connect(str(ledger), read_only=True)  # wattledger refuses it until migrated
+    try:
+        recorded = con.execute("SELECT path, sha256 FROM wl_sources").fetchall()
+    finally:
+        con.close()
+    assert ("a.jsonl", sha_a) in [(Path(p).name, h) for p, h in recorded]
+    with pytest.raises(wl.LedgerSchemaError, match=r"schema version 3 .*wattledger migrate --ledger"):
+        wl.report(ledger, year=2025)
+    r = run("migrate", "--ledger", ledger)
+    assert r.exit_code == 0 and "upgraded" in r.stderr, r.stderr
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("4",)]
+    before = wl.report(ledger, year=2025)
+    assert rows(ledger, "SELECT count(*) FROM sources WHERE blake3 IS NULL AND sha256 IS NOT NULL") == [(2,)]
+
+    # The same files: skipped, by SHA-256 (as the ledger recorded them), nothing counted twice.
+    again = run("ingest", a, b, "--ledger", ledger)
+    assert again.exit_code == 0 and again.stdout.count("unchanged since run") == 2, again.stdout
+    copy = tmp_path / "elsewhere" / "a-copy.jsonl"
+    copy.parent.mkdir()
+    shutil.copyfile(a, copy)
+    renamed = run("ingest", copy, "--ledger", ledger)
+    assert renamed.exit_code == 0 and "same content already ingested as" in renamed.stdout
+    assert pl.DataFrame.equals(wl.report(ledger, year=2025), before)
+    assert rows(ledger, "SELECT count(*) FROM wl_sources") == [(2,)]
+    assert rows(ledger, "SELECT count(*) FROM sources WHERE blake3 IS NULL") == [(2,)], "old rows untouched"
+
+    # Same size, other bytes, same path: the content differs, and the message says from what.
+    text = a.read_text(encoding="utf-8")
+    a.write_text(text.replace("T10:00", "T11:00", 1), encoding="utf-8")
+    assert len(a.read_bytes()) == len(text.encode())
+    err = one_error(run("ingest", a, "--ledger", ledger), EXIT_CONFLICT, "differs from what run")
+    assert f"sha256 {sha_a[:12]} -> blake3 " in err and "same size" in err
+    assert run("ingest", a, "--ledger", ledger, "--replace").exit_code == 0
+    new = rows(ledger, "SELECT blake3, sha256 FROM sources WHERE live AND path LIKE '%a.jsonl'")
+    assert new == [(_core_blake3(a), None)]
+
+
+def _core_blake3(path: Path) -> str:
+    from wattledger import _core
+
+    return _core.file_digests(path)[0]
 
 
 def test_wait_note_is_printed_once_by_the_python_api(

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from ledger_data import CONFIG_A, CONFIG_B, cell, run_info, source, table, utc, write_log
+from ledger_data import CONFIG_A, CONFIG_B, cell, downgrade_schema, run_info, source, table, utc, write_log
 from wattledger.errors import (
     LedgerBusyError,
     LedgerError,
@@ -168,6 +168,41 @@ def test_precheck_skips_unchanged_without_reading(ledger: Path, tmp_path: Path) 
         os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns))
         with pytest.raises(SourceConflictError, match=r"in content .*same size"):
             w.precheck([FileStamp.of(log)], CONFIG_A.sha256)
+
+
+def test_sources_of_a_schema_3_ledger_are_matched_by_sha256_at_commit(ledger: Path, tmp_path: Path) -> None:
+    """The commit decides by the bytes the engine read, without a precheck: a source recorded
+    with SHA-256 only (schema 3) is the same content when the file read has its size and
+    SHA-256 (computed then, with the BLAKE3 proving the bytes are those read); a file of the
+    same size with other bytes is not, and a source of the same BLAKE3 never needs SHA-256."""
+    a = write_log(tmp_path / "a.jsonl", "old\n")
+    _ingest_one(ledger, a, 1.0)
+    downgrade_schema(ledger, 3)
+    copy = write_log(tmp_path / "copy.jsonl", "old\n")
+    other = write_log(tmp_path / "other.jsonl", "new\n")
+    with LedgerWriter(ledger) as w:  # migrates to schema 4
+        result = w.commit_run(
+            run_info(),
+            CONFIG_A,
+            [source(copy), source(other)],
+            table([cell(str(p), H, "m1", 1.0) for p in (copy, other)]),
+        )
+        assert [s.reason[:32] for s in result.skipped] == ["same content already ingested as"]
+        assert [Path(s.stamp.path).name for s in result.ingested] == ["other.jsonl"]
+        again = w.commit_run(run_info(), CONFIG_A, [source(a)], table([cell(str(a), H, "m1", 1.0)]))
+        assert not again.ingested and again.skipped[0].reason.startswith("unchanged since run")
+    assert _total(ledger) == pytest.approx(2.0)
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        ids = con.execute(
+            "SELECT path, sha256 IS NULL, blake3 IS NULL FROM wl_sources ORDER BY path"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(Path(p).name, s, b) for p, s, b in ids] == [
+        ("a.jsonl", False, True),
+        ("other.jsonl", True, False),
+    ]
 
 
 def test_changed_file_is_refused_then_replaced(ledger: Path, tmp_path: Path) -> None:

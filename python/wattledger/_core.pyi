@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "accelerator_energy_wh",
     "expand_inputs",
+    "file_digests",
     "read_head",
     "suggest_mapping",
     "text_problem",
@@ -204,8 +205,9 @@ class FileStats:
     @property
     def size_bytes(self) -> int: ...
     @property
-    def sha256(self) -> str | None:
-        """Hex SHA-256 of the file as stored; None when not hashed (validate, read, Arrow)."""
+    def blake3(self) -> str | None:
+        """Hex BLAKE3 of the file as stored (its ledger identity; ``b3sum`` prints the same);
+        None when not hashed (validate, read, Arrow)."""
     @property
     def hashed_bytes(self) -> int | None:
         """The stored bytes the hash covers (the bytes read); None without a hash."""
@@ -413,6 +415,12 @@ def accelerator_energy_wh(
 
 def read_head(path: str, max_bytes: int = 65536) -> bytes:
     """The first ``max_bytes`` of a text log after decompression (for naming its columns)."""
+
+def file_digests(
+    path: str | PathLike[str], *, sha256: bool = False, limit: int | None = None
+) -> tuple[str, str | None, int]:
+    """(BLAKE3, SHA-256 if asked else None, bytes hashed) of a file's stored bytes, at most
+    ``limit`` of them, in one pass. Raises OSError when the file cannot be read."""
 
 def suggest_mapping(columns_seen: Sequence[str], columns_found: Sequence[str]) -> str | None:
     """``try --column ts=timestamp or --preset openai`` for records lacking ts/model; None when

@@ -158,7 +158,7 @@ def stats_dict(stats: _core.FileStats) -> dict[str, Any]:
         "format": stats.format,
         "compression": stats.compression,
         "size_bytes": stats.size_bytes,
-        "sha256": stats.sha256,
+        "blake3": stats.blake3,
         "hashed_bytes": stats.hashed_bytes,
         "records": stats.records,
         "rejected": stats.rejected,

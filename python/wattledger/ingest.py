@@ -162,7 +162,8 @@ def ingest(
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
-    A file's identity is its content (SHA-256 of the bytes read), the pack and how it was read
+    A file's identity is its content (BLAKE3 of the bytes read; SHA-256 for sources a ledger
+    recorded before schema 4), the pack and how it was read
     (``preset``, ``columns``, ``site``). Files already counted with the same identity are
     skipped; a path (or the same bytes elsewhere) under another identity is refused with
     :class:`SourceConflictError` unless ``replace``. A file from which no record could be read
@@ -386,8 +387,8 @@ def _source_read(
 ) -> SourceRead:
     path = stats.path
     seen = stamps.get(path) or FileStamp.of(path)
-    sha = stats.sha256
-    if not sha:
+    digest = stats.blake3
+    if not digest:
         raise InputError(f"{path}: the engine returned no content hash; cannot tell whether it was counted")
     # The identity is of the bytes actually read: a file appended to while it was read has
     # more bytes than its size before the run, and the hash covers them all. Keeping the
@@ -399,7 +400,7 @@ def _source_read(
     return SourceRead(
         engine_path=path,
         stamp=stamp,
-        sha256=sha,
+        blake3=digest,
         records=stats.records,
         rejected=stats.rejected,
         rejects=dict(stats.rejects),

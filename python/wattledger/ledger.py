@@ -58,6 +58,7 @@ from wattledger.schema import (
     MEASURE_COLUMNS,
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
+    MIGRATE_3_TO_4,
     SCHEMA_VERSION,
     SOURCE_TOTALS_DDL,
     TABLES_DDL,
@@ -110,7 +111,8 @@ class SourceRead:
 
     engine_path: str  # the value of the aggregates' ``source`` column for this file
     stamp: FileStamp
-    sha256: str
+    #: Hex BLAKE3 of the bytes read (``stamp.size_bytes`` of them): the content identity.
+    blake3: str
     records: int
     rejected: int
     rejects: dict[str, int] = field(default_factory=dict)
@@ -318,13 +320,19 @@ def _check_schema_of(con: duckdb.DuckDBPyConnection, name: str, *, creating: boo
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
     rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
     version = int(rows[0][0]) if rows else 0
-    if version in (1, 2):
+    if version in (1, 2, 3):
         if migrate:
             if version == 1:
                 _migrate_1_to_2(con)
-            _migrate_2_to_3(con)
+            if version <= 2:
+                _migrate_2_to_3(con)
+            _migrate_3_to_4(con)
             return True
-        why = "before request outcomes were counted" if version == 1 else "before sources kept their mapping"
+        why = {
+            1: "before request outcomes were counted",
+            2: "before sources kept their mapping",
+            3: "before sources were identified by BLAKE3",
+        }[version]
         raise LedgerSchemaError(
             f"ledger {name} has schema version {version} ({why}); upgrade it in place with "
             f"`wattledger migrate --ledger {name}` (any ingest into it also does)"
@@ -355,9 +363,20 @@ def _migrate_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
     the size seen before reading, which is the size read unless the file grew meanwhile."""
     for ddl in MIGRATE_2_TO_3:
         con.execute(ddl)
-    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute("UPDATE wl_meta SET value = '3' WHERE key = 'schema_version'")
     con.execute(
         "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_2_to_3_at', ?)", [datetime.now(UTC).isoformat()]
+    )
+
+
+def _migrate_3_to_4(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the BLAKE3 identity. Old sources keep their SHA-256 and a NULL ``blake3``; a file
+    ingested again is compared with them by SHA-256 (see ``schema.MIGRATE_3_TO_4``)."""
+    for ddl in MIGRATE_3_TO_4:
+        con.execute(ddl)
+    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_3_to_4_at', ?)", [datetime.now(UTC).isoformat()]
     )
 
 
@@ -461,6 +480,9 @@ class LedgerWriter:
 
     def __init__(self, path: PathLike, *, wait: float = 0.0) -> None:
         self.path = os.fspath(path)
+        #: Files hashed by :meth:`precheck`, by path: a SHA-256 computed there for a source of
+        #: an older ledger is reused by :meth:`commit_run` when the bytes read are the same.
+        self._contents: dict[str, _Content] = {}
         verify_before_write(self.path, wait=wait)
         self._con = _open(self.path, read_only=False, wait=wait)
         try:
@@ -542,16 +564,17 @@ class LedgerWriter:
             ) from exc
 
     def _live_sources(
-        self, *, paths: Sequence[str] = (), shas: Sequence[str] = (), sizes: Sequence[int] = ()
+        self, *, paths: Sequence[str] = (), hashes: Sequence[str] = (), sizes: Sequence[int] = ()
     ) -> list[dict[str, Any]]:
-        """Live sources (neither replaced nor forgotten) with one of these paths, hashes or sizes."""
+        """Live sources (neither replaced nor forgotten) with one of these paths, BLAKE3 hashes
+        or sizes (a source recorded with SHA-256 only is found by its path or size)."""
         rel = self._con.execute(
-            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, config_sha256, read_as
+            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, blake3, config_sha256, read_as
                FROM wl_sources
                WHERE replaced_at IS NULL AND forgotten_at IS NULL
-                 AND (list_contains(?, path) OR list_contains(?, sha256) OR list_contains(?, size_bytes))
+                 AND (list_contains(?, path) OR list_contains(?, blake3) OR list_contains(?, size_bytes))
                ORDER BY run_id, source_id""",
-            [list(paths), list(shas), list(sizes)],
+            [list(paths), list(hashes), list(sizes)],
         )
         cols = [d[0] for d in rel.description]
         return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
@@ -581,12 +604,14 @@ class LedgerWriter:
             if not candidates:
                 to_read.append(stamp)
                 continue
-            sha = (
-                _file_sha256(stamp.path)
+            content = (
+                _Content.of_file(stamp.path, candidates)
                 if any(r["size_bytes"] == stamp.size_bytes for r in candidates)
                 else None
             )
-            same = _same_identity(candidates, sha, config_sha256, read_as) if sha else None
+            if content is not None:
+                self._contents[stamp.path] = content
+            same = _same_identity(candidates, content, config_sha256, read_as)
             # The same path live under another identity is stale whatever else holds these bytes.
             stale = [r for r in candidates if r["path"] == stamp.path and r is not same]
             if same is not None and not stale:
@@ -594,9 +619,11 @@ class LedgerWriter:
                 continue
             if not replace:
                 for old in (*stale, *candidates):
-                    if old["path"] == stamp.path or (sha is not None and old["sha256"] == sha):
+                    if old["path"] == stamp.path or (content is not None and content.same_bytes(old)):
                         raise SourceConflictError(
-                            _conflict_message(stamp.path, sha, stamp.size_bytes, config_sha256, read_as, old)
+                            _conflict_message(
+                                stamp.path, content, stamp.size_bytes, config_sha256, read_as, old
+                            )
                         )
             to_read.append(stamp)
         return to_read, skipped
@@ -709,7 +736,11 @@ class LedgerWriter:
           pack or mapping: counting it would double the file, so refuse unless ``replace``,
           which retires those old sources.
         """
-        live = self._live_sources(paths=[s.stamp.path for s in sources], shas=[s.sha256 for s in sources])
+        live = self._live_sources(
+            paths=[s.stamp.path for s in sources],
+            hashes=[s.blake3 for s in sources],
+            sizes=[s.stamp.size_bytes for s in sources],
+        )
         kept: list[SourceRead] = []
         skipped: list[SkippedFile] = []
         replaced_ids: list[str] = []
@@ -717,10 +748,11 @@ class LedgerWriter:
         seen: dict[str, str] = {}
         for src in sources:
             path = src.stamp.path
-            if src.sha256 in seen:
-                skipped.append(SkippedFile(path, f"same content as {seen[src.sha256]} in this run"))
+            if src.blake3 in seen:
+                skipped.append(SkippedFile(path, f"same content as {seen[src.blake3]} in this run"))
                 continue
-            same = _same_identity(live, src.sha256, config_sha256, src.read_as)
+            content = self._content_read(src)
+            same = _same_identity(live, content, config_sha256, src.read_as)
             # The same path live under another identity is stale even when these bytes are
             # counted elsewhere: refused, or retired under ``replace`` (and the bytes not
             # counted twice).
@@ -728,7 +760,7 @@ class LedgerWriter:
             if stale and not replace:
                 raise SourceConflictError(
                     _conflict_message(
-                        path, src.sha256, src.stamp.size_bytes, config_sha256, src.read_as, stale[0]
+                        path, content, src.stamp.size_bytes, config_sha256, src.read_as, stale[0]
                     )
                 )
             if same is not None:
@@ -737,22 +769,30 @@ class LedgerWriter:
                         replaced_ids.append(r["source_id"])
                         replaced_paths.append(r["path"])
                 skipped.append(SkippedFile(path, _skip_reason(path, same)))
-                seen[src.sha256] = path
+                seen[src.blake3] = path
                 continue
-            conflicts = [r for r in live if r["path"] == path or r["sha256"] == src.sha256]
+            conflicts = [r for r in live if r["path"] == path or content.same_bytes(r)]
             if conflicts and not replace:
                 raise SourceConflictError(
                     _conflict_message(
-                        path, src.sha256, src.stamp.size_bytes, config_sha256, src.read_as, conflicts[0]
+                        path, content, src.stamp.size_bytes, config_sha256, src.read_as, conflicts[0]
                     )
                 )
             for r in conflicts:
                 if r["source_id"] not in replaced_ids:
                     replaced_ids.append(r["source_id"])
                     replaced_paths.append(r["path"])
-            seen[src.sha256] = path
+            seen[src.blake3] = path
             kept.append(src)
         return kept, skipped, replaced_ids, replaced_paths
+
+    def _content_read(self, src: SourceRead) -> _Content:
+        """The bytes the engine read of ``src``, with :meth:`precheck`'s hashes when they are of
+        the same bytes (same BLAKE3 and size)."""
+        pre = self._contents.get(src.stamp.path)
+        if pre is not None and pre.blake3 == src.blake3 and pre.size == src.stamp.size_bytes:
+            return pre
+        return _Content(src.stamp.path, src.blake3, src.stamp.size_bytes)
 
     def _insert_sources(
         self, run_id: str, config_sha256: str, kept: Sequence[SourceRead], source_ids: dict[str, str]
@@ -762,8 +802,8 @@ class LedgerWriter:
         # A few rows per run: plain parameters keep pyarrow off the nightly path's imports.
         self._con.executemany(
             """INSERT INTO wl_sources
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL, ?,
-                       CAST(? AS JSON), ?, NULL, NULL)""",
+               VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL, ?,
+                       CAST(? AS JSON), ?, NULL, NULL, ?)""",
             [
                 [
                     source_ids[s.engine_path],
@@ -771,7 +811,6 @@ class LedgerWriter:
                     s.stamp.path,
                     s.stamp.size_bytes,
                     s.stamp.mtime,
-                    s.sha256,
                     config_sha256,
                     s.records,
                     s.rejected,
@@ -780,6 +819,7 @@ class LedgerWriter:
                     s.skipped,
                     json.dumps(dict(sorted(s.skip_reasons.items())), separators=(",", ":")),
                     s.read_as,
+                    s.blake3,
                 ]
                 for s in kept
             ],
@@ -976,14 +1016,67 @@ def _check_aggregate_schema(names: Sequence[str], what: str) -> None:
         raise LedgerError(f"{what} lacks aggregate columns {missing}; see docs/internals.md")
 
 
-def _file_sha256(path: str) -> str | None:
-    """Hex SHA-256 of a file's stored bytes, as the engine computes it; None if unreadable now
-    (the engine then reports the file properly when it reads it)."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
+class _Content:
+    """The bytes of one file, as the ledger compares them with live sources.
+
+    A source recorded since schema 4 is the same content when its BLAKE3 is; one recorded
+    before holds a SHA-256 only, and is the same content when it has this size and SHA-256.
+    That SHA-256 is computed only for such a source (the engine's hash in one pass over the
+    file, with the BLAKE3 to prove the bytes are those read), so old ledgers cost nothing extra
+    unless a file may be one they already counted.
+    """
+
+    def __init__(self, path: str, blake3: str | None, size: int, sha256: str | None = None) -> None:
+        self.path = path
+        #: None when the file cannot be read now (the engine reports it when it reads it).
+        self.blake3 = blake3
+        self.size = size
+        self._sha256 = sha256
+        self._sha_tried = sha256 is not None
+
+    @staticmethod
+    def of_file(path: str, candidates: Sequence[dict[str, Any]]) -> _Content:
+        """Hash a file before reading it (a live source may hold it): BLAKE3, and SHA-256 too
+        when a source recorded with SHA-256 only has its size."""
+        size = os.stat(path).st_size if os.path.exists(path) else -1
+        legacy = any(r["blake3"] is None and r["size_bytes"] == size for r in candidates)
+        try:
+            blake3, sha256, read = _core.file_digests(path, sha256=legacy)
+        except OSError:
+            return _Content(path, None, size)
+        return _Content(path, blake3, read, sha256)
+
+    def sha256(self) -> str | None:
+        """SHA-256 of the same bytes, computed once on demand; None if the file no longer holds
+        them (rewritten since it was read) or cannot be read."""
+        if not self._sha_tried:
+            self._sha_tried = True
+            try:
+                blake3, sha256, read = _core.file_digests(self.path, sha256=True, limit=self.size)
+            except OSError:
+                return None
+            if blake3 == self.blake3 and read == self.size:
+                self._sha256 = sha256
+        return self._sha256
+
+    def same_bytes(self, row: dict[str, Any]) -> bool:
+        """True when the live source ``row`` recorded exactly these bytes."""
+        if self.blake3 is None:
+            return False
+        if row["blake3"] is not None:
+            return bool(row["blake3"] == self.blake3)
+        return bool(row["size_bytes"] == self.size and self.sha256() == row["sha256"])
+
+    def describe(self) -> str:
+        return f"blake3 {self.blake3[:12]}" if self.blake3 else "?"
+
+
+def describe_identity(row: dict[str, Any]) -> str:
+    """A live source's content identity as people read it: ``blake3 <hex>``, or ``sha256 <hex>``
+    for a source recorded before schema 4."""
+    if row.get("blake3"):
+        return f"blake3 {row['blake3'][:12]}"
+    return f"sha256 {(row.get('sha256') or '?')[:12]}"
 
 
 def read_as_of(row: dict[str, Any]) -> str:
@@ -992,13 +1085,15 @@ def read_as_of(row: dict[str, Any]) -> str:
 
 
 def _same_identity(
-    live: Sequence[dict[str, Any]], sha256: str | None, config_sha256: str, read_as: str
+    live: Sequence[dict[str, Any]], content: _Content | None, config_sha256: str, read_as: str
 ) -> dict[str, Any] | None:
+    if content is None:
+        return None
     return next(
         (
             r
             for r in live
-            if r["sha256"] == sha256 and r["config_sha256"] == config_sha256 and read_as_of(r) == read_as
+            if r["config_sha256"] == config_sha256 and read_as_of(r) == read_as and content.same_bytes(r)
         ),
         None,
     )
@@ -1011,10 +1106,10 @@ def _skip_reason(path: str, same: dict[str, Any]) -> str:
 
 
 def _conflict_message(
-    path: str, sha256: str | None, size: int, config_sha256: str, read_as: str, old: dict[str, Any]
+    path: str, content: _Content | None, size: int, config_sha256: str, read_as: str, old: dict[str, Any]
 ) -> str:
     """One line: what differs from the live source ``old`` (content, pack, mapping), and what
-    to do. ``sha256`` is None when the size alone shows that the content changed."""
+    to do. ``content`` is None when the size alone shows that the content changed."""
     run = old["run_id"]
     if old["path"] == path and old["size_bytes"] < size:
         return (
@@ -1023,9 +1118,10 @@ def _conflict_message(
             "complete, or re-run with --replace to recount it whole"
         )
     differs: list[str] = []
-    if old["path"] == path and (sha256 is None or old["sha256"] != sha256):
+    if old["path"] == path and (content is None or not content.same_bytes(old)):
         sizes = f", {old['size_bytes']:,} -> {size:,} bytes" if old["size_bytes"] != size else ", same size"
-        differs.append(f"content (sha256 {old['sha256'][:12]} -> {(sha256 or '?')[:12]}{sizes})")
+        now = content.describe() if content is not None else "?"
+        differs.append(f"content ({describe_identity(old)} -> {now}{sizes})")
     if old["config_sha256"] != config_sha256:
         differs.append(f"pack (config {old['config_sha256'][:12]} -> {config_sha256[:12]})")
     if read_as_of(old) != read_as:

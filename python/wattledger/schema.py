@@ -10,7 +10,10 @@ from __future__ import annotations
 #: 2: outcome counts (failed_requests, cached_requests), run warnings, raw names per source.
 #: 3: a source's identity includes how it was read (``read_as``); sources and runs can be
 #: forgotten (``forgotten_at``/``forgotten_by``); a forget is a run row without a config.
-SCHEMA_VERSION = 3
+#: 4: a source's content identity is the BLAKE3 of its stored bytes (``wl_sources.blake3``);
+#: sources recorded before keep their SHA-256 (``sha256``, NULL for later sources) and are still
+#: recognised by it (docs/internals.md, "File identity").
+SCHEMA_VERSION = 4
 
 #: Section 8 keys, in order.
 KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
@@ -216,7 +219,7 @@ TABLES_DDL: tuple[str, ...] = (
     path VARCHAR NOT NULL,
     size_bytes BIGINT NOT NULL,
     mtime TIMESTAMPTZ NOT NULL,
-    sha256 VARCHAR NOT NULL,
+    sha256 VARCHAR,
     config_sha256 VARCHAR NOT NULL,
     records BIGINT NOT NULL,
     rejected BIGINT NOT NULL,
@@ -228,7 +231,8 @@ TABLES_DDL: tuple[str, ...] = (
     skip_reasons JSON,
     read_as VARCHAR,
     forgotten_at TIMESTAMPTZ,
-    forgotten_by VARCHAR
+    forgotten_by VARCHAR,
+    blake3 VARCHAR
 )""",
     # Raw names of a source that the pack's aliases (or a zone's case) changed: the hourly rows
     # hold the resolved name, this keeps what the log wrote.
@@ -319,4 +323,15 @@ MIGRATE_2_TO_3: tuple[str, ...] = (
     "ALTER TABLE wl_runs ADD COLUMN forgotten_at TIMESTAMPTZ",
     "ALTER TABLE wl_runs ADD COLUMN forgotten_by VARCHAR",
     "ALTER TABLE wl_runs ALTER COLUMN config_sha256 DROP NOT NULL",
+)
+
+#: Schema version 3 -> 4, in one transaction. The identity of a source's bytes becomes their
+#: BLAKE3 (four times SHA-256's throughput on one core; see docs/internals.md). Old sources keep
+#: ``sha256`` and a NULL ``blake3``: their files are not re-read to upgrade them. A file read
+#: later is compared with such a source by SHA-256, computed then only when that source has the
+#: file's size (``ledger._Content``), so an old file ingested again is still skipped, never
+#: counted twice. New sources record ``blake3`` only.
+MIGRATE_3_TO_4: tuple[str, ...] = (
+    "ALTER TABLE wl_sources ADD COLUMN blake3 VARCHAR",
+    "ALTER TABLE wl_sources ALTER COLUMN sha256 DROP NOT NULL",
 )

@@ -184,10 +184,12 @@ class RunRow:
 
 @dataclass(frozen=True)
 class SourceRow:
-    """A live source file with rows in the period (content hash: the file can be re-checked)."""
+    """A live source file with rows in the period (content hash: the file can be re-checked with
+    ``b3sum``, or ``sha256sum`` for a source recorded before ledger schema 4, which has no BLAKE3)."""
 
     path: str
-    sha256: str
+    blake3: str | None
+    sha256: str | None
     size_bytes: int
     run_id: str
     config_sha256: str
@@ -372,13 +374,13 @@ GROUP BY ALL ORDER BY r.run_id""",
 
 def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> tuple[SourceRow, ...]:
     rows = con.execute(
-        f"""SELECT s.path, s.sha256, s.size_bytes, s.run_id, s.config_sha256, s.records, s.rejected,
-       CAST(SUM(h.records) AS BIGINT)
+        f"""SELECT s.path, s.blake3, s.sha256, s.size_bytes, s.run_id, s.config_sha256, s.records,
+       s.rejected, CAST(SUM(h.records) AS BIGINT)
 FROM (SELECT * FROM wl_hourly WHERE {where}) h JOIN wl_sources s ON h.source_id = s.source_id
 GROUP BY ALL ORDER BY s.path, s.run_id""",
         params,
     ).fetchall()
-    return tuple(SourceRow(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6]), int(r[7])) for r in rows)
+    return tuple(SourceRow(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), int(r[8])) for r in rows)
 
 
 # --------------------------------------------------------------------------------------------

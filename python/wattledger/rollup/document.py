@@ -494,7 +494,7 @@ def provenance_section(data: RollupData) -> Section:
         "sources",
         (
             "File",
-            "SHA-256",
+            "Content hash",
             "Size (bytes)",
             "Run",
             "Config",
@@ -505,7 +505,8 @@ def provenance_section(data: RollupData) -> Section:
         tuple(
             (
                 Cell(s.path),
-                Cell(s.sha256),
+                # BLAKE3 (`b3sum`); SHA-256 (`sha256sum`) for sources of ledger schema < 4.
+                Cell(f"blake3 {s.blake3}" if s.blake3 else f"sha256 {s.sha256}"),
                 Cell(fmt(s.size_bytes)),
                 Cell(s.run_id),
                 Cell(s.config_sha256[:12]),

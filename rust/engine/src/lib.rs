@@ -10,6 +10,7 @@ pub mod cell;
 pub mod cells;
 pub mod columns;
 pub mod config;
+pub mod digest;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -587,7 +587,7 @@ mod tests {
         assert_eq!((read[0].records, read[0].rejected), (1, 0), "the pack's ts, the rule's model");
         let out = est.estimate_files(&files, &ctl).unwrap();
         assert_eq!(out.files[0].records, 1);
-        assert!(out.files[0].sha256.is_some(), "an estimate from files hashes them by default");
+        assert!(out.files[0].blake3.is_some(), "an estimate from files hashes them by default");
         // A second run starts afresh: each gets its own methodology.
         assert_eq!(est.estimate_files(&files, &ctl).unwrap().names, out.names);
 

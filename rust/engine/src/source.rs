@@ -14,7 +14,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest, Sha256};
+use crate::digest::ContentHash;
 
 use crate::error::{Error, Result};
 
@@ -329,10 +329,10 @@ fn glob_recursive(pattern: &str, cancel: Cancel<'_>) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads the file as stored, counting (for progress) and optionally hashing every byte. It
-/// sits *under* the decompressor so the hash is of the stored bytes, as `sha256sum` gives.
+/// sits *under* the decompressor so the hash is of the stored bytes, as `b3sum` gives.
 pub(crate) struct RawReader<'c> {
     inner: File,
-    hasher: Option<Sha256>,
+    hasher: Option<ContentHash>,
     counter: Option<&'c AtomicU64>,
     /// Bytes read so far: with the hash, the size of exactly the bytes it covers (a file
     /// appended to while it is read has more bytes than its size when the scan started).
@@ -361,7 +361,7 @@ impl RawReader<'_> {
             io::copy(&mut self, &mut io::sink())?;
         }
         let read = self.read;
-        Ok(self.hasher.map(|h| (hex(&h.finalize()), read)))
+        Ok(self.hasher.map(|h| (h.finish(), read)))
     }
 }
 
@@ -489,7 +489,7 @@ impl<'c> TextStream<'c> {
             return Err(not_regular(&file.path, &meta.file_type()));
         }
         let f = File::open(&file.path).map_err(|e| io_input(&file.path, &e))?;
-        let raw = RawReader { inner: f, hasher: hash.then(Sha256::new), counter, read: 0 };
+        let raw = RawReader { inner: f, hasher: hash.then(ContentHash::new), counter, read: 0 };
         let dec = match file.compression {
             Compression::None => Decoder::Plain(raw),
             // Big buffers: fewer syscalls, and the decoder is the bottleneck anyway.
@@ -545,7 +545,7 @@ impl<'c> TextStream<'c> {
         }
     }
 
-    /// Hex SHA-256 of the stored bytes and how many there were, when hashing was asked for.
+    /// Hex BLAKE3 of the stored bytes and how many there were, when hashing was asked for.
     pub(crate) fn finish(self, path: &Path) -> Result<Option<(String, u64)>> {
         let raw = match self.dec {
             Decoder::Plain(r) => r,

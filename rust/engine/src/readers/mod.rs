@@ -56,7 +56,7 @@ pub struct ScanOptions {
     /// amortise channel hand-offs, small enough that `threads * 3` of them fit in cache-ish
     /// memory.
     pub block_bytes: usize,
-    /// Compute the SHA-256 of each file's bytes as stored (for provenance in the ledger).
+    /// Compute the BLAKE3 of each file's bytes as stored (its identity in the ledger).
     pub hash: bool,
     /// The longest line (JSON Lines) or row (CSV) read, in bytes (`--max-line`). A longer one
     /// is a reject and reading resumes after its newline, without holding it in memory; a
@@ -105,9 +105,9 @@ pub struct FileStats {
     pub format: Format,
     pub compression: Compression,
     pub size_bytes: u64,
-    /// Hex SHA-256 of the file as stored, when `ScanOptions::hash` was set.
-    pub sha256: Option<String>,
-    /// The number of stored bytes `sha256` covers: the bytes actually read, which exceed
+    /// Hex BLAKE3 of the file as stored, when `ScanOptions::hash` was set.
+    pub blake3: Option<String>,
+    /// The number of stored bytes `blake3` covers: the bytes actually read, which exceed
     /// `size_bytes` (the size when the scan started) if the file grew while it was read.
     pub hashed_bytes: Option<u64>,
     /// Valid records.
@@ -461,7 +461,7 @@ fn count_newlines(b: &[u8]) -> u64 {
 /// What the producer learned about a file (the workers add the counts).
 #[derive(Default)]
 struct FileMeta {
-    sha256: Option<String>,
+    blake3: Option<String>,
     hashed_bytes: Option<u64>,
     found: u16,
 }
@@ -682,7 +682,7 @@ fn produce_text(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, met
         }
     }
     let _ = sh.free_tx.send(buf);
-    (meta.sha256, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
+    (meta.blake3, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
     Ok(())
 }
 
@@ -794,7 +794,7 @@ fn produce_doc(
         }
     }
     let _ = sh.free_tx.send(buf);
-    (meta.sha256, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
+    (meta.blake3, meta.hashed_bytes) = stream.finish(&f.path)?.unzip();
     Ok(())
 }
 
@@ -818,7 +818,7 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
                 return Err(Error::Cancelled);
             }
         }
-        (meta.sha256, meta.hashed_bytes) = s.finish(&f.path)?.unzip();
+        (meta.blake3, meta.hashed_bytes) = s.finish(&f.path)?.unzip();
     } else {
         sh.ctl.bytes_read.fetch_add(f.size, Ordering::Relaxed);
     }
@@ -1002,7 +1002,7 @@ pub fn scan_files<S: RecordSink, F: Fn() -> S + Sync>(
                 format: f.format,
                 compression: f.compression,
                 size_bytes: f.size,
-                sha256: meta.sha256,
+                blake3: meta.blake3,
                 hashed_bytes: meta.hashed_bytes,
                 records: 0,
                 rejected: 0,
@@ -1067,7 +1067,7 @@ where
         format: Format::Arrow,
         compression: Compression::None,
         size_bytes: size,
-        sha256: None,
+        blake3: None,
         hashed_bytes: None,
         records: 0,
         rejected: 0,
