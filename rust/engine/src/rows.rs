@@ -102,6 +102,9 @@ struct NameMemo {
     values: Option<StringArray>,
     /// 0: not checked yet, else `NameCheck::encode`.
     entries: Vec<u32>,
+    /// Every value of the dictionary checked, none null and all fine: then only null keys can
+    /// give a row a problem here.
+    clean: bool,
 }
 
 /// What section 1 says about one name value: fine, empty (a missing model), or the first
@@ -145,6 +148,9 @@ pub(crate) fn same_dictionary(a: &StringArray, b: &StringArray) -> bool {
         && a.values().as_ptr() == b.values().as_ptr()
         && a.offsets().inner().inner().as_ptr() == b.offsets().inner().inner().as_ptr()
 }
+
+/// Dictionaries up to this size are checked whole when first met, whatever the batch size.
+const CLEAN_CHECK_MIN: usize = 4096;
 
 /// The columns [`Rows::validate`] checks for forbidden characters, in the order the
 /// per-record rules do (a row with several problems gets the first).
@@ -312,6 +318,18 @@ fn check_names(col: Col, names: Names<'_>, start: usize, memo: &mut NameMemo, er
                 memo.values = Some(v.clone());
                 memo.entries.clear();
                 memo.entries.resize(v.len(), 0);
+                // A dictionary no bigger than the batch is checked whole, once: the usual
+                // few names, all fine, then cost nothing per row.
+                memo.clean = v.len() <= k.len().max(CLEAN_CHECK_MIN)
+                    && v.null_count() == 0
+                    && (0..v.len()).all(|key| {
+                        memo.entries[key] = NameCheck::of(v.value(key)).encode();
+                        memo.entries[key] == NameCheck::Fine.encode()
+                    });
+            }
+            let keys = k.slice(start, errs.len());
+            if memo.clean && keys.null_count() == 0 {
+                return;
             }
             for (i, e) in errs.iter_mut().enumerate() {
                 if e.is_some() {
