@@ -132,7 +132,7 @@ fn run(batches: &[RecordBatch], columnar: bool, max_names: usize) -> Outcome {
     rejects.finish().unwrap();
     let (cells, warnings) = match sink.map(|s| s.finish_with_notes()) {
         Some(Ok((b, notes))) => {
-            let mut cells = bits(&b);
+            let mut cells = bits(&b.to_record_batch().unwrap());
             cells.push(format!(
                 "{:?} {:?}",
                 notes.changed.iter().collect::<std::collections::BTreeMap<_, _>>(),
