@@ -521,12 +521,6 @@ impl LedgerRows {
         let iter = pyo3_arrow::ffi::ArrayIterator::new(arrays, field);
         Ok(pyo3_arrow::ffi::to_stream_pycapsule(py, Box::new(iter), requested_schema).map_err(PyErr::from)?)
     }
-
-    /// Write the rows to a Parquet file (wl_hourly's columns); returns the rows written.
-    fn write_parquet(&self, py: Python<'_>, path: PathBuf) -> CoreResult<u64> {
-        let reader = self.cells.clone().ledger_reader(self.labels.clone());
-        Ok(py.detach(move || reader.write_parquet(&path))?)
-    }
 }
 
 fn table(py: Python<'_>, batch: RecordBatch) -> CoreResult<Bound<'_, PyAny>> {

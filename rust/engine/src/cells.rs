@@ -476,42 +476,6 @@ impl RecordBatchReader for LedgerReader {
     }
 }
 
-impl LedgerReader {
-    /// Write the rows to one Parquet file (snappy; floats without dictionaries), for a consumer
-    /// that loads files faster than streams: DuckDB appends a Parquet file in parallel and
-    /// writes its row groups out as it goes, so its memory stays flat. Returns the rows written.
-    pub fn write_parquet(self, path: &std::path::Path) -> Result<u64> {
-        use parquet::arrow::ArrowWriter;
-        use parquet::basic::Compression;
-        use parquet::file::properties::WriterProperties;
-        use parquet::schema::types::ColumnPath;
-        let out_err = |e: &dyn std::fmt::Display| Error::Output { path: path.to_path_buf(), msg: e.to_string() };
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_dictionary_enabled(false)
-            .set_max_row_group_size(BATCH_ROWS * 2);
-        for c in ["run_id", "source_id", "config_sha256", "model", "site", "zone", "hardware", "method"] {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(c), true);
-        }
-        let file = std::fs::File::create(path).map_err(|e| out_err(&e))?;
-        let mut w = ArrowWriter::try_new(file, ledger_schema(), Some(props.build())).map_err(|e| out_err(&e))?;
-        let mut rows = 0;
-        for b in self {
-            let b = b.map_err(|e| match e {
-                ArrowError::ExternalError(e) => match e.downcast::<Error>() {
-                    Ok(e) => *e,
-                    Err(e) => Error::internal("ledger rows", e),
-                },
-                e => Error::internal("ledger rows", e),
-            })?;
-            rows += b.num_rows() as u64;
-            w.write(&b).map_err(|e| out_err(&e))?;
-        }
-        w.close().map_err(|e| out_err(&e))?;
-        Ok(rows)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
