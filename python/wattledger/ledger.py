@@ -830,16 +830,27 @@ class LedgerWriter:
 
     def _append_hourly(self, rows: _core.LedgerRows) -> None:
         """One append of the engine's stream: DuckDB pulls the batches as the engine merges them
-        (no intermediate file, pyarrow not imported)."""
+        (no intermediate file, pyarrow not imported).
+
+        Insertion order is not preserved for this statement: the rows' order means nothing
+        (every read sums them), and without it DuckDB appends the stream in parallel. Measured on 1.7M cells: 3.6 s of CPU and 443 MB
+        peak, against 4.5 s and 518 MB keeping the order, and 4.7 s and 417 MB through a Parquet
+        file written by the engine (docs/bounds.md)."""
         relation = self._con.from_arrow(rows)
         if tuple(relation.columns) != HOURLY_COLUMNS:
             raise LedgerError(f"engine rows have columns {relation.columns}, expected {HOURLY_COLUMNS}")
         columns = ", ".join(HOURLY_COLUMNS)
-        relation.create_view("_wl_rows", replace=True)
+        setting = "SELECT current_setting('preserve_insertion_order')"
+        preserve = bool(self._con.execute(setting).fetchall()[0][0])
+        self._con.register("_wl_rows", relation)
         try:
+            self._con.execute("SET preserve_insertion_order = false")
             self._con.execute(f"INSERT INTO wl_hourly ({columns}) SELECT {columns} FROM _wl_rows")
+            # Restored only on success: after a failed statement the transaction is aborted
+            # and the writer is rolled back and closed anyway.
+            self._con.execute(f"SET preserve_insertion_order = {str(preserve).lower()}")
         finally:
-            self._con.execute("DROP VIEW IF EXISTS _wl_rows")
+            self._con.unregister("_wl_rows")
 
     def _insert_hourly(
         self,

@@ -738,6 +738,8 @@ pub struct AggregateSink<'m> {
     /// Other workers' tables, taken over by [`RecordSink::merge`] as they are: the final
     /// merge (`cells.rs`) folds them partition by partition, so no table grows past the budget.
     held: Vec<Aggregate>,
+    /// A spill that failed inside `record`, reported at the end of the block.
+    spill_error: Option<Error>,
     /// One cache per name field: resolution is per kind (the id space is shared, aliases not).
     ids: [StrCache<NameEntry>; 4],
     statuses: StrCache<StatusEntry>,
@@ -780,6 +782,7 @@ impl<'m> AggregateSink<'m> {
             budget_cells,
             agg: Aggregate::new(),
             held: Vec::new(),
+            spill_error: None,
             ids: Default::default(),
             statuses: StrCache::default(),
             memo: Default::default(),
@@ -817,17 +820,31 @@ impl<'m> AggregateSink<'m> {
         Ok((cells, notes))
     }
 
-    /// Called after each block and merge: stops the run at the cap on distinct names (before
-    /// a cell with an uninterned name could leave), else spills when over the cell budget.
+    /// Called after each block and merge: stops the run at the cap on distinct names, or on a
+    /// spill that failed within the block.
     fn spill_if_over_budget(&mut self) -> Result<()> {
         self.m.check_names()?;
-        if let Some(sp) = self.spill {
-            if self.agg.len() > self.budget_cells {
-                sp.spill(&self.agg)?;
-                self.agg.clear();
-            }
+        if let Some(e) = self.spill_error.take() {
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Flushes the table to a spill run (with no spill store the table is unbounded). A
+    /// failure is kept for the end of the block (`record` cannot fail) and stops flushing.
+    #[cold]
+    fn spill_now(&mut self) {
+        let Some(sp) = self.spill else {
+            self.budget_cells = usize::MAX;
+            return;
+        };
+        match sp.spill(&self.agg) {
+            Ok(()) => self.agg.clear(),
+            Err(e) => {
+                self.spill_error = Some(e);
+                self.budget_cells = usize::MAX;
+            }
+        }
     }
 
     /// Counts for the rare records that carry a renamed name or an unrecognised status.
@@ -862,6 +879,11 @@ impl<'m> AggregateSink<'m> {
         self.energy_kwh += measures.energy_kwh;
         self.estimated_kwh += estimated_kwh;
         self.agg.add(key, &measures);
+        // Checked per record, not only per block: a Parquet row group is one block, and a
+        // million records in random order would grow the table by a million cells.
+        if self.agg.len() > self.budget_cells {
+            self.spill_now();
+        }
     }
 }
 
@@ -1780,7 +1802,7 @@ failed = ["rate_limited"]
         let store = SpillStore::new(dir.path().join("spill"), crate::spill::Partitioner::new(&sources()));
         let mut s = AggregateSink::new(&m, sources(), Some(&store), 10);
         feed(&mut s, &recs, 0);
-        assert!(s.aggregate().len() <= 10 + 16, "bounded by budget + one block");
+        assert!(s.aggregate().len() <= 10, "bounded by the budget, within a block too");
         let runs = store.runs().len();
         assert!(runs > 5, "spilled {runs} times");
         let (cells, _) = s.finish_with_notes().unwrap();

@@ -29,10 +29,12 @@ use crate::source::InputFile;
 use crate::spill::{Partitioner, SpillStore};
 
 /// Default for [`EstimateOptions::memory_budget_cells`]. A cell costs about 200 bytes in the
-/// worker tables, so this bounds them at roughly 50 MB; a night's aggregate (tens of thousands
-/// of cells) never reaches it, and a year's cells go through the spill files (see
-/// `docs/bounds.md` for the figures behind the choice).
-pub const DEFAULT_MEMORY_BUDGET_CELLS: usize = 250_000;
+/// worker tables, so this bounds them at about 13 MB. A night's aggregate (tens of thousands of
+/// cells) stays in memory; a year's cells go through the spill files, and there a small table
+/// is faster than a large one (it stays in cache): measured on 10M records over a year, 2
+/// threads, 65,536 against 250,000 cells took 12% less CPU in random order and 7% less in time
+/// order, with 55 MB less peak memory (`docs/bounds.md`).
+pub const DEFAULT_MEMORY_BUDGET_CELLS: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct EstimateOptions {
