@@ -341,7 +341,7 @@ mod tests {
             for run in 0..5 {
                 let mut s = b"{\"k\":\"".to_vec();
                 s.resize(pad, b'x');
-                s.extend(std::iter::repeat(b'\\').take(run));
+                s.extend(std::iter::repeat_n(b'\\', run));
                 s.extend_from_slice(b"\"}]\"x\"}");
                 check(&s);
             }
