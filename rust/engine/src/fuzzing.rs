@@ -13,7 +13,9 @@
 //! - the result does not depend on how the file is cut into blocks or on the worker count
 //!   (a run with 1 MiB blocks on one thread and one with tiny blocks on two threads see the
 //!   same records, rejects, blank lines and skips);
-//! - every reject is one line of the rejects file.
+//! - every reject is one line of the rejects file;
+//! - JSON Lines: the scanner gives the same events with and without its structural index
+//!   (SIMD and portable), under the default mapping and the presets with nested paths.
 //!
 //! Memory is bounded by libFuzzer (`-rss_limit_mb`, `-max_len`), see docs/fuzzing.md. Compiled
 //! always (not behind a feature) so the stable test suite calls the very same code.
@@ -32,9 +34,25 @@ use crate::rejects::RejectsWriter;
 use crate::source::expand_inputs;
 use crate::time;
 
-/// A JSON Lines log (`.jsonl`), default column mapping.
+/// A JSON Lines log (`.jsonl`), default column mapping; then the scanner's kernels compared.
 pub fn jsonl(data: &[u8]) {
     scan_text(data, "in.jsonl", None);
+    jsonl_kernels(data);
+}
+
+/// The JSON Lines scanner with each structural-index kernel against the byte-at-a-time one
+/// (`readers::jsonl_kernels_agree`), under mappings with flat, dotted and nested paths, and
+/// with a `--max-line` small enough that some lines are over it.
+pub fn jsonl_kernels(data: &[u8]) {
+    for preset in [None, Some("otel"), Some("litellm"), Some("openai")] {
+        let mut columns = ColumnMap::default();
+        if let Some(p) = preset {
+            columns.apply_preset(p).expect("a built-in preset");
+        }
+        for max_line in [crate::readers::DEFAULT_MAX_LINE, 100] {
+            crate::readers::jsonl_kernels_agree(data, &columns, max_line);
+        }
+    }
 }
 
 /// A JSON document (`.json`: an array of records, `{"data": [...]}`, pretty-printed objects).
@@ -53,6 +71,7 @@ pub fn csv(data: &[u8]) {
 /// with the `otel` preset, as `--preset otel` does.
 pub fn otlp(data: &[u8]) {
     scan_text(data, "in.json", Some("otel"));
+    jsonl_kernels(data);
 }
 
 /// The timestamp parser (`time::parse_ts`) and the epoch conversions.

@@ -111,6 +111,55 @@ fn json_object() -> impl Strategy<Value = String> {
     })
 }
 
+/// A string body long enough to cross the index's 64-byte chunks, with what the index must
+/// get right: escaped quotes, runs of backslashes, brackets and `\u` escapes inside strings.
+fn long_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            6 => "[a-z ]{1,40}",
+            1 => Just("\\\"".to_string()),
+            1 => Just("\\\\".to_string()),
+            1 => Just("\\\\\\\"".to_string()),
+            1 => Just("]}{[,:".to_string()),
+            1 => Just("\\ud83d\\ude00\\u00e9".to_string()),
+        ],
+        0..12,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// A value nested the way wide logs nest them: objects, arrays, OTel attribute lists.
+fn nested_value() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![json_value(), long_text().prop_map(|s| format!("\"{s}\""))];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec(("[a-z_.]{1,12}", inner.clone()), 0..4).prop_map(|kv| {
+                let body: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                format!("{{{}}}", body.join(", "))
+            }),
+            (prop::sample::select(&["gen_ai.request.model", "gen_ai.usage.input_tokens", "x"][..]), inner)
+                .prop_map(|(k, v)| format!("[{{\"key\":\"{k}\",\"value\":{{\"stringValue\":{v}}}}}]")),
+        ]
+    })
+}
+
+/// A record with many fields the mapping does not want (long strings, nested objects) among
+/// the ones it does, some under nested paths the presets read (`usage.prompt_tokens`,
+/// `attributes`, `metadata`).
+fn wide_object() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        3 => prop::sample::select(keys()).prop_map(str::to_string),
+        2 => "[a-z_]{1,10}",
+        1 => prop::sample::select(&["usage", "attributes", "metadata", "resourceSpans", "kwargs"][..]).prop_map(str::to_string),
+    ];
+    let value = prop_oneof![2 => json_value(), 2 => nested_value(), 1 => long_text().prop_map(|s| format!("\"{s}\""))];
+    prop::collection::vec((key, value), 0..24).prop_map(|kv| {
+        let body: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    })
+}
+
 fn line_end() -> impl Strategy<Value = &'static str> {
     prop::sample::select(&["\n", "\r\n", "\r", "\n\n", ""][..])
 }
@@ -145,6 +194,14 @@ proptest! {
     fn jsonl_lines(lines in prop::collection::vec((json_object(), line_end()), 0..6), e in edits()) {
         let text: String = lines.iter().map(|(l, end)| format!("{l}{end}")).collect();
         fuzzing::jsonl(&mutate(text.into_bytes(), &e));
+    }
+
+    #[test]
+    fn jsonl_wide_lines_same_with_and_without_the_index(
+        lines in prop::collection::vec((wide_object(), line_end()), 1..5), e in edits(),
+    ) {
+        let text: String = lines.iter().map(|(l, end)| format!("{l}{end}")).collect();
+        fuzzing::jsonl_kernels(&mutate(text.into_bytes(), &e));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::record::{Draft, RejectReason};
 use std::sync::Arc;
 
 use super::plan::{Plan, Val};
+use super::structural::{self, Index, Kernel};
 use super::value::{bool_from_text, float_from_text, int_from_text, ts_from_text, Bad};
 use super::Emit;
 
@@ -114,6 +115,10 @@ pub(crate) struct JsonKeys {
     /// Shared with the CSV and Arrow readers of the same scan.
     pub(crate) plan: Arc<Plan>,
     root: Node,
+    /// No wanted key holds a quote, so the key-order hint (which compares raw bytes) can never
+    /// read a quote as part of a key where the structural index sees a string end: the index
+    /// may be used (see `structural`).
+    pub(crate) index_ok: bool,
 }
 
 impl JsonKeys {
@@ -134,8 +139,13 @@ impl JsonKeys {
         }
         root.entry_mut(b"resourceSpans").expand = Some(Container::OtlpSpans);
         root.entry_mut(b"data").expand = Some(Container::Data);
-        JsonKeys { plan, root }
+        let index_ok = !has_quote(&root);
+        JsonKeys { plan, root, index_ok }
     }
+}
+
+fn has_quote(node: &Node) -> bool {
+    node.by_len.iter().flatten().any(|e| e.key.contains(&b'"') || e.child.as_deref().is_some_and(has_quote))
 }
 
 fn insert_path(node: &mut Node, segs: &[String], slot: u16, prio: u8, found: u16) {
@@ -183,6 +193,12 @@ pub(crate) struct JsonParser<'k> {
     hints: Vec<Option<&'k Entry>>,
     /// A container array met at the top level, and where it starts.
     container: Option<(Container, usize)>,
+    /// How lines are indexed (`Kernel::Off`: not at all, the byte-at-a-time scanner).
+    kernel: Kernel,
+    /// The structural index of the current line.
+    index: Index,
+    /// The current value is read with `index` (a line of JSON Lines whose index is consistent).
+    indexed: bool,
 }
 
 /// Member positions remembered for the key-order hint.
@@ -423,6 +439,59 @@ impl<'k> JsonParser<'k> {
             found: 0,
             hints: Vec::new(),
             container: None,
+            kernel: if keys.index_ok { structural::kernel() } else { Kernel::Off },
+            index: Index::default(),
+            indexed: false,
+        }
+    }
+
+    /// A parser that indexes lines with `kernel` whatever the process default (the
+    /// differential tests compare kernels on the same input).
+    pub(crate) fn with_kernel(keys: &'k JsonKeys, kernel: Kernel) -> Self {
+        let mut p = JsonParser::new(keys);
+        p.kernel = if keys.index_ok { kernel } else { Kernel::Off };
+        p
+    }
+
+    /// Parse one line of JSON Lines: as [`Self::parse_value`], reading strings and skipping
+    /// nested values through the line's structural index when there is one.
+    pub(crate) fn parse_line<E: Emit>(&mut self, b: &[u8], line: u64, emit: &mut E) {
+        if self.kernel != Kernel::Off && b.len() <= structural::MAX_INDEXED_LINE {
+            self.index.build(b, self.kernel);
+            self.indexed = self.index.consistent;
+        }
+        self.value(b, line, emit);
+        self.indexed = false;
+    }
+
+    /// The closing quote of the string whose body starts at `i`, and whether it has escapes.
+    #[inline(always)]
+    fn string_end(&self, b: &[u8], i: usize) -> Result<(usize, bool), Fail> {
+        match self.indexed {
+            true => self.index.string_end(i).ok_or(()),
+            false => scan_string(b, i),
+        }
+    }
+
+    /// Skip one value starting at `i` (not whitespace); returns the index after it.
+    #[inline(always)]
+    fn skip(&self, b: &[u8], i: usize) -> Result<usize, Fail> {
+        if self.indexed {
+            match b.get(i) {
+                Some(b'"') => return Ok(self.index.string_end(i + 1).ok_or(())?.0 + 1),
+                Some(b'{' | b'[') => return self.index.nested_end(i).ok_or(()),
+                _ => {}
+            }
+        }
+        skip_value(b, i)
+    }
+
+    /// Skip the object or array whose bracket is at `i`.
+    #[inline]
+    fn skip_nested(&self, b: &[u8], i: usize) -> Result<usize, Fail> {
+        match self.indexed {
+            true => self.index.nested_end(i).ok_or(()),
+            false => skip_nested(b, i),
         }
     }
 
@@ -435,6 +504,11 @@ impl<'k> JsonParser<'k> {
     /// Parse one JSON value (a line, or a record of a JSON document) and hand its record(s) to
     /// `emit`: an object is one record, an OTLP export request one record per span.
     pub(crate) fn parse_value<E: Emit>(&mut self, b: &[u8], line: u64, emit: &mut E) {
+        self.indexed = false;
+        self.value(b, line, emit);
+    }
+
+    fn value<E: Emit>(&mut self, b: &[u8], line: u64, emit: &mut E) {
         self.reset();
         self.container = None;
         let keys = self.keys;
@@ -547,7 +621,7 @@ impl<'k> JsonParser<'k> {
             let (entry, kend) = match hinted {
                 Some((e, kend)) => (Some(e), kend),
                 None => {
-                    let (kend, kesc) = scan_string(b, i + 1)?;
+                    let (kend, kesc) = self.string_end(b, i + 1)?;
                     let entry = if kesc {
                         self.keybuf.clear();
                         let mut kb = std::mem::take(&mut self.keybuf);
@@ -575,7 +649,7 @@ impl<'k> JsonParser<'k> {
             }
             i = ws(b, i + 1);
             i = match entry {
-                None => skip_value(b, i)?,
+                None => self.skip(b, i)?,
                 Some(e) => self.wanted(b, i, e, depth)?,
             };
             i = ws(b, i);
@@ -593,7 +667,7 @@ impl<'k> JsonParser<'k> {
         let c = *b.get(i).ok_or(())?;
         let (raw, next) = match c {
             b'"' => {
-                let (end, esc) = scan_string(b, i + 1)?;
+                let (end, esc) = self.string_end(b, i + 1)?;
                 if esc {
                     let s = self.scratch.len();
                     unescape(b, i + 1, end, &mut self.scratch)?;
@@ -623,7 +697,7 @@ impl<'k> JsonParser<'k> {
     fn composite(&mut self, b: &[u8], i: usize, e: &'k Entry, depth: u32) -> Result<usize, Fail> {
         match (&e.child, b[i]) {
             (_, b'[') if e.expand.is_some() && depth == 0 => {
-                let end = skip_nested(b, i)?;
+                let end = self.skip_nested(b, i)?;
                 if self.container.is_none() {
                     self.container = e.expand.map(|c| (c, i));
                 }
@@ -631,7 +705,7 @@ impl<'k> JsonParser<'k> {
             }
             (Some(child), b'{') => self.object(b, i + 1, child, depth + 1),
             (Some(child), _) => self.key_values(b, i, child, depth + 1),
-            (None, _) => skip_nested(b, i),
+            (None, _) => self.skip_nested(b, i),
         }
     }
 

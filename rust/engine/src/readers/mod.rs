@@ -16,13 +16,16 @@
 mod arrow;
 mod canonical;
 mod csv;
+mod differential;
 mod jsondoc;
 mod jsonl;
 mod parquet;
 mod plan;
+mod structural;
 mod value;
 
 pub use canonical::CanonicalSink;
+pub use differential::{jsonl_kernels_agree, jsonl_scan_with};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -445,7 +448,7 @@ fn jsonl_block<E: Emit>(p: &mut JsonParser<'_>, data: &[u8], first_line: u64, ma
         } else if is_blank(line) {
             emit.blank();
         } else {
-            p.parse_value(line, line_no, emit);
+            p.parse_line(line, line_no, emit);
         }
         line_no += 1;
         start = end + 1;
