@@ -833,9 +833,9 @@ class LedgerWriter:
         (no intermediate file, pyarrow not imported).
 
         Insertion order is not preserved for this statement: the rows' order means nothing
-        (every read sums them), and without it DuckDB appends the stream in parallel. Measured on 1.7M cells: 3.6 s of CPU and 443 MB
-        peak, against 4.5 s and 518 MB keeping the order, and 4.7 s and 417 MB through a Parquet
-        file written by the engine (docs/bounds.md)."""
+        (every read sums them), and without it DuckDB appends the stream in parallel. Measured
+        on 1.7M cells: 3.6 s of CPU and 443 MB peak, against 4.5 s and 518 MB keeping the order,
+        and 4.7 s and 417 MB through a Parquet file written by the engine (docs/bounds.md)."""
         relation = self._con.from_arrow(rows)
         if tuple(relation.columns) != HOURLY_COLUMNS:
             raise LedgerError(f"engine rows have columns {relation.columns}, expected {HOURLY_COLUMNS}")
