@@ -585,7 +585,9 @@ mod tests {
             let col = arrow_cast::cast(b.column_by_name(c).unwrap(), &DataType::Utf8).unwrap();
             col.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
         };
-        let mut got: Vec<(Option<String>, i64, Option<String>, Option<String>, Option<String>, i64)> = Vec::new();
+        // (source_id, hour, model, site, method, records) of each ledger row.
+        type Row = (Option<String>, i64, Option<String>, Option<String>, Option<String>, i64);
+        let mut got: Vec<Row> = Vec::new();
         for b in &batches {
             let hours =
                 b.column_by_name("hour").unwrap().as_primitive::<arrow_array::types::TimestampMicrosecondType>();
