@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,6 +101,20 @@ METRIC_BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 
 
 @dataclass(frozen=True)
+class HardwareFigures:
+    """One model's inference on one accelerator (``hardware`` None: rows that recorded none),
+    so a model card can pair each hardware with its power and its own share of the figures."""
+
+    hardware: str | None
+    tdp_w: float | None
+    requests: int
+    gpu_hours: float | None
+    energy_mwh: float | None
+    co2e_location_t: float | None
+    co2e_market_t: float | None
+
+
+@dataclass(frozen=True)
 class ModelFigures:
     """One model's figures (or the all-models total), keyed by :data:`METRICS` keys; ``None``
     where the ledger holds no estimate (never a silent zero)."""
@@ -107,6 +122,7 @@ class ModelFigures:
     model: str
     values: dict[str, float | int | None]
     hardware: tuple[str, ...] = ()
+    by_hardware: tuple[HardwareFigures, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,6 +263,9 @@ class RollupData:
     sources: tuple[SourceRow, ...]
     training: tuple[Training, ...]
     warnings: tuple[str, ...] = field(default=())
+    #: The period's numbers come (in part) from a pack that declares itself SYNTHETIC: every
+    #: page of the document must say so (see :func:`is_synthetic_pack`).
+    synthetic: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +338,24 @@ def _hardware_by_model(
     for model, hw in rows:
         out.setdefault(model, []).append(hw)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def _by_hardware(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[object]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Per model and hardware: requests, GPU hours, energy kWh, location and market kg."""
+    x = exact_sum_sql
+    rows = con.execute(
+        f"""SELECT model, hardware, {x("requests", "requests")}, {x("gpu_hours", "gpu_hours")},
+    {x("energy_kwh", "energy_kwh")}, {x("co2e_location_kg", "co2e_location_kg")},
+    {x("co2e_market_kg", "co2e_market_kg")}
+FROM wl_hourly WHERE {where} GROUP BY ALL ORDER BY model, hardware NULLS LAST""",
+        params,
+    ).fetchall()
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(row[1:])
+    return out
 
 
 def _energy_by_site(
@@ -651,6 +688,7 @@ def gather(
             no_instrument[name] = no_instrument.get(name, 0.0) + kwh
             no_instrument[None] = no_instrument.get(None, 0.0) + kwh
 
+    per_hardware = _by_hardware(con, where, params)
     figures = tuple(
         ModelFigures(
             r["model"],
@@ -660,6 +698,18 @@ def gather(
                 no_instrument.get(r["model"], 0.0 if r["energy_kwh"] is not None else None),
             ),
             hardware.get(r["model"], ()),
+            tuple(
+                HardwareFigures(
+                    hw,
+                    _tdp(methodology, hw),
+                    int(requests or 0),
+                    _f(gpu_hours),
+                    _scale(_f(kwh), 1e-3),
+                    _scale(_f(loc), 1e-3),
+                    _scale(_f(mkt), 1e-3),
+                )
+                for hw, requests, gpu_hours, kwh, loc, mkt in per_hardware.get(r["model"], [])
+            ),
         )
         for r in sections
     )
@@ -721,7 +771,26 @@ def gather(
         sources=_sources(con, where, params),
         training=tuple(training),
         warnings=tuple(warnings),
+        synthetic=any(is_synthetic_pack(m.description) for m in methodology),
     )
+
+
+def is_synthetic_pack(description: str | None) -> bool:
+    """A pack marks its figures as made up by starting its ``[pack] description`` with the word
+    SYNTHETIC (as ``wattledger.synthetic``'s pack does). The config text is stored in the
+    ledger with the rows, so the marking reaches every rollup of those rows, whoever ingested
+    them and however the files were named."""
+    return description is not None and re.match(r"\s*SYNTHETIC\b", description) is not None
+
+
+def _tdp(methodology: list[ConfigMethodology], hardware: str | None) -> float | None:
+    """The board power of ``hardware`` in the first pack of the period that gives one (the
+    pack behind most of the energy comes first)."""
+    for method in methodology:
+        for hw in method.hardware:
+            if hw.hardware == hardware and hw.tdp_w is not None:
+                return hw.tdp_w
+    return None
 
 
 def _training_wanted(name: str, models: list[str]) -> bool:

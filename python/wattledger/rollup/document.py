@@ -7,40 +7,76 @@ step and lets tests check every shown number against the JSON.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wattledger.rollup.data import (
     ENERGY_METHODS,
     METRIC_BY_KEY,
     ConfigMethodology,
-    ModelFigures,
+    HardwareFigures,
     RollupData,
-    Training,
     is_number,
 )
+from wattledger.rollup.units import (
+    CO2E_UNITS,
+    ENERGY_UNITS,
+    MWH,
+    NA,
+    Unit,
+    choose_unit,
+    column_formatter,
+    fixed,
+    needs_scientific,
+    scientific,
+)
 
-#: Absent figures (not estimated, or nothing to divide by) print as this, never as 0.
-NA = "n/a"
+#: Said in the title, at the top and on every printed page of a document made from rows whose
+#: pack declares itself synthetic (:func:`wattledger.rollup.data.is_synthetic_pack`).
+SYNTHETIC_NOTICE = (
+    "SYNTHETIC DATA: the methodology pack behind these figures declares them synthetic; "
+    "they are not measurements of any real fleet."
+)
+SYNTHETIC_MARK = "SYNTHETIC"
+
+
+def title(data: RollupData) -> str:
+    """The document title, SYNTHETIC first when the data is."""
+    scope = f" — {data.model_filter}" if data.model_filter else ""
+    mark = f"{SYNTHETIC_MARK}: " if data.synthetic else ""
+    return f"{mark}Inference energy and emissions, {data.period_label}{scope}"
 
 
 def fmt(value: float | int | None, *, integer: bool = False) -> str:
-    """Four significant digits (the Code of Practice asks for at least two); whole counts in
-    full with thousands separators; exponent form outside 0.001 .. 1e9 so no digit is faked."""
+    """Four significant digits (the Code of Practice asks for at least two) in fixed notation;
+    whole counts in full with thousands separators; scientific notation from 1e9 on, where
+    fixed notation would print zeros nobody measured (see :mod:`wattledger.rollup.units`)."""
     if value is None or not is_number(value):
         return NA
     if isinstance(value, int) or (integer and float(value).is_integer()):
         return f"{int(value):,}"
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e9 or magnitude < 1e-3:
-        return f"{value:.3e}"
-    decimals = 3 - math.floor(math.log10(magnitude))
-    rounded = round(value, decimals)
-    if rounded != 0 and math.floor(math.log10(abs(rounded))) != math.floor(math.log10(magnitude)):
-        decimals -= 1  # 9.9996 -> 10.00, not 10.000
-    return f"{rounded:,.{max(decimals, 0)}f}"
+    return scientific(value) if needs_scientific(value) else fixed(value)
+
+
+@dataclass(frozen=True)
+class DocUnits:
+    """The energy and emissions units of one document, chosen for its magnitude."""
+
+    energy: Unit
+    co2e: Unit
+
+    def for_metric(self, metric_unit: str) -> Unit | None:
+        """The display unit replacing a JSON unit (MWh, tCO2e); None for every other unit."""
+        return {"MWh": self.energy, "tCO2e": self.co2e}.get(metric_unit)
+
+
+def doc_units(data: RollupData) -> DocUnits:
+    """Units for the period's totals: at most four integer digits in the headline figures."""
+    t = data.total.values
+    return DocUnits(
+        choose_unit([t.get("energy_mwh")], ENERGY_UNITS),
+        choose_unit([t.get("co2e_location_t"), t.get("co2e_market_t")], CO2E_UNITS),
+    )
 
 
 @dataclass(frozen=True)
@@ -54,6 +90,8 @@ class Cell:
     model: str | None = None
     numeric: bool = False
     block: str = "models"  # the JSON block holding the exact value: models, training, timeseries
+    unit: str | None = None  # the shown unit when it is not the JSON key's (kWh for energy_mwh)
+    hardware: str | None = None  # the models[*].by_hardware entry (block "hardware")
 
 
 @dataclass(frozen=True)
@@ -80,20 +118,48 @@ class Section:
     subsections: tuple[Section, ...] = field(default=())
 
 
-def _metric_cell(fig: ModelFigures, key: str) -> Cell:
+def _column(values: Sequence[float | int | None], *, integer: bool, unit: Unit | None) -> list[str]:
+    """One column's texts from its JSON values, in the display ``unit`` and ONE notation."""
+    shown = [v if unit is None or v is None or not is_number(v) else unit.of(float(v)) for v in values]
+    notation = column_formatter(shown)
+    out = []
+    for v in shown:
+        if v is None or not is_number(v):
+            out.append(NA)
+        elif isinstance(v, int) or (integer and float(v).is_integer()):
+            out.append(f"{int(v):,}")
+        else:
+            out.append(notation(float(v)))
+    return out
+
+
+def metric_header(key: str, units: DocUnits) -> str:
+    """The header people read, in the document's unit for energy and emissions."""
     metric = METRIC_BY_KEY[key]
-    value = fig.values.get(key)
-    return Cell(fmt(value, integer=metric.integer), key, value, fig.model, True)
+    unit = units.for_metric(metric.unit)
+    return f"{metric.label} ({unit.symbol if unit else metric.unit})"
 
 
-def metric_table(data: RollupData, table_id: str, keys: tuple[str, ...], caption: str | None = None) -> Table:
+def metric_table(
+    data: RollupData, units: DocUnits, table_id: str, keys: tuple[str, ...], caption: str | None = None
+) -> Table:
     """Rows per model then the all-models total, one column per metric."""
-    headers = ("Model", *(METRIC_BY_KEY[k].header for k in keys))
-    rows = []
+    headers = ("Model", *(metric_header(k, units) for k in keys))
     figures = [*data.models, data.total] if len(data.models) > 1 else list(data.models)
-    for fig in figures:
-        rows.append((Cell(fig.model), *(_metric_cell(fig, k) for k in keys)))
-    return Table(table_id, headers, tuple(rows), "models", caption)
+    columns = []
+    for key in keys:
+        metric = METRIC_BY_KEY[key]
+        unit = units.for_metric(metric.unit)
+        values = [f.values.get(key) for f in figures]
+        texts = _column(values, integer=metric.integer, unit=unit)
+        columns.append(
+            [
+                Cell(text, key, value, f.model, True, unit=unit.symbol if unit else None)
+                for text, value, f in zip(texts, values, figures, strict=True)
+            ]
+        )
+    rows = tuple((Cell(f.model), *(col[i] for col in columns)) for i, f in enumerate(figures))
+    return Table(table_id, headers, rows, "models", caption)
 
 
 SUMMARY_KEYS = (
@@ -140,92 +206,188 @@ COVERAGE_CAPTION = (
 )
 COMPUTE_KEYS = ("flops", "gpu_hours", "records")
 
-MODEL_CARD_HEADERS = (
-    "Model",
-    "Phase",
-    "Hardware",
-    "GPU hours (GPU-h)",
-    "Power (W, board TDP)",
-    "Energy (MWh)",
-    "Location-based (tCO2e)",
-    "Market-based (tCO2e)",
-)
+
+def model_card_units(data: RollupData, units: DocUnits) -> DocUnits:
+    """The model card's units: the document's, unless training figures (often orders of
+    magnitude above a period of inference) need larger ones to stay readable."""
+    if not data.training:
+        return units
+    t = data.total.values
+    return DocUnits(
+        choose_unit([t.get("energy_mwh"), *(x.energy_mwh for x in data.training)], ENERGY_UNITS),
+        choose_unit(
+            [t.get("co2e_location_t"), t.get("co2e_market_t"), *(x.co2e_location_t for x in data.training)],
+            CO2E_UNITS,
+        ),
+    )
 
 
-def _tdp(data: RollupData, hardware: str) -> float | None:
-    for method in data.methodology:
-        for hw in method.hardware:
-            if hw.hardware == hardware and hw.tdp_w is not None:
-                return hw.tdp_w
-    return None
+ALL_HARDWARE = "(all hardware)"
+#: The model card's figures per row, by JSON key, and the metric whose unit they are in.
+CARD_KEYS = ("gpu_hours", "energy_mwh", "co2e_location_t", "co2e_market_t")
 
 
-def model_card_table(data: RollupData) -> Table:
-    """Public model-card style: per model, training (when the config has it) beside inference."""
+@dataclass(frozen=True)
+class _CardRow:
+    """A model card row: its label cells, its figures and where the JSON holds them."""
+
+    label: tuple[Cell, ...]
+    values: dict[str, float | int | None]
+    model: str
+    block: str  # models, training or hardware (models[*].by_hardware)
+    hardware: str | None = None
+
+
+def model_card_table(data: RollupData, units: DocUnits) -> Table:
+    """Public model-card style: per model, training (when the config has it) and inference,
+    one row per hardware with that hardware's board power beside it (a model served on several
+    accelerators gets a row for each and one for all of them)."""
     training = {t.model: t for t in data.training}
-    rows = []
+    raw: list[_CardRow] = []
     for fig in data.models:
         t = training.get(fig.model)
         if t is not None:
-            rows.append(_training_row(t))
-        powers = [_tdp(data, hw) for hw in fig.hardware]
-        power = " / ".join(fmt(p) for p in powers) if any(p is not None for p in powers) else NA
-        rows.append(
-            (
-                Cell(fig.model),
-                Cell("inference"),
-                Cell(", ".join(fig.hardware) or NA),
-                _metric_cell(fig, "gpu_hours"),
-                Cell(power),
-                _metric_cell(fig, "energy_mwh"),
-                _metric_cell(fig, "co2e_location_t"),
-                _metric_cell(fig, "co2e_market_t"),
+            label = (
+                Cell(t.model),
+                Cell("training"),
+                Cell(t.hardware or NA),
+                _power(t.tdp_w, t.model, "training"),
             )
+            raw.append(_CardRow(label, {k: getattr(t, k) for k in CARD_KEYS}, t.model, "training"))
+        raw += [_hardware_row(fig.model, hw) for hw in fig.by_hardware]
+        if len(fig.by_hardware) != 1:  # several accelerators (or none recorded): the model's sum
+            label = (Cell(fig.model), Cell("inference"), Cell(ALL_HARDWARE), Cell(""))
+            raw.append(_CardRow(label, {k: fig.values.get(k) for k in CARD_KEYS}, fig.model, "models"))
+    headers = (
+        "Model",
+        "Phase",
+        "Hardware",
+        "Power (W, board TDP)",
+        *(metric_header(k, units) for k in CARD_KEYS),
+    )
+    columns = []
+    for key in CARD_KEYS:
+        unit = units.for_metric(METRIC_BY_KEY[key].unit)
+        texts = _column([r.values[key] for r in raw], integer=False, unit=unit)
+        columns.append(
+            [
+                Cell(
+                    text,
+                    key,
+                    r.values[key],
+                    r.model,
+                    True,
+                    r.block,
+                    unit.symbol if unit else None,
+                    r.hardware,
+                )
+                for text, r in zip(texts, raw, strict=True)
+            ]
         )
+    rows = tuple((*r.label, *(col[i] for col in columns)) for i, r in enumerate(raw))
     return Table(
         "model-card",
-        MODEL_CARD_HEADERS,
-        tuple(rows),
+        headers,
+        rows,
         "models",
-        "Power is the board power (TDP) of the hardware in the config, as public model cards give it.",
+        "One row per model, phase and hardware: power is the board power (TDP) of that hardware "
+        "in the config, as public model cards give it.",
     )
 
 
-def _training_row(t: Training) -> tuple[Cell, ...]:
-    def c(key: str, value: float | None) -> Cell:
-        return Cell(fmt(value), key, value, t.model, True, "training")
+def _power(tdp_w: float | None, model: str, block: str, hardware: str | None = None) -> Cell:
+    """Board power in whole watts as data sheets give it (``700``, ``1,000``), beside its hardware."""
+    text = NA if tdp_w is None else (f"{tdp_w:,.0f}" if float(tdp_w).is_integer() else fmt(tdp_w))
+    return Cell(text, "tdp_w", tdp_w, model, True, block, None, hardware)
 
-    return (
-        Cell(t.model),
-        Cell("training"),
-        Cell(t.hardware or NA),
-        c("gpu_hours", t.gpu_hours),
-        Cell(fmt(t.tdp_w)),
-        c("energy_mwh", t.energy_mwh),
-        c("co2e_location_t", t.co2e_location_t),
-        c("co2e_market_t", t.co2e_market_t),
+
+def _hardware_row(model: str, hw: HardwareFigures) -> _CardRow:
+    name = hw.hardware if hw.hardware is not None else "(not recorded)"
+    label = (Cell(model), Cell("inference"), Cell(name), _power(hw.tdp_w, model, "hardware", name))
+    return _CardRow(label, {k: getattr(hw, k) for k in CARD_KEYS}, model, "hardware", name)
+
+
+def code_of_practice_table(data: RollupData) -> Table:
+    """The Model Documentation Form's energy and compute items, in the form's own units (energy
+    in MWh, compute in FLOP), whatever units the rest of the document uses."""
+    training = {t.model: t for t in data.training}
+    raw: list[tuple[str, str, float | None, str, float | None, str]] = []
+    for fig in data.models:
+        t = training.get(fig.model)
+        if t is not None:
+            raw.append((fig.model, "training", t.energy_mwh, t.energy_basis, None, "training"))
+        raw.append(
+            (
+                fig.model,
+                "inference",
+                _as_float(fig.values.get("energy_mwh")),
+                energy_basis(fig.values.get("share_measured_pct")),
+                _as_float(fig.values.get("flops")),
+                "models",
+            )
+        )
+    energy = _column([r[2] for r in raw], integer=False, unit=MWH)
+    flops = _column([r[4] for r in raw], integer=False, unit=None)
+    rows = tuple(
+        (
+            Cell(model),
+            Cell(phase),
+            Cell(e_text, "energy_mwh", e, model, True, block, MWH.symbol),
+            Cell(basis),
+            Cell(f_text, "flops", f, model, True, block) if f is not None else Cell(NA),
+        )
+        for (model, phase, e, basis, f, block), e_text, f_text in zip(raw, energy, flops, strict=True)
+    )
+    return Table(
+        "code-of-practice",
+        ("Model", "Phase", "Energy (MWh)", "Energy basis", "Compute (FLOP)"),
+        rows,
+        "models",
+        "GPAI Code of Practice, Model Documentation Form: energy in MWh and compute in FLOP, as the "
+        "form asks (the JSON rollup carries the same block, unrounded).",
     )
 
 
-def timeseries_table(data: RollupData) -> Table:
+def _as_float(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def energy_basis(share_measured_pct: float | int | None) -> str:
+    """Measured, estimated or partly measured, as the form asks."""
+    if share_measured_pct is None:
+        return "unknown: no energy estimate"
+    if share_measured_pct >= 100.0:
+        return "measured"
+    if share_measured_pct <= 0.0:
+        return "estimated"
+    return f"partly measured ({fmt(share_measured_pct)} % of energy measured, the rest estimated)"
+
+
+def timeseries_table(data: RollupData, units: DocUnits) -> Table:
     ts = data.timeseries
     label = "Month" if ts.granularity == "month" else "Day (UTC)"
-    headers = (label, *(f"{m} (MWh)" for m in ts.energy_mwh))
-    rows = []
-    for i, period in enumerate(ts.periods):
-        cells = [Cell(period)]
-        for model, values in ts.energy_mwh.items():
-            cells.append(Cell(fmt(values[i]), period, values[i], model, True, "timeseries"))
-        rows.append(tuple(cells))
-    return Table("energy-over-time", headers, tuple(rows), "timeseries")
+    headers = (label, *(f"{m} ({units.energy.symbol})" for m in ts.energy_mwh))
+    columns = []
+    for model, values in ts.energy_mwh.items():
+        texts = _column(values, integer=False, unit=units.energy)
+        columns.append(
+            [
+                Cell(text, period, v, model, True, "timeseries", units.energy.symbol)
+                for text, period, v in zip(texts, ts.periods, values, strict=True)
+            ]
+        )
+    rows = tuple((Cell(p), *(col[i] for col in columns)) for i, p in enumerate(ts.periods))
+    return Table("energy-over-time", headers, rows, "timeseries")
 
 
-def methodology_section(m: ConfigMethodology) -> Section:
+def methodology_section(m: ConfigMethodology, units: DocUnits) -> Section:
     """One config's methodology, from its stored TOML text as the engine resolves it."""
     d, u = m.defaults, m.uncertainty
     paragraphs = [
         f"Pack {m.name or '?'} {m.version or '?'}, SHA-256 {m.sha256}, from {m.origin or '?'}; "
-        f"{fmt(m.records, integer=True)} log records and {fmt(m.energy_mwh)} MWh of the period.",
+        f"{fmt(m.records, integer=True)} log records and "
+        f"{fmt(None if m.energy_mwh is None else units.energy.of(m.energy_mwh))} {units.energy.symbol} "
+        "of the period.",
     ]
     if m.description:
         paragraphs.append(m.description)
@@ -359,13 +521,16 @@ def methodology_section(m: ConfigMethodology) -> Section:
 
 def build(data: RollupData) -> tuple[Section, ...]:
     """The document's sections, in reading order."""
+    units = doc_units(data)
     scope = f"model {data.model_filter}" if data.model_filter else "all models"
     intro = (
         f"Inference energy and emissions of {scope} in {data.period_label}, UTC "
         f"[{data.period_start} .. {data.period_end}), from ledger {data.ledger_name}. "
         "Energy is facility energy (PUE and overheads included); emissions follow GHG Protocol "
         "Scope 2, location-based and market-based side by side. Figures are rounded to 4 "
-        "significant digits; the JSON and CSV carry them unrounded.",
+        "significant digits; the JSON and CSV carry them unrounded, in MWh and tCO2e.",
+        f"Energy is shown in {units.energy.symbol} and emissions in {units.co2e.symbol}, chosen "
+        "for the magnitude of this period; the Code of Practice block keeps MWh as the form asks.",
     )
     sections: list[Section] = [
         Section("overview", "Overview", intro, bullets=tuple(f"Warning: {w}" for w in data.warnings)),
@@ -377,7 +542,7 @@ def build(data: RollupData) -> tuple[Section, ...]:
             "summary",
             "Energy and emissions per model",
             ("Energy low/high apply each method's uncertainty (see Methodology).",),
-            (metric_table(data, "summary", SUMMARY_KEYS),),
+            (metric_table(data, units, "summary", SUMMARY_KEYS),),
         ),
         Section(
             "efficiency",
@@ -388,20 +553,20 @@ def build(data: RollupData) -> tuple[Section, ...]:
                 "estimate; emissions per request by those with resolved emissions. Wh per 1000 "
                 "requests is the AI Energy Score's unit.",
             ),
-            (metric_table(data, "efficiency", EFFICIENCY_KEYS),),
+            (metric_table(data, units, "efficiency", EFFICIENCY_KEYS),),
         ),
         Section(
             "timeseries",
             "Energy per month" if data.timeseries.granularity == "month" else "Energy per day",
             (),
-            (timeseries_table(data),),
+            (timeseries_table(data, units),),
             chart="chart-energy-time",
         ),
         Section(
             "methods",
             "Energy by estimation method",
             ("Measured is accelerator energy read from the hardware; the rest is estimated.",),
-            (metric_table(data, "methods", METHOD_KEYS),),
+            (metric_table(data, units, "methods", METHOD_KEYS),),
             chart="chart-energy-method",
         ),
         Section(
@@ -413,9 +578,10 @@ def build(data: RollupData) -> tuple[Section, ...]:
                 "because its site has no contractual factor.",
             ),
             (
-                metric_table(data, "emissions", EMISSIONS_KEYS),
+                metric_table(data, units, "emissions", EMISSIONS_KEYS),
                 metric_table(
                     data,
+                    units,
                     "coverage",
                     COVERAGE_KEYS,
                     COVERAGE_CAPTION,
@@ -430,7 +596,7 @@ def build(data: RollupData) -> tuple[Section, ...]:
             "compute",
             "Computational resources (AI Act Annex XI 1.2(d))",
             ("Inference compute is 2 x active parameters x tokens, where the model's size is known.",),
-            (metric_table(data, "compute", COMPUTE_KEYS),),
+            (metric_table(data, units, "compute", COMPUTE_KEYS),),
         ),
         Section(
             "model-card",
@@ -440,7 +606,7 @@ def build(data: RollupData) -> tuple[Section, ...]:
                 if data.training
                 else "The config has no [training] table: inference only",
             ),
-            (model_card_table(data),),
+            (model_card_table(data, model_card_units(data, units)),),
             bullets=tuple(
                 f"{t.model} training energy: {t.energy_basis}; emissions: {t.co2e_basis}"
                 + (f". Note: {t.note}" if t.note else "")
@@ -448,10 +614,19 @@ def build(data: RollupData) -> tuple[Section, ...]:
             ),
         ),
         Section(
+            "code-of-practice",
+            "GPAI Code of Practice: Model Documentation Form",
+            (
+                "Energy per model in MWh, measured or estimated, and inference compute in FLOP, "
+                "as the Model Documentation Form asks; the methodology follows.",
+            ),
+            (code_of_practice_table(data),),
+        ),
+        Section(
             "methodology",
             "Methodology",
             ("Generated from the config text stored in the ledger with the numbers.",),
-            subsections=tuple(methodology_section(m) for m in data.methodology),
+            subsections=tuple(methodology_section(m, units) for m in data.methodology),
         ),
         provenance_section(data),
     ]

@@ -11,7 +11,16 @@ from html import escape
 
 from wattledger.rollup import svg
 from wattledger.rollup.data import ENERGY_METHODS, RollupData
-from wattledger.rollup.document import Section, Table, build, fmt
+from wattledger.rollup.document import (
+    ALL_HARDWARE,
+    SYNTHETIC_NOTICE,
+    Section,
+    Table,
+    build,
+    doc_units,
+    fmt,
+    title,
+)
 
 CSS = """
 :root { color-scheme: light; }
@@ -30,13 +39,19 @@ th { background: #f2f4f7; text-align: left; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.hash { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 11px; word-break: break-all; }
 tr.total td { font-weight: 600; background: #fafafa; }
+tr.subtotal td { font-weight: 600; border-bottom: 2px solid #bbb; }
 td:first-child { white-space: nowrap; }
 .caption { font-size: 12px; color: #555; }
 figure { margin: 10px 0 6px; }
-figure svg { max-width: 760px; height: auto; display: block; }
+figure { width: 100%; }
+figure svg { width: 100%; height: auto; display: block; }
+.synthetic { background: #fff3cd; border: 2px solid #b8860b; color: #5c4300; font-weight: 700;
+             text-align: center; padding: 6px 10px; margin: 8px 0; letter-spacing: 0.02em; }
 figcaption { font-size: 12px; color: #555; }
 @media print {
-  @page { size: A4 landscape; margin: 12mm; }
+  @page { size: A4 landscape; margin: 14mm 12mm;
+          @bottom-right { content: "page " counter(page) " of " counter(pages);
+                          font: 8pt sans-serif; color: #555; } }
   body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
   .scroll { overflow: visible; }
   table { font-size: 8pt; page-break-inside: auto; }
@@ -54,12 +69,17 @@ def _table(table: Table) -> str:
     body = []
     for row in table.rows:
         cls = ' class="total"' if row and row[0].text.startswith("(all") else ""
+        if any(c.text == ALL_HARDWARE for c in row):  # a model's sum over its hardware rows
+            cls = ' class="subtotal"'
         cells = []
         for c in row:
             if c.numeric:
+                extra = f' data-unit="{escape(c.unit, quote=True)}"' if c.unit else ""
+                if c.hardware is not None:
+                    extra += f' data-hardware="{escape(c.hardware, quote=True)}"'
                 cells.append(
                     f'<td class="num" data-block="{c.block}" data-key="{escape(c.key or "", quote=True)}" '
-                    f'data-model="{escape(c.model or "", quote=True)}">{escape(c.text)}</td>'
+                    f'data-model="{escape(c.model or "", quote=True)}"{extra}>{escape(c.text)}</td>'
                 )
             elif len(c.text) == 64 and all(ch in "0123456789abcdef" for ch in c.text):
                 cells.append(f'<td class="hash">{escape(c.text)}</td>')
@@ -73,51 +93,61 @@ def _table(table: Table) -> str:
     )
 
 
-def _tick(value: float) -> str:
-    """Axis ticks are round numbers: no trailing zeros (0.25, not 0.2500)."""
-    return f"{value:.3g}"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def charts(data: RollupData) -> dict[str, str]:
     """The three charts, by id: energy over time per model (stacked), location vs market
-    emissions per model (grouped), energy by estimation method per model (stacked)."""
+    emissions per model (grouped), energy by estimation method per model (stacked); in the
+    document's units, each followed in its section by a table of the same numbers."""
+    units = doc_units(data)
+    e, c = units.energy, units.co2e
     ts = data.timeseries
-    short = [p[5:] if ts.granularity == "month" else p[8:] for p in ts.periods]
+    if ts.granularity == "month":
+        short = [MONTHS[int(p[5:7]) - 1] for p in ts.periods]
+        x_title = f"Month of {data.year} (UTC)"
+    else:
+        short = [str(int(p[8:10])) for p in ts.periods]
+        x_title = f"Day of {data.period_label.split(' (')[-1].rstrip(')')} (UTC)"
     names = [f.model for f in data.models]
     return {
         "chart-energy-time": svg.bar_chart(
             chart_id="chart-energy-time",
-            title=f"Energy per {ts.granularity} and model (MWh)",
+            title=f"Energy per {ts.granularity} and model ({e.symbol})",
             categories=ts.periods,
             labels=short,
             series=list(ts.energy_mwh.items()),
-            unit="MWh",
+            unit=e.symbol,
             stacked=True,
             fmt=fmt,
-            tick_fmt=_tick,
+            x_title=x_title,
+            thin_labels=True,
+            per_unit=e.per_json,
         ),
         "chart-emissions": svg.bar_chart(
             chart_id="chart-emissions",
-            title="Location-based vs market-based emissions per model (tCO2e)",
+            title=f"Location-based vs market-based emissions per model ({c.symbol})",
             categories=names,
             series=[
                 ("Location-based", [f.values.get("co2e_location_t") for f in data.models]),
                 ("Market-based", [f.values.get("co2e_market_t") for f in data.models]),
             ],
-            unit="tCO2e",
+            unit=c.symbol,
             stacked=False,
             fmt=fmt,
-            tick_fmt=_tick,
+            x_title="Model",
+            per_unit=c.per_json,
         ),
         "chart-energy-method": svg.bar_chart(
             chart_id="chart-energy-method",
-            title="Energy by estimation method per model (MWh)",
+            title=f"Energy by estimation method per model ({e.symbol})",
             categories=names,
             series=[(m, [f.values.get(f"energy_{m}_mwh") for f in data.models]) for m in ENERGY_METHODS],
-            unit="MWh",
+            unit=e.symbol,
             stacked=True,
             fmt=fmt,
-            tick_fmt=_tick,
+            x_title="Model",
+            per_unit=e.per_json,
         ),
     }
 
@@ -136,19 +166,34 @@ def _section(section: Section, level: int, figures: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
+#: Printed pages carry the mark in their top and bottom margins (CSS page-margin boxes), so a
+#: page torn from the PDF still says SYNTHETIC; the screen shows the banners above and below.
+SYNTHETIC_PRINT_CSS = """
+@media print {
+  @page { @top-center { content: "SYNTHETIC DATA: not measurements of any real fleet";
+                        font: bold 9pt sans-serif; color: #5c4300; }
+          @bottom-center { content: "SYNTHETIC DATA"; font: bold 9pt sans-serif; color: #5c4300; } }
+}
+""".strip()
+
+
 def to_html(data: RollupData) -> str:
     """The whole document as one HTML5 file (also well-formed XML, so it can be parsed strictly)."""
-    scope = f" — {data.model_filter}" if data.model_filter else ""
-    title = f"Inference energy and emissions, {data.period_label}{scope}"
+    heading = title(data)
     figures = charts(data) if data.models else {}
     body = "\n".join(_section(s, 2, figures) for s in build(data))
+    css = f"{CSS}\n{SYNTHETIC_PRINT_CSS}" if data.synthetic else CSS
+    banner = f'<p class="synthetic" role="note">{escape(SYNTHETIC_NOTICE)}</p>\n' if data.synthetic else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8"/>\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>\n'
-        f"<title>{escape(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n"
-        f"<h1>{escape(title)}</h1>\n"
+        f"<title>{escape(heading)}</title>\n<style>\n{css}\n</style>\n</head>\n<body>\n"
+        + (f'<header class="synthetic-header">{banner}</header>\n' if banner else "")
+        + f"<h1>{escape(heading)}</h1>\n"
         f'<p class="meta">Generated by wattledger from ledger {escape(data.ledger_name)}; '
         f"period {escape(data.period_start)} to {escape(data.period_end)} (UTC).</p>\n"
-        f"{body}\n</body>\n</html>\n"
+        f"{body}\n"
+        + (f'<footer class="synthetic-footer">{banner}</footer>\n' if banner else "")
+        + "</body>\n</html>\n"
     )

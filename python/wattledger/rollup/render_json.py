@@ -14,7 +14,7 @@ from typing import Any
 
 from wattledger.formatting import dumps_json, exact
 from wattledger.rollup.data import METRICS, ModelFigures, RollupData, Training
-from wattledger.rollup.document import fmt
+from wattledger.rollup.document import energy_basis, fmt
 
 SCHEMA = "wattledger.rollup/1"
 
@@ -23,19 +23,10 @@ def _figures(fig: ModelFigures) -> dict[str, Any]:
     return {
         "model": fig.model,
         "hardware": list(fig.hardware),
+        # Per accelerator (the model card's rows); the total row has none.
+        "by_hardware": [{k: exact(v) for k, v in asdict(h).items()} for h in fig.by_hardware],
         **{m.key: exact(fig.values.get(m.key)) for m in METRICS},
     }
-
-
-def _basis(fig: ModelFigures) -> str:
-    share = fig.values.get("share_measured_pct")
-    if share is None:
-        return "unknown: no energy estimate"
-    if share >= 100.0:
-        return "measured"
-    if share <= 0.0:
-        return "estimated"
-    return f"partly measured ({fmt(share)} % of energy measured, the rest estimated)"
 
 
 def methodology_text(data: RollupData) -> str:
@@ -68,8 +59,8 @@ def _form(data: RollupData) -> list[dict[str, Any]]:
                 "inference": {
                     "period": data.period_label,
                     "energy_mwh": exact(energy),
-                    "energy_mwh_reported": fmt(energy),  # 4 significant figures (form: >= 2)
-                    "energy_basis": _basis(fig),
+                    "energy_mwh_reported": fmt(energy),  # MWh, 4 significant figures (form: >= 2), fixed
+                    "energy_basis": energy_basis(fig.values.get("share_measured_pct")),
                     "compute_flops": exact(fig.values.get("flops")),
                     "compute_description": (
                         "production inference traffic served in the period (fleet request logs), "
@@ -108,6 +99,8 @@ def to_dict(data: RollupData) -> dict[str, Any]:
             "data_last_hour_end": data.data_last_hour_end,
         },
         "model_filter": data.model_filter,
+        # True when a pack behind the period's rows declares its figures synthetic.
+        "synthetic": data.synthetic,
         "units": {m.key: m.unit for m in METRICS},
         "models": [_figures(f) for f in data.models],
         "total": _figures(data.total),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wattledger.formatting import escape_markdown_cell, escape_terminal
 from wattledger.rollup.data import RollupData
-from wattledger.rollup.document import Section, Table, build
+from wattledger.rollup.document import SYNTHETIC_NOTICE, Section, Table, build, title
 
 
 def _escape(text: str) -> str:
@@ -40,9 +40,13 @@ def _section(section: Section, level: int) -> list[str]:
 
 
 def to_markdown(data: RollupData) -> str:
-    """The whole document; deterministic for a given ledger (no wall-clock time)."""
-    scope = f" — {escape_terminal(data.model_filter)}" if data.model_filter else ""
-    lines = [f"# Inference energy and emissions, {data.period_label}{scope}", ""]
+    """The whole document; deterministic for a given ledger (no wall-clock time). Synthetic
+    data says so in the title and in a line at the top and at the bottom."""
+    lines = [f"# {escape_terminal(title(data))}", ""]
+    if data.synthetic:
+        lines += [f"**{SYNTHETIC_NOTICE}**", ""]
     for section in build(data):
         lines += _section(section, 2)
+    if data.synthetic:
+        lines += ["---", "", f"**{SYNTHETIC_NOTICE}**", ""]
     return "\n".join(lines).rstrip() + "\n"

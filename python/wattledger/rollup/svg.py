@@ -4,15 +4,26 @@ Why hand-written: the HTML report must be one self-contained file that opens off
 prints to PDF, with no scripts; a plotting dependency would bring either scripts or raster
 images. Bars, axes and a legend are all a compliance report needs.
 
+Layout is computed here, not left to the browser, so it must hold for any number of series and
+categories: the legend wraps over as many lines as its names need; x labels stay horizontal
+while they fit, are thinned on a time axis (every 2nd, 5th... day) and rotated on a category
+axis (every model keeps its name); ticks fall on 1/2/5 x 10^k. Text widths are estimated with
+:data:`CHAR_W`, a width no character of the 12 px sans-serif fonts exceeds on average, so the
+estimate errs towards more room.
+
 Each series is a ``<g class="series" data-series="NAME">`` and each bar carries
-``data-category`` and ``data-value`` (the exact number), so tests can read the charts back.
+``data-category`` and ``data-value`` (the exact number of the JSON document, in its unit), so
+tests can read the charts back; legend entries are ``<text class="legend">``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from html import escape
+
+from wattledger.rollup.units import tick_label, tick_step
 
 #: Okabe-Ito: distinguishable for the common colour-vision deficiencies, and in greyscale print.
 PALETTE: tuple[str, ...] = (
@@ -28,17 +39,73 @@ PALETTE: tuple[str, ...] = (
 
 Series = tuple[str, Sequence[float | None]]
 
+#: The chart's drawing width (viewBox units); the SVG itself scales to 100% of the page.
+WIDTH = 1160
+FONT = 12
+#: Estimated advance of one character at FONT px (generous: wide glyphs, bold fallbacks).
+CHAR_W = 7.4
+LINE_H = 16
+PLOT_H = 300
+SWATCH = 12
 
-def nice_max(value: float) -> float:
-    """The smallest 1/2/2.5/5 x 10^k at or above ``value`` (axis top)."""
-    if value <= 0 or not math.isfinite(value):
-        return 1.0
-    exp = math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        top = step * 10.0**exp
-        if top >= value * (1 - 1e-12):
-            return top
-    return 10.0 ** (exp + 1)
+
+def text_width(text: str, font: float = FONT) -> float:
+    """Estimated width of ``text`` at ``font`` px."""
+    return len(text) * CHAR_W * font / FONT
+
+
+@dataclass(frozen=True)
+class LegendItem:
+    name: str
+    x: float
+    y: float  # baseline of the text
+
+
+def legend_layout(names: Sequence[str], x0: float, x1: float, y0: float) -> tuple[list[LegendItem], float]:
+    """Legend entries laid out left to right, wrapping to a new line before ``x1``; returns the
+    items and the y below the last line."""
+    items, x, y = [], x0, y0 + LINE_H - 4
+    for name in names:
+        w = SWATCH + 5 + text_width(name) + 18
+        if x > x0 and x + w > x1:
+            x, y = x0, y + LINE_H + 2
+        items.append(LegendItem(name, x, y))
+        x += w
+    return items, (y + 6 if names else y0)
+
+
+@dataclass(frozen=True)
+class XLabels:
+    """How the category labels are written: every ``every``-th one, at ``angle`` degrees."""
+
+    every: int
+    angle: int  # 0, -45 or -90
+    height: float  # vertical room the labels take below the axis
+
+
+def x_label_layout(labels: Sequence[str], slot: float, *, thin: bool) -> XLabels:
+    """Horizontal labels while the widest fits its slot; otherwise a time axis keeps one label
+    in ``every`` (round steps: 1, 2, 5, 10...) and a category axis rotates its labels so that
+    every category keeps its name (only when even upright ones cannot fit are they thinned)."""
+    widest = max((text_width(t) for t in labels), default=0.0)
+    gap = 8.0
+    if widest + gap <= slot:
+        return XLabels(1, 0, LINE_H + 4)
+    if thin:
+        every = next(k for k in _round_steps() if k * slot >= widest + gap)
+        return XLabels(every, 0, LINE_H + 4)
+    line = FONT + 3  # distance between the baselines of two rotated neighbours must exceed this
+    if slot * math.sin(math.radians(45)) >= line:
+        return XLabels(1, -45, widest * math.sin(math.radians(45)) + FONT + 10)
+    every = max(1, math.ceil(line / slot))
+    return XLabels(every, -90, widest + 12)
+
+
+def _round_steps() -> Sequence[int]:
+    steps = []
+    for exp in range(0, 9):
+        steps += [m * 10**exp for m in (1, 2, 5)]
+    return steps
 
 
 def _attr(value: object) -> str:
@@ -54,64 +121,91 @@ def bar_chart(
     unit: str,
     stacked: bool,
     fmt: Callable[[float], str],
-    tick_fmt: Callable[[float], str] | None = None,
     labels: Sequence[str] | None = None,
-    width: int = 760,
-    height: int = 320,
+    x_title: str = "",
+    thin_labels: bool = False,
+    per_unit: float = 1.0,
+    width: int = WIDTH,
     colors: Sequence[str] = PALETTE,
 ) -> str:
-    """A vertical bar chart, stacked or grouped. ``None`` values draw nothing (no estimate is
-    not zero energy); the y axis starts at 0 so bar lengths compare honestly."""
+    """A vertical bar chart, stacked or grouped. Values are in the JSON unit; they are drawn
+    and labelled in ``unit`` (value / ``per_unit``). ``None`` values draw nothing (no estimate
+    is not zero energy); the y axis starts at 0 so bar lengths compare honestly."""
     labels = list(labels) if labels is not None else list(categories)
-    left, right, top, bottom = 78, 16, 44, 58
-    plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(categories), 1)
+
+    def shown(v: float) -> float:
+        return v / per_unit
+
     if stacked:
-        peaks = [sum(v or 0.0 for _, vals in series for v in [vals[i]]) for i in range(len(categories))]
+        peaks = [sum(shown(vals[i] or 0.0) for _, vals in series) for i in range(len(categories))]
     else:
-        peaks = [v or 0.0 for _, vals in series for v in vals]
-    y_top = nice_max(max(peaks, default=0.0))
+        peaks = [shown(v or 0.0) for _, vals in series for v in vals]
+    peak = max(peaks, default=0.0)
+    step = tick_step(peak)
+    y_top = max(step, math.ceil(peak / step * (1 - 1e-12)) * step)
+    ticks = [step * k for k in range(round(y_top / step) + 1)]
+    tick_texts = [tick_label(t, step) for t in ticks]
+
+    left = 30 + max(text_width(t, 11) for t in tick_texts) + 8
+    right = 16
+    plot_w = width - left - right
     slot = plot_w / n
+    legend, legend_bottom = legend_layout([name for name, _ in series], left, width - right, 8)
+    top = legend_bottom + 14
+    xl = x_label_layout(labels, slot, thin=thin_labels)
+    bottom = xl.height + (LINE_H + 8 if x_title else 8)
+    height = math.ceil(top + PLOT_H + bottom)
     bar_w = slot * 0.7 if stacked else slot * 0.8 / max(len(series), 1)
 
     def y(v: float) -> float:
-        return top + plot_h - (v / y_top) * plot_h
+        return top + PLOT_H - (v / y_top) * PLOT_H
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{_attr(chart_id)}" class="chart" '
         f'viewBox="0 0 {width} {height}" width="100%" role="img" aria-labelledby="{_attr(chart_id)}-title">',
         f'<title id="{_attr(chart_id)}-title">{escape(title)}</title>',
     ]
-    # axis and grid
-    for k in range(5):
-        v = y_top * k / 4
+    for v, text in zip(ticks, tick_texts, strict=True):
         yy = y(v)
         out.append(
-            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" '
+            f'<line class="grid" x1="{left:.1f}" x2="{left + plot_w:.1f}" y1="{yy:.1f}" y2="{yy:.1f}" '
             'stroke="#ddd" stroke-width="1"/>'
         )
         out.append(
-            f'<text class="tick" x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11">'
-            f"{escape((tick_fmt or fmt)(v))}</text>"
+            f'<text class="tick" x="{left - 6:.1f}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
+            f'data-value="{v!r}">{escape(text)}</text>'
         )
+    mid = top + PLOT_H / 2
     out.append(
-        f'<text class="axis-label" x="14" y="{top + plot_h / 2:.1f}" font-size="11" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{escape(unit)}</text>'
+        f'<text class="axis-label" x="14" y="{mid:.1f}" font-size="{FONT}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {mid:.1f})">{escape(unit)}</text>'
     )
     out.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
+        f'<line x1="{left:.1f}" x2="{left + plot_w:.1f}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
         'stroke="#333" stroke-width="1"/>'
     )
-    every = max(1, math.ceil(n / 16))  # at most ~16 x labels: days of a month would overlap
+    base_y = top + PLOT_H
     for i, label in enumerate(labels):
-        if i % every:
+        if i % xl.every:
             continue
         x = left + slot * (i + 0.5)
+        if xl.angle == 0:
+            out.append(
+                f'<text class="category" x="{x:.1f}" y="{base_y + LINE_H:.1f}" text-anchor="middle" '
+                f'font-size="{FONT}">{escape(label)}</text>'
+            )
+        else:
+            ly = base_y + 10
+            out.append(
+                f'<text class="category" x="{x:.1f}" y="{ly:.1f}" text-anchor="end" font-size="{FONT}" '
+                f'transform="rotate({xl.angle} {x:.1f} {ly:.1f})">{escape(label)}</text>'
+            )
+    if x_title:
         out.append(
-            f'<text class="category" x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-            f'font-size="11">{escape(label)}</text>'
+            f'<text class="axis-label" x="{left + plot_w / 2:.1f}" y="{base_y + xl.height + LINE_H:.1f}" '
+            f'font-size="{FONT}" text-anchor="middle">{escape(x_title)}</text>'
         )
-    # bars
     base = [0.0] * len(categories)
     for s_index, (name, values) in enumerate(series):
         color = colors[s_index % len(colors)]
@@ -119,26 +213,30 @@ def bar_chart(
         for i, value in enumerate(values):
             if value is None:
                 continue
+            v = shown(value)
             if stacked:
                 x = left + slot * i + (slot - bar_w) / 2
-                y0, y1 = y(base[i] + value), y(base[i])
-                base[i] += value
+                y0, y1 = y(base[i] + v), y(base[i])
+                base[i] += v
             else:
                 x = left + slot * i + slot * 0.1 + bar_w * s_index
-                y0, y1 = y(value), y(0)
+                y0, y1 = y(v), y(0)
             out.append(
                 f'<rect x="{x:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" height="{max(y1 - y0, 0):.1f}" '
                 f'data-category="{_attr(categories[i])}" data-value="{value!r}">'
-                f"<title>{escape(name)}, {escape(labels[i])}: {escape(fmt(value))} {escape(unit)}</title>"
+                f"<title>{escape(name)}, {escape(labels[i])}: {escape(fmt(v))} {escape(unit)}</title>"
                 "</rect>"
             )
         out.append("</g>")
-    # legend, above the plot
-    x = left
-    for s_index, (name, _) in enumerate(series):
+    for s_index, item in enumerate(legend):
         color = colors[s_index % len(colors)]
-        out.append(f'<rect class="legend" x="{x}" y="12" width="12" height="12" fill="{color}"/>')
-        out.append(f'<text class="legend" x="{x + 16}" y="22" font-size="12">{escape(name)}</text>')
-        x += 28 + 7 * len(name)
+        out.append(
+            f'<rect class="legend" x="{item.x:.1f}" y="{item.y - SWATCH + 1:.1f}" width="{SWATCH}" '
+            f'height="{SWATCH}" fill="{color}" stroke="#555" stroke-width="0.5"/>'
+        )
+        out.append(
+            f'<text class="legend" x="{item.x + SWATCH + 5:.1f}" y="{item.y:.1f}" '
+            f'font-size="{FONT}">{escape(item.name)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
