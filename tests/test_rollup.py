@@ -29,6 +29,7 @@ from wattledger.cli import app
 from wattledger.ledger import ConfigIdentity, FileStamp, LedgerWriter, RunInfo, SourceRead, connect_ledger
 from wattledger.rollup import METRICS, TOTAL, Rollup, rollup
 from wattledger.rollup.data import ENERGY_METHODS
+from wattledger.rollup.units import CO2E_UNITS, ENERGY_UNITS
 
 GOLDEN = Path(__file__).parent / "golden"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -361,7 +362,24 @@ def assert_shown(text: str, value: Any, where: str) -> None:
             assert len(re.sub(r"e.*|[^0-9]", "", text).lstrip("0")) >= 2 or value == int(value), text
 
 
-HEADER_TO_KEY = {m.header: m.key for m in METRICS}
+LABEL_TO_KEY = {m.label: m.key for m in METRICS}
+#: Documents show energy and emissions in a unit chosen for their magnitude (kWh, kgCO2e...);
+#: the JSON keeps MWh and tCO2e. A shown figure is compared in its shown unit.
+PER_JSON = {u.symbol: u.per_json for u in (*ENERGY_UNITS, *CO2E_UNITS)}
+
+
+def split_header(header: str) -> tuple[str, str]:
+    """``"Energy (kWh)"`` -> ``("Energy", "kWh")``."""
+    m = re.fullmatch(r"(.*) \(([^()]*)\)", header)
+    assert m, header
+    return m[1], m[2]
+
+
+def in_unit(value: Any, unit: str | None) -> Any:
+    """A JSON value (MWh, tCO2e, or any other unit) in the shown ``unit``."""
+    if value is None or unit not in PER_JSON:
+        return value
+    return value / PER_JSON[unit]
 
 
 def _md_tables(md: str) -> list[list[list[str]]]:
@@ -379,38 +397,62 @@ def _md_tables(md: str) -> list[list[list[str]]]:
     return tables
 
 
+def _is_metric_table(header: list[str]) -> bool:
+    return header[0] == "Model" and all(
+        "(" in h and split_header(h)[0] in LABEL_TO_KEY for h in header[1:]
+    )
+
+
 def _check_rows(tables: list[list[list[str]]], doc: dict) -> int:
-    """Compare every numeric cell of the per-model, model-card and time tables with the JSON;
-    returns how many cells were checked (so a parser that finds nothing fails)."""
+    """Compare every numeric cell of the per-model, model-card, Code of Practice and time tables
+    with the JSON; returns how many cells were checked (so a parser that finds nothing fails)."""
     models = {m["model"]: m for m in doc["models"]}
     models[TOTAL] = doc["total"]
     training = {t["model"]: t for t in doc["training"]}
+    form = {f["model"]: f for f in doc["model_documentation_form"]}
     series = doc["energy_over_time"]
     checked = 0
     for tab in tables:
         header, rows = tab[0], tab[1:]
-        if header[0] == "Model" and len(header) > 1 and header[1] == "Phase":
-            col = {
-                "GPU hours (GPU-h)": "gpu_hours",
-                "Energy (MWh)": "energy_mwh",
-                "Location-based (tCO2e)": "co2e_location_t",
-                "Market-based (tCO2e)": "co2e_market_t",
-            }
+        if header[:4] == ["Model", "Phase", "Hardware", "Power (W, board TDP)"]:
+            col = {"GPU hours": "gpu_hours", "Energy": "energy_mwh"}
+            col |= {"Location-based": "co2e_location_t", "Market-based": "co2e_market_t"}
             for row in rows:
-                src = training[row[0]] if row[1] == "training" else models[row[0]]
-                for h, key in col.items():
-                    assert_shown(row[header.index(h)], src[key], f"card {row[0]} {row[1]} {key}")
+                if row[1] == "training":
+                    src = training[row[0]]
+                elif row[2] == "(all hardware)":
+                    src = models[row[0]]
+                else:
+                    hw = None if row[2] == "(not recorded)" else row[2]
+                    (src,) = [h for h in models[row[0]]["by_hardware"] if h["hardware"] == hw]
+                    assert_shown(row[3], src["tdp_w"], f"card {row[0]} {row[2]} power")
+                for i, h in enumerate(header[4:], start=4):
+                    label, unit = split_header(h)
+                    key = col[label]
+                    assert_shown(row[i], in_unit(src[key], unit), f"card {row[0]} {row[1]} {row[2]} {key}")
                     checked += 1
-        elif header[0] == "Model" and all(h in HEADER_TO_KEY for h in header[1:]):
+        elif header[:3] == ["Model", "Phase", "Energy (MWh)"]:  # Code of Practice: MWh, as asked
+            for row in rows:
+                entry = form[row[0]][row[1]]
+                assert_shown(row[2], entry["energy_mwh"], f"form {row[0]} {row[1]}")
+                assert row[2] == entry["energy_mwh_reported"]
+                assert row[3] == entry["energy_basis"]
+                if row[1] == "inference":
+                    assert_shown(row[4], entry["compute_flops"], f"form {row[0]} flops")
+                checked += 1
+        elif _is_metric_table(header):
             for row in rows:
                 for h, text in zip(header[1:], row[1:], strict=True):
-                    assert_shown(text, models[row[0]][HEADER_TO_KEY[h]], f"{row[0]} {h}")
+                    label, unit = split_header(h)
+                    value = in_unit(models[row[0]][LABEL_TO_KEY[label]], unit)
+                    assert_shown(text, value, f"{row[0]} {h}")
                     checked += 1
         elif header[0] in ("Month", "Day (UTC)"):
             for row in rows:
                 i = series["periods"].index(row[0])
                 for h, text in zip(header[1:], row[1:], strict=True):
-                    assert_shown(text, series["energy_mwh"][h.removesuffix(" (MWh)")][i], f"{row[0]} {h}")
+                    name, unit = split_header(h)
+                    assert_shown(text, in_unit(series["energy_mwh"][name][i], unit), f"{row[0]} {h}")
                     checked += 1
     return checked
 
@@ -448,9 +490,14 @@ def test_html_numbers_equal_json(year: Rollup) -> None:
             value = models[model][key]
         elif block == "training":
             value = training[model][key]
+        elif block == "hardware":
+            hw = td.get("data-hardware")
+            hw = None if hw == "(not recorded)" else hw
+            (entry,) = [h for h in models[model]["by_hardware"] if h["hardware"] == hw]
+            value = entry[key]
         else:
             value = series["energy_mwh"][model][series["periods"].index(key)]
-        assert_shown(td.text or "", value, f"{block} {model} {key}")
+        assert_shown(td.text or "", in_unit(value, td.get("data-unit")), f"{block} {model} {key}")
 
 
 def test_csv_equals_json_exactly(year: Rollup) -> None:
@@ -566,7 +613,9 @@ def test_training_section(year: Rollup) -> None:
     assert form["llama-3.1-8b"]["inference"]["compute_flops"] == llama_inference["flops"]
     md = year.to_markdown()
     card = md.split("## Model card")[1].split("## Methodology")[0]
-    assert "| llama-3.1-8b | training | nvidia-h100-sxm | 1,460,000 | 700.0 | 1,175 |" in card
+    # hardware and its power side by side (issue 15), then GPU hours and energy in MWh: the
+    # training figures set the card's unit
+    assert "| llama-3.1-8b | training | nvidia-h100-sxm | 700 | 1,460,000 | 1,175 |" in card
     assert "| llama-3.1-8b | inference |" in card
 
 

@@ -107,7 +107,7 @@ class HardwareFigures:
 
     hardware: str | None
     tdp_w: float | None
-    requests: int
+    requests: float | int  # whole counts as int, like the per-model figures
     gpu_hours: float | None
     energy_mwh: float | None
     co2e_location_t: float | None
@@ -702,7 +702,7 @@ def gather(
                 HardwareFigures(
                     hw,
                     _tdp(methodology, hw),
-                    int(requests or 0),
+                    _count(requests),
                     _f(gpu_hours),
                     _scale(_f(kwh), 1e-3),
                     _scale(_f(loc), 1e-3),
@@ -773,6 +773,11 @@ def gather(
         warnings=tuple(warnings),
         synthetic=any(is_synthetic_pack(m.description) for m in methodology),
     )
+
+
+def _count(value: Any) -> float | int:
+    count = float(value or 0)
+    return int(count) if count.is_integer() else count
 
 
 def is_synthetic_pack(description: str | None) -> bool:

@@ -238,7 +238,7 @@ class _CardRow:
     hardware: str | None = None
 
 
-def model_card_table(data: RollupData, units: DocUnits) -> Table:
+def model_card_table(data: RollupData, units: DocUnits, document: DocUnits | None = None) -> Table:
     """Public model-card style: per model, training (when the config has it) and inference,
     one row per hardware with that hardware's board power beside it (a model served on several
     accelerators gets a row for each and one for all of them)."""
@@ -291,7 +291,13 @@ def model_card_table(data: RollupData, units: DocUnits) -> Table:
         rows,
         "models",
         "One row per model, phase and hardware: power is the board power (TDP) of that hardware "
-        "in the config, as public model cards give it.",
+        "in the config, as public model cards give it."
+        + (
+            f" Energy in {units.energy.symbol} and emissions in {units.co2e.symbol} here: the "
+            "training figures set this table's units."
+            if document is not None and units != document
+            else ""
+        ),
     )
 
 
@@ -606,7 +612,7 @@ def build(data: RollupData) -> tuple[Section, ...]:
                 if data.training
                 else "The config has no [training] table: inference only",
             ),
-            (model_card_table(data, model_card_units(data, units)),),
+            (model_card_table(data, model_card_units(data, units), units),),
             bullets=tuple(
                 f"{t.model} training energy: {t.energy_basis}; emissions: {t.co2e_basis}"
                 + (f". Note: {t.note}" if t.note else "")
