@@ -107,11 +107,23 @@ def _label_box(t: ET.Element) -> tuple[float, float, float]:
 def assert_x_labels_apart(chart: ET.Element) -> None:
     labels = [_label_box(t) for t in _texts(chart, "category")]
     assert labels, chart.get("id")
+    width = float((chart.get("viewBox") or "").split()[2])
+    for x, angle, w in labels:  # inside the drawing, not clipped at either edge
+        reach = w / 2 if angle == 0 else w * math.cos(math.radians(-angle))
+        assert x - reach >= 0 and (angle != 0 or x + reach <= width), (chart.get("id"), x, w, angle)
     for (x0, angle, w0), (x1, _, w1) in itertools.pairwise(labels):
         if angle == 0:  # centred: half of each label on either side, plus a gap
             assert x1 - x0 >= (w0 + w1) / 2 + 2, (chart.get("id"), x0, x1, w0, w1)
         else:  # parallel rotated lines: their distance across the text must hold a line
             assert (x1 - x0) * math.sin(math.radians(-angle)) >= svg.FONT, (chart.get("id"), x0, x1)
+
+
+def assert_fills_distinct(chart: ET.Element) -> None:
+    """Each series its own fill (colours, then hatched colours), legend swatch included."""
+    fills = [g.get("fill") for g in chart.iter(f"{SVG}g") if g.get("class") == "series"]
+    swatches = [r.get("fill") for r in chart.iter(f"{SVG}rect") if r.get("class") == "legend"]
+    assert swatches == fills
+    assert len(set(fills)) == min(len(fills), len(svg.PALETTE) * (1 + len(svg.HATCHES))), fills
 
 
 def assert_round_ticks(chart: ET.Element) -> None:
@@ -191,6 +203,7 @@ def test_any_number_of_series_and_categories_stays_readable(
     assert_legend_names_every_series(chart)
     assert_x_labels_apart(chart)
     assert_round_ticks(chart)
+    assert_fills_distinct(chart)
     shown = _texts(chart, "category")
     assert shown[0].text is not None and shown[0].text.startswith("cat-000")
     if not thin and n_categories <= 60:  # a category axis names every model

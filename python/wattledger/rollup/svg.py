@@ -108,6 +108,34 @@ def _round_steps() -> Sequence[int]:
     return steps
 
 
+#: Stripes laid over the palette's colours once they run out: (angle, stripe width), so the
+#: 9th series is blue with white stripes, not a second plain blue.
+HATCHES: tuple[tuple[int, float], ...] = ((45, 2.0), (-45, 2.0), (0, 1.5), (90, 1.5))
+
+
+def _fills(chart_id: str, count: int, colors: Sequence[str], out: list[str]) -> list[str]:
+    """One distinct fill per series: the plain colours first, then the colours hatched (their
+    patterns are added to ``out`` as ``<defs>``). Past colours x (1 + hatches) fills repeat;
+    the legend and the table beside the chart still name every series."""
+    fills, defs = [], []
+    for i in range(count):
+        color, cycle = colors[i % len(colors)], (i // len(colors)) % (len(HATCHES) + 1)
+        if cycle == 0:
+            fills.append(color)
+            continue
+        angle, stripe = HATCHES[cycle - 1]
+        pid = f"{chart_id}-fill-{i}"
+        defs.append(
+            f'<pattern id="{_attr(pid)}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate({angle})"><rect width="6" height="6" fill="{color}"/>'
+            f'<rect width="{stripe}" height="6" fill="#fff"/></pattern>'
+        )
+        fills.append(f"url(#{pid})")
+    if defs:
+        out.append("<defs>" + "".join(defs) + "</defs>")
+    return fills
+
+
 def _attr(value: object) -> str:
     return escape(str(value), quote=True)
 
@@ -148,12 +176,29 @@ def bar_chart(
     tick_texts = [tick_label(t, step) for t in ticks]
 
     left = 30 + max(text_width(t, 11) for t in tick_texts) + 8
-    right = 16
+    right = 16.0
     plot_w = width - left - right
     slot = plot_w / n
     legend, legend_bottom = legend_layout([name for name, _ in series], left, width - right, 8)
     top = legend_bottom + 14
     xl = x_label_layout(labels, slot, thin=thin_labels)
+    for _ in range(3):  # labels reaching past either edge: widen that margin, lay out again
+        shown_at = range(0, len(labels), xl.every)
+        if xl.angle == -45:  # slanting left from under their bar
+            cos = math.cos(math.radians(45))
+            need_left = max(text_width(labels[i]) * cos + FONT - (i + 0.5) * slot for i in shown_at)
+            need_right = 0.0
+        elif xl.angle == 0:  # centred under their bar
+            need_left = max(text_width(labels[i]) / 2 + 2 - (i + 0.5) * slot for i in shown_at)
+            need_right = max(text_width(labels[i]) / 2 + 2 - (n - i - 0.5) * slot for i in shown_at)
+        else:
+            break
+        if need_left <= left and need_right <= right:
+            break
+        left, right = max(left, need_left + 2), max(right, need_right + 2)
+        plot_w = width - left - right
+        slot = plot_w / n
+        xl = x_label_layout(labels, slot, thin=thin_labels)
     bottom = xl.height + (LINE_H + 8 if x_title else 8)
     height = math.ceil(top + PLOT_H + bottom)
     bar_w = slot * 0.7 if stacked else slot * 0.8 / max(len(series), 1)
@@ -206,10 +251,10 @@ def bar_chart(
             f'<text class="axis-label" x="{left + plot_w / 2:.1f}" y="{base_y + xl.height + LINE_H:.1f}" '
             f'font-size="{FONT}" text-anchor="middle">{escape(x_title)}</text>'
         )
+    fills = _fills(chart_id, len(series), colors, out)
     base = [0.0] * len(categories)
     for s_index, (name, values) in enumerate(series):
-        color = colors[s_index % len(colors)]
-        out.append(f'<g class="series" data-series="{_attr(name)}" fill="{color}">')
+        out.append(f'<g class="series" data-series="{_attr(name)}" fill="{fills[s_index]}">')
         for i, value in enumerate(values):
             if value is None:
                 continue
@@ -229,10 +274,9 @@ def bar_chart(
             )
         out.append("</g>")
     for s_index, item in enumerate(legend):
-        color = colors[s_index % len(colors)]
         out.append(
             f'<rect class="legend" x="{item.x:.1f}" y="{item.y - SWATCH + 1:.1f}" width="{SWATCH}" '
-            f'height="{SWATCH}" fill="{color}" stroke="#555" stroke-width="0.5"/>'
+            f'height="{SWATCH}" fill="{fills[s_index]}" stroke="#555" stroke-width="0.5"/>'
         )
         out.append(
             f'<text class="legend" x="{item.x + SWATCH + 5:.1f}" y="{item.y:.1f}" '
