@@ -340,7 +340,8 @@ def code_of_practice_table(data: RollupData) -> Table:
             Cell(phase),
             Cell(e_text, "energy_mwh", e, model, True, block, MWH.symbol),
             Cell(basis),
-            Cell(f_text, "flops", f, model, True, block) if f is not None else Cell(NA),
+            # training compute is not in the form's inference block: shown n/a, keyed to nothing
+            Cell(f_text, "flops" if block == "models" else None, f, model, True, block),
         )
         for (model, phase, e, basis, f, block), e_text, f_text in zip(raw, energy, flops, strict=True)
     )
