@@ -398,9 +398,7 @@ def _md_tables(md: str) -> list[list[list[str]]]:
 
 
 def _is_metric_table(header: list[str]) -> bool:
-    return header[0] == "Model" and all(
-        "(" in h and split_header(h)[0] in LABEL_TO_KEY for h in header[1:]
-    )
+    return header[0] == "Model" and all("(" in h and split_header(h)[0] in LABEL_TO_KEY for h in header[1:])
 
 
 def _check_rows(tables: list[list[list[str]]], doc: dict) -> int:
