@@ -85,23 +85,27 @@ def records(fleet: FleetFiles) -> pl.DataFrame:
     frame = wl.read_logs(fleet.logs["jsonl"], config=fleet.config).drop("source", "line", "weight")
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     return frame.with_columns(
-        ts=pl.datetime_range(start, start + dt.timedelta(hours=frame.height - 1), "1h", eager=True, time_zone="UTC"),
+        ts=pl.datetime_range(
+            start, start + dt.timedelta(hours=frame.height - 1), "1h", eager=True, time_zone="UTC"
+        ),
         cache_hit=pl.when(pl.int_range(pl.len()) % 13 == 0).then(True).otherwise(None),
     )
 
 
-def polars_energy(frame: pl.DataFrame, columns: tuple[str, ...], config: object, **extra: str) -> pl.DataFrame:
+def polars_energy(
+    frame: pl.DataFrame, columns: tuple[str, ...], config: object, **extra: str
+) -> pl.DataFrame:
     kw = {c: c for c in columns if c != "model"}
     return frame.select(
-        wlp.energy_wh(model="model", config=config, **kw, **extra),  # type: ignore[arg-type]
-        wlp.energy_method(model="model", config=config, **kw, **extra),  # type: ignore[arg-type]
+        wlp.energy_wh(model="model", config=config, **kw, **extra),
+        wlp.energy_method(model="model", config=config, **kw, **extra),
     )
 
 
 def duckdb_energy(frame: pl.DataFrame, columns: tuple[str, ...], config: object) -> pl.DataFrame:
     con = duckdb.connect()
     try:
-        wl.register(con, config=config)  # type: ignore[arg-type]
+        wl.register(con, config=config)
         suffix = "_at" if "site" in columns else ""
         args = ", ".join(columns)
         con.register("frame", frame.select(columns))
@@ -127,7 +131,9 @@ def test_expression_equals_the_duckdb_function_row_by_row(
     assert ours.equals(theirs)  # nulls in the same rows, every float bit for bit
     methods = set(ours["method"].drop_nulls())
     assert methods >= {"measured", "tokens", "gpu_time", "flops", "none"}, methods
-    assert ours.filter(pl.col("method") == "none")["energy_wh"].null_count() == (ours["method"] == "none").sum()
+    assert (
+        ours.filter(pl.col("method") == "none")["energy_wh"].null_count() == (ours["method"] == "none").sum()
+    )
 
 
 def test_expression_equals_the_engines_estimate_per_record(records: pl.DataFrame, fleet: FleetFiles) -> None:
@@ -151,7 +157,9 @@ def test_expression_equals_the_engines_estimate_per_record(records: pl.DataFrame
     cells = wl.estimate(records, config=fleet.config, grid=[fleet.grid])
     assert cells["records"].max() == 1 and cells.height == records.height
     joined = ours.with_columns(hour=pl.col("ts").dt.truncate("1h")).join(
-        cells.select("hour", pl.col("method").alias("cell_method"), "energy_acc_kwh"), on="hour", validate="1:1"
+        cells.select("hour", pl.col("method").alias("cell_method"), "energy_acc_kwh"),
+        on="hour",
+        validate="1:1",
     )
     assert joined.height == records.height
     assert (joined["method"] == joined["cell_method"]).all()
@@ -160,9 +168,9 @@ def test_expression_equals_the_engines_estimate_per_record(records: pl.DataFrame
     pairs = joined.select("energy_wh", "energy_acc_kwh").iter_rows()
     assert all(kwh is None if wh is None else wh / 1000 == kwh for wh, kwh in pairs)
     by_method = dict(joined.group_by("method").len().iter_rows())
-    assert by_method["cached"] == records.height // 13 + 1 - joined.filter(
-        (pl.col("cache_hit") == True) & (pl.col("status") == "error")  # noqa: E712 (failed wins)
-    ).height
+    flagged = records.height // 13 + 1
+    failed_and_flagged = joined.filter(pl.col("cache_hit") & (pl.col("status") == "error")).height
+    assert by_method["cached"] == flagged - failed_and_flagged  # failed wins over the flag
 
 
 def test_outcomes_nulls_unknown_models_and_rejected_rows(pack: Path) -> None:
@@ -179,7 +187,7 @@ def test_outcomes_nulls_unknown_models_and_rejected_rows(pack: Path) -> None:
         }
     )
     kw = {c: c for c in frame.columns if c != "model"}
-    got = frame.select(pl.col("model").wl.energy(config=pack, **kw).struct.unnest())  # type: ignore[arg-type]
+    got = frame.select(pl.col("model").wl.energy(config=pack, **kw).struct.unnest())
     rows = list(got.iter_rows())
     tokens_wh = (1000 * 0.0025 + 500 * 0.033) / 1000
     assert rows[0] == (tokens_wh, "tokens")
@@ -190,7 +198,9 @@ def test_outcomes_nulls_unknown_models_and_rejected_rows(pack: Path) -> None:
     assert rows[5] == (0.0, "cached")  # [outcomes] cached: a known zero
     assert rows[6] == (tokens_wh, "tokens")  # failed wins over the cache flag, and is estimated
     # p70 has no coefficients: flops. F = 2 * 70e9 * 1500; E = F / (989e12 * 0.25) * 700 / 3600
-    assert rows[7][1] == "flops" and rows[7][0] == pytest.approx(2 * 70e9 * 1500 / (989e12 * 0.25) * 700 / 3600)
+    assert rows[7][1] == "flops" and rows[7][0] == pytest.approx(
+        2 * 70e9 * 1500 / (989e12 * 0.25) * 700 / 3600
+    )
     assert rows[8] == (None, "none")  # a duration, but no hardware: no method
     assert rows[9] == (None, None)  # negative energy: rejected
     assert rows[10] == (tokens_wh, "tokens")  # status "ERROR": failed, estimated from its tokens
@@ -204,8 +214,8 @@ def test_outcomes_nulls_unknown_models_and_rejected_rows(pack: Path) -> None:
 
 def test_namespace_group_by_and_lazy_streaming_agree(records: pl.DataFrame, fleet: FleetFiles) -> None:
     kw = {c: c for c in EIGHT if c != "model"}
-    by_function = wlp.energy_wh(model="model", config=fleet.config, **kw)  # type: ignore[arg-type]
-    by_namespace = pl.col("model").wl.energy_wh(config=fleet.config, **kw)  # type: ignore[arg-type]
+    by_function = wlp.energy_wh(model="model", config=fleet.config, **kw)
+    by_namespace = pl.col("model").wl.energy_wh(config=fleet.config, **kw)
     eager = records.select(by_function)
     assert eager.equals(records.select(by_namespace))
     per_row = records.with_columns(eager).group_by("model").agg(pl.col("energy_wh").sum())
@@ -228,8 +238,8 @@ def test_the_kernel_gets_polars_series_once_per_batch(
     real = _core.accelerator_energy_wh
 
     def spy(config: _core.Config, model: object, *rest: object, **kw: object) -> tuple[object, object]:
-        seen.append((len(model), type(model)))  # type: ignore[arg-type]
-        return real(config, model, *rest, **kw)  # type: ignore[arg-type]
+        seen.append((len(model), type(model)))
+        return real(config, model, *rest, **kw)
 
     monkeypatch.setattr(_core, "accelerator_energy_wh", spy)
     frame = pl.concat([records] * 4)
@@ -307,8 +317,8 @@ def assert_same_cells(a: pl.DataFrame, b: pl.DataFrame) -> None:
 def test_estimate_of_a_lazyframe_equals_the_dataframe_and_the_file(fleet: FleetFiles) -> None:
     frame = wl.read_logs(fleet.logs["parquet"], config=fleet.config).drop("source", "line")
     args = {"config": fleet.config, "grid": [fleet.grid]}
-    assert wl.estimate(frame.lazy(), threads=1, **args).equals(wl.estimate(frame, threads=1, **args))  # type: ignore[arg-type]
-    assert_same_cells(wl.estimate(frame.lazy(), **args), wl.estimate(frame, **args))  # type: ignore[arg-type]
+    assert wl.estimate(frame.lazy(), threads=1, **args).equals(wl.estimate(frame, threads=1, **args))
+    assert_same_cells(wl.estimate(frame.lazy(), **args), wl.estimate(frame, **args))
     # A query, not just a frame: scan, filter, rename, computed column, all streamed.
     query = (
         pl.scan_parquet(fleet.logs["parquet"])
@@ -316,10 +326,10 @@ def test_estimate_of_a_lazyframe_equals_the_dataframe_and_the_file(fleet: FleetF
         .rename({"model": "served_model"})
         .with_columns(model=pl.col("served_model"))
     )
-    of_query = wl.estimate(query, threads=1, **args)  # type: ignore[arg-type]
-    assert of_query.equals(wl.estimate(query.collect(), threads=1, **args))  # type: ignore[arg-type]
-    assert_same_cells(wl.estimate(query, **args), of_query)  # type: ignore[arg-type]
-    of_file = wl.estimate(fleet.logs["parquet"], threads=1, **args)  # type: ignore[arg-type]
+    of_query = wl.estimate(query, threads=1, **args)
+    assert of_query.equals(wl.estimate(query.collect(), threads=1, **args))
+    assert_same_cells(wl.estimate(query, **args), of_query)
+    of_file = wl.estimate(fleet.logs["parquet"], threads=1, **args)
     assert sorted_cells(of_query).equals(sorted_cells(of_file.filter(pl.col("model") != "llama-3.1-8b")))
 
 
@@ -356,20 +366,23 @@ def test_expression_errors_name_the_column_and_the_fix(pack: Path) -> None:
     with pytest.raises(UsageError) as exc:
         frame.select(wlp.energy_wh(model="model", input_tokens="tokens_in", config=pack))
     assert one_line(exc.value) == (
-        "energy_wh: input_tokens is a column of String, the kernel needs integers; cast it, e.g. .cast(pl.Int64)"
+        "energy_wh: input_tokens is a column of String, the kernel needs integers; "
+        "cast it, e.g. .cast(pl.Int64)"
     )
     with pytest.raises(UsageError) as exc:
         frame.select(pl.col("n").wl.energy_method(config=pack))
-    assert one_line(exc.value).startswith("energy_method: model is a column of Int64, the kernel needs strings")
+    assert one_line(exc.value).startswith(
+        "energy_method: model is a column of Int64, the kernel needs strings"
+    )
     # Caught when the expression is built: a value where a column belongs, an unknown input.
     with pytest.raises(UsageError) as exc:
-        wlp.energy_wh(model="model", input_tokens=12)  # type: ignore[arg-type]
+        wlp.energy_wh(model="model", input_tokens=12)
     assert str(exc.value) == (
         "energy_wh: input_tokens must be a column name or a Polars expression, not int; "
         "for one value in every row pass pl.lit(value)"
     )
     with pytest.raises(UsageError, match="no input named tokens; the inputs are model, hardware"):
-        wlp.energy_wh(model="model", tokens="t")  # type: ignore[call-arg]
+        wlp.energy_wh(model="model", tokens="t")
     with pytest.raises(ConfigError):
         wlp.energy_wh(model="model", config=pack.with_name("missing.toml"))
     # An unknown column is Polars' own one-line error on a DataFrame.
@@ -384,9 +397,15 @@ def test_expression_errors_name_the_column_and_the_fix(pack: Path) -> None:
 
 def test_register_is_public_and_the_old_name_still_works(pack: Path) -> None:
     assert "register" in wl.__all__ and wl.register is udf.register
-    query = "SELECT wl_energy_wh('m8', NULL, 1000, 500, NULL, NULL), wl_energy_method('zzz', NULL, 1, NULL, NULL, NULL)"
+    query = (
+        "SELECT wl_energy_wh('m8', NULL, 1000, 500, NULL, NULL), "
+        "wl_energy_method('zzz', NULL, 1, NULL, NULL, NULL)"
+    )
     expected = ((1000 * 0.0025 + 500 * 0.033) / 1000, "none")
-    for register in (lambda con: wl.register(con, config=pack), lambda con: udf.register(con, wl.load_config(pack))):
+    for register in (
+        lambda con: wl.register(con, config=pack),
+        lambda con: udf.register(con, wl.load_config(pack)),
+    ):
         con = duckdb.connect()
         try:
             register(con)
@@ -396,7 +415,9 @@ def test_register_is_public_and_the_old_name_still_works(pack: Path) -> None:
     con = duckdb.connect()
     try:
         wl.register(con)  # the built-in pack
-        assert set(udf.FUNCTIONS) <= {r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()}
+        assert set(udf.FUNCTIONS) <= {
+            r[0] for r in con.execute("SELECT function_name FROM duckdb_functions()").fetchall()
+        }
     finally:
         con.close()
     with pytest.raises(ConfigError) as exc:

@@ -122,11 +122,9 @@ class _Inputs:
     def expr(self, function: Callable[[pl.Series], pl.Series], dtype: pl.DataType, name: str) -> pl.Expr:
         # The struct gives the function one series per input, literals broadcast to the
         # batch's length; elementwise lets Polars split the work into batches anywhere.
-        return (
-            pl.struct(**self.columns)
-            .map_batches(function, return_dtype=dtype, is_elementwise=True)
-            .alias(name)
-        )
+        fields = [expr.alias(field) for field, expr in self.columns.items()]
+        mapped: pl.Expr = pl.struct(fields).map_batches(function, return_dtype=dtype, is_elementwise=True)
+        return mapped.alias(name)
 
 
 class Columns(TypedDict, total=False):
