@@ -249,6 +249,32 @@ def test_the_kernel_gets_polars_series_once_per_batch(
     assert {t for _, t in seen} == {pl.Series}
 
 
+def test_every_polars_layout_of_a_column_gives_the_same_answer(pack: Path) -> None:
+    """Categoricals and enums (Arrow dictionaries), other integer widths, whole floats, several
+    chunks, all-null literals and an empty frame all read as the plain columns do."""
+    frame = pl.DataFrame({"model": ["m8", "m8", None, "nobody"], "t": [1000, 2000, 5, 7]})
+
+    def energy(f: pl.DataFrame, **extra: object) -> pl.DataFrame:
+        expr = wlp.energy(model="model", input_tokens="t", config=pack, **extra)
+        return f.select(expr.struct.unnest())
+
+    base = energy(frame)
+    assert base["method"].to_list() == ["tokens", "tokens", None, "none"]
+    variants = {
+        "categorical": frame.with_columns(pl.col("model").cast(pl.Categorical)),
+        "enum": frame.with_columns(pl.col("model").cast(pl.Enum(["m8", "nobody"]))),
+        "int32": frame.with_columns(pl.col("t").cast(pl.Int32)),
+        "uint64": frame.with_columns(pl.col("t").cast(pl.UInt64)),
+        "whole floats": frame.with_columns(pl.col("t").cast(pl.Float64)),
+        "chunks": pl.concat([frame.head(1), frame.tail(3)], rechunk=False),
+    }
+    for name, variant in variants.items():
+        assert energy(variant).equals(base), name
+    assert energy(frame, site=pl.lit(None), energy_j=pl.lit(None)).equals(base)
+    assert energy(frame, cache_hit=pl.lit(True))["method"].to_list() == ["cached", "cached", None, "cached"]
+    assert energy(frame.head(0)).height == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Property: any input, one answer
 

@@ -67,7 +67,13 @@ _KINDS: dict[str, Kind] = {
     "cache_hit": "booleans",
 }
 
-#: What a column of a kind may be cast to, for the error message.
+#: The dtype of each kind, for an all-null column and the error message.
+_DTYPES: dict[Kind, pl.DataType] = {
+    "strings": pl.String(),
+    "integers": pl.Int64(),
+    "numbers": pl.Float64(),
+    "booleans": pl.Boolean(),
+}
 _CAST_TO = {"strings": "pl.String", "integers": "pl.Int64", "numbers": "pl.Float64", "booleans": "pl.Boolean"}
 
 #: The struct ``energy`` returns.
@@ -75,9 +81,7 @@ ENERGY_DTYPE = pl.Struct({"energy_wh": pl.Float64, "method": pl.String})
 
 
 def _accepts(kind: Kind, dtype: pl.DataType) -> bool:
-    """Whether the kernel reads a column of ``dtype`` as ``kind`` (a Null column always)."""
-    if dtype == pl.Null:
-        return True
+    """Whether the kernel reads a column of ``dtype`` as ``kind``."""
     if kind == "strings":
         return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
     if kind == "integers":  # whole floats count, as a log reader takes them
@@ -99,7 +103,11 @@ class _Inputs:
         """The kernel over one batch (a struct series with one field per input)."""
         fields = {name: batch.struct.field(name) for name in self.columns}
         for name, series in fields.items():
-            if not _accepts(_KINDS[name], series.dtype):
+            if series.dtype == pl.Null:
+                # All null (`pl.lit(None)`): typed, because Polars exports a Null column with a
+                # buffer Arrow's Null type does not have, which the import refuses.
+                fields[name] = series.cast(_DTYPES[_KINDS[name]])
+            elif not _accepts(_KINDS[name], series.dtype):
                 raise UsageError(
                     f"{self.function}: {name} is a column of {series.dtype}, the kernel needs "
                     f"{_KINDS[name]}; cast it, e.g. .cast({_CAST_TO[_KINDS[name]]})"
