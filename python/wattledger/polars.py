@@ -177,7 +177,8 @@ def energy_wh(*, model: Column, config: ConfigArg = None, **columns: Unpack[Colu
     implausible number, a fractional token count). A cached request (``status`` listed under
     ``[outcomes] cached``, or ``cache_hit`` true) is 0.0. ``site`` gives the row's site (its
     hardware, gpus and factors fill gaps as in an ingest); without it the pack's
-    ``[defaults]`` apply and ``gpus`` is 1."""
+    ``[defaults]`` apply and ``gpus`` is 1 (its ``[defaults] site`` is not applied: zone is not
+    an input, so pass that site with ``site=``)."""
     inputs = _inputs("energy_wh", config, model, columns)
     return inputs.expr(lambda batch: inputs.run(batch)[0], pl.Float64(), "energy_wh")
 
