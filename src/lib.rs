@@ -10,11 +10,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
-use arrow_schema::Field;
+use arrow_schema::{DataType, Field};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
+use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 
 use wattledger_engine::cells::{self, Cells, LedgerLabels};
@@ -873,30 +874,48 @@ fn suggest_mapping(columns_seen: Vec<String>, columns_found: Vec<String>) -> Opt
     wattledger_engine::presets::suggest_mapping(&columns_seen, &found)
 }
 
+/// One column for [`accelerator_energy_wh`]: any Arrow array or stream (a pyarrow array, a
+/// Polars series through `__arrow_c_stream__`), imported without a copy; absent = all null.
+fn energy_column(name: &str, a: Option<AnyArray>, n: usize, absent: &DataType) -> CoreResult<ArrayRef> {
+    let Some(a) = a else { return Ok(arrow_array::new_null_array(absent, n)) };
+    let (chunks, field) = a.into_chunked_array().map_err(PyErr::from)?.into_inner();
+    Ok(udf::one_array(name, &chunks, field.data_type())?)
+}
+
 #[pyfunction]
+#[pyo3(signature = (
+    config, model, hardware, site, input_tokens, output_tokens, duration_s, energy_j, gpus,
+    status = None, cache_hit = None
+))]
 #[allow(clippy::too_many_arguments)]
 fn accelerator_energy_wh<'py>(
     py: Python<'py>,
     config: &Bound<'py, Config>,
-    model: PyArray,
-    hardware: PyArray,
-    site: PyArray,
-    input_tokens: PyArray,
-    output_tokens: PyArray,
-    duration_s: PyArray,
-    energy_j: PyArray,
-    gpus: PyArray,
+    model: AnyArray,
+    hardware: Option<AnyArray>,
+    site: Option<AnyArray>,
+    input_tokens: Option<AnyArray>,
+    output_tokens: Option<AnyArray>,
+    duration_s: Option<AnyArray>,
+    energy_j: Option<AnyArray>,
+    gpus: Option<AnyArray>,
+    status: Option<AnyArray>,
+    cache_hit: Option<AnyArray>,
 ) -> CoreResult<(Py<PyAny>, Py<PyAny>)> {
     let m = Methodology::new(config.get().0.clone(), Arc::new(EngineGrid::empty()))?;
+    let model = energy_column("model", Some(model), 0, &DataType::Utf8)?;
+    let n = model.len();
     let inputs = EnergyInputs {
-        model: model.into_inner().0,
-        hardware: hardware.into_inner().0,
-        site: site.into_inner().0,
-        input_tokens: input_tokens.into_inner().0,
-        output_tokens: output_tokens.into_inner().0,
-        duration_s: duration_s.into_inner().0,
-        energy_j: energy_j.into_inner().0,
-        gpus: gpus.into_inner().0,
+        model,
+        hardware: energy_column("hardware", hardware, n, &DataType::Utf8)?,
+        site: energy_column("site", site, n, &DataType::Utf8)?,
+        input_tokens: energy_column("input_tokens", input_tokens, n, &DataType::Int64)?,
+        output_tokens: energy_column("output_tokens", output_tokens, n, &DataType::Int64)?,
+        duration_s: energy_column("duration_s", duration_s, n, &DataType::Float64)?,
+        energy_j: energy_column("energy_j", energy_j, n, &DataType::Float64)?,
+        gpus: energy_column("gpus", gpus, n, &DataType::Int64)?,
+        status: energy_column("status", status, n, &DataType::Utf8)?,
+        cache_hit: energy_column("cache_hit", cache_hit, n, &DataType::Boolean)?,
     };
     let (wh, method) = py.detach(|| udf::accelerator_energy_wh(&m, &inputs))?;
     let wh = PyArray::from_array_ref(Arc::new(wh)).to_pyarrow(py)?.unbind();

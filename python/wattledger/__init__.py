@@ -10,7 +10,11 @@ Typical use::
     summary = wl.ingest(["logs/2025-06-01/"], ledger="fleet.duckdb", grid=["grid.csv"])
     annual = wl.report("fleet.duckdb", year=2025)          # polars DataFrame, one row per model
     doc = wl.rollup("fleet.duckdb", year=2025).to_html()    # filing document (md/html/json/csv)
-    hourly = wl.estimate(frame, grid=["grid.csv"])          # no ledger: aggregates of a DataFrame
+    hourly = wl.estimate(frame, grid=["grid.csv"])          # no ledger: a DataFrame or LazyFrame
+    wl.register(duckdb_con, config="pack.toml")             # wl_energy_wh() & co. in any DuckDB
+
+Per-record energy inside a Polars query: :mod:`wattledger.polars` (``import wattledger.polars``
+also registers ``pl.col("model").wl.energy_wh(...)``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
     from wattledger.ledger import connect_ledger as connect_ledger  # offered, though not in __all__
     from wattledger.report import configs_in_period, report
     from wattledger.rollup import Rollup, rollup
+    from wattledger.udf import register
 
     __version__: str
 
@@ -103,6 +108,7 @@ __all__ = [
     "load_grid",
     "migrate_ledger",
     "read_logs",
+    "register",
     "report",
     "rollup",
     "scan_ledger",
@@ -133,6 +139,7 @@ _LAZY: dict[str, str] = {
     "report": "wattledger.report",
     "Rollup": "wattledger.rollup",
     "rollup": "wattledger.rollup",
+    "register": "wattledger.udf",
 }
 
 

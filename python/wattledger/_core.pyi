@@ -400,18 +400,25 @@ class _ArrowArrayExportable(Protocol):
 
 def accelerator_energy_wh(
     config: Config,
-    model: _ArrowArrayExportable,
-    hardware: _ArrowArrayExportable,
-    site: _ArrowArrayExportable,
-    input_tokens: _ArrowArrayExportable,
-    output_tokens: _ArrowArrayExportable,
-    duration_s: _ArrowArrayExportable,
-    energy_j: _ArrowArrayExportable,
-    gpus: _ArrowArrayExportable,
+    model: _ArrowArrayExportable | _ArrowStreamExportable,
+    hardware: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    site: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    input_tokens: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    output_tokens: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    duration_s: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    energy_j: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    gpus: _ArrowArrayExportable | _ArrowStreamExportable | None,
+    status: _ArrowArrayExportable | _ArrowStreamExportable | None = None,
+    cache_hit: _ArrowArrayExportable | _ArrowStreamExportable | None = None,
 ) -> tuple[Any, Any]:
-    """Vectorised E_acc (Wh) per row with the kernel's own formula, for DuckDB what-if UDFs.
-    Each argument is an Arrow array (e.g. ``pyarrow.Array``) of one length, nulls allowed.
-    Returns ``(wh, method)`` as pyarrow arrays (float64, utf8); null where the model is null."""
+    """Vectorised E_acc (Wh) per row with the kernel's own formula, for the DuckDB functions
+    and the Polars expressions. Each column is an Arrow array or stream (a pyarrow array or
+    chunked array, a polars Series) of one length, read without a copy; None is all null.
+    Strings may be Utf8, LargeUtf8, Utf8View or dictionaries; integers and floats of any width.
+    A column of the wrong kind raises UsageError naming it. A cached request (``status`` in
+    ``[outcomes] cached``, or ``cache_hit``) is 0.0 with method ``cached``.
+    Returns ``(wh, method)`` as pyarrow arrays (float64, utf8); null where the model is null
+    or an ingest would reject the row."""
 
 def read_head(path: str, max_bytes: int = 65536) -> bytes:
     """The first ``max_bytes`` of a text log after decompression (for naming its columns)."""

@@ -10,6 +10,7 @@ again here.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
-from wattledger.errors import RunWarning
+from wattledger.errors import RunWarning, UsageError
 from wattledger.ingest import (
     DEFAULT_MAX_INFLATE,
     DEFAULT_MAX_LINE,
@@ -43,7 +44,9 @@ class ArrowStreamExportable(Protocol):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
 
 
-Logs = PathLike | Iterable[PathLike] | ArrowStreamExportable
+if TYPE_CHECKING:
+    # Only for annotations: polars is imported when first used, not to build this alias.
+    Logs = PathLike | Iterable[PathLike] | ArrowStreamExportable | pl.LazyFrame
 
 
 def _paths(logs: PathLike | Iterable[PathLike]) -> list[str]:
@@ -54,6 +57,35 @@ def _paths(logs: PathLike | Iterable[PathLike]) -> list[str]:
 
 def _is_arrow(data: object) -> TypeGuard[ArrowStreamExportable]:
     return hasattr(data, "__arrow_c_stream__")
+
+
+def _is_lazy(data: object) -> TypeGuard[pl.LazyFrame]:
+    # A LazyFrame exists only once polars is imported: no import just to ask.
+    polars = sys.modules.get("polars")
+    return polars is not None and isinstance(data, polars.LazyFrame)
+
+
+def _lazy_stream(frame: pl.LazyFrame) -> tuple[ArrowStreamExportable | pl.DataFrame, list[str]]:
+    """A LazyFrame's rows as an Arrow C stream (and its column names), run on the streaming
+    engine batch by batch as the engine reads them, so the whole result is never held at once.
+
+    A plan that cannot run (an unknown column) is one :class:`UsageError` line, not Polars'
+    plan dump. A polars without ``collect_batches`` (before 1.33) collects the frame first."""
+    try:
+        names = frame.collect_schema().names()
+        if hasattr(frame, "collect_batches"):
+            return frame.collect_batches(engine="streaming", maintain_order=True), names
+        return frame.collect(engine="streaming"), names
+    except pl.exceptions.PolarsError as exc:
+        raise UsageError(f"the LazyFrame's query cannot run: {_first_line(exc)}") from None
+
+
+def _first_line(error: BaseException | str) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), "unknown error")
+
+
+#: What the engine puts before the producer's own message when an Arrow C stream fails.
+_STREAM_ERROR = "C Data interface error: "
 
 
 def _opt_path(path: PathLike | None) -> str | None:
@@ -192,6 +224,10 @@ def estimate(
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
     Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger.
 
+    A polars LazyFrame is run on Polars' streaming engine and handed to the engine batch by
+    batch (``collect_batches``, an Arrow C stream), not collected first; its result is the
+    one its collected DataFrame gives.
+
     ``site`` locates records with neither site nor zone (overrides the pack's ``[defaults]
     site``). ``grid`` entries are ``FILE`` or ``FILE@ZONE``; ``grid_resolution`` is the
     coarsest row spacing they may have (``"hour"``, ``"day"``, ``"month"``). ``max_names``
@@ -219,7 +255,18 @@ def estimate(
             source_name=source_name,
         )
         estimator = _core.Estimator(cfg, grd, options)
-        if _is_arrow(logs):
+        if _is_lazy(logs):
+            stream, names = _lazy_stream(logs)
+            try:
+                result = estimator.estimate_arrow(stream)
+            except _core.InputError as exc:
+                # A query that fails while it streams (a bad cast, a missing file) reaches the
+                # engine as an error of the Arrow stream, carrying Polars' multi-line text:
+                # say it was the query, in one line.
+                polars_text = str(exc).split(_STREAM_ERROR, 1)[-1]
+                raise UsageError(f"the LazyFrame's query failed: {_first_line(polars_text)}") from None
+            check_readable(result.files, names)
+        elif _is_arrow(logs):
             result = estimator.estimate_arrow(logs)
             check_readable(result.files, arrow_columns(logs))
         else:

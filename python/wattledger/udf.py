@@ -5,7 +5,8 @@ raw files (``read_json``, ``read_parquet``), not an ingest into a scratch ledger
 are Arrow UDFs: DuckDB hands over whole vectors, the kernel computes them in Rust with the
 same formula as ingest (methodology section 3), and no Python runs per row.
 
-Registered by :func:`wattledger.connect` (and ``wattledger sql``):
+Registered by :func:`wattledger.connect` (and ``wattledger sql``), and on any DuckDB
+connection by :func:`wattledger.register` (``wattledger.register(con, config="pack.toml")``):
 
 - ``wl_energy_wh(model, hardware, input_tokens, output_tokens, duration_s, energy_j)``:
   accelerator energy E_acc in Wh per row (NULL where no method applies, and where an ingest
@@ -18,12 +19,15 @@ Registered by :func:`wattledger.connect` (and ``wattledger sql``):
   energy_j)`` and ``wl_energy_method_at(...)``: the same with the record's site (its hardware,
   gpus and factors fill gaps as in an ingest) and gpus.
 
+The same kernel entry serves the Polars expressions of :mod:`wattledger.polars`.
+
 Only E_acc: facility overheads, PUE and grid intensity depend on the site and the hour and are
 what the ledger's hourly rows hold. Multiply by ``weight`` yourself when logs are sampled.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,19 +37,13 @@ from duckdb import sqltypes
 from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from wattledger import _core
+from wattledger.config import load_config
 
 _VARCHAR = sqltypes.VARCHAR
 _BIGINT = sqltypes.BIGINT
 _DOUBLE = sqltypes.DOUBLE
 
 FUNCTIONS: tuple[str, ...] = ("wl_energy_wh", "wl_energy_method", "wl_energy_wh_at", "wl_energy_method_at")
-
-
-def _array(values: Any, type_: pa.DataType) -> pa.Array:
-    """DuckDB may pass chunked arrays; the kernel takes one contiguous array of a fixed type."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], type_)
-    return values if values.type == type_ else values.cast(type_)
 
 
 def _kernel(
@@ -59,27 +57,26 @@ def _kernel(
     duration_s: Any,
     energy_j: Any,
 ) -> tuple[pa.Array, pa.Array]:
-    n = len(model)
+    # DuckDB's vectors go to the kernel as they are (arrays or chunked arrays, through the
+    # Arrow C interfaces): the binding reads every layout and fills an absent input with nulls.
     wh, method = _core.accelerator_energy_wh(
-        config,
-        _array(model, pa.string()),
-        _array(hardware, pa.string()),
-        pa.nulls(n, pa.string()) if site is None else _array(site, pa.string()),
-        _array(input_tokens, pa.int64()),
-        _array(output_tokens, pa.int64()),
-        _array(duration_s, pa.float64()),
-        _array(energy_j, pa.float64()),
-        pa.nulls(n, pa.int64()) if gpus is None else _array(gpus, pa.int64()),
+        config, model, hardware, site, input_tokens, output_tokens, duration_s, energy_j, gpus
     )
     return pa.array(wh), pa.array(method)
 
 
-def register(con: duckdb.DuckDBPyConnection, config: _core.Config) -> None:
-    """Register the ``wl_*`` functions on ``con``, computing with ``config``.
+def register(
+    con: duckdb.DuckDBPyConnection, config: str | os.PathLike[str] | _core.Config | None = None
+) -> None:
+    """Register the ``wl_*`` functions (:data:`FUNCTIONS`) on any DuckDB connection ``con``,
+    computing with ``config``: a methodology pack's path, a loaded :class:`Config`, or None
+    for the built-in pack. Public as :func:`wattledger.register`; :func:`wattledger.connect`
+    calls it with the ledger's latest run config.
 
     ``null_handling="special"`` matters: DuckDB's default would return NULL for any row with a
     NULL argument, but a missing ``energy_j`` or token count is normal and picks another method.
     """
+    config = load_config(config)
     six = [_VARCHAR, _VARCHAR, _BIGINT, _BIGINT, _DOUBLE, _DOUBLE]
     eight = [_VARCHAR, _VARCHAR, _VARCHAR, _BIGINT, _BIGINT, _BIGINT, _DOUBLE, _DOUBLE]
 

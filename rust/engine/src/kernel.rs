@@ -557,11 +557,22 @@ impl Methodology {
         }
     }
 
+    /// A request's outcome (section 10) from its status value and cache flag, as an ingest
+    /// reads them (the pack's `[outcomes]` first, then the built-in lists; failed wins over
+    /// cached). An unrecognised status counts as ok; unlike a run, nothing is noted for a
+    /// warning (a what-if query has no run summary to carry one).
+    pub fn outcome(&self, status: Option<&str>, cache_hit: Option<bool>) -> Outcome {
+        record_outcome(status.map_or(Outcome::Ok, |s| self.outcomes.classify(s).outcome), cache_hit)
+    }
+
     /// Accelerator energy (Wh) of one request and its method, exactly as an ingest computes
     /// it (for what-if queries). Unknown names behave as in an ingest: defaults, `"*"`, none.
+    /// A cached request (see [`Self::outcome`]) is a known zero with method `cached`, as its
+    /// contribution to a cell is; a failed one is estimated like any other.
     #[allow(clippy::too_many_arguments)]
     pub fn accelerator_energy_wh(
         &self,
+        outcome: Outcome,
         model: &str,
         hardware: Option<&str>,
         site: Option<&str>,
@@ -571,6 +582,9 @@ impl Methodology {
         energy_j: Option<f64>,
         gpus: Option<i64>,
     ) -> (Option<f64>, Method) {
+        if outcome == Outcome::Cached {
+            return (Some(0.0), Method::Cached);
+        }
         // Names resolve as in an ingest (aliases), so a what-if query can use raw log names.
         let site = self.site(site.map_or(NO_ID, |s| self.lookup(&self.resolve_name(NameKind::Site, s))));
         let hw = hardware.map_or(site.hardware, |h| self.lookup(&self.resolve_name(NameKind::Hardware, h)));
@@ -1206,22 +1220,33 @@ zone = "FR"
         assert_eq!(one(Record { model: "p", ..no_coef }).s("method").as_deref(), Some("gpu_time"));
         assert_eq!(one(Record { model: "p", duration_s: None, ..no_coef }).s("method").as_deref(), Some("flops"));
         let m = methodology();
-        let (e, method) = m.accelerator_energy_wh("m8", Some("h100"), None, Some(1000), Some(500), None, None, None);
+        let (e, method) =
+            m.accelerator_energy_wh(Outcome::Ok, "m8", Some("h100"), None, Some(1000), Some(500), None, None, None);
         assert_eq!(method, Method::Tokens);
         close(e, 0.06);
         // Unknown hardware on the record does not fall back to the site's: "*" applies.
-        let (e, _) = m.accelerator_energy_wh("m8", Some("zzz"), Some("fra"), Some(1000), Some(500), None, None, None);
+        let (e, _) = m.accelerator_energy_wh(
+            Outcome::Ok,
+            "m8",
+            Some("zzz"),
+            Some("fra"),
+            Some(1000),
+            Some(500),
+            None,
+            None,
+            None,
+        );
         close(e, 0.12);
         assert_eq!(
-            m.accelerator_energy_wh("bare", None, Some("fra"), None, None, Some(36.0), None, None),
+            m.accelerator_energy_wh(Outcome::Ok, "bare", None, Some("fra"), None, None, Some(36.0), None, None),
             (Some(4.0), Method::GpuTime)
         );
         assert_eq!(
-            m.accelerator_energy_wh("zzz", Some("zzz"), Some("zzz"), Some(1), None, Some(1.0), None, None),
+            m.accelerator_energy_wh(Outcome::Ok, "zzz", Some("zzz"), Some("zzz"), Some(1), None, Some(1.0), None, None),
             (None, Method::None)
         );
         assert_eq!(
-            m.accelerator_energy_wh("zzz", None, None, None, None, None, Some(36.0), None),
+            m.accelerator_energy_wh(Outcome::Ok, "zzz", None, None, None, None, None, Some(36.0), None),
             (Some(0.01), Method::Measured)
         );
     }
@@ -1643,6 +1668,7 @@ failed = ["rate_limited"]
         // What-if queries resolve the same way.
         assert_eq!(
             m.accelerator_energy_wh(
+                Outcome::Ok,
                 "openai/gpt-x",
                 Some("NVIDIA H100 PCIe?"),
                 None,
@@ -1879,7 +1905,7 @@ failed = ["rate_limited"]
         let c = Config::from_toml(&t, "big.toml").unwrap();
         let m = Methodology::new(Arc::new(c), Arc::new(Grid::empty())).unwrap();
         let e = |model: &str, hw: Option<&str>| {
-            m.accelerator_energy_wh(model, hw, None, Some(1000), None, None, None, None).0
+            m.accelerator_energy_wh(Outcome::Ok, model, hw, None, Some(1000), None, None, None, None).0
         };
         // The exact hardware first; "*" for other, unknown and no hardware.
         assert_eq!(e("m2999", Some("h1")), Some(1.0));
