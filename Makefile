@@ -4,7 +4,7 @@
 PYTHON ?= python3
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build cargo-test pytest lint lint-quick clippy stubtest fmt bench bench-startup bench-rust demo \
+.PHONY: test build dev cargo-test pytest lint lint-quick clippy stubtest fmt bench bench-startup bench-rust demo \
 	fuzz fuzz-cmin fuzz-tools
 
 # Order: the checks that compile nothing run right after the install, so a formatting or typing
@@ -13,18 +13,28 @@ export CARGO_TERM_COLOR ?= never
 # comes after the Rust tests; stubtest needs the built extension.
 test: build lint-quick cargo-test lint stubtest pytest
 
-# Editable install: the Rust extension is built (release profile, see pyproject.toml) and the
-# Python sources under python/ stay live. Installs runtime + test dependencies.
+# The README's own install (`pip install .`, not editable), so the tests run the package as a
+# user gets it and a user's install is not switched to an editable one. maturin builds in
+# target/ with the release profile, the same profile and target `cargo test --release` uses, so
+# the engine's dependencies are compiled once: the Rust tests add only their dev-dependencies
+# and test harnesses. For editing Python without reinstalling: `make dev` (editable).
 build:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check ".[test]"
+
+dev:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
 # rust/bench (divan benches) is left out: the tests need neither it nor divan, and leaving it
 # out keeps the engine's dependency features, hence its build, the same as for the extension.
+# --lib --tests: the unit tests and tests/*.rs, not the examples (three more links of the whole
+# engine; clippy --all-targets still compiles and lints them).
 cargo-test:
-	cargo test --workspace --release --exclude wattledger-bench
+	cargo test --workspace --release --exclude wattledger-bench --lib --tests
 
+# Two workers (pytest-xdist, one per core here), each test file on one worker so its
+# module-scoped fixtures are built once.
 pytest:
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n auto --dist loadfile
 
 # Everything `make test` checks without running anything: formatting, lints, types.
 lint: lint-quick clippy
