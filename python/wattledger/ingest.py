@@ -35,7 +35,7 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.mapping import check_readable, is_empty, read_as_text
-from wattledger.progress import run_with_progress, should_show
+from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
 
@@ -289,18 +289,19 @@ def ingest(
 
                     hourly = hourly_rows
                 pause_at("before_write")
-                commit = writer.commit_run(
-                    run,
-                    identity,
-                    sources,
-                    None,
-                    hourly=hourly,
-                    skipped=skipped,
-                    replace=replace,
-                    duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
-                    warnings=warnings,
-                    check=_run_check(warnings, share, strict),
-                )
+                with phase("writing the ledger", show=should_show(progress)):
+                    commit = writer.commit_run(
+                        run,
+                        identity,
+                        sources,
+                        None,
+                        hourly=hourly,
+                        skipped=skipped,
+                        replace=replace,
+                        duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
+                        warnings=warnings,
+                        check=_run_check(warnings, share, strict),
+                    )
             finally:
                 shutil.rmtree(spill_dir, ignore_errors=True)
     except BaseException:
