@@ -394,3 +394,12 @@ def test_rates_and_counts_are_short() -> None:
     assert rate(48.1, 1.0, "MB") == "48.1 MB/s"
     assert rate(10, 0.0, "MB") == "- MB/s"
     assert [count(n) for n in (412, 30_000, 5_000_000)] == ["412", "30k", "5M"]
+
+
+def test_tables_print_whole_numbers_exactly() -> None:
+    # Counts summed as doubles (requests, tokens) are whole: exact, never a rounded 1,272,000.
+    assert formatting.human(1272457.0) == "1,272,457"
+    assert formatting.human(1272457) == "1,272,457"
+    assert formatting.human(1272457.5) == "1,272,000"  # a measure keeps four significant digits
+    assert formatting.human(0.333333) == "0.3333"
+    assert formatting.human(2.0e15) == "2.000e+15"

@@ -2,7 +2,8 @@
 
 Machine formats (csv, json) carry floats at full precision (``repr`` round-trips) so a
 regulator's spreadsheet gets the ledger's exact numbers; human formats (table, md) round to
-about four significant digits, which is all the methodology's uncertainty supports.
+about four significant digits, which is all the methodology's uncertainty supports, except
+whole numbers (counts), which they print exactly.
 Rows here are report or query rows, not records: looping over them in Python is fine.
 
 Hostile text (issue 12): names come from logs. CSV text cells that a spreadsheet would run as a
@@ -142,6 +143,10 @@ def human(value: Any) -> str:
         if value == 0:
             return "0"
         magnitude = abs(value)
+        if value.is_integer() and magnitude < 1e15:
+            # A whole number (a count of requests or tokens summed as a double) is printed
+            # exactly: `1,272,457`, never a rounded `1,272,000` that looks exact.
+            return f"{int(value):,}"
         if magnitude >= 1e15 or magnitude < 1e-3:
             return f"{value:.3e}"
         if magnitude >= 1000:

@@ -167,18 +167,22 @@ def run_with_progress(
             errors.append(exc)
 
     worker = threading.Thread(target=target, name="wattledger-engine", daemon=True)
-    worker.start()
     try:
         with phase(description, show=show, kind="bytes") as bar:
-            while worker.is_alive():
-                worker.join(_POLL_SECONDS)
+            worker.start()  # once the bar's clock runs (rich loads first): its rates are the run's
+            while True:
+                finished = not worker.is_alive()  # read before the counts: they are then final
                 p = job.progress()
                 bar.update(
                     total=p.bytes_total or None, completed=p.bytes_read, records=p.records, rejects=p.rejects
                 )
+                if finished:
+                    break
+                worker.join(_POLL_SECONDS)
     except KeyboardInterrupt:
         job.cancel()
-        worker.join()
+        if worker.is_alive():
+            worker.join()
         raise
     if errors:
         raise errors[0]
