@@ -219,8 +219,12 @@ def ingest(
     # no empty file that looks like a ledger. Only after our own open: a file that appeared
     # meanwhile is someone else's (our open failed with busy), and is left alone.
     created, opened = not os.path.exists(ledger), False
+    show = should_show(progress)
     try:
-        with LedgerWriter(ledger, wait=wait) as writer:
+        # Reading every block of an existing ledger before writing takes seconds for a big one.
+        with phase("checking the ledger", show=show):
+            writer_for_run = LedgerWriter(ledger, wait=wait)
+        with writer_for_run as writer:
             opened = True
             _remove_stale_spill_dirs(ledger)
             to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
@@ -252,7 +256,7 @@ def ingest(
                         return _core.Estimator(cfg, grd, options).estimate_files(read_paths, job=job)
 
                     try:
-                        result = run_with_progress(work, job, show=should_show(progress))
+                        result = run_with_progress(work, job, show=show)
                     except OutputError as exc:
                         if not _is_under(exc.path, spill_dir):
                             raise  # e.g. the --rejects file: its own message says which
@@ -289,7 +293,7 @@ def ingest(
 
                     hourly = hourly_rows
                 pause_at("before_write")
-                with phase("writing the ledger", show=should_show(progress)):
+                with phase("writing the ledger", show=show):
                     commit = writer.commit_run(
                         run,
                         identity,
