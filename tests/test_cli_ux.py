@@ -404,3 +404,18 @@ def test_tables_print_whole_numbers_exactly() -> None:
     assert formatting.human(1272457.5) == "1,272,000"  # a measure keeps four significant digits
     assert formatting.human(0.333333) == "0.3333"
     assert formatting.human(2.0e15) == "2.000e+15"
+
+
+def test_rendering_and_exporting_show_a_spinner_on_a_terminal(ledger: Path, tmp_path: Path) -> None:
+    env = terminal.child_env()
+    html = tmp_path / "a.html"
+    args = ["rollup", "--ledger", str(ledger), "--year", "2025", "--format", "html", "--out", str(html)]
+    rollup = terminal.start(args, env=env)
+    assert rollup.finish() == 0, rollup.text
+    assert "rendering the html document" in rollup.text and html.exists()
+    export = terminal.start(["export", "--ledger", str(ledger), "--parquet", str(tmp_path / "lake")], env=env)
+    assert export.finish() == 0, export.text
+    assert "writing Parquet" in export.text
+    # The same through pipes: no spinner, no escape codes.
+    piped = wattledger("rollup", "--ledger", ledger, "--year", "2025", "--out", tmp_path / "b.md")
+    assert piped.returncode == 0 and "rendering the" not in piped.stderr and "\x1b" not in piped.stderr
