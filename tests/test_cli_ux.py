@@ -419,3 +419,16 @@ def test_rendering_and_exporting_show_a_spinner_on_a_terminal(ledger: Path, tmp_
     # The same through pipes: no spinner, no escape codes.
     piped = wattledger("rollup", "--ledger", ledger, "--year", "2025", "--out", tmp_path / "b.md")
     assert piped.returncode == 0 and "rendering the" not in piped.stderr and "\x1b" not in piped.stderr
+
+
+def test_site_that_matches_no_site_of_the_pack_names_them(tmp_path: Path) -> None:
+    from wattledger.synthetic import generate_fleet
+
+    fleet = generate_fleet(tmp_path / "f", records=100, span="day", formats=("jsonl",), seed=1)
+    args = ["ingest", fleet.logs["jsonl"], "--config", fleet.config, "--grid", fleet.grid]
+    wrong_case = run(*args, "--ledger", tmp_path / "a.duckdb", "--site", "FRA-1")
+    assert wrong_case.exit_code == EXIT_INPUT
+    assert "names are case-sensitive: did you mean 'fra-1'? its sites: " in one_error_line(wrong_case.stderr)
+    unknown = run(*args, "--ledger", tmp_path / "b.duckdb", "--site", "atlantis")
+    assert unknown.exit_code == EXIT_INPUT
+    assert "its sites: dfw-1, fra-1, par-1" in one_error_line(unknown.stderr)
