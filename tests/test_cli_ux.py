@@ -432,3 +432,17 @@ def test_site_that_matches_no_site_of_the_pack_names_them(tmp_path: Path) -> Non
     unknown = run(*args, "--ledger", tmp_path / "b.duckdb", "--site", "atlantis")
     assert unknown.exit_code == EXIT_INPUT
     assert "its sites: dfw-1, fra-1, par-1" in one_error_line(unknown.stderr)
+
+
+def test_sql_table_fits_the_terminal(ledger: Path) -> None:
+    query = "SELECT " + ", ".join(f"{i} AS column_{i}" for i in range(30))
+    session = terminal.start(["sql", "--ledger", str(ledger), query], columns=80, env=terminal.child_env())
+    assert session.finish() == 0
+    table = [line for line in session.text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 for line in table)
+    assert "column_0" in table[1] and "column_29" in table[1] and formatting.ELIDED in table[1]
+    assert "columns shown" in session.text
+    wide = terminal.start(
+        ["sql", "--ledger", str(ledger), query, "--wide"], columns=80, env=terminal.child_env()
+    )
+    assert wide.finish() == 0 and "column_15" in wide.text and "columns shown" not in wide.text

@@ -881,7 +881,7 @@ def sql(
             if is_damage(exc):
                 raise  # _user_errors words it as every other command does
             _fail(f"ledger {ledger} cannot be read ({_sql_error(exc)}); it may be damaged", EXIT_INPUT)
-    session = _SqlSession(con, max_width=None if wide else formatting.terminal_width())
+    session = _SqlSession(con, wide=wide)
     try:
         if query is not None:
             try:
@@ -926,10 +926,10 @@ class _SqlSession:
     bytecodes, never inside DuckDB), which then calls ``con.interrupt()``: the query stops
     within a second and the ledger's lock goes with the connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, max_width: int | None = None) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, wide: bool = False) -> None:
         self.con = con
-        #: Widest table printed (columns elided beyond it); None: every column.
-        self.max_width = max_width
+        #: Every column of a table, however wide; else as wide as the terminal is now.
+        self.wide = wide
         #: An interrupted statement did not return in time: closing would wait for it.
         self.stuck = False
 
@@ -958,7 +958,8 @@ class _SqlSession:
         rows = self._interruptible(work)
         if rows is None:  # a statement without a result (SET, PRAGMA ...)
             return "ok\n"
-        return formatting.render(rows, fmt, max_width=self.max_width)
+        width = None if self.wide else formatting.terminal_width()  # the terminal may be resized
+        return formatting.render(rows, fmt, max_width=width)
 
     def _interruptible(self, work: Callable[[], _Rows]) -> _Rows:
         import threading
