@@ -12,12 +12,13 @@ import enum
 import functools
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec
 
 import typer
+from typer.core import TyperGroup
 
 from wattledger import formatting
 from wattledger._core import (
@@ -94,10 +95,89 @@ Exit codes:
 """
 
 
+class _OneLineErrorsGroup(TyperGroup):
+    """The top-level group: click's usage errors (unknown option, missing argument, bad
+    choice) end as ONE line like every other error, ``error: <command>: <what>; try '<command>
+    --help'``, exit 2, instead of click's four-line block."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        errors = _click_exceptions()
+        if not standalone_mode:  # a caller that handles click's exceptions itself
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except errors.NoArgsIsHelpError as exc:
+            exc.show()  # `wattledger` (or `wattledger grid`) alone: the help, as before
+            sys.exit(exc.exit_code)
+        except errors.UsageError as exc:
+            sys.exit(_usage_error(exc))
+        except errors.ClickException as exc:  # e.g. a file option click itself could not open
+            typer.echo(f"error: {formatting.escape_terminal(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except errors.Abort:  # Ctrl-C or end of input while click itself prompts
+            typer.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _click_exceptions() -> Any:
+    """click's exception module as typer uses it: typer 0.28 carries its own copy of click
+    (``typer._click``), older releases use click itself."""
+    import importlib
+
+    import typer.core
+
+    vendored = getattr(typer.core, "_click", None)
+    return importlib.import_module(f"{vendored.__name__}.exceptions" if vendored else "click.exceptions")
+
+
+def _usage_error(exc: Any) -> int:
+    """Say a click UsageError in one line with what to do; return its exit code (2)."""
+    ctx = exc.ctx
+    where = ctx.command_path if ctx is not None else "wattledger"
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    typer.echo(
+        f"error: {formatting.escape_terminal(where)}: {formatting.escape_terminal(message)}; "
+        f"try '{where} --help'",
+        err=True,
+    )
+    return int(exc.exit_code)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from wattledger._core import __version__
+
+        typer.echo(f"wattledger {__version__}")
+        raise typer.Exit()
+
+
+def _group(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The top-level group has no options but --version and -h/--help."""
+
+
 def _new_app() -> typer.Typer:
     """The top-level group's settings, shared by the whole app and :func:`app_for`'s."""
-    return typer.Typer(
+    one = typer.Typer(
         name="wattledger",
+        cls=_OneLineErrorsGroup,
+        # -h too on the app and every command (a context setting their contexts inherit)
+        context_settings={"help_option_names": ["-h", "--help"]},
         help="Absolute yearly inference energy and emissions per AI model, from fleet request logs "
         "joined hour by hour with grid carbon intensity, ledgered in DuckDB.",
         epilog=EPILOG,
@@ -106,6 +186,8 @@ def _new_app() -> typer.Typer:
         rich_markup_mode=None,
         add_completion=False,
     )
+    one.callback()(_group)
+    return one
 
 
 app = _new_app()
@@ -287,11 +369,29 @@ ColumnOpt = Annotated[
     list[str] | None,
     typer.Option("--column", help="Column rename canonical=source (repeatable), e.g. ts=timestamp."),
 ]
+#: The engine's log presets (it owns them; tests/test_cli.py checks this list against it).
+PRESET_NAMES = ("otel", "vllm", "litellm", "openai")
 PresetOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="<" + "|".join(PRESET_NAMES) + ">",
         help="Read logs as their tool writes them: otel (OpenTelemetry GenAI spans), vllm, litellm "
-        "(LiteLLM_SpendLogs), openai (responses, stream chunks, Batch output); see docs/presets.md."
+        "(LiteLLM_SpendLogs), openai (responses, stream chunks, Batch output); see docs/presets.md.",
+    ),
+]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr (records/s, MB/s); default: only when stderr is a terminal.",
+    ),
+]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Show every column of a table; by default a table wider than the terminal leaves "
+        "columns out from the middle and says which.",
     ),
 ]
 StrictOpt = Annotated[
@@ -385,9 +485,7 @@ def ingest(
         bool, typer.Option(help="Swap the contribution of files that changed since they were ingested.")
     ] = False,
     dedupe: Annotated[bool, typer.Option(help="Count duplicate request_ids within the run once.")] = False,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar; default: on a terminal.")
-    ] = None,
+    progress: ProgressOpt = None,
     max_cells: Annotated[
         int,
         typer.Option(
@@ -494,6 +592,7 @@ def report(
             "table; --format html always does.",
         ),
     ] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Energy and emissions of a UTC year or month from the ledger (methodology section 9).
     With --format html, or --document, the regulatory rollup document instead."""
@@ -527,6 +626,7 @@ def report(
     with _user_errors(ledger=ledger):
         con = connect_ledger(ledger)
         try:
+            _check_model_filter(con, model, year, month)
             use_threads(con, threads)
             # Plain rows, not polars: a report is a few dozen rows, and skipping the polars and
             # pyarrow imports halves the command's run time.
@@ -548,10 +648,24 @@ def report(
             *([f"the ledger has no rows in {period}"] if frame.height == 0 else []),
         ]
         _warn_or_fail(notes, strict)
-        text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)")
+        width = None if wide or out is not None else formatting.terminal_width()
+        text = formatting.render(frame, fmt.value, title=f"{period} by {by.value} (UTC)", max_width=width)
         if fmt in (ReportFormat.table, ReportFormat.md):
             text += _lines(_provenance(configs, fmt))  # pack names are user text
         _emit(text, out)
+
+
+def _check_model_filter(
+    con: duckdb.DuckDBPyConnection, model: str | None, year: int, month: int | None
+) -> None:
+    """Exit 2 with the names that exist when ``--model`` matches none in the period."""
+    if model is None:
+        return
+    from wattledger.filters import no_match_message
+
+    message = no_match_message(con, column="model", value=model, year=year, month=month)
+    if message:
+        _fail(message, EXIT_INPUT)
 
 
 def _provenance(configs: formatting.ResultRows, fmt: ReportFormat) -> str:
@@ -590,9 +704,21 @@ def rollup(
     from wattledger.rollup import rollup as make_rollup
 
     with _user_errors(ledger=ledger):
-        document = make_rollup(ledger, year=year, month=month, model=model, threads=threads)
+        if model is not None:
+            from wattledger.ledger import connect_ledger
+
+            con = connect_ledger(ledger)
+            try:
+                _check_model_filter(con, model, year, month)
+            finally:
+                con.close()
+        from wattledger.progress import phase, should_show
+
+        with phase(f"rendering the {fmt.value} document", show=should_show(None)):
+            document = make_rollup(ledger, year=year, month=month, model=model, threads=threads)
+            text = document.render(fmt.value)
         _warn_or_fail(document.warnings, strict)
-        _emit(document.render(fmt.value), out)
+        _emit(text, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,6 +861,7 @@ def sql(
             "readable, and nothing is writable.",
         ),
     ] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Query the ledger read-only: views energy_hourly, energy_daily, energy_by_model_month,
     energy_by_model_year, runs, sources, source_names; what-if functions wl_energy_wh(model, hardware,
@@ -754,7 +881,7 @@ def sql(
             if is_damage(exc):
                 raise  # _user_errors words it as every other command does
             _fail(f"ledger {ledger} cannot be read ({_sql_error(exc)}); it may be damaged", EXIT_INPUT)
-    session = _SqlSession(con)
+    session = _SqlSession(con, wide=wide)
     try:
         if query is not None:
             try:
@@ -799,8 +926,10 @@ class _SqlSession:
     bytecodes, never inside DuckDB), which then calls ``con.interrupt()``: the query stops
     within a second and the ledger's lock goes with the connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, wide: bool = False) -> None:
         self.con = con
+        #: Every column of a table, however wide; else as wide as the terminal is now.
+        self.wide = wide
         #: An interrupted statement did not return in time: closing would wait for it.
         self.stuck = False
 
@@ -829,7 +958,8 @@ class _SqlSession:
         rows = self._interruptible(work)
         if rows is None:  # a statement without a result (SET, PRAGMA ...)
             return "ok\n"
-        return formatting.render(rows, fmt)
+        width = None if self.wide else formatting.terminal_width()  # the terminal may be resized
+        return formatting.render(rows, fmt, max_width=width)
 
     def _interruptible(self, work: Callable[[], _Rows]) -> _Rows:
         import threading
@@ -863,37 +993,108 @@ class _SqlSession:
 
 def _repl(session: _SqlSession, fmt: str) -> None:
     """A minimal shell over stdin: statements end with ';', ``.tables`` lists the views,
-    ``.quit`` leaves. Errors are reported and the prompt continues; Ctrl-C stops the running
-    statement (or drops a half-typed one) and returns to the prompt. With stdin not a terminal
-    (a script), Ctrl-C ends the run with exit 130."""
+    ``.quit`` leaves. Errors are reported and the prompt continues; Ctrl-C drops a half-typed
+    statement or stops the running one and returns to the prompt. On a terminal, lines are
+    edited and recalled with readline (history kept in :func:`history_path`). With stdin not a
+    terminal (a script), Ctrl-C ends the run with exit 130."""
     interactive = sys.stdin.isatty()
+    # input() edits lines only when stdin and stdout are both terminals; else the prompt goes
+    # to stderr, so `wattledger sql ... > out.txt` keeps prompts out of the file.
+    editing = interactive and sys.stdout.isatty() and _start_line_editing()
     if interactive:
         _note("wattledger sql (read-only). End statements with ';'. .tables lists views, .quit leaves.")
     buffer: list[str] = []
-    while True:
+    try:
+        while True:
+            try:
+                prompt = "        ...> " if buffer else "wattledger> "
+                line = _read_line(prompt, editing=editing, interactive=interactive)
+                stripped = line.strip()
+                if not buffer and stripped in (".quit", ".exit"):
+                    break
+                if not buffer and stripped == ".tables":
+                    stripped = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
+                if stripped:
+                    buffer.append(stripped)
+                at_end = not line
+                if buffer and (stripped.endswith(";") or at_end):
+                    statement, buffer = " ".join(buffer), []
+                    try:
+                        _repl_statement(session, statement, fmt)
+                    except KeyboardInterrupt:
+                        if not interactive or session.stuck:
+                            raise
+                        _note("\ninterrupted; the query was stopped")
+                if at_end:
+                    break
+            except KeyboardInterrupt:
+                if not interactive or session.stuck:
+                    _fail("sql: interrupted", EXIT_INTERRUPTED)
+                if buffer:
+                    _note("(statement dropped)")
+                buffer = []
+                if editing:
+                    sys.stdout.write("\n")  # readline leaves the cursor after ^C
+    finally:
+        if editing:
+            _save_history()
+
+
+def history_path() -> Path:
+    """Where `wattledger sql` keeps its prompt's history: ``$WATTLEDGER_HISTORY``, else
+    ``$XDG_STATE_HOME/wattledger/sql_history`` (``~/.local/state`` by default, as the XDG base
+    directory specification places history)."""
+    import os
+
+    explicit = os.environ.get("WATTLEDGER_HISTORY")
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "wattledger" / "sql_history"
+
+
+#: Statements kept in the history file.
+_HISTORY_LENGTH = 2000
+
+
+def _start_line_editing() -> bool:
+    """Import readline (the standard library's, no new dependency) and load the history;
+    False where Python was built without it."""
+    try:
+        import readline
+    except ImportError:
+        return False
+    readline.set_history_length(_HISTORY_LENGTH)
+    try:
+        readline.read_history_file(history_path())
+    except OSError:
+        pass  # no history yet, or unreadable: start empty
+    return True
+
+
+def _save_history() -> None:
+    import readline
+
+    path = history_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
+    except OSError as exc:  # a read-only home: the session worked, only its history is lost
+        _note(f"warning: cannot save the sql history to {path}: {exc.strerror or exc}")
+
+
+def _read_line(prompt: str, *, editing: bool, interactive: bool) -> str:
+    """The next line with its newline, or "" at end of input."""
+    if editing:
         try:
-            if interactive:
-                sys.stderr.write("        ...> " if buffer else "wattledger> ")
-                sys.stderr.flush()
-            line = sys.stdin.readline()
-            stripped = line.strip()
-            if not buffer and stripped in (".quit", ".exit"):
-                break
-            if not buffer and stripped == ".tables":
-                stripped = "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
-            if stripped:
-                buffer.append(stripped)
-            at_end = not line
-            if buffer and (stripped.endswith(";") or at_end):
-                statement, buffer = " ".join(buffer), []
-                _repl_statement(session, statement, fmt)
-            if at_end:
-                break
-        except KeyboardInterrupt:
-            buffer = []
-            if not interactive or session.stuck:
-                _fail("sql: interrupted", EXIT_INTERRUPTED)
-            _note("\ninterrupted")
+            return input(prompt) + "\n"
+        except EOFError:
+            sys.stdout.write("\n")
+            return ""
+    if interactive:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+    return sys.stdin.readline()
 
 
 def _repl_statement(session: _SqlSession, statement: str, fmt: str) -> None:
@@ -931,8 +1132,9 @@ def export(
     """Export the hourly aggregates (the energy_hourly view, nothing else) as hive-partitioned
     Parquet by UTC year and month, for data-lake readers."""
     from wattledger.export import export_parquet
+    from wattledger.progress import phase, should_show
 
-    with _user_errors(ledger=ledger):
+    with _user_errors(ledger=ledger), phase("writing Parquet", show=should_show(None)):
         result = export_parquet(ledger, parquet, overwrite=overwrite)
     verb = "replaced" if result.replaced else "wrote"
     _note(
@@ -1043,12 +1245,15 @@ def demo(
         Path, typer.Option("--dir", help="Where to write logs, grid, config, ledger.")
     ] = Path("wattledger-demo"),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+    progress: ProgressOpt = None,
 ) -> None:
-    """Generate a SYNTHETIC year of fleet logs and grid data, ingest it, print the annual table."""
+    """Generate a SYNTHETIC year of fleet logs and grid data, ingest it, print the annual table.
+    --dir must be new, empty or an earlier demo's (it refuses a directory holding other files:
+    the demo replaces its files there)."""
     from wattledger.demo import run_demo
 
     with _user_errors():
-        result = run_demo(directory, records=records, seed=seed)
+        result = run_demo(directory, records=records, seed=seed, progress=progress)
     from wattledger.summary import format_demo
 
     typer.echo(_lines(format_demo(result)))
@@ -1075,15 +1280,10 @@ def app_for(args: list[str]) -> typer.Typer:
     if len(chosen) != 1:
         return app
     one = _new_app()
+    # Its callback (--version) keeps it a group: with one command and no callback, typer would
+    # run that command without its name on the command line.
     one.registered_commands = chosen
-    # A callback keeps it a group: with one command and none, typer would run that command
-    # without its name on the command line.
-    one.callback()(_group)
     return one
-
-
-def _group() -> None:
-    """The whole app's group has no options of its own either."""
 
 
 def main() -> None:

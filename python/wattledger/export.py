@@ -61,8 +61,13 @@ def export_parquet(ledger: PathLike, out_dir: PathLike, *, overwrite: bool = Fal
         raise UsageError(
             f"export target {out} exists and is not empty; pass --overwrite to replace it atomically"
         )
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot export to {out}: its parent directory {out.parent} does not exist")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # as `mkdir -p`: a lake path is often new
+    except OSError as exc:
+        raise OutputError(
+            f"cannot export to {out}: cannot create its parent directory {out.parent} "
+            f"({exc.strerror or exc}); check the path and permissions"
+        ) from None
     tmp = out.parent / f"{out.name}.tmp-{secrets.token_hex(4)}"
     con = connect_ledger(ledger)
     try:

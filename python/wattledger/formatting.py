@@ -2,7 +2,8 @@
 
 Machine formats (csv, json) carry floats at full precision (``repr`` round-trips) so a
 regulator's spreadsheet gets the ledger's exact numbers; human formats (table, md) round to
-about four significant digits, which is all the methodology's uncertainty supports.
+about four significant digits, which is all the methodology's uncertainty supports, except
+whole numbers (counts), which they print exactly.
 Rows here are report or query rows, not records: looping over them in Python is fine.
 
 Hostile text (issue 12): names come from logs. CSV text cells that a spreadsheet would run as a
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -141,6 +143,10 @@ def human(value: Any) -> str:
         if value == 0:
             return "0"
         magnitude = abs(value)
+        if value.is_integer() and magnitude < 1e15:
+            # A whole number (a count of requests or tokens summed as a double) is printed
+            # exactly: `1,272,457`, never a rounded `1,272,000` that looks exact.
+            return f"{int(value):,}"
         if magnitude >= 1e15 or magnitude < 1e-3:
             return f"{value:.3e}"
         if magnitude >= 1000:
@@ -248,17 +254,100 @@ def to_markdown(frame: pl.DataFrame | ResultRows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> str:
-    """A rich box table rendered to plain text (as wide as it needs: reports are wide)."""
+#: The column shown in place of the columns a table too wide for the terminal leaves out.
+ELIDED = "…"
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal stdout writes to (``COLUMNS`` when set, as shells set it on a
+    resize, else the terminal's own width); None when stdout is not a terminal: a file or a
+    pipe gets every column."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+        env = os.environ.get("COLUMNS", "")
+        return (
+            int(env) if env.isdigit() and int(env) > 0 else os.get_terminal_size(sys.stdout.fileno()).columns
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def to_table(
+    frame: pl.DataFrame | ResultRows, *, title: str | None = None, max_width: int | None = None
+) -> str:
+    """A box table rendered to plain text. ``max_width``: at most that many characters wide;
+    columns that do not fit are left out from the middle (as DuckDB's and Polars' tables do),
+    an ``…`` column shows where, and a last line says how many and which. None: every column."""
     header = [escape_terminal(str(name)) for name in frame.columns]
     body = [[escape_terminal(human(v)) for v in row] for row in _rows(frame)]
+    numeric = list(_numeric(frame))
+    keep = _columns_that_fit(header, body, max_width)
+    note = ""
+    if keep is not None:
+        hidden = [header[i] for i in range(len(header)) if i not in keep]
+        cut = next((n for n, i in enumerate(keep) if n != i), len(keep))  # where the left part ends
+        left, right = keep[:cut], keep[cut:]
+
+        def elide(cells: list[str], filler: str) -> list[str]:
+            return [*(cells[i] for i in left), filler, *(cells[i] for i in right)]
+
+        header, body = elide(header, ELIDED), [elide(row, ELIDED) for row in body]
+        numeric = [*(numeric[i] for i in left), False, *(numeric[i] for i in right)]
+        note = (
+            f"{len(keep)} of {len(keep) + len(hidden)} columns shown; {len(hidden)} hidden: "
+            f"{', '.join(hidden)} (--wide shows all; --format csv gives every value)\n"
+        )
     shown_title = None if title is None else escape_terminal(title)
-    plain = _plain_box_table(header, list(_numeric(frame)), body, shown_title)
-    return plain if plain is not None else _rich_table(frame, title=title)
+    plain = _plain_box_table(header, numeric, body, shown_title)
+    return (plain if plain is not None else _rich_box_table(header, numeric, body, shown_title)) + note
 
 
-#: Text the plain renderer draws exactly as rich does: printable ASCII, one cell per character.
-_PLAIN = re.compile(r"[ -~]*")
+def _cell_width(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _columns_that_fit(header: list[str], body: list[list[str]], max_width: int | None) -> list[int] | None:
+    """Indices of the columns to show, first columns then last ones (None: all fit). A column
+    takes its widest cell plus three characters of border and padding; the table one more."""
+    if max_width is None:
+        return None
+    widths = [max([_cell_width(h), *(_cell_width(row[i]) for row in body)]) + 3 for i, h in enumerate(header)]
+    if sum(widths) + 1 <= max_width:
+        return None
+    budget = max_width - 1 - (1 + 3)  # the ELIDED column
+    left: list[int] = []
+    right: list[int] = []
+    lo, hi = 0, len(header) - 1
+    left_open = right_open = True
+    from_left = True
+    # Alternately from the first and the last columns, the first always shown; a column that
+    # does not fit closes its side.
+    while lo <= hi and (left_open or right_open):
+        if (from_left and left_open) or not right_open:
+            if widths[lo] <= budget or not left:
+                budget -= widths[lo]
+                left.append(lo)
+                lo += 1
+            else:
+                left_open = False
+        elif widths[hi] <= budget:
+            budget -= widths[hi]
+            right.insert(0, hi)
+            hi -= 1
+        else:
+            right_open = False
+        from_left = not from_left
+    return [*left, *right] if lo <= hi else None
+
+
+#: Text the plain renderer draws exactly as rich does: printable ASCII, one cell per character
+#: (and the ellipsis that marks elided columns, one cell too).
+_PLAIN = re.compile(r"[ -~…]*")
 
 
 def _plain_box_table(
@@ -295,32 +384,42 @@ def _plain_box_table(
 
 
 def _rich_table(frame: pl.DataFrame | ResultRows, *, title: str | None = None) -> str:
+    """The whole of ``frame`` drawn by rich."""
+    header = [escape_terminal(str(name)) for name in frame.columns]
+    body = [[escape_terminal(human(v)) for v in row] for row in _rows(frame)]
+    shown_title = None if title is None else escape_terminal(title)
+    return _rich_box_table(header, list(_numeric(frame)), body, shown_title)
+
+
+def _rich_box_table(header: list[str], numeric: list[bool], body: list[list[str]], title: str | None) -> str:
+    """The table drawn by rich (cells already escaped for the terminal)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     # Text objects, not strings: rich would read "[red]" in a model name as its markup.
-    table = Table(title=None if title is None else Text(escape_terminal(title)), show_lines=False)
-    for name, numeric in zip(frame.columns, _numeric(frame), strict=True):
-        header = Text(escape_terminal(str(name)))
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
-    for row in _rows(frame):
-        table.add_row(*(Text(escape_terminal(human(v))) for v in row))
+    table = Table(title=None if title is None else Text(title), show_lines=False)
+    for name, is_number in zip(header, numeric, strict=True):
+        table.add_column(Text(name), justify="right" if is_number else "left", no_wrap=True)
+    for row in body:
+        table.add_row(*(Text(cell) for cell in row))
     console = Console(file=io.StringIO(), width=100_000, color_system=None, soft_wrap=True)
     console.print(table)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
-def render(frame: pl.DataFrame | ResultRows, fmt: str, *, title: str | None = None) -> str:
-    """``frame`` in one of :data:`FORMATS`."""
+def render(
+    frame: pl.DataFrame | ResultRows, fmt: str, *, title: str | None = None, max_width: int | None = None
+) -> str:
+    """``frame`` in one of :data:`FORMATS` (``max_width``: the table's, see :func:`to_table`)."""
     if fmt == "csv":
         return to_csv(frame)
     if fmt == "json":
         return to_json(frame)
     if fmt == "md":
         return to_markdown(frame)
-    return to_table(frame, title=title)
+    return to_table(frame, title=title, max_width=max_width)
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
@@ -329,6 +428,9 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
+        # mkstemp makes the file 0600; the output gets the mode any new file would (0666 less
+        # the umask), or the mode of the file it replaces.
+        os.fchmod(fd, _mode_for(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
@@ -337,3 +439,25 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere it can only be read by setting
+    it (briefly, so a thread creating a file at that moment could see 0o077)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask

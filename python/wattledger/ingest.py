@@ -35,7 +35,7 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.mapping import check_readable, is_empty, read_as_text
-from wattledger.progress import run_with_progress, should_show
+from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
 
@@ -219,8 +219,12 @@ def ingest(
     # no empty file that looks like a ledger. Only after our own open: a file that appeared
     # meanwhile is someone else's (our open failed with busy), and is left alone.
     created, opened = not os.path.exists(ledger), False
+    show = should_show(progress)
     try:
-        with LedgerWriter(ledger, wait=wait) as writer:
+        # Reading every block of an existing ledger before writing takes seconds for a big one.
+        with phase("checking the ledger", show=show):
+            writer_for_run = LedgerWriter(ledger, wait=wait)
+        with writer_for_run as writer:
             opened = True
             _remove_stale_spill_dirs(ledger)
             to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
@@ -252,7 +256,7 @@ def ingest(
                         return _core.Estimator(cfg, grd, options).estimate_files(read_paths, job=job)
 
                     try:
-                        result = run_with_progress(work, job, show=should_show(progress))
+                        result = run_with_progress(work, job, show=show)
                     except OutputError as exc:
                         if not _is_under(exc.path, spill_dir):
                             raise  # e.g. the --rejects file: its own message says which
@@ -289,18 +293,19 @@ def ingest(
 
                     hourly = hourly_rows
                 pause_at("before_write")
-                commit = writer.commit_run(
-                    run,
-                    identity,
-                    sources,
-                    None,
-                    hourly=hourly,
-                    skipped=skipped,
-                    replace=replace,
-                    duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
-                    warnings=warnings,
-                    check=_run_check(warnings, share, strict),
-                )
+                with phase("writing the ledger", show=show):
+                    commit = writer.commit_run(
+                        run,
+                        identity,
+                        sources,
+                        None,
+                        hourly=hourly,
+                        skipped=skipped,
+                        replace=replace,
+                        duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
+                        warnings=warnings,
+                        check=_run_check(warnings, share, strict),
+                    )
             finally:
                 shutil.rmtree(spill_dir, ignore_errors=True)
     except BaseException:

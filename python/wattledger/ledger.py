@@ -241,6 +241,7 @@ def _open(path: PathLike, *, read_only: bool, wait: float = 0.0) -> duckdb.DuckD
         raise LedgerNotFoundError(
             f"ledger {name} does not exist; create it with `wattledger ingest LOG... --ledger {name}`"
         )
+    _refuse_other_formats(name)
     deadline = time.monotonic() + max(wait, 0.0)
     noted = False
     while True:
@@ -266,6 +267,37 @@ def _open(path: PathLike, *, read_only: bool, wait: float = 0.0) -> duckdb.DuckD
     _configure(con)
     track(con)  # Ctrl-C interrupts its running statement at once (see ``interrupts``)
     return con
+
+
+#: Leading bytes of files a --ledger is mistaken for, and what they are.
+_OTHER_FORMATS = (
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3", "an SQLite database"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\x28\xb5\x2f\xfd", "a zstd file"),
+    (b"ARROW1", "an Arrow IPC file"),
+    (b"{", "a JSON file"),
+    (b"[", "a JSON file"),
+)
+
+
+def _refuse_other_formats(name: str) -> None:
+    """Refuse a file that is plainly not a DuckDB database (a log or an export passed as
+    --ledger) before DuckDB opens it: DuckDB would attach a Parquet file as a view, or report
+    "cannot launch in-memory database", neither of which says what to do."""
+    try:
+        with open(name, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return  # missing (a new ledger) or unreadable: DuckDB's open says which
+    if len(head) < 12 or head[8:12] == b"DUCK":
+        return
+    for magic, kind in _OTHER_FORMATS:
+        if head.startswith(magic):
+            raise LedgerSchemaError(
+                f"{name} is {kind}, not a wattledger ledger; point --ledger at the .duckdb file "
+                "`wattledger ingest` writes (logs go to `wattledger ingest LOG... --ledger FILE`)"
+            )
 
 
 def _open_error(name: str, exc: duckdb.Error) -> LedgerError:

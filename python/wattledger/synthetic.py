@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -548,6 +548,7 @@ def generate_fleet(
     methods: str = "all",
     order: Order = "time",
     width: str | int = "narrow",
+    on_chunk: Callable[[int], None] | None = None,
 ) -> FleetFiles:
     """Write SYNTHETIC request logs (one file per format), the grid table and the config.
 
@@ -560,6 +561,7 @@ def generate_fleet(
     is a name from :data:`WIDTHS` or a number of extra fields per record (see
     :data:`EXTRA_FIELDS`). For one seed and chunk size, neither option changes any field the
     methodology reads other than ``ts`` (``order``), so a wide fleet reports as its narrow twin.
+    ``on_chunk(n)`` is called after each chunk of ``n`` records is written (a progress bar).
     """
     if methods != "all":
         raise ValueError("only methods='all' is implemented")
@@ -585,6 +587,8 @@ def generate_fleet(
             n = min(chunk_records, records - first)
             core = _chunk(rng, first, n, records, t0_us, span_s * 1_000_000, seed, order)
             writers.write(_with_extras(core, extra, seed, first))
+            if on_chunk is not None:
+                on_chunk(n)
     finally:
         writers.close()
     end = t0 + dt.timedelta(seconds=span_s)

@@ -344,10 +344,14 @@ impl Methodology {
     pub fn set_default_site(&mut self, site: &str) -> Result<()> {
         if !self.config.sites.contains_key(site) {
             let known: Vec<&str> = self.config.sites.keys().map(|s| s.as_str()).collect();
-            let hint = if known.is_empty() {
-                "the pack defines no sites; add [sites.\"NAME\"] to it".to_string()
-            } else {
-                format!("its sites: {}", known.join(", "))
+            // Names are compared exactly (as the ledger keeps them): say so when only the case differs.
+            let same_case = known.iter().find(|k| k.to_lowercase() == site.to_lowercase());
+            let hint = match same_case {
+                _ if known.is_empty() => "the pack defines no sites; add [sites.\"NAME\"] to it".to_string(),
+                Some(right) => {
+                    format!("names are case-sensitive: did you mean '{right}'? its sites: {}", known.join(", "))
+                }
+                None => format!("its sites: {}", known.join(", ")),
             };
             return Err(Error::Usage(format!(
                 "--site {site}: not a site of the methodology pack {} ({hint})",
@@ -1700,6 +1704,8 @@ failed = ["rate_limited"]
         assert_eq!(b.column_by_name("site").unwrap().as_any().downcast_ref::<StringArray>().unwrap().value(0), "par");
         let e = m.set_default_site("nowhere").unwrap_err().to_string();
         assert!(e.contains("--site nowhere: not a site of the methodology pack v11.toml (its sites: fra, par)"), "{e}");
+        let e = m.set_default_site("PAR").unwrap_err().to_string();
+        assert!(e.ends_with("(names are case-sensitive: did you mean 'par'? its sites: fra, par)"), "{e}");
         // Without a default, such a record is unlocated.
         let plain = methodology();
         assert_eq!(run(&plain, &[base]).column_by_name("site").unwrap().null_count(), 1);

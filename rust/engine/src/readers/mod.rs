@@ -359,6 +359,8 @@ impl<'k> Worker<'k> {
                     batch_rows(&batch, &sh.opts.columns, &sh.keys.plan, row0, &mut emit);
                     Ok(())
                 })?;
+                // Progress by row group as each is done (the producer counts the rest).
+                sh.ctl.bytes_read.fetch_add(pq.progress_bytes[rg], Ordering::Relaxed);
             }
             Work::Batch { batch, first_row, .. } => {
                 batch_rows(&batch, &sh.opts.columns, &sh.keys.plan, first_row, &mut emit)
@@ -803,7 +805,7 @@ fn produce_doc(
 
 /// Send one Parquet file's row groups; hash the file on the way when asked.
 fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
-    let pq = Arc::new(parquet::open(&f.path, &sh.opts.columns)?);
+    let pq = Arc::new(parquet::open(&f.path, &sh.opts.columns, f.size)?);
     meta.found = schema_found(pq.meta.schema(), &sh.opts.columns);
     for rg in 0..pq.row_offsets.len() {
         if sh.stopped() {
@@ -814,7 +816,8 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
         }
     }
     if sh.opts.hash {
-        let mut s = TextStream::open(f, true, Some(&sh.ctl.bytes_read), sh.opts.max_inflate)?;
+        // Not counted as progress: the workers count the row groups as they finish them.
+        let mut s = TextStream::open(f, true, None, sh.opts.max_inflate)?;
         let mut buf = vec![0u8; 1 << 20];
         while s.read_some(&f.path, &mut buf)? > 0 {
             if sh.ctl.cancel.load(Ordering::Relaxed) {
@@ -822,9 +825,11 @@ fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, 
             }
         }
         (meta.blake3, meta.hashed_bytes) = s.finish(&f.path)?.unzip();
-    } else {
-        sh.ctl.bytes_read.fetch_add(f.size, Ordering::Relaxed);
     }
+    // What the row groups' shares leave (header, footer; everything if the file grew since
+    // `f.size` was taken), so a finished scan has read exactly `bytes_total`.
+    let shares: u64 = pq.progress_bytes.iter().sum();
+    sh.ctl.bytes_read.fetch_add(f.size.saturating_sub(shares), Ordering::Relaxed);
     Ok(())
 }
 

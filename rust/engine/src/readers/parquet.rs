@@ -21,9 +21,13 @@ pub(crate) struct PqFile {
     pub(crate) mask: ProjectionMask,
     /// First row index of each row group (0-based row numbers for rejects).
     pub(crate) row_offsets: Vec<u64>,
+    /// Bytes of the file each row group stands for in the progress counters: its compressed
+    /// size, so a progress bar advances as row groups are done rather than when the file ends.
+    pub(crate) progress_bytes: Vec<u64>,
 }
 
-pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
+/// `size`: the file's size when the scan started, which the progress shares add up to at most.
+pub(crate) fn open(path: &Path, map: &ColumnMap, size: u64) -> Result<PqFile> {
     let file = File::open(path).map_err(|e| Error::input(path, e))?;
     let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
         .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
@@ -48,7 +52,22 @@ pub(crate) fn open(path: &Path, map: &ColumnMap) -> Result<PqFile> {
         row_offsets.push(n);
         n += rg.num_rows().max(0) as u64;
     }
-    Ok(PqFile { meta, mask, row_offsets })
+    let compressed: Vec<u64> =
+        meta.metadata().row_groups().iter().map(|rg| rg.compressed_size().max(0) as u64).collect();
+    let progress_bytes = progress_shares(&compressed, size);
+    Ok(PqFile { meta, mask, row_offsets, progress_bytes })
+}
+
+/// Each row group's share of a file of `size` bytes for progress: its compressed size, scaled
+/// down when the sizes the metadata claims add up to more than the file (a writer's bug must
+/// not push the bar past 100%). What the shares leave (header, footer) is counted when the
+/// file is done.
+pub(crate) fn progress_shares(compressed: &[u64], size: u64) -> Vec<u64> {
+    let claimed: u64 = compressed.iter().sum();
+    if claimed <= size {
+        return compressed.to_vec();
+    }
+    compressed.iter().map(|&c| (u128::from(c) * u128::from(size) / u128::from(claimed)) as u64).collect()
 }
 
 /// The name columns (model, site, zone, hardware) and status have a few distinct values that
@@ -106,4 +125,19 @@ pub(crate) fn read_row_group(
         row += n;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_shares;
+
+    #[test]
+    fn progress_shares_never_exceed_the_file() {
+        assert_eq!(progress_shares(&[10, 20, 30], 100), [10, 20, 30]);
+        assert_eq!(progress_shares(&[], 100), Vec::<u64>::new());
+        // Metadata claiming more than the file holds: scaled to fit.
+        let scaled = progress_shares(&[100, 100], 50);
+        assert_eq!(scaled, [25, 25]);
+        assert!(progress_shares(&[u64::MAX / 2, u64::MAX / 2], 7).iter().sum::<u64>() <= 7);
+    }
 }

@@ -921,3 +921,50 @@ fn lone_cr_line_ends_hold_in_the_document_reader_too() {
         assert_eq!(reasons(&st[0]), [("unparseable: invalid JSON", 4)], "block {block}");
     }
 }
+
+/// Records the progress counter each time a worker finishes a block.
+struct ProgressProbe<'c> {
+    ctl: &'c ScanControl,
+    seen: Vec<u64>,
+}
+
+impl RecordSink for ProgressProbe<'_> {
+    fn record(&mut self, _rec: &crate::record::Record<'_>, _loc: Loc) {}
+    fn merge(&mut self, other: Self) -> Result<()> {
+        self.seen.extend(other.seen);
+        Ok(())
+    }
+    fn end_block(&mut self) -> Result<()> {
+        self.seen.push(self.ctl.bytes_read.load(Ordering::Relaxed));
+        Ok(())
+    }
+}
+
+#[test]
+fn parquet_progress_advances_by_row_group() {
+    use arrow_array::*;
+    let t = crate::testutil::tempdir().unwrap();
+    let n = 4000;
+    let batch = RecordBatch::try_from_iter([
+        ("ts", Arc::new(TimestampMicrosecondArray::from(vec![T0; n])) as ArrayRef),
+        ("model", Arc::new(StringArray::from((0..n).map(|i| format!("m{i}")).collect::<Vec<_>>()))),
+        ("input_tokens", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>()))),
+    ])
+    .unwrap();
+    let p = t.path().join("groups.parquet");
+    write_parquet(&p, &batch, 500);
+    let files = expand_inputs(&[p.to_string_lossy().into_owned()]).unwrap();
+    for hash in [false, true] {
+        let mut o = opts(1 << 20, 1);
+        o.hash = hash;
+        let ctl = ScanControl::default();
+        let out = scan_files(&files, &o, &ctl, None, || ProgressProbe { ctl: &ctl, seen: Vec::new() }).unwrap();
+        let total = ctl.bytes_total.load(Ordering::Relaxed);
+        let seen = out.sink.seen;
+        assert_eq!(seen.len(), 8, "one block per row group");
+        // Each finished row group moves the counter; the first is far from the whole file.
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert!(seen[0] > 0 && seen[0] < total / 2, "{seen:?} of {total}");
+        assert_eq!(ctl.bytes_read.load(Ordering::Relaxed), total, "a finished scan read every byte");
+    }
+}
