@@ -26,10 +26,13 @@ dev:
 
 # rust/bench (divan benches) is left out: the tests need neither it nor divan, and leaving it
 # out keeps the engine's dependency features, hence its build, the same as for the extension.
-# --lib --tests: the unit tests and tests/*.rs, not the examples (three more links of the whole
-# engine; clippy --all-targets still compiles and lints them).
+# --tests: the targets with tests (the engine's unit tests and tests/*.rs), not the examples
+# (three more links of the whole engine; clippy --all-targets still compiles and lints them) nor
+# a test harness of the binding (it has none; building one recompiles pyo3 without maturin's
+# settings). --workspace, not -p wattledger-engine: the dependencies' features are then unified
+# as for the extension's build, so none of them is compiled a second time (with -p, 480 CPU-s).
 cargo-test:
-	cargo test --workspace --release --exclude wattledger-bench --lib --tests
+	cargo test --workspace --release --exclude wattledger-bench --tests
 
 # Two workers (pytest-xdist, one per core here), each test file on one worker so its
 # module-scoped fixtures are built once.
