@@ -280,6 +280,22 @@ def test_a_parquet_file_as_ledger_exits_2(tmp_path: Path) -> None:
     assert log.read_bytes() == before
 
 
+def test_a_json_log_as_ledger_exits_2_but_a_random_header_is_damage(tmp_path: Path) -> None:
+    log = tmp_path / "fleet.jsonl"
+    log.write_text('{"model": "m", "input_tokens": 1}\n')
+    done = wattledger("report", "--ledger", log, "--year", "2025")
+    assert done.returncode == 2, done.stderr
+    assert "is a JSON file, not a wattledger ledger" in one_error_line(done.stderr)
+    # A bracket followed by binary bytes is a damaged file (a ledger's header overwritten), not
+    # a JSON log: it must not be told to point --ledger elsewhere.
+    damaged = tmp_path / "ledger.duckdb"
+    damaged.write_bytes(b"{\x00\xff\x13" + bytes(range(256)) * 64)
+    done = wattledger("report", "--ledger", damaged, "--year", "2025")
+    assert done.returncode == 2, done.stderr
+    line = one_error_line(done.stderr)
+    assert "JSON" not in line and "not a DuckDB database" in line, line
+
+
 def test_export_creates_parent_directories(ledger: Path, tmp_path: Path) -> None:
     target = tmp_path / "lake" / "energy" / "hourly"
     result = run("export", "--ledger", ledger, "--parquet", target)

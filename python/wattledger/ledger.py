@@ -276,9 +276,17 @@ _OTHER_FORMATS = (
     (b"\x1f\x8b", "a gzip file"),
     (b"\x28\xb5\x2f\xfd", "a zstd file"),
     (b"ARROW1", "an Arrow IPC file"),
-    (b"{", "a JSON file"),
-    (b"[", "a JSON file"),
 )
+
+#: Bytes a JSON log starts with: printable ASCII and whitespace.
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
+
+
+def _is_json_text(head: bytes) -> bool:
+    """A JSON (Lines) file, judged on its first bytes: ``{`` or ``[`` followed by text. One
+    bracket alone is not enough: a ledger whose header was overwritten with random bytes starts
+    with one in 1 of 128 cases, and must be reported as damaged (with its backup advice)."""
+    return head[:1] in (b"{", b"[") and all(b in _TEXT_BYTES for b in head)
 
 
 def _refuse_other_formats(name: str) -> None:
@@ -292,12 +300,14 @@ def _refuse_other_formats(name: str) -> None:
         return  # missing (a new ledger) or unreadable: DuckDB's open says which
     if len(head) < 12 or head[8:12] == b"DUCK":
         return
-    for magic, kind in _OTHER_FORMATS:
-        if head.startswith(magic):
-            raise LedgerSchemaError(
-                f"{name} is {kind}, not a wattledger ledger; point --ledger at the .duckdb file "
-                "`wattledger ingest` writes (logs go to `wattledger ingest LOG... --ledger FILE`)"
-            )
+    kinds = [kind for magic, kind in _OTHER_FORMATS if head.startswith(magic)]
+    if _is_json_text(head):
+        kinds.append("a JSON file")
+    if kinds:
+        raise LedgerSchemaError(
+            f"{name} is {kinds[0]}, not a wattledger ledger; point --ledger at the .duckdb file "
+            "`wattledger ingest` writes (logs go to `wattledger ingest LOG... --ledger FILE`)"
+        )
 
 
 def _open_error(name: str, exc: duckdb.Error) -> LedgerError:
