@@ -47,11 +47,7 @@ def rate(count: float, seconds: float | None, unit: str) -> str:
     """``1.25M records/s``, ``48.1 MB/s``: a throughput with a metric prefix."""
     if not seconds or seconds <= 0:
         return f"- {unit}/s"
-    per_second = count / seconds
-    for size, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if per_second >= size:
-            return f"{per_second / size:.3g}{prefix} {unit}/s"
-    return f"{per_second:.3g} {unit}/s"
+    return f"{_metric(count / seconds, '.3g')} {unit}/s"
 
 
 class Phase:
@@ -74,10 +70,15 @@ class Phase:
 
 def count(n: float) -> str:
     """``1.25M``, ``830k``, ``412``: a count short enough for one line of a bar."""
+    return _metric(n, ".0f")
+
+
+def _metric(n: float, below_1000: str) -> str:
+    """``n`` with a metric prefix and three significant digits; below 1000 in ``below_1000``."""
     for size, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= size:
             return f"{n / size:.3g}{prefix}"
-    return f"{n:.0f}"
+    return format(n, below_1000)
 
 
 def _counted_columns(kind: str) -> tuple[Any, ...]:
