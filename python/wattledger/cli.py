@@ -568,6 +568,77 @@ def ingest(
 
 
 # --------------------------------------------------------------------------------------------
+# estimate
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+@_one_line_on_ctrl_c
+def estimate(
+    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Parquet file to write (atomically: complete or not at all).")],
+    per_record: Annotated[
+        bool,
+        typer.Option(
+            "--per-record",
+            help="One row per accepted record (request_id, ts, names, method, accelerator_wh with "
+            "low/high, facility_wh, co2e_location_g, co2e_market_g, inputs, source, line; "
+            "docs/per-record.md), streamed as the logs are read. Default: the hourly aggregates.",
+        ),
+    ] = False,
+    grid: Annotated[
+        list[Path] | None,
+        typer.Option(help="Grid intensity CSV (repeatable; merged), as for ingest; FILE@ZONE for one zone."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Methodology pack TOML; default: the built-in pack.")
+    ] = None,
+    rejects: RejectsOpt = None,
+    column: ColumnOpt = None,
+    preset: PresetOpt = None,
+    site: SiteOpt = None,
+    lifecycle: Annotated[bool, typer.Option(help="Use life-cycle instead of direct grid factors.")] = False,
+    threads: Annotated[int, typer.Option(min=0, help="Engine threads; 0 = all cores.")] = 0,
+    dedupe: Annotated[bool, typer.Option(help="Count duplicate request_ids within the run once.")] = False,
+    progress: ProgressOpt = None,
+    grid_resolution: GridResolutionOpt = GridResolution.hour,
+    max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
+    max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
+) -> None:
+    """Estimate LOG files into a Parquet file, without a ledger: the hourly aggregates, or with
+    --per-record one row per request (the same kernel as ingest: summed per hour the rows give
+    the aggregates). Rejected records are counted and, with --rejects, written as for ingest."""
+    from wattledger.config import parse_grid_resolution
+    from wattledger.estimate import estimate_parquet
+
+    line_limit = _parse_size(max_line)
+    with _user_errors(f"interrupted; {out} was not written"):
+        summary = estimate_parquet(
+            logs,
+            out,
+            per_record=per_record,
+            config=config,
+            grid=grid or (),
+            lifecycle=lifecycle,
+            columns=column,
+            preset=preset,
+            rejects=rejects,
+            threads=threads,
+            dedupe=dedupe,
+            site=site,
+            grid_resolution=parse_grid_resolution(grid_resolution.value),
+            max_line=line_limit,
+            max_inflate=max_inflate,
+            progress=progress,
+        )
+    from wattledger.summary import format_estimate_summary
+
+    typer.echo(_lines(format_estimate_summary(summary, rejects=rejects)))
+    for warning in summary.warnings:
+        _note(f"warning: {warning}")
+
+
+# --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
 

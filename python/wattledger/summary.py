@@ -15,6 +15,7 @@ from wattledger.schema import REPORT_COLUMNS
 
 if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
     from wattledger.demo import DemoResult
+    from wattledger.estimate import EstimateSummary
     from wattledger.ingest import IngestSummary
     from wattledger.ledger import ForgetResult, LedgerTotals
 
@@ -32,6 +33,26 @@ def _kwh(value: float | None) -> str:
 def _kg(value: float | None) -> str:
     # None means no energy of the run had a grid intensity: say so rather than print a blank.
     return "none (no grid intensity)" if value is None else f"{human(value)} kg"
+
+
+def format_estimate_summary(s: EstimateSummary, *, rejects: str | os.PathLike[str] | None = None) -> str:
+    """What `wattledger estimate` wrote and read, in the ingest summary's labels."""
+    what = "per-record rows" if s.per_record else "hourly rows"
+    lines = [f"wrote:      {s.out} ({s.rows:,} {what})"]
+    reasons: dict[str, int] = {}
+    for f in s.files:
+        for reason, n in f.rejects.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items()))
+    rejected = f"{s.rejected:,} rejected" + (f" ({detail})" if detail else "")
+    if s.rejected:
+        rejected += f", written to {rejects}" if rejects else "; pass --rejects FILE to see them"
+    lines.append(f"records:    {s.records:,} read from {len(s.files)} file(s), {rejected}")
+    if s.duplicates:
+        lines.append(f"duplicates dropped: {s.duplicates:,} (repeated request_id within this run, --dedupe)")
+    lines.append(f"energy:     {_kwh(s.energy_kwh)}")
+    lines.append(f"co2e:       {_kg(s.co2e_location_kg)} location-based")
+    return "\n".join(lines)
 
 
 def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] | None = None) -> str:
