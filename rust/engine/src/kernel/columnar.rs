@@ -136,6 +136,8 @@ impl AggregateSink<'_> {
                 duration_s: rows.duration_s[i],
                 energy_j: rows.energy_j[i],
                 weight: rows.weight[i].unwrap_or(1.0),
+                ts_us: rows.ts_us[i].unwrap_or_default(),
+                node: m.node_id(rows.names[crate::rows::name_slot(crate::columns::Col::Node)].get(r)),
             };
             self.add(rows.file, names, status, rows.cache_hit[i], &usage);
         }
