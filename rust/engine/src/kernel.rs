@@ -1842,14 +1842,43 @@ failed = ["rate_limited"]
         Arc::new(vec!["a.jsonl".into(), "b.csv".into()])
     }
 
+    /// Metered energy of nodes n1 (hourly, Kepler) and n2 (every 10 minutes, DCGM, with a
+    /// reset) over the first hours of [`records`], shared by a first pass over `recs`.
+    fn with_attribution(m: &mut Methodology, recs: &[Record<'_>]) {
+        let t0 = 1_704_067_200i64;
+        let mut csv = String::from("timestamp,__name__,Hostname,gpu,value\n");
+        for k in 0..32 {
+            csv += &format!("{},kepler_node_gpu_joules_total,n1,0,{}\n", t0 - 3600 + k * 3600, k * k * 1000);
+        }
+        for k in 0..60 {
+            let v = if k == 30 { 5 } else { k * 1_000_000 };
+            csv += &format!("{},DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n2,0,{v}\n", t0 + k * 600);
+        }
+        let e = NodeEnergy::from_texts(&[("c.csv", &csv)]).unwrap();
+        let denoms = {
+            let mut sink = crate::attribution::ClaimSink::new(m, &e);
+            for r in recs {
+                sink.record(r, Loc { file: 0, line: 0 });
+            }
+            sink.denoms
+        };
+        m.set_attribution(Arc::new(Attribution::new(Arc::new(e), denoms)));
+    }
+
     #[test]
     fn merging_halves_equals_one_sink() {
-        let recs = records(2000);
-        let m = methodology();
+        let recs: Vec<Record<'static>> = records(2000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Record { node: [None, Some("n1"), Some("n2")][i % 3], ..r })
+            .collect();
+        let mut m = methodology();
+        with_attribution(&mut m, &recs);
         let mut all = AggregateSink::new(&m, sources(), None, usize::MAX);
         feed(&mut all, &recs, 0);
         // The halves on a separate Methodology thread order: ids differ, names do not.
-        let m2 = methodology();
+        let mut m2 = methodology();
+        with_attribution(&mut m2, &recs);
         let (h1, h2) = recs.split_at(1000);
         let mut s2 = AggregateSink::new(&m2, sources(), None, usize::MAX);
         feed(&mut s2, h2, 1000);

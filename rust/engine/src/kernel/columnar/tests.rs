@@ -407,6 +407,21 @@ fn every_encoding_of_every_column_matches_the_per_record_path() {
     let out = run(&batches(&rows, &enc, 100), true, 100_000);
     assert!(out.cells.is_ok(), "{out:?}");
     assert!(out.files[0].records > 0 && out.files[0].rejected > 0, "{:?}", out.files);
-    // Some rows are attributed, so the comparison covers the attributed shares too.
-    assert!(out.attributed_cells > 0, "no attributed cell");
+    // Rows on metered nodes, in and out of their metered time, with and without a duration:
+    // attributed on both paths alike (the generated rows above rarely combine all of that).
+    let mut crafted: Vec<[u8; 15]> = Vec::new();
+    for ts in [0u8, 1, 3, 2] {
+        for node in [0u8, 1, 2] {
+            for duration in [1u8, 2, 11] {
+                crafted.push([ts, 0, 0, 0, 0, 1, 3, 2, duration, 11, 1, 2, 0, 3, node]);
+            }
+        }
+    }
+    let mut attributed = 0;
+    for e in 1..12u8 {
+        let batches = batches(&crafted, &[e; 15], 7);
+        assert_same(&batches, 100_000);
+        attributed += run(&batches, true, 100_000).attributed_cells;
+    }
+    assert!(attributed > 0, "no attributed cell");
 }
