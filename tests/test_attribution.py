@@ -449,3 +449,17 @@ def test_attribution_matches_sql_oracle(tmp_path: Path, seed: int) -> None:
     assert n is not None and n.resets > 0
     assert abs(n.attributed_kwh + n.idle_kwh - n.metered_kwh) <= 1e-12 * n.metered_kwh
     assert sum(got.values()) / 1000 == pytest.approx(n.attributed_kwh, rel=1e-12)
+
+
+def test_rollup_methods_table_shows_the_attributed_share(fleet: dict[str, Path]) -> None:
+    from wattledger.rollup import rollup
+
+    s = _ingest(fleet)
+    r = rollup(fleet["ledger"], year=2025)
+    total = r.data.total.values
+    assert s.energy_kwh is not None
+    attributed = s.energy_kwh_by_method["attributed"]
+    assert attributed is not None
+    assert total["energy_attributed_mwh"] == pytest.approx(attributed / 1000, rel=1e-12)
+    assert total["share_attributed_pct"] == pytest.approx(attributed / s.energy_kwh * 100, rel=1e-12)
+    assert "Energy attributed" in r.to_markdown()

@@ -145,6 +145,7 @@ def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, 
         table.column("node").to_pylist(), table.column("idle_kwh").to_pylist(), strict=True
     ):
         idle_by_node[node] = idle_by_node.get(node, 0.0) + idle
+
     def col(name: str) -> float:
         return float(sum(table.column(name).to_pylist()))
 

@@ -522,8 +522,11 @@ fn series_intervals(
     (out, dups)
 }
 
+/// A sample's labels, as (name, value) in the order written.
+type Labels = Vec<(String, String)>;
+
 /// `{a="x",b="y"}` at the start of `s`: the labels and the rest after `}`.
-fn parse_labels(s: &str) -> std::result::Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> std::result::Result<(Labels, &str), String> {
     let b = s.as_bytes();
     let mut i = 1;
     let mut labels = Vec::new();
@@ -640,7 +643,7 @@ DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"1\",UUID=\"GPU-b\",device=\"nvidia1\"
         let e = NodeEnergy::from_texts(&[("k.txt", t)]).unwrap();
         assert_eq!(
             e.intervals[0],
-            vec![Interval { start_us: 1748736000_000_000, end_us: 1748736015_000_000, joules: 15.5 }]
+            vec![Interval { start_us: 1_748_736_000_000_000, end_us: 1_748_736_015_000_000, joules: 15.5 }]
         );
     }
 
