@@ -18,6 +18,7 @@ use pyo3::types::{PyCapsule, PyDict};
 use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::{PyArray, PyRecordBatchReader, PyTable};
 
+use wattledger_engine::attribution::Attribution;
 use wattledger_engine::cells::{self, Cells, LedgerLabels};
 use wattledger_engine::config::Config as EngineConfig;
 use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution, ZoneSummary as EngineZoneSummary};
@@ -416,6 +417,7 @@ struct EstimateResult {
     names: Vec<SourceName>,
     warnings: Vec<String>,
     estimated_kwh: f64,
+    attribution: Option<Arc<Attribution>>,
 }
 
 impl From<EstimateOutput> for EstimateResult {
@@ -439,7 +441,29 @@ impl From<EstimateOutput> for EstimateResult {
             names,
             warnings: out.warnings,
             estimated_kwh: out.estimated_kwh,
+            attribution: out.attribution,
         }
+    }
+}
+
+/// What reading the node energy counters found (`--node-energy`), for the run summary.
+#[pyclass(frozen, get_all, module = "wattledger._core")]
+struct NodeEnergyReport {
+    files: Vec<String>,
+    nodes: usize,
+    series: u64,
+    samples: u64,
+    duplicate_samples: u64,
+    /// (kind `reset` or `gap`, node, device, start, end (RFC 3339), joules)
+    events: Vec<(String, String, String, String, String, f64)>,
+    /// Energy counters read but not used, by metric name.
+    skipped: BTreeMap<String, u64>,
+}
+
+#[pymethods]
+impl NodeEnergyReport {
+    fn __repr__(&self) -> String {
+        format!("NodeEnergyReport(nodes={}, series={}, events={})", self.nodes, self.series, self.events.len())
     }
 }
 
@@ -479,6 +503,38 @@ impl EstimateResult {
     #[getter]
     fn estimated_kwh(&self) -> f64 {
         self.estimated_kwh
+    }
+
+    /// Metered node energy per node and hour (`node_energy` of the run's options): node, hour,
+    /// metered_kwh, attributed_kwh, idle_kwh, intervals, idle_intervals; `None` without.
+    fn node_energy<'py>(&self, py: Python<'py>) -> CoreResult<Option<Bound<'py, PyAny>>> {
+        match &self.attribution {
+            None => Ok(None),
+            Some(a) => Ok(Some(table(py, a.node_hours_batch()?)?)),
+        }
+    }
+
+    /// The counters' report (resets, gaps, skipped metrics); `None` without node energy.
+    #[getter]
+    fn node_energy_report(&self) -> Option<NodeEnergyReport> {
+        let a = self.attribution.as_ref()?;
+        let r = &a.energy.report;
+        Some(NodeEnergyReport {
+            files: r.files.clone(),
+            nodes: a.energy.nodes.len(),
+            series: r.series,
+            samples: r.samples,
+            duplicate_samples: r.duplicate_samples,
+            events: r
+                .events
+                .iter()
+                .map(|e| {
+                    let t = |us: i64| format!("{}Z", &format_us(us)[..19]);
+                    (e.kind.to_string(), e.node.clone(), e.device.clone(), t(e.start_us), t(e.end_us), e.joules)
+                })
+                .collect(),
+            skipped: r.skipped.clone(),
+        })
     }
 
     /// Every cell of the run, merged (each once), as one pyarrow table.
@@ -596,6 +652,7 @@ struct RunOptions {
     max_inflate: u64,
     max_names: usize,
     source_name: String,
+    node_energy: Vec<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -615,6 +672,7 @@ impl Default for RunOptions {
             max_inflate: d.max_inflate,
             max_names: d.max_names,
             source_name: d.source_name,
+            node_energy: d.node_energy,
         }
     }
 }
@@ -636,6 +694,7 @@ impl From<&RunOptions> for EngineRunOptions {
             max_inflate: o.max_inflate,
             max_names: o.max_names,
             source_name: o.source_name,
+            node_energy: o.node_energy,
         }
     }
 }
@@ -673,6 +732,7 @@ impl RunOptions {
                 "max_inflate" => set(&mut o.max_inflate, &k, &v)?,
                 "max_names" => set(&mut o.max_names, &k, &v)?,
                 "source_name" => set(&mut o.source_name, &k, &v)?,
+                "node_energy" => set(&mut o.node_energy, &k, &v)?,
                 _ => {
                     return Err(PyTypeError::new_err(format!("RunOptions() got an unexpected keyword argument '{k}'")))
                 }
@@ -1024,6 +1084,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LedgerRows>()?;
     m.add_class::<FileStats>()?;
     m.add_class::<SourceName>()?;
+    m.add_class::<NodeEnergyReport>()?;
     m.add_class::<InputFile>()?;
     m.add_function(wrap_pyfunction!(expand_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;

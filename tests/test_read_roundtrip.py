@@ -25,7 +25,7 @@ from polars.testing import assert_frame_equal
 import wattledger as wl
 
 UTC = dt.UTC
-STRING_COLS = ("site", "zone", "hardware", "request_id", "status")
+STRING_COLS = ("site", "zone", "hardware", "request_id", "status", "node")
 INT_COLS = ("gpus", "input_tokens", "output_tokens")
 FLOAT_COLS = ("duration_s", "energy_j", "weight")
 BOOL_COLS = ("cache_hit",)
@@ -45,6 +45,7 @@ CANONICAL = (
     "request_id",
     "status",
     "cache_hit",
+    "node",
 )
 _TYPES = {
     "ts": pl.Datetime("us", "UTC"),

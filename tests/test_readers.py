@@ -43,6 +43,7 @@ CANONICAL = [
     "request_id",
     "status",
     "cache_hit",
+    "node",
 ]
 runner = CliRunner()
 
@@ -106,7 +107,14 @@ def assert_one_error_line(result, fragment: str) -> None:
 RECORDS = [
     {"ts": "2025-01-01T00:00:00Z", "model": "m-a", "site": "fra-1", "input_tokens": 10, "output_tokens": 20},
     {"ts": "2025-01-01T01:00:00Z", "model": "m-b", "zone": "DE", "duration_s": 1.5, "energy_j": 300.25},
-    {"ts": "2025-01-01T02:30:00.125Z", "model": "m-a", "gpus": 8, "weight": 2.5, "request_id": "r3"},
+    {
+        "ts": "2025-01-01T02:30:00.125Z",
+        "model": "m-a",
+        "gpus": 8,
+        "weight": 2.5,
+        "request_id": "r3",
+        "node": "gpu-7",
+    },
 ]
 EXPECTED = pl.DataFrame(
     {
@@ -124,6 +132,7 @@ EXPECTED = pl.DataFrame(
         "request_id": [None, None, "r3"],
         "status": [None, None, None],
         "cache_hit": [None, None, None],
+        "node": [None, None, "gpu-7"],
     },
     schema={
         "ts": pl.Datetime("us", "UTC"),
@@ -140,6 +149,7 @@ EXPECTED = pl.DataFrame(
         "request_id": pl.String,
         "status": pl.String,
         "cache_hit": pl.Boolean,
+        "node": pl.String,
     },
 )
 

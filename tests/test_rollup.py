@@ -208,6 +208,7 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
                 SUM(requests), CAST(SUM(records) AS BIGINT), SUM(input_tokens), SUM(output_tokens),
                 SUM(energy_kwh), SUM(energy_kwh_low), SUM(energy_kwh_high),
                 SUM(CASE WHEN method = 'measured' THEN energy_kwh END),
+                SUM(CASE WHEN method = 'attributed' THEN energy_kwh END),
                 SUM(CASE WHEN method = 'tokens' THEN energy_kwh END),
                 SUM(CASE WHEN method = 'gpu_time' THEN energy_kwh END),
                 SUM(CASE WHEN method = 'flops' THEN energy_kwh END),
@@ -237,6 +238,7 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
             lo,
             hi,
             e_me,
+            e_at,
             e_to,
             e_gt,
             e_fl,
@@ -261,7 +263,7 @@ def expected_from_sql(ledger: Path, start: datetime, end: datetime, model: str |
         def div(a: float | None, b: float | None, k: float) -> float | None:
             return None if a is None or not b else a / b * k
 
-        by_method = {"measured": e_me, "tokens": e_to, "gpu_time": e_gt, "flops": e_fl}
+        by_method = {"measured": e_me, "attributed": e_at, "tokens": e_to, "gpu_time": e_gt, "flops": e_fl}
         v = {
             "requests": req,
             "records": rec,

@@ -289,6 +289,33 @@ class EstimateResult:
     def ledger_rows(self, run_id: str, config_sha256: str, source_ids: dict[str, str]) -> LedgerRows:
         """The cells as wl_hourly rows; ``source_ids`` maps a file's path (``FileStats.path``)
         to its source_id, and the cells of a file not in it are left out."""
+    def node_energy(self) -> _ArrowStreamExportable | None:
+        """Metered node energy per node and hour (node, hour, metered_kwh, attributed_kwh,
+        idle_kwh, intervals, idle_intervals); ``None`` without ``node_energy``."""
+    @property
+    def node_energy_report(self) -> NodeEnergyReport | None:
+        """What reading the node energy counters found; ``None`` without ``node_energy``."""
+
+@final
+class NodeEnergyReport:
+    """The node energy counters of a run: files, nodes, series, samples, resets and gaps."""
+
+    @property
+    def files(self) -> list[str]: ...
+    @property
+    def nodes(self) -> int: ...
+    @property
+    def series(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def duplicate_samples(self) -> int: ...
+    @property
+    def events(self) -> list[tuple[str, str, str, str, str, float]]:
+        """(``reset`` or ``gap``, node, device, start, end (RFC 3339), joules)."""
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Energy counters read but not used (host energy), by metric name."""
 
 @final
 class LedgerRows:
@@ -324,6 +351,7 @@ class RunOptions:
         max_inflate: int = ...,
         max_names: int = ...,
         source_name: str = ...,
+        node_energy: Sequence[str | PathLike[str]] = ...,
     ) -> RunOptions: ...
     @property
     def columns(self) -> list[str]:
@@ -364,6 +392,9 @@ class RunOptions:
     @property
     def source_name(self) -> str:
         """The ``source`` of Arrow data (it has no path)."""
+    @property
+    def node_energy(self) -> list[Path]:
+        """Metered node energy counter files (attributed energy, docs/attribution.md); files only."""
 
 @final
 class Reader:

@@ -516,6 +516,14 @@ def ingest(
     wait: WaitOpt = 0.0,
     max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
     max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
+    node_energy: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Metered energy counters per node (repeatable): DCGM exporter or Kepler, Prometheus "
+            "text snapshots or range-query CSV. Records with a `node` they cover get method "
+            "`attributed`; the energy no request claimed is reported as idle (docs/attribution.md).",
+        ),
+    ] = None,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
     content, pack and mapping (--preset, --column, --site); a file no record could be read from
@@ -558,6 +566,7 @@ def ingest(
             wait=wait,
             max_line=line_limit,
             max_inflate=max_inflate,
+            node_energy=node_energy or (),
         )
     from wattledger.summary import format_ingest_summary
 

@@ -15,8 +15,10 @@ import sys
 import warnings as _warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wattledger import _core
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
@@ -38,6 +40,9 @@ from wattledger.mapping import check_readable, is_empty, read_as_text
 from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PathLike = str | os.PathLike[str]
 
@@ -89,6 +94,9 @@ class IngestSummary:
     warnings: tuple[str, ...] = ()
     #: Raw names the pack's aliases changed: (path, kind, raw, resolved, records).
     names: tuple[tuple[str, str, str, str, int], ...] = ()
+    #: Metered node energy (``node_energy``): None without; else what the counters measured,
+    #: the part attributed to requests, the idle rest per node (kWh), and resets and gaps seen.
+    node_energy: NodeEnergySummary | None = None
 
     @property
     def fallback_share(self) -> float | None:
@@ -104,6 +112,74 @@ class IngestSummary:
     def unestimated_share(self) -> float | None:
         """Share of requests no method could estimate (method ``none``)."""
         return _share(self.unestimated_requests, self.requests)
+
+
+@dataclass(frozen=True)
+class NodeEnergySummary:
+    """Metered node energy of a run (methodology section 10): attributed + idle = metered."""
+
+    metered_kwh: float
+    attributed_kwh: float
+    idle_kwh: float
+    idle_kwh_by_node: dict[str, float]
+    nodes: int
+    series: int
+    samples: int
+    resets: int
+    gaps: int
+    #: Energy counters read but not used (host energy), by metric name.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, NodeEnergySummary | None]:
+    """The engine's node energy rows and their summary (None, None without node energy)."""
+    import pyarrow as pa
+
+    rows = result.node_energy()
+    report = result.node_energy_report
+    if rows is None or report is None:
+        return None, None
+    table = pa.table(rows)
+    idle_by_node: dict[str, float] = {}
+    for node, idle in zip(
+        table.column("node").to_pylist(), table.column("idle_kwh").to_pylist(), strict=True
+    ):
+        idle_by_node[node] = idle_by_node.get(node, 0.0) + idle
+
+    def col(name: str) -> float:
+        return float(sum(table.column(name).to_pylist()))
+
+    summary = NodeEnergySummary(
+        metered_kwh=col("metered_kwh"),
+        attributed_kwh=col("attributed_kwh"),
+        idle_kwh=col("idle_kwh"),
+        idle_kwh_by_node=dict(sorted(idle_by_node.items())),
+        nodes=report.nodes,
+        series=report.series,
+        samples=report.samples,
+        resets=sum(1 for e in report.events if e[0] == "reset"),
+        gaps=sum(1 for e in report.events if e[0] == "gap"),
+        skipped=dict(report.skipped),
+    )
+    return table, summary
+
+
+def node_energy_warnings(result: _core.EstimateResult) -> tuple[str, ...]:
+    """One line per counter reset or gap (at most 20, then a count), and per unused counter."""
+    report = result.node_energy_report
+    if report is None:
+        return ()
+    out: list[str] = []
+    for kind, node, device, start, end, joules in report.events[:20]:
+        what = "counter reset (energy since the restart counted)" if kind == "reset" else "gap in the counter"
+        out.append(f"node energy: {what} on {node} {device or ''} between {start} and {end}: {joules:.6g} J")
+    if len(report.events) > 20:
+        out.append(f"node energy: {len(report.events) - 20} more resets or gaps (see docs/attribution.md)")
+    for name, n in report.skipped.items():
+        out.append(
+            f"node energy: {n} samples of {name} not used (not accelerator energy, see docs/attribution.md)"
+        )
+    return tuple(out)
 
 
 def _share(part: float, whole: float | None) -> float | None:
@@ -159,6 +235,7 @@ def ingest(
     wait: float = 0.0,
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    node_energy: PathLike | Sequence[PathLike] = (),
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -195,6 +272,12 @@ def ingest(
     ``max_line``: a JSON line or CSV row longer than this many bytes is a reject (read past, never
     held in memory). ``max_inflate``: a ``.gz``/``.zst`` file may unpack to at most this multiple
     of its size on disk (counted as at least 1 MiB; 0 = no limit), else :class:`InputError`.
+    ``node_energy``: metered energy counter files (DCGM exporter, Kepler; Prometheus text
+    snapshots or range-query CSV, see docs/attribution.md). Records with a ``node`` the counters
+    cover get method ``attributed`` (their share of the node's metered energy); the energy no
+    request claimed is the node's idle energy, kept in ``wl_node_energy`` (view ``node_energy``)
+    and on the summary's ``node_energy``. The logs are read twice (the shares need every
+    request's claim first); not with ``dedupe``.
     ``max_names`` caps the distinct values of each of model, site, zone, hardware and status
     in the run (default 100,000; each costs about 400 bytes): more is a per-request value such
     as a request id mapped as a name, and the run stops with :class:`UsageError` naming the
@@ -250,6 +333,7 @@ def ingest(
                         max_line=max_line,
                         max_inflate=max_inflate,
                         max_names=max_names,
+                        node_energy=[os.fspath(p) for p in _as_inputs(node_energy)],
                     )
 
                     def work() -> _core.EstimateResult:
@@ -268,6 +352,9 @@ def ingest(
                 # Before anything is written: a file no record could be read from fails the run.
                 check_readable(files)
                 warnings = (*grd.warnings, *result.warnings) if result is not None else ()
+                node_table, node_summary = node_energy_summary(result) if result is not None else (None, None)
+                if result is not None:
+                    warnings += node_energy_warnings(result)
                 # An empty file adds nothing; recording it would make the file's first real content
                 # look like a change (exit 4), so it is left unrecorded and read again next time.
                 empty = [f.path for f in files if is_empty(f)]
@@ -305,6 +392,7 @@ def ingest(
                         duplicates=(int(result.duplicates) if result is not None else 0) if dedupe else None,
                         warnings=warnings,
                         check=_run_check(warnings, share, strict),
+                        node_energy=node_table,
                     )
             finally:
                 shutil.rmtree(spill_dir, ignore_errors=True)
@@ -315,7 +403,9 @@ def ingest(
 
     for message in commit.warnings:
         _warnings.warn(message, RunWarning, stacklevel=2)
-    return _summarise(commit, identity, os.fspath(ledger), commit.warnings)
+    return replace_field(
+        _summarise(commit, identity, os.fspath(ledger), commit.warnings), node_energy=node_summary
+    )
 
 
 def _run_check(engine_warnings: Sequence[str], share: float, strict: bool) -> RunCheck:

@@ -59,6 +59,7 @@ from wattledger.schema import (
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
     MIGRATE_3_TO_4,
+    MIGRATE_4_TO_5,
     SCHEMA_VERSION,
     SOURCE_TOTALS_DDL,
     TABLES_DDL,
@@ -362,18 +363,21 @@ def _check_schema_of(con: duckdb.DuckDBPyConnection, name: str, *, creating: boo
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
     rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
     version = int(rows[0][0]) if rows else 0
-    if version in (1, 2, 3):
+    if version in (1, 2, 3, 4):
         if migrate:
             if version == 1:
                 _migrate_1_to_2(con)
             if version <= 2:
                 _migrate_2_to_3(con)
-            _migrate_3_to_4(con)
+            if version <= 3:
+                _migrate_3_to_4(con)
+            _migrate_4_to_5(con)
             return True
         why = {
             1: "before request outcomes were counted",
             2: "before sources kept their mapping",
             3: "before sources were identified by BLAKE3",
+            4: "before metered node energy was kept",
         }[version]
         raise LedgerSchemaError(
             f"ledger {name} has schema version {version} ({why}); upgrade it in place with "
@@ -416,9 +420,19 @@ def _migrate_3_to_4(con: duckdb.DuckDBPyConnection) -> None:
     ingested again is compared with them by SHA-256 (see ``schema.MIGRATE_3_TO_4``)."""
     for ddl in MIGRATE_3_TO_4:
         con.execute(ddl)
-    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute("UPDATE wl_meta SET value = '4' WHERE key = 'schema_version'")
     con.execute(
         "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_3_to_4_at', ?)", [datetime.now(UTC).isoformat()]
+    )
+
+
+def _migrate_4_to_5(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the metered node energy table (``schema.MIGRATE_4_TO_5``); old runs have none."""
+    for ddl in MIGRATE_4_TO_5:
+        con.execute(ddl)
+    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_4_to_5_at', ?)", [datetime.now(UTC).isoformat()]
     )
 
 
@@ -684,6 +698,7 @@ class LedgerWriter:
         duplicates: int | None = None,
         warnings: Sequence[str] = (),
         check: RunCheck | None = None,
+        node_energy: pa.Table | None = None,
     ) -> CommitResult:
         """Write one run in one transaction: config, run row, the files read, their hourly rows.
 
@@ -696,7 +711,9 @@ class LedgerWriter:
         run row keeps the difference so "no duplicates" and "never checked" are not confused.
         ``warnings`` are the engine's messages for the run, kept on the run row. ``check`` sees
         the run's totals before the commit: the warnings it returns are appended to the run row's,
-        and an exception it raises rolls the whole run back.
+        and an exception it raises rolls the whole run back. ``node_energy`` is the engine's
+        metered node energy per node and hour (``EstimateResult.node_energy()``), kept in
+        ``wl_node_energy`` under this run.
         """
         if aggregates is not None:
             _check_aggregate_schema(aggregates.schema.names, "aggregate table")
@@ -722,6 +739,16 @@ class LedgerWriter:
             if hourly is not None and source_ids:
                 self._append_hourly(hourly(source_ids))
             self._insert_hourly(run.run_id, config.sha256, source_ids, aggregates, spill_files)
+            if node_energy is not None and node_energy.num_rows:
+                self._con.register("_wl_node_energy_in", node_energy)
+                try:
+                    self._con.execute(
+                        "INSERT INTO wl_node_energy SELECT ?, node, hour, metered_kwh, attributed_kwh, "
+                        "idle_kwh, intervals, idle_intervals FROM _wl_node_energy_in",
+                        [run.run_id],
+                    )
+                finally:
+                    self._con.unregister("_wl_node_energy_in")
             status = "ingested" if kept else "nothing new"
             self._con.execute(
                 """INSERT INTO wl_runs (run_id, started_at, finished_at, command, wattledger_version,

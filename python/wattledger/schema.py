@@ -13,7 +13,7 @@ from __future__ import annotations
 #: 4: a source's content identity is the BLAKE3 of its stored bytes (``wl_sources.blake3``);
 #: sources recorded before keep their SHA-256 (``sha256``, NULL for later sources) and are still
 #: recognised by it (docs/internals.md, "File identity").
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Section 8 keys, in order.
 KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
@@ -181,6 +181,21 @@ def source_totals_sql(where: str) -> str:
 FROM wl_hourly WHERE {where} GROUP BY source_id, run_id, method"""
 
 
+#: Metered node energy of a run (``--node-energy``, methodology section 10): per node and hour
+#: of the interval's end, what the counters measured, the part shared over requests (in the
+#: hourly rows as method ``attributed``) and the idle part no request claimed. Kept per run:
+#: the counters are not a log source, and forgetting the run forgets them.
+NODE_ENERGY_DDL = """CREATE TABLE IF NOT EXISTS wl_node_energy (
+    run_id VARCHAR NOT NULL,
+    node VARCHAR NOT NULL,
+    hour TIMESTAMPTZ NOT NULL,
+    metered_kwh DOUBLE NOT NULL,
+    attributed_kwh DOUBLE NOT NULL,
+    idle_kwh DOUBLE NOT NULL,
+    intervals BIGINT NOT NULL,
+    idle_intervals BIGINT NOT NULL
+)"""
+
 TABLES_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS wl_meta (
     key VARCHAR PRIMARY KEY,
@@ -256,6 +271,7 @@ TABLES_DDL: tuple[str, ...] = (
     {_MEASURE_DDL}
 )""",
     SOURCE_TOTALS_DDL,
+    NODE_ENERGY_DDL,
 )
 
 _KEYS = ", ".join(KEY_COLUMNS)
@@ -293,6 +309,13 @@ SELECT s.*, s.replaced_at IS NULL AND s.forgotten_at IS NULL AS live, c.name AS 
                  ORDER BY n.kind, n.raw)
      FROM wl_source_names n WHERE n.source_id = s.source_id) AS aliases
 FROM wl_sources s LEFT JOIN wl_configs c USING (config_sha256)""",
+    # Idle energy per node and hour: metered energy no request claimed, of runs not forgotten.
+    """CREATE OR REPLACE VIEW node_energy AS
+SELECT node, hour, sum(metered_kwh) AS metered_kwh, sum(attributed_kwh) AS attributed_kwh,
+    sum(idle_kwh) AS idle_kwh, sum(intervals) AS intervals, sum(idle_intervals) AS idle_intervals
+FROM wl_node_energy
+WHERE run_id NOT IN (SELECT run_id FROM wl_runs WHERE forgotten_at IS NOT NULL)
+GROUP BY node, hour""",
     """CREATE OR REPLACE VIEW source_names AS
 SELECT n.source_id, s.path, s.replaced_at IS NULL AND s.forgotten_at IS NULL AS live,
     n.kind, n.raw, n.resolved, n.records
@@ -335,3 +358,7 @@ MIGRATE_3_TO_4: tuple[str, ...] = (
     "ALTER TABLE wl_sources ADD COLUMN blake3 VARCHAR",
     "ALTER TABLE wl_sources ALTER COLUMN sha256 DROP NOT NULL",
 )
+
+#: Schema version 4 -> 5, in one transaction: the metered node energy table (attributed and
+#: idle energy). Old runs had no node energy: the table starts empty and nothing else changes.
+MIGRATE_4_TO_5: tuple[str, ...] = (NODE_ENERGY_DDL,)

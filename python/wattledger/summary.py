@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the ingest path must not import the demo (numpy, polars)
     from wattledger.ingest import IngestSummary
     from wattledger.ledger import ForgetResult, LedgerTotals
 
-_METHOD_ORDER = ("measured", "tokens", "gpu_time", "flops", "none", "cached")
+_METHOD_ORDER = ("measured", "attributed", "tokens", "gpu_time", "flops", "none", "cached")
 
 
 def _pct(share: float | None) -> str:
@@ -100,7 +100,16 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
             else ""
         )
     )
+    if s.energy_kwh:
+        total = s.energy_kwh
+        shares = [
+            f"{m} {_pct((s.energy_kwh_by_method.get(m) or 0.0) / total)}"
+            for m in methods
+            if s.energy_kwh_by_method.get(m)
+        ]
+        lines.append(f"by method:  {', '.join(shares)} of energy")
     lines.append(f"co2e:       location {_kg(s.co2e_location_kg)}, market {_kg(s.co2e_market_kg)}")
+    lines += _node_energy_lines(s)
     lines.append(
         f"coverage:   {_pct(s.fallback_share)} of energy on fallback intensity, "
         f"{_pct(s.unresolved_share)} unresolved (no emissions), "
@@ -111,6 +120,21 @@ def format_ingest_summary(s: IngestSummary, *, rejects: str | os.PathLike[str] |
             f"names:      {len(s.names):,} raw names resolved through the pack (see the source_names view)"
         )
     return "\n".join(lines)
+
+
+def _node_energy_lines(s: IngestSummary) -> list[str]:
+    """Metered node energy (accelerator energy, before overheads and PUE): attributed + idle."""
+    n = s.node_energy
+    if n is None:
+        return []
+    idle = ", ".join(f"{node} {human(kwh)}" for node, kwh in n.idle_kwh_by_node.items())
+    return [
+        f"node energy: {human(n.metered_kwh)} kWh metered on {n.nodes:,} nodes "
+        f"({n.series:,} counter series): {human(n.attributed_kwh)} attributed to requests "
+        f"+ {human(n.idle_kwh)} idle",
+        f"  idle kWh  {idle or 'none'}",
+        f"  counters  {n.resets:,} resets, {n.gaps:,} gaps (see the warnings; docs/attribution.md)",
+    ]
 
 
 #: The demo's terminal table: the annual number with its range, emissions both ways and

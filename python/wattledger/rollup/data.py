@@ -43,7 +43,7 @@ from wattledger.schema import HOUR_UTC, exact_sum_sql
 PathLike = str | os.PathLike[str]
 
 #: Estimation methods that produce energy, in the order the methodology tries them (section 3).
-ENERGY_METHODS: tuple[str, ...] = ("measured", "tokens", "gpu_time", "flops")
+ENERGY_METHODS: tuple[str, ...] = ("measured", "attributed", "tokens", "gpu_time", "flops")
 
 TOTAL = "(all models)"
 

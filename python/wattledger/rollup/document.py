@@ -572,7 +572,11 @@ def build(data: RollupData) -> tuple[Section, ...]:
         Section(
             "methods",
             "Energy by estimation method",
-            ("Measured is accelerator energy read from the hardware; the rest is estimated.",),
+            (
+                "Measured is accelerator energy read from the hardware per request; attributed is "
+                "a node's metered energy shared over the requests it served (by GPU-seconds, else "
+                "output tokens); the rest is estimated.",
+            ),
             (metric_table(data, units, "methods", METHOD_KEYS),),
             chart="chart-energy-method",
         ),

@@ -172,6 +172,7 @@ impl Req {
             request_id: None,
             status: Some(if self.ok { "ok" } else { "error" }),
             cache_hit: None,
+            node: None,
         }
     }
 }

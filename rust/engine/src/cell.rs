@@ -17,11 +17,21 @@ pub enum Method {
     None,
     /// Served from a cache (section 10): the model did not run, energy is zero.
     Cached,
+    /// A share of metered node energy (section 10); ranks after measured, before tokens (the
+    /// ranking is in `Methodology::contribution`; the discriminant only keeps spill bytes stable).
+    Attributed,
 }
 
 impl Method {
-    pub const ALL: [Method; 6] =
-        [Method::Measured, Method::Tokens, Method::GpuTime, Method::Flops, Method::None, Method::Cached];
+    pub const ALL: [Method; 7] = [
+        Method::Measured,
+        Method::Tokens,
+        Method::GpuTime,
+        Method::Flops,
+        Method::None,
+        Method::Cached,
+        Method::Attributed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +41,7 @@ impl Method {
             Method::Flops => "flops",
             Method::None => "none",
             Method::Cached => "cached",
+            Method::Attributed => "attributed",
         }
     }
 }

@@ -34,15 +34,16 @@ pub struct Ranks {
 }
 
 /// Methods in name order: `METHOD_RANK[method as usize]` is its rank.
-const METHOD_RANK: [u8; 6] = {
-    let mut r = [0u8; 6];
-    // cached < flops < gpu_time < measured < none < tokens
-    r[Method::Cached as usize] = 0;
-    r[Method::Flops as usize] = 1;
-    r[Method::GpuTime as usize] = 2;
-    r[Method::Measured as usize] = 3;
-    r[Method::None as usize] = 4;
-    r[Method::Tokens as usize] = 5;
+const METHOD_RANK: [u8; 7] = {
+    let mut r = [0u8; 7];
+    // attributed < cached < flops < gpu_time < measured < none < tokens
+    r[Method::Attributed as usize] = 0;
+    r[Method::Cached as usize] = 1;
+    r[Method::Flops as usize] = 2;
+    r[Method::GpuTime as usize] = 3;
+    r[Method::Measured as usize] = 4;
+    r[Method::None as usize] = 5;
+    r[Method::Tokens as usize] = 6;
     r
 };
 
@@ -564,7 +565,7 @@ mod tests {
                     site: if i % 5 == 0 { NO_ID } else { 2 },
                     zone: 3,
                     hardware: NO_ID,
-                    method: Method::ALL[(i % 6) as usize],
+                    method: Method::ALL[(i % 7) as usize],
                 };
                 (key, Measures { records: 1, requests: 1.0, flags: crate::aggregate::HAS_ENERGY, ..Default::default() })
             })

@@ -23,10 +23,13 @@ pub enum Col {
     /// A cache flag (LiteLLM's `cache_hit`): true means the response came from a cache
     /// (methodology section 10).
     CacheHit,
+    /// The node (host) that served the request: matched against metered node energy
+    /// (`--node-energy`, methodology section 10, attributed energy).
+    Node,
 }
 
 impl Col {
-    pub const ALL: [Col; 14] = [
+    pub const ALL: [Col; 15] = [
         Col::Ts,
         Col::Model,
         Col::Site,
@@ -41,8 +44,9 @@ impl Col {
         Col::RequestId,
         Col::Status,
         Col::CacheHit,
+        Col::Node,
     ];
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +64,7 @@ impl Col {
             Col::RequestId => "request_id",
             Col::Status => "status",
             Col::CacheHit => "cache_hit",
+            Col::Node => "node",
         }
     }
 

@@ -125,11 +125,13 @@ pub struct Uncertainty {
     pub tokens: f64,
     pub gpu_time: f64,
     pub flops: f64,
+    /// Attributed node energy (section 10); the `measured` value unless the pack says.
+    pub attributed: f64,
 }
 
 impl Default for Uncertainty {
     fn default() -> Self {
-        Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0 }
+        Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0, attributed: 0.05 }
     }
 }
 
@@ -522,6 +524,8 @@ fn uncertainty_section(origin: &str, v: Option<Value>) -> Result<Uncertainty> {
             *slot = x;
         }
     }
+    // Attributed energy is metered energy shared out: by default as uncertain as `measured`.
+    u.attributed = f.bounded("attributed", UNCERTAINTY)?.unwrap_or(u.measured);
     f.finish()?;
     Ok(uncertainty)
 }
@@ -814,7 +818,10 @@ gpus = 1
             c.defaults,
             Defaults { pue: 1.2, host_overhead: 0.0, idle_overhead: 0.0, utilization: 0.5, concurrency: 1.0, mfu: 0.1 }
         );
-        assert_eq!(c.uncertainty, Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0 });
+        assert_eq!(
+            c.uncertainty,
+            Uncertainty { measured: 0.05, tokens: 0.3, gpu_time: 0.5, flops: 1.0, attributed: 0.05 }
+        );
         let c = parse("[defaults]\npue = 1.5\n[uncertainty]\nflops = 2\n[hardware.x]\ntdp_w = 300").unwrap();
         assert_eq!((c.defaults.pue, c.defaults.mfu), (1.5, 0.1));
         assert_eq!((c.uncertainty.flops, c.uncertainty.tokens), (2.0, 0.3));

@@ -17,9 +17,11 @@
 //! sees it. Per record, the caches hand back the resolved id and the outcome.
 
 use crate::aggregate::{Aggregate, Measures, HAS_CO2E, HAS_ENERGY, HAS_FLOPS, HAS_GPU_HOURS};
+use crate::attribution::{Attribution, Claim};
 use crate::cell::{CellKey, Method, NO_ID};
 use crate::cells::Cells;
 use crate::config::{num_text, Config, Uncertainty, G_PER_KWH};
+use crate::counters::NodeEnergy;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::interner::{Interner, NameChange, NameEntry, StatusEntry, StrCache, NONE_IDX, STATUS_SLOT, UNKNOWN_ID};
@@ -114,6 +116,15 @@ pub struct Usage {
     pub duration_s: Option<f64>,
     pub energy_j: Option<f64>,
     pub weight: f64,
+    /// The record's end time (for attributed energy) and its metered node ([`NO_ID`]: none).
+    pub ts_us: i64,
+    pub node: u32,
+}
+
+/// The claim of a record on its node's intervals: one function for both passes.
+#[inline]
+fn claim_of(ts_us: i64, duration_s: Option<f64>, gpus: f64, output_tokens: Option<i64>, weight: f64) -> Claim {
+    Claim { ts_us, duration_s, gpus, output_tokens: output_tokens.unwrap_or(0) as f64, weight }
 }
 
 /// What one record gives its hourly cell ([`Methodology::contribution`]), plus what a
@@ -170,6 +181,8 @@ pub struct Methodology {
     locate_site: u32,
     /// Cap on the distinct values of each name column and of status ([`DEFAULT_MAX_NAMES`]).
     max_names: usize,
+    /// Metered node energy with the first pass's denominators (section 10, `attributed`).
+    attribution: Option<Arc<Attribution>>,
 }
 
 impl Methodology {
@@ -289,7 +302,44 @@ impl Methodology {
             zone_series,
             default_site,
             uncertainty,
+            attribution: None,
         })
+    }
+
+    /// Attribute metered node energy to the records with a `node` it covers (second pass).
+    pub fn set_attribution(&mut self, a: Arc<Attribution>) {
+        self.attribution = Some(a);
+    }
+
+    pub fn attribution(&self) -> Option<&Arc<Attribution>> {
+        self.attribution.as_ref()
+    }
+
+    /// The metered node of a record's `node` value, `NO_ID` when none is metered (or there is
+    /// no attribution in this run): one hash look-up, only in runs with node energy.
+    #[inline]
+    fn node_id(&self, node: Option<&str>) -> u32 {
+        match (&self.attribution, node) {
+            (Some(a), Some(n)) => a.energy.node_id(n).unwrap_or(NO_ID),
+            _ => NO_ID,
+        }
+    }
+
+    /// A record's node and claim as the second pass's [`Self::contribution`] computes them
+    /// (first pass of attribution): `None` for records that take no share (no metered node,
+    /// measured `energy_j`, cached). Sites resolve as in an ingest, for the site's `gpus`.
+    pub fn attribution_claim(&self, rec: &Record<'_>, energy: &NodeEnergy) -> Option<(u32, Claim)> {
+        let node = energy.node_id(rec.node?)?;
+        if rec.energy_j.is_some() || self.outcome(rec.status, rec.cache_hit) == Outcome::Cached {
+            return None;
+        }
+        let mut site_id = rec.site.map_or(NO_ID, |s| self.intern_name(NameKind::Site, s).id);
+        let zone = rec.zone.map_or(NO_ID, |z| self.intern_name(NameKind::Zone, z).id);
+        if site_id == NO_ID && zone == NO_ID {
+            site_id = self.locate_site;
+        }
+        let gpus = rec.gpus.unwrap_or(self.site(site_id).gpus) as f64;
+        Some((node, claim_of(rec.ts_us, rec.duration_s, gpus, rec.output_tokens, rec.weight)))
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -665,8 +715,16 @@ impl Methodology {
         let gpus = gpus_n as f64;
         let model = self.model(model_id);
         let mut estimated_kwh = 0.0;
-        let (e_acc, method, u) =
-            self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus);
+        // Section 10: a share of metered node energy ranks after measured, before tokens.
+        let attributed = match (&self.attribution, rec.node, rec.energy_j) {
+            (Some(a), node, None) if node != NO_ID => a
+                .share_wh(node, &claim_of(rec.ts_us, rec.duration_s, gpus, rec.output_tokens, rec.weight))
+                .map(|wh| (Some(wh), Method::Attributed, self.uncertainty.attributed)),
+            _ => None,
+        };
+        let (e_acc, method, u) = attributed.unwrap_or_else(|| {
+            self.estimate_acc(model, hw, site, rec.input_tokens, rec.output_tokens, rec.duration_s, rec.energy_j, gpus)
+        });
         // Section 6: computational resources, whatever the energy method.
         if let (true, Some(n)) = (has_tokens, model.and_then(|m| m.active_params)) {
             m.flops = inference_flops(n, tin, tout) * w;
@@ -1023,6 +1081,8 @@ impl<T: Tap> RecordSink for AggregateSink<'_, T> {
             duration_s: rec.duration_s,
             energy_j: rec.energy_j,
             weight: rec.weight,
+            ts_us: rec.ts_us,
+            node: m.node_id(rec.node),
         };
         let at = || RecordRef { file: loc.file, line: loc.line, ts_us: rec.ts_us, request_id: rec.request_id };
         self.add(loc.file, names, status, rec.cache_hit, &usage, at);
@@ -1144,6 +1204,7 @@ zone = "FR"
             request_id: None,
             status: None,
             cache_hit: None,
+            node: None,
         }
     }
 
@@ -1879,14 +1940,43 @@ failed = ["rate_limited"]
         Arc::new(vec!["a.jsonl".into(), "b.csv".into()])
     }
 
+    /// Metered energy of nodes n1 (hourly, Kepler) and n2 (every 10 minutes, DCGM, with a
+    /// reset) over the first hours of [`records`], shared by a first pass over `recs`.
+    fn with_attribution(m: &mut Methodology, recs: &[Record<'_>]) {
+        let t0 = 1_704_067_200i64;
+        let mut csv = String::from("timestamp,__name__,Hostname,gpu,value\n");
+        for k in 0..32 {
+            csv += &format!("{},kepler_node_gpu_joules_total,n1,0,{}\n", t0 - 3600 + k * 3600, k * k * 1000);
+        }
+        for k in 0..60 {
+            let v = if k == 30 { 5 } else { k * 1_000_000 };
+            csv += &format!("{},DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n2,0,{v}\n", t0 + k * 600);
+        }
+        let e = NodeEnergy::from_texts(&[("c.csv", &csv)]).unwrap();
+        let denoms = {
+            let mut sink = crate::attribution::ClaimSink::new(m, &e);
+            for r in recs {
+                sink.record(r, Loc { file: 0, line: 0 });
+            }
+            sink.denoms
+        };
+        m.set_attribution(Arc::new(Attribution::new(Arc::new(e), denoms)));
+    }
+
     #[test]
     fn merging_halves_equals_one_sink() {
-        let recs = records(2000);
-        let m = methodology();
+        let recs: Vec<Record<'static>> = records(2000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Record { node: [None, Some("n1"), Some("n2")][i % 3], ..r })
+            .collect();
+        let mut m = methodology();
+        with_attribution(&mut m, &recs);
         let mut all = AggregateSink::new(&m, sources(), None, usize::MAX);
         feed(&mut all, &recs, 0);
         // The halves on a separate Methodology thread order: ids differ, names do not.
-        let m2 = methodology();
+        let mut m2 = methodology();
+        with_attribution(&mut m2, &recs);
         let (h1, h2) = recs.split_at(1000);
         let mut s2 = AggregateSink::new(&m2, sources(), None, usize::MAX);
         feed(&mut s2, h2, 1000);

@@ -6,10 +6,12 @@
 //! hourly partial sums. No Python here: the `wattledger-py` crate is the binding.
 
 pub mod aggregate;
+pub mod attribution;
 pub mod cell;
 pub mod cells;
 pub mod columns;
 pub mod config;
+pub mod counters;
 pub mod digest;
 pub mod error;
 #[doc(hidden)]

@@ -15,10 +15,12 @@ use arrow_array::RecordBatch;
 use arrow_schema::ArrowError;
 use rustc_hash::FxHashSet;
 
+use crate::attribution::{Attribution, ClaimSink};
 use crate::cells::Cells;
 use crate::columns::ColumnMap;
 use crate::config::Config;
-use crate::error::Result;
+use crate::counters::NodeEnergy;
+use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::kernel::{AggregateSink, Methodology, Tap, DEFAULT_MAX_NAMES};
 use crate::names::NameKind;
@@ -62,6 +64,9 @@ pub struct EstimateOutput {
     pub warnings: Vec<String>,
     /// Facility energy (kWh) priced on grid hours flagged estimated (a run-level count).
     pub estimated_kwh: f64,
+    /// The run's metered node energy and its shares (`--node-energy`), for the idle energy
+    /// and the counter report.
+    pub attribution: Option<Arc<Attribution>>,
 }
 
 /// A raw name of one source file that the ledger stores under another (resolved) name.
@@ -108,6 +113,8 @@ pub struct RunOptions {
     pub max_names: usize,
     /// The `source` of Arrow record batches (they have no path).
     pub source_name: String,
+    /// Metered node energy counter files (`--node-energy`): attributed energy (section 10).
+    pub node_energy: Vec<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -126,6 +133,7 @@ impl Default for RunOptions {
             max_inflate: crate::source::DEFAULT_MAX_INFLATE,
             max_names: DEFAULT_MAX_NAMES,
             source_name: "<arrow>".to_string(),
+            node_energy: Vec::new(),
         }
     }
 }
@@ -225,6 +233,8 @@ pub struct Estimator {
     reader: Reader,
     files: EstimateOptions,
     batches: EstimateOptions,
+    /// Counter files read once, when the estimator is built (a bad file fails before any log).
+    node_energy: Option<Arc<NodeEnergy>>,
 }
 
 impl Estimator {
@@ -241,7 +251,21 @@ impl Estimator {
             ..opts.clone()
         };
         let batches = opts.estimate(unbounded.scan(Some(&config), false)?);
+        let node_energy = match opts.node_energy.as_slice() {
+            [] => None,
+            paths => {
+                if opts.dedupe {
+                    return Err(Error::Usage(
+                        "--node-energy with --dedupe is not supported yet: de-duplicate the logs first, \
+                         or ingest without --node-energy"
+                            .into(),
+                    ));
+                }
+                Some(Arc::new(NodeEnergy::from_files(paths)?))
+            }
+        };
         Ok(Estimator {
+            node_energy,
             site: opts.site.clone(),
             max_names: opts.max_names,
             source_name: opts.source_name.clone(),
@@ -262,10 +286,27 @@ impl Estimator {
         methodology(&self.config, &self.grid, self.site.as_deref(), self.max_names)
     }
 
-    /// Estimate from log files.
+    /// Estimate from log files. With node energy, the logs are read twice (see
+    /// [`crate::attribution`]): the first pass sums the claims, the second is the estimate.
     pub fn estimate_files(&self, files: &[InputFile], ctl: &ScanControl) -> Result<EstimateOutput> {
-        let m = self.methodology()?;
+        let mut m = self.methodology()?;
+        if let Some(energy) = &self.node_energy {
+            m.set_attribution(Arc::new(self.claims(files, energy, ctl)?));
+        }
         with_rejects(self.reader.rejects.as_ref(), |rj| estimate_files(files, &m, &self.files, ctl, rj))
+    }
+
+    /// The first pass of attribution: every record's claims summed per metered interval.
+    /// Same scan options as the estimate (so the same records are accepted), no rejects file
+    /// and no hashing (the second pass does both); the progress counters restart after it.
+    fn claims(&self, files: &[InputFile], energy: &Arc<NodeEnergy>, ctl: &ScanControl) -> Result<Attribution> {
+        let m = self.methodology()?;
+        let scan = ScanOptions { hash: false, ..self.files.scan.clone() };
+        let out = scan_files(files, &scan, ctl, None, || ClaimSink::new(&m, energy))?;
+        for c in [&ctl.bytes_read, &ctl.records, &ctl.rejects] {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(Attribution::new(energy.clone(), out.sink.denoms))
     }
 
     /// Estimate from Arrow record batches, named by the options' `source_name`.
@@ -273,6 +314,10 @@ impl Estimator {
     where
         I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
     {
+        if self.node_energy.is_some() {
+            // A stream of batches cannot be read twice; the attribution needs two passes.
+            return Err(Error::Usage("node energy applies to log files, not to record batches".into()));
+        }
         let m = self.methodology()?;
         let opts = &self.batches;
         with_rejects(self.reader.rejects.as_ref(), |rj| estimate_batches(batches, &self.source_name, &m, opts, ctl, rj))
@@ -449,7 +494,15 @@ impl Run {
         names.sort_by(|a, b| (a.file, a.kind, &a.raw).cmp(&(b.file, b.kind, &b.raw)));
         let mut warnings = m.warnings(&notes.unrecognised);
         warnings.extend(m.estimated_warning(notes.estimated_kwh, notes.energy_kwh));
-        Ok(EstimateOutput { cells, files, duplicates, names, warnings, estimated_kwh: notes.estimated_kwh })
+        Ok(EstimateOutput {
+            cells,
+            files,
+            duplicates,
+            names,
+            warnings,
+            estimated_kwh: notes.estimated_kwh,
+            attribution: m.attribution().cloned(),
+        })
     }
 }
 

@@ -59,6 +59,13 @@ const SPAN_STATUS: &str =
 
 /// GenAI attributes that mark a span as a GenAI operation (OTel semantic conventions, current
 /// and older names; vLLM's own).
+/// The serving host (semantic conventions' resource attribute `host.name`: OTLP JSON's
+/// resource, ClickHouse's `ResourceAttributes`, flattened), for attributed node energy.
+const SPAN_NODE: &str = concat!(
+    "node = resource.attributes[\"host.name\"] | ResourceAttributes[\"host.name\"] | ",
+    span_attr!("host.name")
+);
+
 const GENAI_MARKERS: &[&str] = &[
     span_attr!("gen_ai.operation.name"),
     span_attr!("gen_ai.provider.name"),
@@ -103,6 +110,7 @@ pub const PRESETS: &[Preset] = &[
                 span_attr!("gen_ai.usage.completion_tokens")
             ),
             concat!("site = ", span_attr!("server.address")),
+            SPAN_NODE,
             concat!("request_id = ", span_attr!("gen_ai.response.id"), " | spanId | SpanId | id | context.span_id"),
             SPAN_TS,
             SPAN_DURATION,
@@ -148,6 +156,7 @@ pub const PRESETS: &[Preset] = &[
             ),
             SPAN_TS,
             SPAN_STATUS,
+            SPAN_NODE,
         ],
         keep: &[KeepDef { when: None, any_of: VLLM_MARKERS, reason: "not a vLLM request span" }],
     },

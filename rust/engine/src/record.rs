@@ -31,6 +31,8 @@ pub struct Record<'a> {
     pub status: Option<&'a str>,
     /// The log's cache flag (section 10): `Some(true)` for a cache hit.
     pub cache_hit: Option<bool>,
+    /// The node (host) that served the request, for attributed energy (section 10).
+    pub node: Option<&'a str>,
 }
 
 /// A record as read, before the shared validation rules.
@@ -51,6 +53,8 @@ pub struct Draft<'a> {
     pub status: Option<&'a str>,
     /// The log's cache flag (section 10): `Some(true)` for a cache hit.
     pub cache_hit: Option<bool>,
+    /// The node (host) that served the request, for attributed energy (section 10).
+    pub node: Option<&'a str>,
 }
 
 /// Physical bounds of one record's numbers (docs/bounds.md). Each is far beyond any real
@@ -130,6 +134,7 @@ impl<'a> Draft<'a> {
             (Col::Zone, self.zone),
             (Col::Hardware, self.hardware),
             (Col::Status, self.status),
+            (Col::Node, self.node),
         ] {
             if let Some(c) = v.and_then(forbidden_char) {
                 return Err(RejectReason::ForbiddenChar(col, c));
@@ -186,6 +191,7 @@ impl<'a> Draft<'a> {
             request_id: non_empty(self.request_id),
             status: non_empty(self.status),
             cache_hit: self.cache_hit,
+            node: non_empty(self.node),
         })
     }
 }

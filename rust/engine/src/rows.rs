@@ -48,7 +48,8 @@ impl<'a> Names<'a> {
 }
 
 /// The name columns of [`Rows::names`], in this order.
-pub const NAME_COLS: [Col; 6] = [Col::Model, Col::Site, Col::Zone, Col::Hardware, Col::RequestId, Col::Status];
+pub const NAME_COLS: [Col; 7] =
+    [Col::Model, Col::Site, Col::Zone, Col::Hardware, Col::RequestId, Col::Status, Col::Node];
 
 /// Index of a name column in [`Rows::names`].
 #[inline]
@@ -59,6 +60,7 @@ pub const fn name_slot(col: Col) -> usize {
         Col::Zone => 2,
         Col::Hardware => 3,
         Col::RequestId => 4,
+        Col::Node => 6,
         _ => 5,
     }
 }
@@ -75,7 +77,7 @@ pub struct Rows<'a> {
     /// The reject location (`Loc::line`) of the chunk's first row.
     pub line0: u64,
     pub len: usize,
-    pub names: [Names<'a>; 6],
+    pub names: [Names<'a>; 7],
     pub ts_us: Vec<Option<i64>>,
     pub gpus: Vec<Option<i64>>,
     pub input_tokens: Vec<Option<i64>>,
@@ -91,7 +93,7 @@ pub struct Rows<'a> {
     pub valid: Vec<u32>,
     /// Per dictionary value of each checked name column: what [`name_check`] found, so each
     /// distinct value of a batch is checked once ([`NameMemo`]).
-    memo: [NameMemo; 5],
+    memo: [NameMemo; 6],
 }
 
 /// Lazily filled checks of one dictionary's values, valid for one dictionary (by identity).
@@ -154,7 +156,7 @@ const CLEAN_CHECK_MIN: usize = 4096;
 
 /// The columns [`Rows::validate`] checks for forbidden characters, in the order the
 /// per-record rules do (a row with several problems gets the first).
-const CHECKED_NAMES: [Col; 5] = [Col::Model, Col::Site, Col::Zone, Col::Hardware, Col::Status];
+const CHECKED_NAMES: [Col; 6] = [Col::Model, Col::Site, Col::Zone, Col::Hardware, Col::Status, Col::Node];
 
 impl<'a> Rows<'a> {
     /// Empty the columns and size them for a chunk of `n` rows.
@@ -198,6 +200,7 @@ impl<'a> Rows<'a> {
             request_id: name(Col::RequestId),
             status: name(Col::Status),
             cache_hit: self.cache_hit[i],
+            node: name(Col::Node),
         }
     }
 

@@ -136,6 +136,8 @@ impl<T: Tap> AggregateSink<'_, T> {
                 duration_s: rows.duration_s[i],
                 energy_j: rows.energy_j[i],
                 weight: rows.weight[i].unwrap_or(1.0),
+                ts_us: rows.ts_us[i].unwrap_or_default(),
+                node: m.node_id(rows.names[crate::rows::name_slot(crate::columns::Col::Node)].get(r)),
             };
             // What `Draft::finish` makes of the row's request id and timestamp (both valid here).
             let at = || RecordRef {

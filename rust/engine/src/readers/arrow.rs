@@ -360,7 +360,7 @@ fn convert<'a>(rows: &mut Rows<'a>, col: Col, i: usize, set: impl FnOnce(&mut Dr
         Col::EnergyJ => rows.energy_j[i] = d.energy_j,
         Col::Weight => rows.weight[i] = d.weight,
         Col::CacheHit => rows.cache_hit[i] = d.cache_hit,
-        Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {}
+        Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status | Col::Node => {}
     }
 }
 

@@ -33,6 +33,7 @@ pub fn canonical_schema() -> SchemaRef {
         s("request_id", true),
         s("status", true),
         Field::new("cache_hit", DataType::Boolean, true),
+        s("node", true),
         s("source", false),
         Field::new("line", DataType::Int64, false),
     ]))
@@ -55,6 +56,7 @@ pub struct CanonicalSink {
     request_id: StringBuilder,
     status: StringBuilder,
     cache_hit: BooleanBuilder,
+    node: StringBuilder,
     file: Vec<u32>,
     line: Vec<i64>,
     /// Rows of merged sinks, already finished: (columns without source/line, file, line).
@@ -82,6 +84,7 @@ impl CanonicalSink {
             Arc::new(self.request_id.finish()),
             Arc::new(self.status.finish()),
             Arc::new(self.cache_hit.finish()),
+            Arc::new(self.node.finish()),
         ];
         (cols, std::mem::take(&mut self.file), std::mem::take(&mut self.line))
     }
@@ -139,6 +142,7 @@ impl RecordSink for CanonicalSink {
         self.request_id.append_option(r.request_id);
         self.status.append_option(r.status);
         self.cache_hit.append_option(r.cache_hit);
+        self.node.append_option(r.node);
         self.file.push(loc.file);
         self.line.push(loc.line as i64);
     }

@@ -884,7 +884,7 @@ pub(crate) fn set_text<'a>(
         Col::EnergyJ => d.energy_j = float_from_text(text, scale).map_err(bad)?,
         Col::Weight => d.weight = float_from_text(text, scale).map_err(bad)?,
         Col::CacheHit => d.cache_hit = bool_from_text(text).map_err(bad)?,
-        Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status => {
+        Col::Model | Col::Site | Col::Zone | Col::Hardware | Col::RequestId | Col::Status | Col::Node => {
             let s = if utf8 || text.is_ascii() {
                 // SAFETY: ASCII is valid UTF-8, and the caller vouches for `utf8` (Arrow strings).
                 unsafe { std::str::from_utf8_unchecked(text) }
@@ -898,6 +898,7 @@ pub(crate) fn set_text<'a>(
                 Col::Zone => d.zone = s,
                 Col::Hardware => d.hardware = s,
                 Col::RequestId => d.request_id = s,
+                Col::Node => d.node = s,
                 _ => d.status = s,
             }
         }

@@ -75,7 +75,7 @@ fn jsonl_values_and_forms() {
     let (b, st) = scan(&[f], &opts(1 << 20, 2)).unwrap();
     let st = &st[0];
     assert_eq!((st.records, st.rejected, st.blank_lines), (11, 0, 2), "{:?}", st.rejects);
-    assert_eq!(st.columns_found, Col::ALL[..Col::COUNT - 1].to_vec(), "all but cache_hit");
+    assert_eq!(st.columns_found, Col::ALL[..Col::COUNT - 2].to_vec(), "all but cache_hit and node");
     let ts = tss(&b);
     assert_eq!(ts[0], 1_748_779_203_123_000);
     assert!(ts[1..].iter().all(|&t| t == T0 || t == T0 + 500_000), "{ts:?}");

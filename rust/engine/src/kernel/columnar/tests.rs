@@ -94,6 +94,18 @@ struct Outcome {
     warnings: Vec<String>,
     files: Vec<FileStats>,
     rejects: String,
+    attributed_cells: usize,
+}
+
+/// Cells of method `attributed` in a batch of cells.
+fn attributed_cells(b: &RecordBatch) -> usize {
+    let Some(col) = b.column_by_name("method") else { return 0 };
+    if let Some(a) = col.as_any().downcast_ref::<StringArray>() {
+        return a.iter().flatten().filter(|&m| m == "attributed").count();
+    }
+    let d = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>().expect("method is strings or a dictionary");
+    let values = d.values().as_any().downcast_ref::<StringArray>().unwrap();
+    d.keys().iter().flatten().filter(|&k| values.value(k as usize) == "attributed").count()
 }
 
 fn bits(b: &RecordBatch) -> Vec<String> {
@@ -107,8 +119,36 @@ fn bits(b: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
+/// Metered energy of nodes n1 and n2 around the generated times (attributed energy): GPUs on
+/// different steps, a reset on n2.
+const COUNTERS: &str = "timestamp,__name__,Hostname,gpu,value\n\
+    1704063600,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,1000\n\
+    1704067200,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,900000\n\
+    1704069000,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,5000000\n\
+    1704074400,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,7000000\n\
+    1704067000,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,1,0\n\
+    1704075000,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,1,3000000\n\
+    1704067100,kepler_node_gpu_joules_total,n2,0,50\n\
+    1704068000,kepler_node_gpu_joules_total,n2,0,90\n\
+    1704070000,kepler_node_gpu_joules_total,n2,0,10\n";
+
+/// The first pass of attribution over the same batches, then the methodology of the second.
+fn attributed(batches: &[RecordBatch], max_names: usize) -> Methodology {
+    let energy = crate::counters::NodeEnergy::from_texts(&[("c.csv", COUNTERS)]).unwrap();
+    let first = methodology(max_names);
+    let opts = ScanOptions { threads: 1, ..Default::default() };
+    let input = batches.iter().cloned().map(Ok);
+    let denoms = scan_batches(input, "<arrow>", &opts, &ScanControl::default(), None, || {
+        crate::attribution::ClaimSink::new(&first, &energy)
+    })
+    .map_or_else(|_| crate::attribution::Attribution::empty_denoms(&energy), |o| o.sink.denoms);
+    let mut m = methodology(max_names);
+    m.set_attribution(Arc::new(crate::attribution::Attribution::new(Arc::new(energy), denoms)));
+    m
+}
+
 fn run(batches: &[RecordBatch], columnar: bool, max_names: usize) -> Outcome {
-    let m = methodology(max_names);
+    let m = attributed(batches, max_names);
     let dir = crate::testutil::tempdir().unwrap();
     let path = dir.path().join("rejects.txt");
     let rejects = RejectsWriter::create(&path).unwrap();
@@ -130,9 +170,12 @@ fn run(batches: &[RecordBatch], columnar: bool, max_names: usize) -> Outcome {
     .map_err(|e| e.to_string())
     .map_or_else(|e| (None, Err(e)), |(s, f)| (Some(s), Ok(f)));
     rejects.finish().unwrap();
+    let mut attributed = 0;
     let (cells, warnings) = match sink.map(|s| s.finish_with_notes()) {
         Some(Ok((b, notes))) => {
-            let mut cells = bits(&b.to_record_batch().unwrap());
+            let batch = b.to_record_batch().unwrap();
+            attributed = attributed_cells(&batch);
+            let mut cells = bits(&batch);
             cells.push(format!(
                 "{:?} {:?}",
                 notes.changed.iter().collect::<std::collections::BTreeMap<_, _>>(),
@@ -151,6 +194,7 @@ fn run(batches: &[RecordBatch], columnar: bool, max_names: usize) -> Outcome {
         warnings,
         files: files.unwrap_or_default(),
         rejects: std::fs::read_to_string(&path).unwrap(),
+        attributed_cells: attributed,
     }
 }
 
@@ -163,6 +207,7 @@ const ZONES: [&str; 6] = ["DE", "de", "FR", "fr", "XX", ""];
 const HARDWARE: [&str; 6] = ["h100", "NVIDIA H100 80GB HBM3", "nopeak", "tpu", "", "c1\u{85}"];
 const STATUSES: [&str; 7] = ["ok", "from_cache", "rate_limited", "weird", "odd", "", "a\u{1b}b"];
 const IDS: [&str; 3] = ["r1", "r2", ""];
+const NODES: [&str; 5] = ["n1", "n2", "unmetered", "", "x\u{2028}y"];
 /// 2024-01-01T00:00:00Z in seconds, and offsets around the grid's hours.
 const T0: i64 = 1_704_067_200;
 const TS_S: [i64; 7] = [T0, T0 + 1800, T0 + 7300, T0 - 30, T0 + 86_400 * 40, 253_402_300_800, -62_200_000_000];
@@ -296,15 +341,15 @@ fn cache_column(picks: &[u8], enc: u8) -> Option<ArrayRef> {
 }
 
 /// Batches of generated rows: `cols[c]` holds column `c`'s pick per row, `enc[c]` its type.
-fn batches(rows: &[[u8; 14]], enc: &[u8; 14], split: usize) -> Vec<RecordBatch> {
-    let mut dicts: [Option<ArrayRef>; 6] = Default::default();
-    let chunks: Vec<&[[u8; 14]]> =
+fn batches(rows: &[[u8; 15]], enc: &[u8; 15], split: usize) -> Vec<RecordBatch> {
+    let mut dicts: [Option<ArrayRef>; 7] = Default::default();
+    let chunks: Vec<&[[u8; 15]]> =
         if split == 0 || split >= rows.len() { vec![rows] } else { vec![&rows[..split], &rows[split..]] };
     chunks
         .into_iter()
         .map(|part| {
             let col = |c: usize| part.iter().map(|r| r[c]).collect::<Vec<u8>>();
-            let [dm, ds, dz, dh, di, dst] = &mut dicts;
+            let [dm, ds, dz, dh, di, dst, dn] = &mut dicts;
             let cols: Vec<(&str, Option<ArrayRef>)> = vec![
                 ("ts", ts_column(&col(0), enc[0].max(1))),
                 ("model", names(&MODELS, &col(1), enc[1].max(1), dm)),
@@ -320,6 +365,7 @@ fn batches(rows: &[[u8; 14]], enc: &[u8; 14], split: usize) -> Vec<RecordBatch> 
                 ("request_id", names(&IDS, &col(11), enc[11], di)),
                 ("status", names(&STATUSES, &col(12), enc[12], dst)),
                 ("cache_hit", cache_column(&col(13), enc[13])),
+                ("node", names(&NODES, &col(14), enc[14], dn)),
             ];
             RecordBatch::try_from_iter(cols.into_iter().filter_map(|(n, a)| a.map(|a| (n, a)))).unwrap()
         })
@@ -337,8 +383,8 @@ proptest! {
 
     #[test]
     fn columnar_path_matches_the_per_record_path(
-        rows in prop::collection::vec(any::<[u8; 14]>(), 1..700),
-        enc in any::<[u8; 14]>(),
+        rows in prop::collection::vec(any::<[u8; 15]>(), 1..700),
+        enc in any::<[u8; 15]>(),
         split in 0usize..700,
         max_names in prop_oneof![Just(100_000usize), 1usize..6],
     ) {
@@ -349,16 +395,33 @@ proptest! {
 #[test]
 fn every_encoding_of_every_column_matches_the_per_record_path() {
     // Each encoding of each column at least once, over rows that take every value of the pools.
-    let rows: Vec<[u8; 14]> =
+    let rows: Vec<[u8; 15]> =
         (0..=255u8).map(|b| std::array::from_fn(|c| b.wrapping_mul(7).wrapping_add(c as u8 * 31))).collect();
     for e in 0..12u8 {
-        let enc = [e; 14];
+        let enc = [e; 15];
         assert_same(&batches(&rows, &enc, 100), 100_000);
         assert_same(&batches(&rows, &enc, 0), 3);
     }
     // The dictionary-encoded names are read through the memo and agree.
-    let enc = [1, 6, 6, 6, 6, 1, 1, 1, 1, 1, 1, 6, 6, 1];
+    let enc = [1, 6, 6, 6, 6, 1, 1, 1, 1, 1, 1, 6, 6, 1, 6];
     let out = run(&batches(&rows, &enc, 100), true, 100_000);
     assert!(out.cells.is_ok(), "{out:?}");
     assert!(out.files[0].records > 0 && out.files[0].rejected > 0, "{:?}", out.files);
+    // Rows on metered nodes, in and out of their metered time, with and without a duration:
+    // attributed on both paths alike (the generated rows above rarely combine all of that).
+    let mut crafted: Vec<[u8; 15]> = Vec::new();
+    for ts in [0u8, 1, 3, 2] {
+        for node in [0u8, 1, 2] {
+            for duration in [1u8, 2, 11] {
+                crafted.push([ts, 0, 0, 0, 0, 1, 3, 2, duration, 11, 1, 2, 0, 3, node]);
+            }
+        }
+    }
+    let mut attributed = 0;
+    for e in 1..12u8 {
+        let batches = batches(&crafted, &[e; 15], 7);
+        assert_same(&batches, 100_000);
+        attributed += run(&batches, true, 100_000).attributed_cells;
+    }
+    assert!(attributed > 0, "no attributed cell");
 }
