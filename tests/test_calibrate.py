@@ -285,3 +285,32 @@ def test_table_names_every_group_and_what_was_skipped(tmp_path: Path) -> None:
     assert "held-out total error" in text and "band coverage" in text
     assert "llama-70b on b200\n  skipped: 10 records, under --min-records 50" in text
     assert "utilization of h100 (gpu_time)" in text
+
+
+# --- the rollup --------------------------------------------------------------------------------
+
+
+def test_rollup_methodology_shows_calibrated_provenance_and_held_out_error(tmp_path: Path) -> None:
+    from wattledger.rollup import rollup
+
+    records = fleet(300, seed=8)
+    config = _core.Config.from_toml(PACK, origin="fleet.toml")
+    out = tmp_path / "cal.toml"
+    result = calibrate_frame(records, config, out=out, seed=2, date="2026-04-02T00:00:00Z")
+    logs = _logs(
+        records.filter(pl.Series(split.held_out(records, 0.2, 2))), tmp_path / "h.jsonl", measured=False
+    )
+    wattledger.ingest(logs, ledger=tmp_path / "l.duckdb", config=out, progress=False)
+    doc = rollup(tmp_path / "l.duckdb", year=2026)
+    md = doc.to_markdown()
+    g = next(g for g in result.groups if (g.model, g.hardware) == ("llama-8b", "h100"))
+    assert "Calibrated entries were fitted by wattledger calibrate" in md
+    assert "A hardware's calibrated utilization applies to gpu_time estimates" in md
+    row = next(line for line in md.splitlines() if line.startswith("| llama-8b | h100 |") and "/" in line)
+    assert f"| {g.used} / {g.held_out} |" in row
+    assert f"{(g.holdout_total_error or 0) * 100:+.1f} %" in row
+    assert "2026-04-02T00:00:00Z" in row and "fleet-0.jsonl" in row
+    assert any(line.startswith("| (gpu_time) | h100 | utilization 0.") for line in md.splitlines())
+    calibrations = doc.to_dict()["methodology"][0]["calibrations"]
+    assert {(c["model"], c["hardware"]) for c in calibrations} >= {("llama-8b", "h100"), (None, "h100")}
+    assert "Calibrated entries" in doc.to_html()
