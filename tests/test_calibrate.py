@@ -314,3 +314,50 @@ def test_rollup_methodology_shows_calibrated_provenance_and_held_out_error(tmp_p
     calibrations = doc.to_dict()["methodology"][0]["calibrations"]
     assert {(c["model"], c["hardware"]) for c in calibrations} >= {("llama-8b", "h100"), (None, "h100")}
     assert "Calibrated entries" in doc.to_html()
+
+
+# --- the hardware's utilization in the engine ----------------------------------------------------
+
+UTILIZATION_PACK = """
+[defaults]
+utilization = 0.5
+[hardware.h100]
+tdp_w = 700
+idle_w = 100
+utilization = 0.8
+[hardware.a100]
+tdp_w = 400
+[sites.own]
+zone = "DE"
+utilization = 0.25
+[sites.plain]
+zone = "DE"
+"""
+
+
+def test_hardware_utilization_wins_over_defaults_not_over_a_site_and_the_oracle_agrees(
+    tmp_path: Path,
+) -> None:
+    import oracle_sql
+
+    pack = tmp_path / "u.toml"
+    pack.write_text(UTILIZATION_PACK)
+    rows = [
+        {"site": "plain", "hardware": "h100"},  # the hardware's 0.8: 100 + 0.8 * 600 = 580 W
+        {"site": "own", "hardware": "h100"},  # the site's 0.25: 250 W
+        {"zone": "DE", "hardware": "h100"},  # no site: the hardware's 0.8
+        {"site": "plain", "hardware": "a100"},  # no hardware value: [defaults] 0.5 -> 200 W
+    ]
+    logs = tmp_path / "u.jsonl"
+    logs.write_text(
+        "".join(
+            json.dumps({"ts": f"2026-01-01T0{i}:00:00Z", "model": "m", "duration_s": 3600, **r}) + "\n"
+            for i, r in enumerate(rows)
+        )
+    )
+    got = wattledger.estimate(logs, config=pack).sort("hour")
+    assert got.get_column("energy_acc_kwh").to_list() == pytest.approx([0.58, 0.25, 0.58, 0.2], rel=1e-12)
+    want = oracle_sql.oracle_hourly(logs, pack).sort("hour")
+    assert got.get_column("energy_acc_kwh").to_list() == pytest.approx(
+        want.get_column("energy_acc_kwh").to_list(), rel=1e-12
+    )
