@@ -361,3 +361,22 @@ def test_hardware_utilization_wins_over_defaults_not_over_a_site_and_the_oracle_
     assert got.get_column("energy_acc_kwh").to_list() == pytest.approx(
         want.get_column("energy_acc_kwh").to_list(), rel=1e-12
     )
+
+
+def test_records_without_hardware_are_fitted_as_the_models_star_entry(tmp_path: Path) -> None:
+    records = (
+        fleet(200, seed=3)
+        .filter(pl.col("model") == "llama-70b")
+        .with_columns(pl.lit(None, pl.Utf8).alias("hardware"))
+    )
+    config = _core.Config.from_toml(PACK, origin="fleet.toml")
+    out = tmp_path / "c.toml"
+    result = calibrate_frame(records, config, out=out, min_records=50)
+    assert [(g.model, g.hardware) for g in result.groups] == [("llama-70b", "*")]
+    assert "llama-70b on any hardware (*: the records name none)" in table(result)
+    assert result.excluded == {"duration_s but no hardware (a utilization needs the hardware's power)": 200}
+    coefficients = tomllib.loads(out.read_text())["models"]["llama-70b"]["coefficients"]
+    assert [c["hardware"] for c in coefficients] == ["*"]
+    # A record naming no hardware is estimated with it.
+    logs = _logs(records.head(5), tmp_path / "x.jsonl", measured=False)
+    assert set(wattledger.estimate(logs, config=out).get_column("method")) == {"tokens"}

@@ -144,7 +144,8 @@ def table(result: Calibration) -> str:
     """The CLI's report: one block per (model, hardware), then one per hardware utilization."""
     lines: list[str] = []
     for g in result.groups:
-        lines.append(f"{g.model} on {g.hardware}")
+        on = "any hardware (*: the records name none)" if g.hardware == "*" else g.hardware
+        lines.append(f"{g.model} on {on}")
         if g.skipped:
             lines.append(f"  skipped: {g.skipped}")
         else:

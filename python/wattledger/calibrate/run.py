@@ -29,6 +29,8 @@ else:
 #: The pack's bound on an uncertainty (docs/bounds.md): a wider band is written at the bound.
 MAX_UNCERTAINTY = 10.0
 FIT_TEXT = "quasi-Poisson, identity link (IRLS, weights 1/mu), non-negative"
+#: The coefficient entry that applies to any hardware, and to records that name none.
+ANY_HARDWARE = "*"
 
 
 @dataclass(frozen=True)
@@ -295,13 +297,11 @@ def calibrate_records(records: pl.DataFrame, config: _core.Config, opts: Options
     """Fit every (model, hardware) and every hardware of ``records`` (the per-record frame)."""
     out = Calibration()
     measured = records.filter((pl.col("method") == "measured") & pl.col("energy_j").is_not_null())
-    no_hw = measured.filter(pl.col("hardware").is_null()).height
-    if no_hw:
-        out.excluded["no hardware (a coefficient entry needs one)"] = no_hw
-    measured = measured.filter(pl.col("hardware").is_not_null())
     # The tokens method needs a token count; with both 0 it gives 0 whatever the coefficients.
     tokens = pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0)
-    with_tokens = measured.filter(tokens > 0)
+    # Records that name no hardware (and whose site names none) are fitted as the model's "*"
+    # entry: the one a record without hardware is estimated with.
+    with_tokens = measured.filter(tokens > 0).with_columns(pl.col("hardware").fill_null(ANY_HARDWARE))
     if measured.height - with_tokens.height:
         out.excluded["no token counts or 0 tokens (used for utilization only)"] = (
             measured.height - with_tokens.height
@@ -319,9 +319,11 @@ def calibrate_records(records: pl.DataFrame, config: _core.Config, opts: Options
 
     resolved = json.loads(config.to_json())
     unknown = resolved["unknown_site"]
-    timed = measured.filter(pl.col("duration_s").is_not_null()).join(
-        _site_table(resolved), on="site", how="left"
-    )
+    timed = measured.filter(pl.col("duration_s").is_not_null())
+    no_hw = timed.filter(pl.col("hardware").is_null()).height
+    if no_hw:
+        out.excluded["duration_s but no hardware (a utilization needs the hardware's power)"] = no_hw
+    timed = timed.filter(pl.col("hardware").is_not_null()).join(_site_table(resolved), on="site", how="left")
     timed = timed.with_columns(
         pl.col("_concurrency").fill_null(float(unknown["concurrency"])),
         pl.col("_own_utilization").fill_null(unknown["from"]["utilization"] == "site"),
