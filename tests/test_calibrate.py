@@ -109,12 +109,28 @@ def test_utilization_is_clipped_and_says_so() -> None:
 
 def test_conformal_halfwidth_is_the_ceil_n_plus_1_rank() -> None:
     r = np.arange(1.0, 20.0)  # 19 residuals: rank ceil(20 * 0.9) = 18
-    assert fit.conformal_halfwidth(r, np.ones(19)) == 18.0
+    assert fit.conformal_halfwidth(r, np.ones(19), confidence=None) == 18.0
     # Weights count as requests: 19 rows of weight 2 are 38 requests, rank ceil(39 * 0.9) = 36,
     # reached by the 18th row.
-    assert fit.conformal_halfwidth(r, np.full(19, 2.0)) == 18.0
-    assert not fit.enough_for_conformal(8) and fit.enough_for_conformal(9)
+    assert fit.conformal_halfwidth(r, np.full(19, 2.0), confidence=None) == 18.0
+    assert not fit.enough_for_conformal(8, confidence=None) and fit.enough_for_conformal(9, confidence=None)
     assert fit.conformal_halfwidth(np.array([0.1, 0.5]), np.ones(2)) == 0.5  # too few: the largest
+
+
+def test_the_confident_rank_holds_90_percent_with_90_percent_confidence() -> None:
+    # The share a band at rank k holds is Beta(k, n + 1 - k): at the chosen rank it is below
+    # 0.9 in at most 10 % of calibration sets, one rank lower in more.
+    rng = np.random.default_rng(3)
+    for n in (45, 225, 1000):
+        k = fit.conformal_rank(n)
+        assert k >= fit.conformal_rank(n, confidence=None)
+        below = np.mean(rng.beta(k, n + 1 - k, 200_000) < 0.9)
+        lower = np.mean(rng.beta(k - 1, n + 2 - k, 200_000) < 0.9)
+        assert below <= 0.1 + 0.003 < lower, (n, k, below, lower)
+    # Large counts take the normal approximation: the same rank to within one.
+    n = 200_001
+    exact_like = fit.conformal_rank(200_000)
+    assert abs(fit.conformal_rank(n) - exact_like) <= 2
 
 
 def test_band_holds_90_percent_of_fresh_requests() -> None:

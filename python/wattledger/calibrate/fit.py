@@ -22,6 +22,8 @@ Array = npt.NDArray[np.float64]
 
 #: Coverage the band is built for (the issue's "half-width that holds 90 % of requests").
 COVERAGE = 0.9
+#: Confidence that a band holds at least COVERAGE of new requests (see conformal_rank).
+CONFIDENCE = 0.9
 #: IRLS stops when no coefficient moves by more than this share.
 _TOL = 1e-10
 _MAX_ITER = 200
@@ -146,24 +148,70 @@ def relative_residuals(measured: Array, estimated: Array) -> Array:
     return np.where((estimated == 0) & (measured == 0), 0.0, np.where(estimated == 0, np.inf, r))
 
 
-def conformal_halfwidth(residuals: Array, weight: Array, coverage: float = COVERAGE) -> float:
-    """The split-conformal half-width: the ceil((n + 1) * coverage)-th smallest residual of the
-    n held-out requests (rows weigh ``weight`` requests), so a new request from the same fleet
-    falls in the band with probability >= ``coverage``. With too few requests for that rank
-    (n < coverage / (1 - coverage)) the largest residual is returned: the guarantee then does
-    not hold, and ``calibrate`` says so."""
+def conformal_rank(requests: float, coverage: float = COVERAGE, confidence: float | None = CONFIDENCE) -> int:
+    """The rank (1-based, in requests) of the residual a band of ``coverage`` is read at.
+
+    Split-conformal: ceil((n + 1) * coverage) holds a new request with probability at least
+    ``coverage`` on average over calibration sets; for one calibration set the share of new
+    requests held is random around it (it is Beta(k, n + 1 - k)), so half the time below it.
+    With ``confidence``, the rank is the smallest k for which that share is below
+    ``coverage`` with probability at most 1 - confidence (P(Binomial(n, coverage) >= k)),
+    never below the marginal rank: the band then holds >= ``coverage`` of new requests with
+    that confidence."""
+    marginal = math.ceil((requests + 1.0) * coverage)
+    if confidence is None:
+        return marginal
+    n = int(requests)
+    if n > 200_000:  # the binomial's normal approximation is exact to well below one rank
+        z = _normal_quantile(confidence)
+        return max(marginal, math.ceil(n * coverage + z * math.sqrt(n * coverage * (1 - coverage)) + 0.5))
+    j = np.arange(n + 1, dtype=np.float64)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))])
+    log_pmf = (
+        log_factorial[n]
+        - log_factorial
+        - log_factorial[::-1]
+        + j * math.log(coverage)
+        + (n - j) * math.log1p(-coverage)
+    )
+    tail = np.cumsum(np.exp(log_pmf)[::-1])[::-1]  # tail[k] = P(Binomial >= k)
+    ok = np.nonzero(tail <= 1.0 - confidence)[0]
+    k = int(ok[0]) if len(ok) else n + 1
+    return max(marginal, k)
+
+
+def _normal_quantile(p: float) -> float:
+    # Bisection on erf: called once per group, precise far beyond one rank.
+    lo, hi = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def conformal_halfwidth(
+    residuals: Array, weight: Array, coverage: float = COVERAGE, confidence: float | None = CONFIDENCE
+) -> float:
+    """The conformal half-width: the residual at :func:`conformal_rank` of the n held-out
+    requests (rows weigh ``weight`` requests). With too few requests for that rank the largest
+    residual is returned: the guarantee then does not hold, and ``calibrate`` says so."""
     if len(residuals) == 0:
         return math.nan
     order = np.argsort(residuals, kind="stable")
     r, cum = residuals[order], np.cumsum(weight[order])
-    rank = math.ceil((cum[-1] + 1.0) * coverage)
+    rank = conformal_rank(float(cum[-1]), coverage, confidence)
     at = int(np.searchsorted(cum, rank - 1e-9 * max(rank, 1.0), side="left"))
     return float(r[min(at, len(r) - 1)])
 
 
-def enough_for_conformal(requests: float, coverage: float = COVERAGE) -> bool:
-    """Whether ``requests`` held-out requests reach the conformal rank ceil((n + 1) * coverage)."""
-    return math.ceil((requests + 1.0) * coverage) <= requests + 1e-9
+def enough_for_conformal(
+    requests: float, coverage: float = COVERAGE, confidence: float | None = CONFIDENCE
+) -> bool:
+    """Whether ``requests`` held-out requests reach :func:`conformal_rank`."""
+    return conformal_rank(requests, coverage, confidence) <= requests + 1e-9
 
 
 def weighted_median(values: Array, weight: Array) -> float:

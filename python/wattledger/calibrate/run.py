@@ -29,6 +29,8 @@ else:
 #: The pack's bound on an uncertainty (docs/bounds.md): a wider band is written at the bound.
 MAX_UNCERTAINTY = 10.0
 FIT_TEXT = "quasi-Poisson, identity link (IRLS, weights 1/mu), non-negative"
+#: Folds of the cross-fit whose out-of-fold residuals give the band.
+FOLDS = 5
 #: The coefficient entry that applies to any hardware, and to records that name none.
 ANY_HARDWARE = "*"
 
@@ -142,78 +144,81 @@ def _provenance(
 
 
 def _evaluate(
-    measured: npt.NDArray[np.float64],
-    estimated: npt.NDArray[np.float64],
-    weight: npt.NDArray[np.float64],
-    halves: npt.NDArray[np.bool_],
-    halfwidth: float | None,
+    measured: npt.NDArray[np.float64], estimated: npt.NDArray[np.float64], weight: npt.NDArray[np.float64]
 ) -> dict[str, float | None]:
-    """Held-out figures: weighted totals, median per-request error |estimate / measured - 1|
-    (requests with energy measured), and the band's coverage on requests it was not built on."""
+    """Held-out figures: weighted totals, and the median per-request error
+    |estimate / measured - 1| over requests with energy measured."""
     if len(measured) == 0:
         return {}
     positive = measured > 0
     errors = np.abs(estimated[positive] / measured[positive] - 1.0)
-    residuals = fit.relative_residuals(measured, estimated)
-    if halfwidth is None:
-        coverage = math.nan
-    elif fit.enough_for_conformal(float(np.sum(weight[halves]))) and fit.enough_for_conformal(
-        float(np.sum(weight[~halves]))
-    ):
-        coverage = fit.cross_coverage(residuals, weight, halves)
-    else:
-        # Too few requests per half for a conformal band: check the pack's band directly.
-        covered = fit.band_covers(measured, estimated, halfwidth)
-        coverage = float(np.sum(weight * covered) / np.sum(weight))
     return {
         "holdout_measured_wh": float(np.sum(weight * measured)),
         "holdout_estimated_wh": float(np.sum(weight * estimated)),
         "holdout_median_error": fit.weighted_median(errors, weight[positive]) if positive.any() else None,
-        "band_coverage": coverage,
     }
 
 
+def _out_of_fold_residuals(
+    tin: npt.NDArray[np.float64],
+    tout: npt.NDArray[np.float64],
+    e: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    folds: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Each record's residual |measured / estimate - 1| under a fit on the other folds: every
+    record is held out of the fit that judges it, so the band's quantile is read from all of
+    them rather than from the held-out share alone (loops over folds, not records)."""
+    residuals = np.full(len(e), np.inf)
+    for k in range(FOLDS):
+        test = folds == k
+        if not test.any() or test.all():
+            continue
+        f = fit.fit_tokens(tin[~test], tout[~test], e[~test], w[~test])
+        estimate = tin[test] * f.wh_per_input + tout[test] * f.wh_per_output
+        residuals[test] = fit.relative_residuals(e[test], estimate)
+    return residuals
+
+
 def _token_group(
-    model: str,
-    hardware: str,
-    g: pl.DataFrame,
-    held: npt.NDArray[np.bool_],
-    halves: npt.NDArray[np.bool_],
-    opts: Options,
+    model: str, hardware: str, g: pl.DataFrame, opts: Options
 ) -> tuple[GroupResult, dict[str, Any] | None]:
     n = g.height
     if n < opts.min_records:
         return GroupResult(
             model, hardware, n, skipped=f"{n} records, under --min-records {opts.min_records}"
         ), None
-    tin, tout = _f64(g, "input_tokens"), _f64(g, "output_tokens")
-    e, w = _f64(g, "energy_j") / 3600.0, _f64(g, "weight")
+    unit = split.unit(g, opts.seed)
+    held = unit < opts.holdout
     train = ~held
     if not train.any():
         return GroupResult(model, hardware, n, skipped="every record fell in the held-out share"), None
+    tin, tout = _f64(g, "input_tokens"), _f64(g, "output_tokens")
+    e, w = _f64(g, "energy_j") / 3600.0, _f64(g, "weight")
     result = fit.fit_tokens(tin[train], tout[train], e[train], w[train])
     notes: list[str] = [result.note] if result.note else []
     estimate = tin * result.wh_per_input + tout * result.wh_per_output
-    u: float | None = None
-    if held.any():
-        residuals = fit.relative_residuals(e[held], estimate[held])
-        u = fit.conformal_halfwidth(residuals, w[held])
-        if not fit.enough_for_conformal(float(np.sum(w[held]))):
-            notes.append("too few held-out requests for a 90 % conformal band: the largest residual is used")
-        if u > MAX_UNCERTAINTY:
-            notes.append(f"band half-width {u:.3g} above the pack's bound: written as {MAX_UNCERTAINTY:g}")
-            u = MAX_UNCERTAINTY
-    else:
-        notes.append("nothing held out: no uncertainty fitted (the pack's [uncertainty] tokens applies)")
-    evaluation = _evaluate(e[held], estimate[held], w[held], halves[held], u)
+    evaluation = _evaluate(e[held], estimate[held], w[held])
+    if not held.any():
+        notes.append("nothing held out: no held-out error")
+    # The band: from every record's out-of-fold residual (see docs/calibration.md).
+    folds = np.minimum((unit * FOLDS).astype(np.int64), FOLDS - 1)
+    residuals = _out_of_fold_residuals(tin, tout, e, w, folds)
+    u = fit.conformal_halfwidth(residuals, w)
+    if not fit.enough_for_conformal(float(np.sum(w))):
+        notes.append("too few requests for a 90 % band with 90 % confidence: the largest residual is used")
+    if not u <= MAX_UNCERTAINTY:
+        notes.append(f"band half-width {u:.3g} above the pack's bound: written as {MAX_UNCERTAINTY:g}")
+        u = MAX_UNCERTAINTY
+    coverage = fit.cross_coverage(residuals, w, split.halves(g, opts.seed))
+    evaluation["band_coverage"] = coverage
     entry: dict[str, Any] = {
         "hardware": hardware,
         "wh_per_1k_input": result.wh_per_input * 1000.0,
         "wh_per_1k_output": result.wh_per_output * 1000.0,
+        "uncertainty": u,
+        "source": f"wattledger calibrate {opts.date}",
     }
-    if u is not None:
-        entry["uncertainty"] = u
-    entry["source"] = f"wattledger calibrate {opts.date}"
     entry["calibrated"] = _provenance(
         g, int(train.sum()), int(held.sum()), opts, evaluation, "; ".join(notes)
     )
@@ -229,7 +234,7 @@ def _token_group(
         holdout_measured_wh=evaluation.get("holdout_measured_wh"),
         holdout_estimated_wh=evaluation.get("holdout_estimated_wh"),
         holdout_median_error=evaluation.get("holdout_median_error"),
-        band_coverage=evaluation.get("band_coverage"),
+        band_coverage=coverage,
         notes=tuple(notes),
     )
     return row, entry
@@ -257,8 +262,7 @@ def _utilization(
         return UtilizationResult(
             hardware, n, skipped=f"{n} records, under --min-records {opts.min_records}"
         ), None
-    held = split.held_out(g, opts.holdout, opts.seed)
-    halves = split.halves(g, opts.seed)
+    held = split.unit(g, opts.seed) < opts.holdout
     train = ~held
     if not train.any():
         return UtilizationResult(hardware, n, skipped="every record fell in the held-out share"), None
@@ -274,7 +278,11 @@ def _utilization(
     if result.raw != result.utilization:
         notes.append(f"fitted {result.raw:.4g}, clipped to [0, 1]")
     estimate = seconds * (idle + result.utilization * (tdp - idle))
-    evaluation = _evaluate(e[held], estimate[held], w[held], halves[held], gpu_time_u)
+    evaluation = _evaluate(e[held], estimate[held], w[held])
+    if held.any():
+        # The pack's [uncertainty] gpu_time band on the held-out requests.
+        covered = fit.band_covers(e[held], estimate[held], gpu_time_u)
+        evaluation["band_coverage"] = float(np.sum(w[held] * covered) / np.sum(w[held]))
     provenance = _provenance(g, int(train.sum()), int(held.sum()), opts, evaluation, "; ".join(notes))
     provenance["fit"] = "weighted total of gpu_time = measured total over records with duration_s"
     row = UtilizationResult(
@@ -310,9 +318,7 @@ def calibrate_records(records: pl.DataFrame, config: _core.Config, opts: Options
         with_tokens.group_by(["model", "hardware"], maintain_order=True),
         key=lambda kv: (str(kv[0][0]), str(kv[0][1])),
     ):
-        held = split.held_out(g, opts.holdout, opts.seed)
-        halves = split.halves(g, opts.seed)
-        row, entry = _token_group(str(model), str(hardware), g, held, halves, opts)
+        row, entry = _token_group(str(model), str(hardware), g, opts)
         out.groups.append(row)
         if entry is not None:
             out.coefficient_entries[(str(model), str(hardware))] = entry

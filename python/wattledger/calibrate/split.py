@@ -62,12 +62,16 @@ def request_keys(frame: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def held_out(frame: pl.DataFrame, share: float, seed: int) -> npt.NDArray[np.bool_]:
-    """Which records are held out: those whose hash, read as a number in [0, 1), is below
-    ``share``. Records sharing a request id fall together."""
+def unit(frame: pl.DataFrame, seed: int) -> npt.NDArray[np.float64]:
+    """Each record's hash read as a number in [0, 1) (53 bits): records sharing a request id
+    get the same number."""
     h = key_hash(request_keys(frame), seed)
-    unit = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return np.asarray(unit < share)
+    return np.asarray((h >> np.uint64(11)).astype(np.float64) / float(1 << 53))
+
+
+def held_out(frame: pl.DataFrame, share: float, seed: int) -> npt.NDArray[np.bool_]:
+    """Which records are held out: those whose :func:`unit` is below ``share``."""
+    return np.asarray(unit(frame, seed) < share)
 
 
 def halves(frame: pl.DataFrame, seed: int) -> npt.NDArray[np.bool_]:
