@@ -22,6 +22,7 @@ use wattledger_engine::cells::{self, Cells, LedgerLabels};
 use wattledger_engine::config::Config as EngineConfig;
 use wattledger_engine::grid::{Grid as EngineGrid, GridOptions, Resolution, ZoneSummary as EngineZoneSummary};
 use wattledger_engine::kernel::{Methodology, DEFAULT_MAX_NAMES};
+use wattledger_engine::per_record::{self, BatchOut, Collect, ParquetOut};
 use wattledger_engine::pipeline::{self, EstimateOutput, RunOptions as EngineRunOptions};
 use wattledger_engine::readers::{self, FileStats as EngineFileStats, ScanControl};
 use wattledger_engine::source::{self, Compression, InputFile as EngineInputFile};
@@ -793,6 +794,37 @@ impl Estimator {
         Ok(py.detach(|| self.0.estimate_batches(reader, &ctl))?.into())
     }
 
+    /// `estimate_files` with one row per accepted record (`PER_RECORD_COLUMNS`), in input
+    /// order: the run, and the rows as a pyarrow Table; with `out`, the rows are streamed to
+    /// that Parquet file instead (moved into place only if the run succeeds) and the table is
+    /// None.
+    #[pyo3(signature = (inputs, out = None, job = None))]
+    fn estimate_records_files<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Vec<String>,
+        out: Option<PathBuf>,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<(EstimateResult, Option<Bound<'py, PyAny>>)> {
+        let ctl = control(job);
+        let files = expand(py, &inputs, Some(&ctl))?;
+        records_run(py, out, |o| self.0.estimate_records_files(&files, &ctl, o))
+    }
+
+    /// The same for Arrow record batches (anything exporting an Arrow C stream).
+    #[pyo3(signature = (data, out = None, job = None))]
+    fn estimate_records_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyRecordBatchReader,
+        out: Option<PathBuf>,
+        job: Option<&Bound<'_, Job>>,
+    ) -> CoreResult<(EstimateResult, Option<Bound<'py, PyAny>>)> {
+        let reader = data.into_reader()?;
+        let ctl = control(job);
+        records_run(py, out, move |o| self.0.estimate_records_batches(reader, &ctl, o))
+    }
+
     /// `Reader.validate` with the pack's `[columns]`.
     #[pyo3(signature = (inputs, job = None))]
     fn validate(
@@ -813,6 +845,32 @@ impl Estimator {
         job: Option<&Bound<'py, Job>>,
     ) -> CoreResult<(Bound<'py, PyAny>, Vec<FileStats>)> {
         read(py, self.0.reader(), &inputs, job)
+    }
+}
+
+/// Runs a per-record estimate (GIL released) into a Parquet file at `out` (created before the
+/// run, so a bad directory fails first; committed only on success) or into memory.
+fn records_run<'py>(
+    py: Python<'py>,
+    out: Option<PathBuf>,
+    run: impl FnOnce(&mut dyn BatchOut) -> Result<EstimateOutput, Error> + Send,
+) -> CoreResult<(EstimateResult, Option<Bound<'py, PyAny>>)> {
+    match out {
+        Some(path) => {
+            let mut file = ParquetOut::create(&path, per_record::schema())?;
+            let result = py.detach(move || {
+                let result = run(&mut file)?;
+                file.finish()?;
+                Ok::<_, Error>(result)
+            })?;
+            Ok((result.into(), None))
+        }
+        None => {
+            let mut rows = Collect::default();
+            let result = py.detach(|| run(&mut rows))?;
+            let table = PyTable::try_new(rows.0, per_record::schema())?.into_pyarrow(py)?;
+            Ok((result.into(), Some(table)))
+        }
     }
 }
 
@@ -934,6 +992,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The aggregate's measure columns in order: Python's ledger schema is checked against it.
     let measures = wattledger_engine::cell::MEASURE_COLUMNS.iter().map(|c| c.name);
     m.add("MEASURE_COLUMNS", pyo3::types::PyTuple::new(py, measures)?)?;
+    // The per-record rows' columns in order (`Estimator.estimate_records_*`).
+    let per_record = per_record::schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    m.add("PER_RECORD_COLUMNS", pyo3::types::PyTuple::new(py, per_record)?)?;
     // The years a record may fall in: the readers reject others, the report accepts these.
     m.add("MIN_YEAR", wattledger_engine::time::MIN_YEAR)?;
     m.add("MAX_YEAR", wattledger_engine::time::MAX_YEAR)?;

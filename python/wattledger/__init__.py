@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         UsageError,
         WattledgerError,
     )
-    from wattledger.estimate import estimate, read_logs, validate
+    from wattledger.estimate import EstimateSummary, estimate, estimate_parquet, read_logs, validate
     from wattledger.ingest import IngestSummary, ingest
     from wattledger.integrity import CheckResult, RunCheckResult, TotalsMismatch, check
     from wattledger.ledger import ForgetResult, LedgerTotals, forget, migrate_ledger
@@ -75,6 +75,7 @@ __all__ = [
     "CancelledError",
     "CheckResult",
     "ConfigError",
+    "EstimateSummary",
     "ForgetResult",
     "GridError",
     "IngestSummary",
@@ -104,6 +105,7 @@ __all__ = [
     "configs_in_period",
     "connect",
     "estimate",
+    "estimate_parquet",
     "forget",
     "ingest",
     "load_config",
@@ -125,6 +127,8 @@ _LAZY: dict[str, str] = {
     "load_config": "wattledger.config",
     "load_grid": "wattledger.config",
     "estimate": "wattledger.estimate",
+    "estimate_parquet": "wattledger.estimate",
+    "EstimateSummary": "wattledger.estimate",
     "read_logs": "wattledger.estimate",
     "validate": "wattledger.estimate",
     "IngestSummary": "wattledger.ingest",

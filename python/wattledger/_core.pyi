@@ -20,6 +20,7 @@ __all__ = [
     "MAX_YEAR",
     "MEASURE_COLUMNS",
     "MIN_YEAR",
+    "PER_RECORD_COLUMNS",
     "CancelledError",
     "Config",
     "ConfigError",
@@ -57,6 +58,8 @@ DEFAULT_MAX_LINE: int
 DEFAULT_MAX_INFLATE: int
 DEFAULT_MAX_NAMES: int
 MEASURE_COLUMNS: tuple[str, ...]  # the aggregate's measure columns, in column order
+#: The per-record rows' columns in order (``Estimator.estimate_records_*``; docs/per-record.md).
+PER_RECORD_COLUMNS: tuple[str, ...]
 MIN_YEAR: int  # the years a record may fall in (the readers reject others); report accepts them
 MAX_YEAR: int
 
@@ -388,6 +391,17 @@ class Estimator:
     def estimate_arrow(self, data: _ArrowStreamExportable, job: Job | None = None) -> EstimateResult:
         """The same for Arrow record batches (polars, pyarrow, DuckDB), named by the options'
         ``source_name``; nothing is hashed and the file bounds do not apply."""
+    def estimate_records_files(
+        self, inputs: Sequence[str], out: str | PathLike[str] | None = None, job: Job | None = None
+    ) -> tuple[EstimateResult, _ArrowStreamExportable | None]:
+        """``estimate_files`` plus one row per accepted record (``PER_RECORD_COLUMNS``), in
+        input order: the run and the rows as a pyarrow Table; with ``out``, the rows are
+        streamed to that Parquet file instead (moved into place only if the run succeeds; a
+        bad directory fails before any input is read) and the table is None."""
+    def estimate_records_arrow(
+        self, data: _ArrowStreamExportable, out: str | PathLike[str] | None = None, job: Job | None = None
+    ) -> tuple[EstimateResult, _ArrowStreamExportable | None]:
+        """The same for Arrow record batches (``line`` is the 0-based row of the stream)."""
     def validate(self, inputs: Sequence[str], job: Job | None = None) -> list[FileStats]:
         """``Reader.validate`` with the pack's ``[columns]``."""
     def read(

@@ -9,17 +9,20 @@ again here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
 from wattledger import _core
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
-from wattledger.errors import RunWarning, UsageError
+from wattledger.errors import OutputError, RunWarning, UsageError
 from wattledger.ingest import (
     DEFAULT_MAX_INFLATE,
     DEFAULT_MAX_LINE,
@@ -27,7 +30,7 @@ from wattledger.ingest import (
     DEFAULT_MEMORY_BUDGET_CELLS,
 )
 from wattledger.mapping import arrow_columns, check_readable
-from wattledger.progress import run_with_progress
+from wattledger.progress import run_with_progress, should_show
 
 if TYPE_CHECKING:
     import polars as pl
@@ -202,6 +205,120 @@ def stats_dict(stats: _core.FileStats) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class EstimateSummary:
+    """What :func:`estimate_parquet` wrote and read: the output, its rows, the per-file
+    statistics (records, rejects by reason), the run's warnings, and the run's totals."""
+
+    out: Path
+    #: True: one row per accepted record; False: hourly aggregates.
+    per_record: bool
+    rows: int
+    files: list[_core.FileStats]
+    duplicates: int
+    warnings: list[str]
+    #: Facility energy (kWh) and location-based emissions (kg); None when none was estimated
+    #: (or, for emissions, none had a grid intensity).
+    energy_kwh: float | None
+    co2e_location_kg: float | None
+
+    @property
+    def records(self) -> int:
+        return sum(f.records for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+
+#: A run of one estimator method: the engine's result and, for per-record rows kept in memory,
+#: the rows (an Arrow table).
+_Run = tuple[_core.EstimateResult, Any]
+
+
+def _estimate_run(
+    logs: Logs,
+    estimator: _core.Estimator,
+    *,
+    per_record: bool,
+    out: PathLike | None,
+    show: bool,
+) -> _Run:
+    """One engine run over files, Arrow data or a LazyFrame: the hourly aggregates, or with
+    ``per_record`` one row per record (streamed to ``out`` when given). Unreadable input
+    raises :class:`NoRecordsError`."""
+    target = _opt_path(out)
+
+    def on_arrow(data: Any) -> _Run:
+        if per_record:
+            return estimator.estimate_records_arrow(data, target)
+        return estimator.estimate_arrow(data), None
+
+    if _is_lazy(logs):
+        stream, names = _lazy_stream(logs)
+        try:
+            run = on_arrow(stream)
+        except _core.InputError as exc:
+            # A query that fails while it streams (a bad cast, a missing file) reaches the
+            # engine as an error of the Arrow stream, carrying Polars' multi-line text:
+            # say it was the query, in one line.
+            polars_text = str(exc).split(_STREAM_ERROR, 1)[-1]
+            raise UsageError(f"the LazyFrame's query failed: {_first_line(polars_text)}") from None
+        check_readable(run[0].files, names)
+        return run
+    if _is_arrow(logs):
+        run = on_arrow(logs)
+        check_readable(run[0].files, arrow_columns(logs))
+        return run
+    paths = _paths(logs)  # type: ignore[arg-type]
+    job = _core.Job()
+    if per_record:
+        run = run_with_progress(
+            lambda: estimator.estimate_records_files(paths, target, job=job), job, show=show
+        )
+    else:
+        run = run_with_progress(lambda: (estimator.estimate_files(paths, job=job), None), job, show=show)
+    check_readable(run[0].files)
+    return run
+
+
+def _estimator(
+    config: PathLike | _core.Config | None,
+    grd: _core.Grid,
+    spill_dir: str,
+    options: dict[str, Any],
+) -> _core.Estimator:
+    return _core.Estimator(load_config(config), grd, _core.RunOptions(spill_dir=spill_dir, **options))
+
+
+def _options(
+    columns: ColumnRules,
+    preset: str | None,
+    rejects: PathLike | None,
+    threads: int,
+    memory_budget_cells: int,
+    max_names: int,
+    dedupe: bool,
+    site: str | None,
+    max_line: int,
+    max_inflate: int,
+    source_name: str,
+) -> dict[str, Any]:
+    return {
+        "columns": column_rules(columns),
+        "preset": preset,
+        "rejects": _opt_path(rejects),
+        "threads": threads,
+        "memory_budget_cells": memory_budget_cells,
+        "max_names": max_names,
+        "dedupe": dedupe,
+        "site": site,
+        "max_line": max_line,
+        "max_inflate": max_inflate,
+        "source_name": source_name,
+    }
+
+
 def estimate(
     logs: Logs,
     *,
@@ -220,9 +337,21 @@ def estimate(
     grid_resolution: GridResolution = "hour",
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    per_record: bool = False,
 ) -> pl.DataFrame:
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
     Arrow-exportable data (polars/pyarrow/DuckDB). Nothing is written to a ledger.
+
+    ``per_record=True`` returns one row per accepted record instead, in input order (file by
+    file, line by line), in the columns of ``wattledger._core.PER_RECORD_COLUMNS``
+    (``docs/per-record.md``): the names the ledger stores, the method, the record's weighted
+    ``accelerator_wh`` (with ``_low``/``_high``), ``facility_wh``, ``co2e_location_g``,
+    ``co2e_market_g`` (null where unresolved or unestimated), the inputs as the kernel used
+    them, ``source`` and ``line``. Each row is exactly what the record adds to its hourly cell:
+    summed per cell the rows give the aggregates. Every row is held in memory as one polars
+    DataFrame; for large inputs use :func:`estimate_parquet`, which streams the rows from the
+    engine to a Parquet file (read it back lazily with ``polars.scan_parquet`` or in batches
+    with ``pyarrow.parquet.ParquetFile.iter_batches``).
 
     A polars LazyFrame is run on Polars' streaming engine and handed to the engine batch by
     batch (``collect_batches``, an Arrow C stream), not collected first; its result is the
@@ -237,45 +366,132 @@ def estimate(
     :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
     returning an empty frame; empty input gives an empty frame. ``max_line`` and
     ``max_inflate`` bound log files as in :func:`wattledger.ingest`."""
-    cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
+    options = _options(
+        columns,
+        preset,
+        rejects,
+        threads,
+        memory_budget_cells,
+        max_names,
+        dedupe,
+        site,
+        max_line,
+        max_inflate,
+        source_name,
+    )
     with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
-        options = _core.RunOptions(
-            columns=column_rules(columns),
-            preset=preset,
-            rejects=_opt_path(rejects),
-            threads=threads,
-            memory_budget_cells=memory_budget_cells,
-            max_names=max_names,
-            dedupe=dedupe,
-            site=site,
-            spill_dir=spill_dir,
-            max_line=max_line,
-            max_inflate=max_inflate,
-            source_name=source_name,
-        )
-        estimator = _core.Estimator(cfg, grd, options)
-        if _is_lazy(logs):
-            stream, names = _lazy_stream(logs)
-            try:
-                result = estimator.estimate_arrow(stream)
-            except _core.InputError as exc:
-                # A query that fails while it streams (a bad cast, a missing file) reaches the
-                # engine as an error of the Arrow stream, carrying Polars' multi-line text:
-                # say it was the query, in one line.
-                polars_text = str(exc).split(_STREAM_ERROR, 1)[-1]
-                raise UsageError(f"the LazyFrame's query failed: {_first_line(polars_text)}") from None
-            check_readable(result.files, names)
-        elif _is_arrow(logs):
-            result = estimator.estimate_arrow(logs)
-            check_readable(result.files, arrow_columns(logs))
-        else:
-            result = _in_job(estimator.estimate_files, _paths(logs))  # type: ignore[arg-type]
-            check_readable(result.files)
+        estimator = _estimator(config, grd, spill_dir, options)
+        result, rows = _estimate_run(logs, estimator, per_record=per_record, out=None, show=False)
         # Inside the block: the engine merges the spill files as it hands the cells over.
-        frame = pl.DataFrame(result.aggregates())
+        frame = pl.DataFrame(rows if per_record else result.aggregates())
         run_warnings = result.warnings
         del result
     for message in (*grd.warnings, *run_warnings):
         warnings.warn(message, RunWarning, stacklevel=2)
     return frame
+
+
+def estimate_parquet(
+    logs: Logs,
+    out: PathLike,
+    *,
+    per_record: bool = True,
+    config: PathLike | _core.Config | None = None,
+    grid: PathLike | Iterable[PathLike] | _core.Grid = (),
+    lifecycle: bool = False,
+    columns: ColumnRules = None,
+    preset: str | None = None,
+    rejects: PathLike | None = None,
+    threads: int = 0,
+    memory_budget_cells: int = DEFAULT_MEMORY_BUDGET_CELLS,
+    max_names: int = DEFAULT_MAX_NAMES,
+    dedupe: bool = False,
+    source_name: str = "<arrow>",
+    site: str | None = None,
+    grid_resolution: GridResolution = "hour",
+    max_line: int = DEFAULT_MAX_LINE,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
+    progress: bool | None = False,
+) -> EstimateSummary:
+    """:func:`estimate` written to the Parquet file ``out``: with ``per_record`` (the default)
+    one row per accepted record, streamed from the engine batch by batch as the input is read
+    (memory does not grow with the number of records); else the hourly aggregates.
+
+    Atomic: the file is written beside ``out`` under a temporary name and moved into place
+    only when the run succeeds; on an error or Ctrl-C, ``out`` is left as it was. A missing
+    or unwritable directory fails before any input is read. The grid's and the run's warnings
+    are in the summary (not emitted). ``progress``: a bar on stderr (None: on a terminal)."""
+    grd = load_grid(grid, lifecycle, grid_resolution)
+    options = _options(
+        columns,
+        preset,
+        rejects,
+        threads,
+        memory_budget_cells,
+        max_names,
+        dedupe,
+        site,
+        max_line,
+        max_inflate,
+        source_name,
+    )
+    target = Path(out)
+    with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
+        estimator = _estimator(config, grd, spill_dir, options)
+        if per_record:
+            result, _ = _estimate_run(
+                logs, estimator, per_record=True, out=target, show=should_show(progress)
+            )
+            aggregates = pl.DataFrame(result.aggregates())
+            rows = sum(f.records for f in result.files) - result.duplicates
+        else:
+            # The aggregates are cells (bounded by hours x names, not records): written from
+            # memory, beside the target first so that a failure leaves it as it was.
+            check_output_dir(target)
+            result, _ = _estimate_run(logs, estimator, per_record=False, out=None, show=should_show(progress))
+            aggregates = pl.DataFrame(result.aggregates())
+            write_parquet_atomically(aggregates, target)
+            rows = aggregates.height
+        summary = EstimateSummary(
+            out=target,
+            per_record=per_record,
+            rows=rows,
+            files=result.files,
+            duplicates=result.duplicates,
+            warnings=[*grd.warnings, *result.warnings],
+            energy_kwh=_total(aggregates, "energy_kwh"),
+            co2e_location_kg=_total(aggregates, "co2e_location_kg"),
+        )
+        del result
+    return summary
+
+
+def _total(frame: pl.DataFrame, column: str) -> float | None:
+    """A column's sum over the run's cells, None when every cell is null (nothing estimated)."""
+    if frame.height == 0 or frame[column].null_count() == frame.height:
+        return None
+    return float(frame[column].sum())
+
+
+def check_output_dir(target: Path) -> None:
+    """An output file's directory exists and the target is not a directory (before any input
+    is read, as the engine checks a per-record output)."""
+    if target.is_dir():
+        raise OutputError(f"{target}: is a directory; give a file name such as estimates.parquet")
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"{target}: no such directory {parent}; create it first")
+
+
+def write_parquet_atomically(frame: pl.DataFrame, target: Path) -> None:
+    """Write ``frame`` beside ``target`` and rename it into place (never half-written)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -109,7 +109,7 @@ struct SiteRes {
 /// (the sink turns those into ids) and with its hour. The per-record path fills it from a
 /// [`Record`], the columnar path ([`columnar`]) from the chunk's columns.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Usage {
+pub struct Usage {
     /// [`hour_of`] the record's timestamp.
     pub hour: i64,
     pub gpus: Option<i64>,
@@ -118,6 +118,23 @@ pub(crate) struct Usage {
     pub duration_s: Option<f64>,
     pub energy_j: Option<f64>,
     pub weight: f64,
+}
+
+/// What one record gives its hourly cell ([`Methodology::contribution`]), plus what a
+/// per-record output needs of the same computation: the method's relative uncertainty and the
+/// accelerator count the formula used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contribution {
+    /// The cell's key (source left 0: the sink sets it).
+    pub key: CellKey,
+    /// The weighted measures the cell receives.
+    pub measures: Measures,
+    /// Facility energy (kWh) priced on a grid hour flagged estimated: a run-level count.
+    pub estimated_kwh: f64,
+    /// The method's relative half-width (section 2's `[uncertainty]`, or the coefficient's).
+    pub uncertainty: f64,
+    /// Accelerators: the record's, else the site's (whose default is 1).
+    pub gpus: i64,
 }
 
 /// Where a record's grid intensity came from (methodology section 5).
@@ -345,6 +362,16 @@ impl Methodology {
     pub fn names(&self) -> Vec<Arc<str>> {
         let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
         self.fixed_names.iter().chain(ex.names.iter()).cloned().collect()
+    }
+
+    /// The string of an id ([`NO_ID`] and unknown ids: `None`). Takes the lock for strings
+    /// met in the data: callers cache the result per id (the per-record sink does).
+    pub fn name(&self, id: u32) -> Option<Arc<str>> {
+        if let Some(s) = self.fixed_names.get(id as usize) {
+            return Some(s.clone());
+        }
+        let ex = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        ex.names.get((id as usize).checked_sub(self.fixed_names.len())?).cloned()
     }
 
     /// Locate records that carry neither site nor zone at `site` (`--site`, overriding the
@@ -616,7 +643,7 @@ impl Methodology {
     /// not a ledger column. Both ways into the sink (a record at a time, Arrow rows column by
     /// column) call this with the record's numbers as [`Usage`].
     #[inline]
-    fn contribution(&self, rec: &Usage, ids: [u32; 4], outcome: Outcome) -> (CellKey, Measures, f64) {
+    fn contribution(&self, rec: &Usage, ids: [u32; 4], outcome: Outcome) -> Contribution {
         let [model_id, mut site_id, rec_zone, rec_hw] = ids;
         // Section 10: a record with neither site nor zone is located at the default site.
         if site_id == NO_ID && rec_zone == NO_ID {
@@ -632,6 +659,7 @@ impl Methodology {
         let (tin, tout) = (rec.input_tokens.unwrap_or(0) as f64, rec.output_tokens.unwrap_or(0) as f64);
         let mut m =
             Measures { records: 1, requests: w, input_tokens: tin * w, output_tokens: tout * w, ..Measures::default() };
+        let gpus_n = rec.gpus.unwrap_or(site.gpus);
         if outcome == Outcome::Cached {
             // Section 10: served from a cache, the model did not run. Energy and emissions are
             // a known zero (not null, not unestimated); tokens count (they were served); flops
@@ -641,13 +669,13 @@ impl Methodology {
             m.flags = HAS_ENERGY | HAS_CO2E;
             let key =
                 CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method: Method::Cached };
-            return (key, m, 0.0);
+            return Contribution { key, measures: m, estimated_kwh: 0.0, uncertainty: 0.0, gpus: gpus_n };
         }
         if outcome == Outcome::Failed {
             // Estimated like any record: a failed request that carries tokens or a duration used energy.
             m.failed_requests = w;
         }
-        let gpus = rec.gpus.unwrap_or(site.gpus) as f64;
+        let gpus = gpus_n as f64;
         let model = self.model(model_id);
         let mut estimated_kwh = 0.0;
         let (e_acc, method, u) =
@@ -701,7 +729,7 @@ impl Methodology {
         // the aggregate checks its cells again before they leave the engine.
         debug_assert!(m.first_non_finite().is_none(), "non-finite contribution: {m:?}");
         let key = CellKey { source: 0, hour, model: model_id, site: site_id, zone, hardware: hw, method };
-        (key, m, estimated_kwh)
+        Contribution { key, measures: m, estimated_kwh, uncertainty: u, gpus: gpus_n }
     }
 }
 
@@ -760,8 +788,39 @@ fn resolve_zone<'a>(grid: &Grid, ci: &FxHashMap<String, Arc<str>>, raw: &'a str)
 /// The four name fields in [`NameKind`] order.
 const NAME_KINDS: [NameKind; 4] = [NameKind::Model, NameKind::Site, NameKind::Zone, NameKind::Hardware];
 
+/// Where a valid record came from and what it carries besides the numbers the formula reads:
+/// what a [`Tap`] needs to write the record's own row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordRef<'a> {
+    /// Index into the run's source names, and the line (text) or 0-based row (Arrow), as in
+    /// the rejects output.
+    pub file: u32,
+    pub line: u64,
+    pub ts_us: i64,
+    pub request_id: Option<&'a str>,
+}
+
+/// Sees every record's contribution as the aggregate sink folds it into its cell: the hook of
+/// per-record output (`per_record.rs`), so a record's row and its cell's sums come from one
+/// [`Methodology::contribution`] call. [`NoTap`] (the default) compiles to nothing.
+pub trait Tap: Send {
+    /// False for [`NoTap`]: the sink then builds no [`RecordRef`] at all.
+    const ON: bool;
+    fn contribution(&mut self, m: &Methodology, rec: &RecordRef<'_>, usage: &Usage, c: &Contribution);
+}
+
+/// The aggregate sink's default: no per-record output.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTap;
+
+impl Tap for NoTap {
+    const ON: bool = false;
+    #[inline(always)]
+    fn contribution(&mut self, _: &Methodology, _: &RecordRef<'_>, _: &Usage, _: &Contribution) {}
+}
+
 /// Folds records into hourly cells; one per worker thread, merged at the end of a scan.
-pub struct AggregateSink<'m> {
+pub struct AggregateSink<'m, T: Tap = NoTap> {
     m: &'m Methodology,
     source_names: Arc<Vec<String>>,
     spill: Option<&'m SpillStore>,
@@ -784,6 +843,7 @@ pub struct AggregateSink<'m> {
     /// Facility energy (kWh) of the records, and the part priced on estimated grid hours.
     energy_kwh: f64,
     estimated_kwh: f64,
+    tap: T,
 }
 
 /// What a run's sinks found besides the cells: raw names resolution changed, per source, and
@@ -807,6 +867,19 @@ impl<'m> AggregateSink<'m> {
         spill: Option<&'m SpillStore>,
         budget_cells: usize,
     ) -> Self {
+        AggregateSink::with_tap(m, source_names, spill, budget_cells, NoTap)
+    }
+}
+
+impl<'m, T: Tap> AggregateSink<'m, T> {
+    /// [`AggregateSink::new`] with a tap that sees each record's contribution.
+    pub fn with_tap(
+        m: &'m Methodology,
+        source_names: Arc<Vec<String>>,
+        spill: Option<&'m SpillStore>,
+        budget_cells: usize,
+        tap: T,
+    ) -> Self {
         AggregateSink {
             m,
             source_names,
@@ -822,7 +895,18 @@ impl<'m> AggregateSink<'m> {
             changed: FxHashMap::default(),
             energy_kwh: 0.0,
             estimated_kwh: 0.0,
+            tap,
         }
+    }
+
+    /// The tap (per-record output), for its owner to drain between blocks.
+    pub fn tap_mut(&mut self) -> &mut T {
+        &mut self.tap
+    }
+
+    /// The methodology the sink applies.
+    pub fn methodology(&self) -> &'m Methodology {
+        self.m
     }
 
     /// This worker's cells still in memory (not spilled).
@@ -898,15 +982,28 @@ impl<'m> AggregateSink<'m> {
 
     /// Fold one valid record, its names and status resolved, into its cell: the one tail of
     /// both ways into the sink.
+    /// `rec` is called only when the tap is on.
     #[inline]
-    fn add(&mut self, file: u32, names: [NameEntry; 4], status: StatusEntry, cache_hit: Option<bool>, usage: &Usage) {
+    fn add<'r>(
+        &mut self,
+        file: u32,
+        names: [NameEntry; 4],
+        status: StatusEntry,
+        cache_hit: Option<bool>,
+        usage: &Usage,
+        rec: impl FnOnce() -> RecordRef<'r>,
+    ) {
         // One branch for the common case: every index is NONE_IDX (all bits set).
         if names[0].changed & names[1].changed & names[2].changed & names[3].changed & status.unrecognised != NONE_IDX {
             self.note(file, names, status);
         }
         let outcome = record_outcome(status.outcome, cache_hit);
         let ids = [names[0].id, names[1].id, names[2].id, names[3].id];
-        let (mut key, measures, estimated_kwh) = self.m.contribution(usage, ids, outcome);
+        let c = self.m.contribution(usage, ids, outcome);
+        if T::ON {
+            self.tap.contribution(self.m, &rec(), usage, &c);
+        }
+        let Contribution { mut key, measures, estimated_kwh, .. } = c;
         key.source = file;
         self.energy_kwh += measures.energy_kwh;
         self.estimated_kwh += estimated_kwh;
@@ -919,7 +1016,7 @@ impl<'m> AggregateSink<'m> {
     }
 }
 
-impl RecordSink for AggregateSink<'_> {
+impl<T: Tap> RecordSink for AggregateSink<'_, T> {
     #[inline]
     fn record(&mut self, rec: &Record<'_>, loc: Loc) {
         let m = self.m;
@@ -941,7 +1038,8 @@ impl RecordSink for AggregateSink<'_> {
             energy_j: rec.energy_j,
             weight: rec.weight,
         };
-        self.add(loc.file, names, status, rec.cache_hit, &usage);
+        let at = || RecordRef { file: loc.file, line: loc.line, ts_us: rec.ts_us, request_id: rec.request_id };
+        self.add(loc.file, names, status, rec.cache_hit, &usage, at);
     }
 
     /// Arrow rows column by column: see [`columnar`].

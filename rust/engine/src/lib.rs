@@ -19,6 +19,7 @@ pub mod interner;
 pub mod kernel;
 pub mod names;
 pub mod outcome;
+pub mod per_record;
 pub mod pipeline;
 pub mod presets;
 pub mod readers;

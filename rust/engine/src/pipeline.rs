@@ -20,9 +20,10 @@ use crate::columns::ColumnMap;
 use crate::config::Config;
 use crate::error::Result;
 use crate::grid::Grid;
-use crate::kernel::{AggregateSink, Methodology, DEFAULT_MAX_NAMES};
+use crate::kernel::{AggregateSink, Methodology, Tap, DEFAULT_MAX_NAMES};
 use crate::names::NameKind;
-use crate::readers::{scan_batches, scan_files, CanonicalSink, FileStats, ScanControl, ScanOptions, ScanOutput};
+use crate::per_record::{BatchOut, Ordered, PerRecordSink, RowTap};
+use crate::readers::{scan_batches, scan_files, CanonicalSink, FileStats, ScanControl, ScanOptions};
 use crate::record::{Loc, Record, RecordSink};
 use crate::rejects::RejectsWriter;
 use crate::source::InputFile;
@@ -276,6 +277,36 @@ impl Estimator {
         let opts = &self.batches;
         with_rejects(self.reader.rejects.as_ref(), |rj| estimate_batches(batches, &self.source_name, &m, opts, ctl, rj))
     }
+
+    /// [`Self::estimate_files`], writing one row per accepted record to `out` (in input
+    /// order, `per_record.rs`). `out` is left as the run left it: a caller commits a file
+    /// output only when this returns `Ok`.
+    pub fn estimate_records_files(
+        &self,
+        files: &[InputFile],
+        ctl: &ScanControl,
+        out: &mut dyn BatchOut,
+    ) -> Result<EstimateOutput> {
+        let m = self.methodology()?;
+        with_rejects(self.reader.rejects.as_ref(), |rj| estimate_records_files(files, &m, &self.files, ctl, rj, out))
+    }
+
+    /// [`Self::estimate_batches`], writing one row per accepted record to `out`.
+    pub fn estimate_records_batches<I>(
+        &self,
+        batches: I,
+        ctl: &ScanControl,
+        out: &mut dyn BatchOut,
+    ) -> Result<EstimateOutput>
+    where
+        I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
+    {
+        let m = self.methodology()?;
+        let opts = &self.batches;
+        with_rejects(self.reader.rejects.as_ref(), |rj| {
+            estimate_records_batches(batches, &self.source_name, &m, opts, ctl, rj, out)
+        })
+    }
 }
 
 /// Estimate from log files.
@@ -289,7 +320,45 @@ pub fn estimate_files(
     let names = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
     let run = Run::new(opts, names);
     let out = scan_files(files, &opts.scan, ctl, rejects, || run.sink(methodology))?;
-    run.finish(out, methodology)
+    run.finish(out.files, out.sink.duplicates, out.sink.inner, methodology)
+}
+
+/// [`estimate_files`] that also writes one row per accepted record to `out`, in input order
+/// (`per_record.rs`); the cells are the same run's.
+pub fn estimate_records_files(
+    files: &[InputFile],
+    methodology: &Methodology,
+    opts: &EstimateOptions,
+    ctl: &ScanControl,
+    rejects: Option<&RejectsWriter>,
+    out: &mut dyn BatchOut,
+) -> Result<EstimateOutput> {
+    let names = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
+    let run = Run::new(opts, names);
+    let order = Ordered::new(out, crate::threads::worker_threads(opts.scan.threads));
+    let out = scan_files(files, &opts.scan, ctl, rejects, || run.record_sink(methodology, &order))?;
+    order.finish()?;
+    run.finish(out.files, out.sink.duplicates, out.sink.inner.into_inner(), methodology)
+}
+
+/// [`estimate_batches`] with one row per accepted record to `out`, in input order.
+pub fn estimate_records_batches<I>(
+    batches: I,
+    source_name: &str,
+    methodology: &Methodology,
+    opts: &EstimateOptions,
+    ctl: &ScanControl,
+    rejects: Option<&RejectsWriter>,
+    out: &mut dyn BatchOut,
+) -> Result<EstimateOutput>
+where
+    I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
+{
+    let run = Run::new(opts, vec![source_name.to_string()]);
+    let order = Ordered::new(out, crate::threads::worker_threads(opts.scan.threads));
+    let out = scan_batches(batches, source_name, &opts.scan, ctl, rejects, || run.record_sink(methodology, &order))?;
+    order.finish()?;
+    run.finish(out.files, out.sink.duplicates, out.sink.inner.into_inner(), methodology)
 }
 
 /// Estimate from Arrow record batches (polars, pyarrow, DuckDB, cluster engines).
@@ -306,7 +375,7 @@ where
 {
     let run = Run::new(opts, vec![source_name.to_string()]);
     let out = scan_batches(batches, source_name, &opts.scan, ctl, rejects, || run.sink(methodology))?;
-    run.finish(out, methodology)
+    run.finish(out.files, out.sink.duplicates, out.sink.inner, methodology)
 }
 
 /// What the sinks of one run share: source names, the spiller, the dedupe set, and each
@@ -342,9 +411,26 @@ impl Run {
         }
     }
 
-    fn finish(&self, out: ScanOutput<DedupeSink<'_, AggregateSink<'_>>>, m: &Methodology) -> Result<EstimateOutput> {
-        let duplicates = out.sink.duplicates;
-        let (cells, notes) = out.sink.inner.finish_with_notes()?;
+    /// A per-record sink: the aggregate sink with a [`RowTap`], its blocks handed to `order`.
+    fn record_sink<'a, 'o>(
+        &'a self,
+        methodology: &'a Methodology,
+        order: &'a Ordered<'o>,
+    ) -> DedupeSink<'a, PerRecordSink<'a, 'o>> {
+        let tap = RowTap::new(self.names.clone());
+        let inner =
+            AggregateSink::with_tap(methodology, self.names.clone(), Some(&self.spiller), self.cells_per_sink, tap);
+        DedupeSink { inner: PerRecordSink::new(inner, order), seen: self.seen.as_ref(), duplicates: 0 }
+    }
+
+    fn finish<T: Tap>(
+        &self,
+        files: Vec<FileStats>,
+        duplicates: u64,
+        sink: AggregateSink<'_, T>,
+        m: &Methodology,
+    ) -> Result<EstimateOutput> {
+        let (cells, notes) = sink.finish_with_notes()?;
         let changes = m.name_changes();
         let mut names: Vec<SourceName> = notes
             .changed
@@ -363,7 +449,7 @@ impl Run {
         names.sort_by(|a, b| (a.file, a.kind, &a.raw).cmp(&(b.file, b.kind, &b.raw)));
         let mut warnings = m.warnings(&notes.unrecognised);
         warnings.extend(m.estimated_warning(notes.estimated_kwh, notes.energy_kwh));
-        Ok(EstimateOutput { cells, files: out.files, duplicates, names, warnings, estimated_kwh: notes.estimated_kwh })
+        Ok(EstimateOutput { cells, files, duplicates, names, warnings, estimated_kwh: notes.estimated_kwh })
     }
 }
 
@@ -426,6 +512,12 @@ impl<S: RecordSink> RecordSink for DedupeSink<'_, S> {
 
     fn end_block(&mut self) -> Result<()> {
         self.inner.end_block()
+    }
+
+    const ORDERED: bool = S::ORDERED;
+
+    fn begin_block(&mut self, seq: u64) {
+        self.inner.begin_block(seq)
     }
 }
 

@@ -272,6 +272,17 @@ pub trait RecordSink: Send + Sized {
     fn end_block(&mut self) -> crate::error::Result<()> {
         Ok(())
     }
+
+    /// Whether the sink needs each block's number in input order ([`Self::begin_block`]): a
+    /// sink whose output keeps input order (per-record rows) puts its blocks back in order.
+    /// Then every block gets [`Self::end_block`] once, also one skipped after the scan was
+    /// stopped or one that failed, so no number is ever missing.
+    const ORDERED: bool = false;
+
+    /// The number of the block about to be handed to the sink: 0, 1, 2... in the order the
+    /// producer cut the input (files in order, each file front to back). Only when
+    /// [`Self::ORDERED`].
+    fn begin_block(&mut self, _seq: u64) {}
 }
 
 #[cfg(test)]

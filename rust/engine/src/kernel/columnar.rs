@@ -11,7 +11,7 @@
 
 use arrow_array::{Array, StringArray};
 
-use super::{AggregateSink, Methodology, Usage, NAME_KINDS};
+use super::{AggregateSink, Methodology, RecordRef, Tap, Usage, NAME_KINDS};
 use crate::interner::{NameEntry, StatusEntry, StrCache};
 use crate::names::NameKind;
 use crate::rows::{same_dictionary, Names, Rows};
@@ -105,7 +105,7 @@ fn entry<T: Copy + Default>(
     }
 }
 
-impl AggregateSink<'_> {
+impl<T: Tap> AggregateSink<'_, T> {
     /// Fold a chunk's valid rows into their cells (see the module docs).
     pub(super) fn add_rows(&mut self, rows: &Rows<'_>) {
         let m: &Methodology = self.m;
@@ -137,7 +137,16 @@ impl AggregateSink<'_> {
                 energy_j: rows.energy_j[i],
                 weight: rows.weight[i].unwrap_or(1.0),
             };
-            self.add(rows.file, names, status, rows.cache_hit[i], &usage);
+            // What `Draft::finish` makes of the row's request id and timestamp (both valid here).
+            let at = || RecordRef {
+                file: rows.file,
+                line: rows.line0 + i as u64,
+                ts_us: rows.ts_us[i].unwrap_or_default(),
+                request_id: rows.names[crate::rows::name_slot(crate::columns::Col::RequestId)]
+                    .get(r)
+                    .filter(|s| !s.is_empty()),
+            };
+            self.add(rows.file, names, status, rows.cache_hit[i], &usage, at);
         }
         self.memo = memo;
     }

@@ -863,10 +863,14 @@ where
     // Two blocks queued per worker keeps them busy while the producer reads; more would only
     // cost memory.
     let (tx, rx) = bounded::<Work>(threads * 2);
+    // An ordered sink's block numbers: taken with the block, under one lock, so the numbers
+    // follow the channel's (the producer's) order.
+    let next_seq = Mutex::new(0u64);
     let (outs, produced) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let rx = rx.clone();
+                let next_seq = &next_seq;
                 s.spawn(move || {
                     let mut sink = make_sink();
                     let mut w = Worker {
@@ -875,15 +879,32 @@ where
                         csv: CsvState::default(),
                         rej: Vec::new(),
                     };
-                    for work in rx {
+                    loop {
+                        let work = if S::ORDERED {
+                            let mut n = next_seq.lock().unwrap_or_else(|p| p.into_inner());
+                            let Ok(work) = rx.recv() else { break };
+                            sink.begin_block(*n);
+                            *n += 1;
+                            work
+                        } else {
+                            let Ok(work) = rx.recv() else { break };
+                            work
+                        };
                         if sh.stopped() {
                             if let Work::Text { data, .. } = work {
                                 let _ = sh.free_tx.send(data);
+                            }
+                            if S::ORDERED {
+                                // Hand the number on, so a sink waiting for it is released.
+                                let _ = sink.end_block();
                             }
                             continue;
                         }
                         if let Err(e) = w.run(sh, work, &mut sink) {
                             sh.fail(e);
+                            if S::ORDERED {
+                                let _ = sink.end_block();
+                            }
                         }
                     }
                     (sink, w.accs)
