@@ -1287,6 +1287,7 @@ def calibrate(
     preset: PresetOpt = None,
     site: SiteOpt = None,
     threads: Annotated[int, typer.Option(min=0, help="Engine threads; 0 = all cores.")] = 0,
+    progress: ProgressOpt = None,
 ) -> None:
     """Fit token coefficients per (model, hardware) and a gpu_time utilization per hardware to
     the records that carry measured energy_j; write the input pack plus the calibrated entries
@@ -1307,9 +1308,12 @@ def calibrate(
             preset=preset,
             site=site,
             threads=threads,
+            progress=progress,
         )
     typer.echo(_lines(table(result)), nl=False)
     _note(f"wrote {out}")
+    for warning in result.warnings:
+        _note(f"warning: {warning}")
 
 
 def app_for(args: list[str]) -> typer.Typer:

@@ -73,12 +73,19 @@ def calibrate(
     preset: str | None = None,
     site: str | None = None,
     threads: int = 0,
+    progress: bool | None = False,
 ) -> Calibration:
     """Fit the pack to the measured records of ``logs`` and write it to ``out``.
 
-    Raises :class:`wattledger.UsageError` (exit 2 in the CLI) when nothing can be fitted: no
-    record carries ``energy_j``, or every group is under ``min_records``."""
-    from wattledger.estimate import estimate
+    The logs are estimated per record with the pack (streamed to a temporary Parquet file, so
+    memory holds only the measured records). Raises :class:`wattledger.UsageError` (exit 2 in
+    the CLI) when nothing can be fitted: no record carries ``energy_j``, or every group is
+    under ``min_records``. The run's warnings are in the result's ``warnings``."""
+    import tempfile
+
+    import polars as pl
+
+    from wattledger.estimate import estimate_parquet
 
     if not 0.0 <= holdout < 1.0:
         raise _core.UsageError(f"--holdout must be within [0, 1), found {holdout}")
@@ -87,10 +94,26 @@ def calibrate(
     if not 0 <= seed < 2**64:
         raise _core.UsageError(f"--seed must be within [0, 2^64), found {seed}")
     cfg = load_config(config)
-    records: pl.DataFrame = estimate(  # type: ignore[call-arg, call-overload, unused-ignore]
-        logs, config=cfg, columns=columns, preset=preset, site=site, threads=threads, per_record=True
+    with tempfile.TemporaryDirectory(prefix="wattledger-calibrate-") as tmp:
+        path = Path(tmp) / "records.parquet"
+        summary = estimate_parquet(
+            logs,
+            path,
+            config=cfg,
+            columns=columns,
+            preset=preset,
+            site=site,
+            threads=threads,
+            progress=progress,
+        )
+        records = pl.scan_parquet(path).filter(pl.col("method") == "measured").collect()
+    # The files as the ledger identifies them (BLAKE3 of their bytes).
+    inputs = tuple(f"{f.path} blake3:{f.blake3}" if f.blake3 else f.path for f in summary.files)
+    result = calibrate_frame(
+        records, cfg, out=out, holdout=holdout, min_records=min_records, seed=seed, inputs=inputs
     )
-    return calibrate_frame(records, cfg, out=out, holdout=holdout, min_records=min_records, seed=seed)
+    result.warnings.extend(summary.warnings)
+    return result
 
 
 def calibrate_frame(
@@ -102,8 +125,10 @@ def calibrate_frame(
     min_records: int = 50,
     seed: int = 0,
     date: str | None = None,
+    inputs: tuple[str, ...] | None = None,
 ) -> Calibration:
-    """:func:`calibrate` on a per-record frame already estimated with ``config``."""
+    """:func:`calibrate` on a per-record frame already estimated with ``config``. ``inputs``
+    names the input files in the provenance (default: the frame's sources, hashed here)."""
     import polars as pl
 
     measured = records.filter(pl.col("method") == "measured")
@@ -113,8 +138,9 @@ def calibrate_frame(
             "(--column energy_j=SOURCE) or pass logs with per-request energy"
         )
     when = date or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    sources = measured.get_column("source").unique().drop_nulls().to_list()
-    opts = Options(holdout, min_records, seed, when, input_identity(sources))
+    if inputs is None:
+        inputs = input_identity(measured.get_column("source").unique().drop_nulls().to_list())
+    opts = Options(holdout, min_records, seed, when, inputs)
     result = calibrate_records(records, config, opts)
     if not result.fitted:
         largest = max((g.records for g in result.groups), default=0)

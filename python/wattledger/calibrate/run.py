@@ -102,6 +102,8 @@ class Calibration:
     excluded: dict[str, int] = field(default_factory=dict)
     coefficient_entries: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     hardware_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The run's and the grid's warnings (reading the logs), for the CLI to print.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def fitted(self) -> bool:
