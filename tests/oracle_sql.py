@@ -230,9 +230,9 @@ def _load_config(con: duckdb.DuckDBPyConnection, config: PathLike) -> None:
 
     table(
         "cfg_hardware",
-        "hardware VARCHAR PRIMARY KEY, tdp_w DOUBLE, idle_w DOUBLE, peak_tflops DOUBLE",
+        "hardware VARCHAR PRIMARY KEY, tdp_w DOUBLE, idle_w DOUBLE, peak_tflops DOUBLE, utilization DOUBLE",
         [
-            (k, v.get("tdp_w"), v.get("idle_w"), v.get("peak_tflops"))
+            (k, v.get("tdp_w"), v.get("idle_w"), v.get("peak_tflops"), v.get("utilization"))
             for k, v in cfg.get("hardware", {}).items()
         ],
     )
@@ -499,6 +499,7 @@ resolved AS (
            coalesce(s.host_overhead, d.host_overhead) AS host_overhead,
            coalesce(s.idle_overhead, d.idle_overhead) AS idle_overhead,
            coalesce(s.utilization, d.utilization) AS utilization,
+           s.utilization AS site_utilization,
            coalesce(s.concurrency, d.concurrency) AS concurrency,
            coalesce(s.mfu, d.mfu) AS mfu,
            s.market_g_per_kwh, s.fallback_g_per_kwh,
@@ -512,6 +513,8 @@ with_coef AS (
     SELECT r.*,
            h.hardware IS NOT NULL AND h.tdp_w IS NOT NULL AS hw_known,
            h.tdp_w, coalesce(h.idle_w, 0.0) AS idle_w, h.peak_tflops,
+           -- §10 (calibration): a site's own utilization, else the hardware's, else [defaults].
+           coalesce(r.site_utilization, h.utilization, r.utilization) AS gpu_utilization,
            m.active_params_b,
            (ce.model IS NOT NULL OR cs.model IS NOT NULL) AS has_coef,
            CASE WHEN ce.model IS NOT NULL THEN ce.wh_per_1k_input ELSE cs.wh_per_1k_input END AS wh_in,
@@ -553,7 +556,7 @@ energy AS (
             WHEN 'measured' THEN energy_j / 3600
             WHEN 'tokens' THEN (coalesce(input_tokens, 0) * wh_in
                                 + coalesce(output_tokens, 0) * wh_out) / 1000
-            WHEN 'gpu_time' THEN duration_s * eff_gpus * (idle_w + utilization * (tdp_w - idle_w))
+            WHEN 'gpu_time' THEN duration_s * eff_gpus * (idle_w + gpu_utilization * (tdp_w - idle_w))
                                  / concurrency / 3600
             WHEN 'flops' THEN 2 * active_params_b * 1e9 * tokens_total
                               / (peak_tflops * 1e12 * mfu) * tdp_w / 3600

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from wattledger import _core
+    from wattledger.calibrate import calibrate
     from wattledger.config import load_config, load_grid
     from wattledger.errors import (
         CancelledError,
@@ -99,6 +100,7 @@ __all__ = [
     "UsageError",
     "WattledgerError",
     "__version__",
+    "calibrate",
     "check",
     "configs_in_period",
     "connect",
@@ -121,6 +123,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     # Every exception and warning class is defined (or re-exported) by `errors`.
     **dict.fromkeys((n for n in __all__ if n.endswith(("Error", "Warning"))), "wattledger.errors"),
+    "calibrate": "wattledger.calibrate",
     "load_config": "wattledger.config",
     "load_grid": "wattledger.config",
     "estimate": "wattledger.estimate",

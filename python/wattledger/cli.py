@@ -1339,6 +1339,63 @@ def demo(
     typer.echo(_lines(format_demo(result)))
 
 
+@app.command()
+@_one_line_on_ctrl_c
+def calibrate(
+    logs: Annotated[
+        list[Path],
+        typer.Argument(help="Log files, directories or globs with measured energy_j.", show_default=False),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the calibrated pack (TOML).")],
+    config: Annotated[
+        Path | None, typer.Option(help="Methodology pack TOML to start from; default: the built-in pack.")
+    ] = None,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.95, help="Share of requests held out to judge the fit and size its band."
+        ),
+    ] = 0.2,
+    min_records: Annotated[
+        int,
+        typer.Option(min=1, help="Measured records a (model, hardware) or a hardware needs to be fitted."),
+    ] = 50,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the held-out split (a hash of each request).")
+    ] = 0,
+    column: ColumnOpt = None,
+    preset: PresetOpt = None,
+    site: SiteOpt = None,
+    threads: Annotated[int, typer.Option(min=0, help="Engine threads; 0 = all cores.")] = 0,
+    progress: ProgressOpt = None,
+) -> None:
+    """Fit token coefficients per (model, hardware) and a gpu_time utilization per hardware to
+    the records that carry measured energy_j; write the input pack plus the calibrated entries
+    (each with its provenance and a held-out 90 % band) to --out. Exit 2 when nothing can be
+    fitted. See docs/calibration.md."""
+    from wattledger.calibrate import calibrate as run_calibrate
+    from wattledger.calibrate import table
+
+    with _user_errors():
+        result = run_calibrate(
+            logs,
+            out=out,
+            config=config,
+            holdout=holdout,
+            min_records=min_records,
+            seed=seed,
+            columns=column,
+            preset=preset,
+            site=site,
+            threads=threads,
+            progress=progress,
+        )
+    typer.echo(_lines(table(result)), nl=False)
+    _note(f"wrote {out}")
+    for warning in result.warnings:
+        _note(f"warning: {warning}")
+
+
 def app_for(args: list[str]) -> typer.Typer:
     """The app that runs ``wattledger ARGS``: for ``wattledger COMMAND ...`` one that holds only
     that top-level command, else the whole app.

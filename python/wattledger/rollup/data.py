@@ -153,6 +153,56 @@ class CoefficientSource:
 
 
 @dataclass(frozen=True)
+class CalibrationSource:
+    """A value fitted by ``wattledger calibrate``: what it is and the pack's ``calibrated``
+    provenance (records, period, held-out error), as the engine parsed it."""
+
+    #: None for a hardware's gpu_time ``utilization``.
+    model: str | None
+    hardware: str
+    #: What was calibrated, in words (coefficients or utilization with their values).
+    value: str
+    records: int
+    held_out: int
+    first_ts: str
+    last_ts: str
+    date: str
+    #: Held-out estimated / measured energy - 1 (signed); None without held-out energy.
+    holdout_total_error: float | None
+    holdout_median_error: float | None
+    band_coverage: float | None
+    #: The entry's band half-width (coefficients); None for a utilization.
+    uncertainty: float | None
+    fit: str | None
+    inputs: tuple[str, ...]
+    note: str | None
+
+
+def _calibration(
+    model: str | None, hardware: str, value: str, c: dict[str, Any], u: float | None
+) -> CalibrationSource:
+    measured, estimated = c.get("holdout_measured_wh"), c.get("holdout_estimated_wh")
+    total_error = estimated / measured - 1.0 if measured and estimated is not None else None
+    return CalibrationSource(
+        model,
+        hardware,
+        value,
+        int(c["records"]),
+        int(c["held_out"]),
+        c["first_ts"],
+        c["last_ts"],
+        c["date"],
+        total_error,
+        c.get("holdout_median_error"),
+        c.get("band_coverage"),
+        u,
+        c.get("fit"),
+        tuple(c.get("inputs") or ()),
+        c.get("note"),
+    )
+
+
+@dataclass(frozen=True)
 class HardwareSpec:
     """An accelerator of the pack that the period's rows used."""
 
@@ -181,6 +231,9 @@ class ConfigMethodology:
     coefficients: tuple[CoefficientSource, ...]
     model_sources: dict[str, str]
     parse_error: str | None = None
+    #: Calibrated coefficients and utilizations of the models and hardware the period used
+    #: (the JSON document carries the key only when there are some).
+    calibrations: tuple[CalibrationSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -490,6 +543,11 @@ def parse_config(
         if hw in hardware_used or hw in site_hw
     )
     coefficients: list[CoefficientSource] = []
+    calibrations = [
+        _calibration(None, hw, f"utilization {h['utilization']:.4g}", h["calibrated"], None)
+        for hw, h in sorted(resolved.get("hardware", {}).items())
+        if "calibrated" in h and (hw in hardware_used or hw in site_hw)
+    ]
     model_sources: dict[str, str] = {}
     for model in models:
         m = resolved.get("models", {}).get(model)
@@ -500,6 +558,10 @@ def parse_config(
             model_sources[model] = text_source
         for c in m["coefficients"]:
             own = c["uncertainty"] if c["uncertainty_from"] == "coefficient" else None
+            if "calibrated" in c:
+                per_1k = f"{c['wh_per_1k_input']:.4g} / {c['wh_per_1k_output']:.4g}"
+                value = f"{per_1k} Wh per 1000 input / output tokens"
+                calibrations.append(_calibration(model, c["hardware"], value, c["calibrated"], own))
             coefficients.append(
                 CoefficientSource(
                     model, c["hardware"], c["wh_per_1k_input"], c["wh_per_1k_output"], own, _source_text(c)
@@ -521,6 +583,7 @@ def parse_config(
         coefficients=tuple(coefficients),
         model_sources=model_sources,
         parse_error=error,
+        calibrations=tuple(calibrations),
     )
     return method, resolved
 

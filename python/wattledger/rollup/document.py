@@ -518,11 +518,77 @@ def methodology_section(m: ConfigMethodology, units: DocUnits) -> Section:
                 "config",
             )
         )
+    if m.calibrations:
+        paragraphs.append(_calibration_text(m))
+        tables.append(_calibration_table(m))
     return Section(
         f"config-{m.sha256[:12]}",
         f"Config {m.name or '?'} {m.version or '?'} ({m.sha256[:12]})",
         tuple(paragraphs),
         tuple(tables),
+    )
+
+
+def _signed_pct(x: float | None) -> str:
+    return NA if x is None else f"{x * 100:+.1f} %"
+
+
+def _pct(x: float | None) -> str:
+    return NA if x is None else f"{x * 100:.1f} %"
+
+
+def _calibration_text(m: ConfigMethodology) -> str:
+    fits = sorted({c.fit for c in m.calibrations if c.fit})
+    text = (
+        "Calibrated entries were fitted by wattledger calibrate to the fleet's own measured requests "
+        "(records carrying energy_j) and judged on requests held out of the fit: the held-out total "
+        "error is the estimate's total over the held-out requests against their measured total; the "
+        "median request error is the median of |estimate / measured - 1|; the band is the half-width "
+        "that held 90 % of held-out requests, and its coverage is checked on held-out requests it was "
+        "not built from. Fits: " + "; ".join(fits) + "."
+    )
+    if any(c.model is None for c in m.calibrations):
+        text += (
+            " A hardware's calibrated utilization applies to gpu_time estimates at sites that set no "
+            "utilization of their own (a site's own value wins; else the hardware's; else the defaults')."
+        )
+    return text
+
+
+def _calibration_table(m: ConfigMethodology) -> Table:
+    rows = tuple(
+        (
+            Cell(c.model or "(gpu_time)"),
+            Cell(c.hardware),
+            Cell(c.value),
+            Cell(f"{c.records} / {c.held_out}"),
+            Cell(f"{c.first_ts} to {c.last_ts}"),
+            Cell(_signed_pct(c.holdout_total_error)),
+            Cell(_pct(c.holdout_median_error)),
+            Cell(NA if c.uncertainty is None else f"±{fmt(c.uncertainty * 100)} %"),
+            Cell(_pct(c.band_coverage)),
+            Cell(c.date),
+            Cell("; ".join(c.inputs) + (f" ({c.note})" if c.note else "")),
+        )
+        for c in m.calibrations
+    )
+    return Table(
+        f"calibration-{m.sha256[:12]}",
+        (
+            "Model",
+            "Hardware",
+            "Calibrated value",
+            "Records fitted / held out",
+            "Measured (UTC)",
+            "Held-out total error",
+            "Median request error",
+            "Band (90 %)",
+            "Band coverage (held out)",
+            "Calibrated on",
+            "Inputs",
+        ),
+        rows,
+        "config",
     )
 
 

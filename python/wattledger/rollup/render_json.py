@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from wattledger.formatting import dumps_json, exact
-from wattledger.rollup.data import METRICS, ModelFigures, RollupData, Training
+from wattledger.rollup.data import METRICS, ConfigMethodology, ModelFigures, RollupData, Training
 from wattledger.rollup.document import energy_basis, fmt
 
 SCHEMA = "wattledger.rollup/1"
@@ -111,13 +111,19 @@ def to_dict(data: RollupData) -> dict[str, Any]:
         },
         "training": [_training(t) for t in data.training],
         "model_documentation_form": _form(data),
-        "methodology": [asdict(m) for m in data.methodology],
+        "methodology": [_methodology(m) for m in data.methodology],
         "provenance": {
             "runs": [asdict(r) for r in data.runs],
             "sources": [asdict(s) for s in data.sources],
         },
         "warnings": list(data.warnings),
     }
+
+
+def _methodology(m: ConfigMethodology) -> dict[str, Any]:
+    # `calibrations` only where a pack has calibrated entries: documents of other packs keep
+    # their JSON as it was.
+    return {k: v for k, v in asdict(m).items() if k != "calibrations" or v}
 
 
 def to_json(data: RollupData) -> str:

@@ -93,6 +93,11 @@ pub const G_PER_KWH: Bound = bound(0.0, 5000.0, "gCO2e/kWh; coal is about 1000")
 pub const GPUS: Bound = bound(1.0, crate::record::MAX_GPUS as f64, "accelerators of one replica");
 pub const TRAINING_GPU_HOURS: Bound = bound(0.0, 1e12, "GPU-hours of one training run; the largest are near 1e8");
 pub const TRAINING_ENERGY_MWH: Bound = bound(0.0, 1e9, "MWh of one training run; 1e9 is 1000 TWh");
+/// Held-out energy totals of a calibration: far beyond any fleet's yearly accelerator energy.
+pub const CALIBRATION_WH: Bound = bound(0.0, 1e18, "Wh of the held-out requests; 1e18 is 1000 PWh");
+/// A calibration's held-out median relative error (|estimate / measured - 1|).
+pub const RELATIVE_ERROR: Bound = bound(0.0, 1e6, "a relative error; 1e6 is a million times off");
+pub const FRACTION: Bound = bound(0.0, 1.0, "a share");
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackInfo {
@@ -143,6 +148,38 @@ pub struct Describe {
     pub note: Option<String>,
 }
 
+/// `calibrated`: where a fitted value came from (`wattledger calibrate` writes it next to the
+/// value). It never changes a number; the report shows it so a calibrated coefficient can be
+/// traced to the measurements it was fitted on and to how well it predicted those held out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Calibration {
+    /// Records the value was fitted on (unweighted).
+    pub records: i64,
+    /// Records held out of the fit and used to judge it.
+    pub held_out: i64,
+    /// First and last `ts` of the records used (RFC 3339, UTC).
+    pub first_ts: String,
+    pub last_ts: String,
+    /// When the calibration ran (RFC 3339, UTC).
+    pub date: String,
+    /// The fit, in words (e.g. "quasi-Poisson, identity link, non-negative").
+    pub fit: Option<String>,
+    /// The input files' identity (name and content hash), so the fit can be reproduced.
+    pub inputs: Vec<String>,
+    /// Share of records held out, and the seed of the split.
+    pub holdout: Option<f64>,
+    pub seed: Option<i64>,
+    /// Measured and estimated (with the fitted value) accelerator energy of the held-out
+    /// requests, weighted: their ratio is the held-out total error.
+    pub holdout_measured_wh: Option<f64>,
+    pub holdout_estimated_wh: Option<f64>,
+    /// Median of |estimate / measured - 1| over held-out requests.
+    pub holdout_median_error: Option<f64>,
+    /// Share of held-out requests whose measured value lies in the low-high band.
+    pub band_coverage: Option<f64>,
+    pub note: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hardware {
     pub tdp_w: f64,
@@ -151,6 +188,11 @@ pub struct Hardware {
     /// Whether the pack gave `idle_w` (the report tells a stated 0 from an absent figure).
     pub idle_w_given: bool,
     pub peak_tflops: Option<f64>,
+    /// For gpu_time on this hardware at sites that do not set their own `utilization`: it
+    /// wins over `[defaults] utilization` (a site's own value wins over it).
+    pub utilization: Option<f64>,
+    /// Provenance of a calibrated `utilization`.
+    pub calibration: Option<Calibration>,
     pub describe: Describe,
 }
 
@@ -162,6 +204,8 @@ pub struct Coefficient {
     pub wh_per_1k_output: f64,
     /// Overrides `[uncertainty] tokens` for records estimated with this entry.
     pub uncertainty: Option<f64>,
+    /// Provenance of a calibrated entry.
+    pub calibration: Option<Calibration>,
     pub describe: Describe,
 }
 
@@ -303,6 +347,10 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(v) => Err(self.err(key, format!("expected a string, found {}", type_name(&v)))),
         }
+    }
+
+    fn required_string(&mut self, key: &'static str) -> Result<String> {
+        self.string(key)?.ok_or_else(|| self.err(key, "required"))
     }
 
     /// An array of strings.
@@ -540,9 +588,13 @@ fn hardware_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, H
         let idle_w = idle.unwrap_or(0.0);
         let peak_tflops = f.bounded("peak_tflops", PEAK_TFLOPS)?;
         f.within("idle_w", Some(idle_w), bound(0.0, tdp_w, "idle draw cannot exceed tdp_w"))?;
+        let utilization = f.bounded("utilization", UTILIZATION)?;
+        let calibration = calibration(origin, &mut f)?;
         let describe = f.describe()?;
         f.finish()?;
-        hardware.insert(name, Hardware { tdp_w, idle_w, idle_w_given: idle.is_some(), peak_tflops, describe });
+        let idle_w_given = idle.is_some();
+        hardware
+            .insert(name, Hardware { tdp_w, idle_w, idle_w_given, peak_tflops, utilization, calibration, describe });
     }
     Ok(hardware)
 }
@@ -580,6 +632,7 @@ fn coefficients(origin: &str, path: &str, items: Vec<Value>) -> Result<Vec<Coeff
             wh_per_1k_input: c.required_bounded("wh_per_1k_input", WH_PER_1K)?,
             wh_per_1k_output: c.required_bounded("wh_per_1k_output", WH_PER_1K)?,
             uncertainty: c.bounded("uncertainty", UNCERTAINTY)?,
+            calibration: calibration(origin, &mut c)?,
             describe: c.describe()?,
             hardware: hw,
         };
@@ -590,6 +643,30 @@ fn coefficients(origin: &str, path: &str, items: Vec<Value>) -> Result<Vec<Coeff
         coefficients.push(coef);
     }
     Ok(coefficients)
+}
+
+/// The optional `calibrated` table of a coefficient or hardware entry (see [`Calibration`]).
+fn calibration(origin: &str, entry: &mut Fields<'_>) -> Result<Option<Calibration>> {
+    let Some(v) = entry.take("calibrated") else { return Ok(None) };
+    let mut f = Fields::new(origin, join(&entry.path, "calibrated"), v)?;
+    let c = Calibration {
+        records: f.integer("records")?.ok_or_else(|| f.err("records", "required"))?,
+        held_out: f.integer("held_out")?.unwrap_or(0),
+        first_ts: f.required_string("first_ts")?,
+        last_ts: f.required_string("last_ts")?,
+        date: f.required_string("date")?,
+        fit: f.string("fit")?,
+        inputs: f.string_list("inputs")?.unwrap_or_default(),
+        holdout: f.bounded("holdout", FRACTION)?,
+        seed: f.integer("seed")?,
+        holdout_measured_wh: f.bounded("holdout_measured_wh", CALIBRATION_WH)?,
+        holdout_estimated_wh: f.bounded("holdout_estimated_wh", CALIBRATION_WH)?,
+        holdout_median_error: f.bounded("holdout_median_error", RELATIVE_ERROR)?,
+        band_coverage: f.bounded("band_coverage", FRACTION)?,
+        note: f.string("note")?,
+    };
+    f.finish()?;
+    Ok(Some(c))
 }
 
 fn sites_section(origin: &str, v: Option<Value>) -> Result<BTreeMap<String, Site>> {
@@ -938,6 +1015,53 @@ gpus = 1
              [sites.s]\nmarket_g_per_kwh = 5000\nfallback_g_per_kwh = 5000\ngpus = 1000000\nconcurrency = 1e6",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn calibrated_entries_parse_strictly() {
+        let cal =
+            "records = 400\nheld_out = 100\nfirst_ts = \"2026-01-01T00:00:00Z\"\nlast_ts = \"2026-01-31T23:00:00Z\"\n\
+                   date = \"2026-02-01T00:00:00Z\"\nfit = \"quasi-Poisson\"\ninputs = [\"a.jsonl sha256:00\"]\n\
+                   holdout = 0.2\nseed = 7\nholdout_measured_wh = 12.5\nholdout_estimated_wh = 12\n\
+                   holdout_median_error = 0.08\nband_coverage = 0.93\nnote = \"n\"\n";
+        let t = format!(
+            "[hardware.h]\ntdp_w = 700\nutilization = 0.42\n[hardware.h.calibrated]\n{cal}\
+             [[models.m.coefficients]]\nhardware = \"h\"\nwh_per_1k_input = 0.01\nwh_per_1k_output = 0.1\n\
+             uncertainty = 0.3\n[models.m.coefficients.calibrated]\n{cal}"
+        );
+        let c = parse(&t).unwrap();
+        let h = &c.hardware["h"];
+        assert_eq!(h.utilization, Some(0.42));
+        let k = h.calibration.as_ref().unwrap();
+        assert_eq!((k.records, k.held_out, k.seed, k.band_coverage), (400, 100, Some(7), Some(0.93)));
+        assert_eq!(k.inputs, vec!["a.jsonl sha256:00".to_string()]);
+        assert_eq!(c.models["m"].coefficients[0].calibration.as_ref(), Some(k));
+        let j = c.to_json();
+        assert!(j.contains("\"utilization\":0.42,\"calibrated\":{\"records\":400.0,\"held_out\":100.0,"), "{j}");
+        assert!(j.contains("\"uncertainty_from\":\"coefficient\",\"calibrated\":{\"records\":400.0,"), "{j}");
+        assert!(j.contains("\"band_coverage\":0.93,\"note\":\"n\"}"), "{j}");
+        // Packs without calibration keep their JSON: no new keys appear.
+        let plain = parse("[hardware.h]\ntdp_w = 700").unwrap().to_json();
+        assert!(!plain.contains("utilization\":0.5,\"calibrated") && !plain.contains("calibrated"), "{plain}");
+
+        let bad = |k: &str, v: &str| {
+            let t = format!(
+                "[hardware.h]\ntdp_w = 700\n[hardware.h.calibrated]\n{}\n{k} = {v}\n",
+                cal.lines().filter(|l| !l.starts_with(&format!("{k} "))).collect::<Vec<_>>().join("\n")
+            );
+            refused(&t)
+        };
+        assert_eq!(bad("band_coverage", "1.5").0, "hardware.h.calibrated.band_coverage");
+        assert_eq!(bad("holdout_median_error", "-0.1").0, "hardware.h.calibrated.holdout_median_error");
+        assert_eq!(bad("records", "1.5").0, "hardware.h.calibrated.records");
+        assert_eq!(bad("recrods", "1").0, "hardware.h.calibrated.recrods");
+        assert_eq!(bad("holdout_measured_wh", "1e300").0, "hardware.h.calibrated.holdout_measured_wh");
+        assert_eq!(
+            refused("[hardware.h]\ntdp_w = 700\n[hardware.h.calibrated]\nrecords = 1").0,
+            "hardware.h.calibrated.first_ts"
+        );
+        assert_eq!(refused("[hardware.h]\ntdp_w = 700\nutilization = 1.2").0, "hardware.h.utilization");
+        assert_eq!(refused("[hardware.h]\ntdp_w = 700\ncalibrated = 3").0, "hardware.h.calibrated");
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct HwRes {
     tdp_w: f64,
     idle_w: f64,
     peak_tflops: Option<f64>,
+    /// The hardware's own `utilization` (a calibrated one): used where the site sets none.
+    utilization: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +101,8 @@ struct SiteRes {
     market: MarketFactor,
     fallback: Option<f64>,
     utilization: f64,
+    /// Whether `utilization` is the site's own (it then wins over the hardware's).
+    own_utilization: bool,
     concurrency: f64,
     mfu: f64,
 }
@@ -202,7 +206,11 @@ impl Methodology {
         let hw_ids: Vec<(u32, HwRes)> = config
             .hardware
             .iter()
-            .map(|(n, h)| (id(n), HwRes { tdp_w: h.tdp_w, idle_w: h.idle_w, peak_tflops: h.peak_tflops }))
+            .map(|(n, h)| {
+                let hw =
+                    HwRes { tdp_w: h.tdp_w, idle_w: h.idle_w, peak_tflops: h.peak_tflops, utilization: h.utilization };
+                (id(n), hw)
+            })
             .collect();
         // Values come from the resolved pack: the kernel applies no default of its own.
         let resolved = config.resolve();
@@ -604,7 +612,12 @@ impl Methodology {
         }
         let hardware = self.hw(hw);
         if let (Some(d), Some(h)) = (duration_s, hardware) {
-            let p = h.idle_w + site.utilization * (h.tdp_w - h.idle_w);
+            // A site's own utilization, else the hardware's, else [defaults] (methodology 10).
+            let utilization = match h.utilization {
+                Some(u) if !site.own_utilization => u,
+                _ => site.utilization,
+            };
+            let p = h.idle_w + utilization * (h.tdp_w - h.idle_w);
             return (Some(d * gpus * p / site.concurrency / 3600.0), Method::GpuTime, u.gpu_time);
         }
         if has_tokens {
@@ -796,6 +809,7 @@ impl SiteRes {
             market: s.market,
             fallback: s.fallback_g_per_kwh,
             utilization: s.utilization.value,
+            own_utilization: s.utilization.origin == crate::resolved::Origin::Site,
             concurrency: s.concurrency.value,
             mfu: s.mfu.value,
         }
@@ -1343,6 +1357,34 @@ zone = "FR"
         let r = one(Record { duration_s: Some(36.0), site: Some("fra"), gpus: Some(1), ..rec(T, "bare") });
         close(r.f("energy_acc_kwh"), 0.002);
         close(r.f("gpu_hours"), 0.01);
+    }
+
+    /// A hardware's own (calibrated) utilization wins over `[defaults]` but not over a site's
+    /// own value.
+    #[test]
+    fn hardware_utilization_precedence() {
+        let text = CONFIG.replace("[hardware.nopeak]", "[hardware.h100.calibrated]\nrecords = 10\nfirst_ts = \"a\"\nlast_ts = \"b\"\ndate = \"c\"\n[hardware.nopeak]")
+            .replace("peak_tflops = 1000\n", "peak_tflops = 1000\nutilization = 0.8\n")
+            + "[sites.own]\nzone = \"DE\"\nhardware = \"h100\"\ngpus = 2\nutilization = 0.25\n";
+        let c = Config::from_toml(&text, "test.toml").unwrap();
+        assert_eq!(c.hardware["h100"].utilization, Some(0.8));
+        let g = Grid::from_texts(&[("grid.csv", GRID)], false).unwrap();
+        let m = Methodology::new(Arc::new(c), Arc::new(g)).unwrap();
+        let acc = |r: Record<'_>| {
+            let b = run(&m, &[r]);
+            assert_eq!(b.num_rows(), 1);
+            Row(b).f("energy_acc_kwh")
+        };
+        let base = Record { duration_s: Some(36.0), ..rec(T, "bare") };
+        // fra sets no utilization: the hardware's 0.8. P = 100 + 0.8 * 600 = 580 W;
+        // E = 36 s * 2 gpus * 580 / 2 (concurrency) / 3600 = 5.8 Wh.
+        close(acc(Record { site: Some("fra"), ..base }), 0.0058);
+        // The site's own 0.25 wins: P = 250 W -> 2.5 Wh.
+        close(acc(Record { site: Some("own"), ..base }), 0.0025);
+        // No site: the hardware's value still applies (1 gpu).
+        close(acc(Record { hardware: Some("h100"), zone: Some("DE"), ..base }), 0.0029);
+        // Hardware without its own value: [defaults] 0.5, P = 150 W (tdp 300, idle 0).
+        close(acc(Record { hardware: Some("nopeak"), zone: Some("DE"), ..base }), 36.0 * 150.0 / 2.0 / 3600.0 / 1000.0);
     }
 
     #[test]

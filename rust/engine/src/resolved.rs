@@ -8,7 +8,7 @@
 //! and the training energy are written once, here, and a methodology section cannot drift
 //! from the sums it explains.
 
-use crate::config::{Config, Defaults, Describe, Hardware, PackInfo, Site, Training, Uncertainty};
+use crate::config::{Calibration, Config, Defaults, Describe, Hardware, PackInfo, Site, Training, Uncertainty};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -164,6 +164,7 @@ pub struct ResolvedCoefficient {
     pub wh_per_1k_output: f64,
     pub uncertainty: f64,
     pub uncertainty_origin: UncertaintyOrigin,
+    pub calibration: Option<Calibration>,
     pub describe: Describe,
 }
 
@@ -295,6 +296,7 @@ impl Resolved {
                             wh_per_1k_output: co.wh_per_1k_output,
                             uncertainty,
                             uncertainty_origin,
+                            calibration: co.calibration.clone(),
                             describe: co.describe.clone(),
                         }
                     })
@@ -382,6 +384,11 @@ impl Resolved {
             j.sep();
             j.out.push_str(if h.idle_w_given { "true" } else { "false" });
             j.kv_num("peak_tflops", h.peak_tflops);
+            // Written only when the pack has them, so packs without calibration keep their JSON.
+            if h.utilization.is_some() {
+                j.kv_num("utilization", h.utilization);
+            }
+            j.calibration(h.calibration.as_ref());
             j.describe(&h.describe);
             j.close('}');
         }
@@ -402,6 +409,7 @@ impl Resolved {
                 j.kv_num("wh_per_1k_output", Some(co.wh_per_1k_output));
                 j.kv_num("uncertainty", Some(co.uncertainty));
                 j.kv_str("uncertainty_from", Some(co.uncertainty_origin.name()));
+                j.calibration(co.calibration.as_ref());
                 j.describe(&co.describe);
                 j.close('}');
             }
@@ -576,6 +584,33 @@ impl Json {
                 self.kv_str(k, Some(v));
             }
         }
+    }
+    /// A `calibrated` table, when there is one.
+    fn calibration(&mut self, c: Option<&Calibration>) {
+        let Some(c) = c else { return };
+        self.key("calibrated");
+        self.open('{');
+        self.kv_num("records", Some(c.records as f64));
+        self.kv_num("held_out", Some(c.held_out as f64));
+        self.kv_str("first_ts", Some(&c.first_ts));
+        self.kv_str("last_ts", Some(&c.last_ts));
+        self.kv_str("date", Some(&c.date));
+        self.kv_str("fit", c.fit.as_deref());
+        self.key("inputs");
+        self.open('[');
+        for i in &c.inputs {
+            self.sep();
+            self.string(i);
+        }
+        self.close(']');
+        self.kv_num("holdout", c.holdout);
+        self.kv_num("seed", c.seed.map(|s| s as f64));
+        self.kv_num("holdout_measured_wh", c.holdout_measured_wh);
+        self.kv_num("holdout_estimated_wh", c.holdout_estimated_wh);
+        self.kv_num("holdout_median_error", c.holdout_median_error);
+        self.kv_num("band_coverage", c.band_coverage);
+        self.kv_str("note", c.note.as_deref());
+        self.close('}');
     }
     /// A resolved site: its values, then where each inheritable one came from.
     fn site(&mut self, s: &ResolvedSite) {
