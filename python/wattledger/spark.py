@@ -1,0 +1,248 @@
+"""The engine on Spark: the same readers and kernel in each Python worker, through ``mapInArrow``.
+
+``estimate(df, ...)`` turns a DataFrame of log records into hourly partial aggregates (one set
+per partition; :func:`reduce` sums them). ``ingest(paths_or_df, ledger=..., ...)`` reads files
+one task per file with the engine's own readers (rejects, per-file counts and the content hash
+exactly as a local run), sums the partials on the cluster, collects the small result and
+commits it through :func:`wattledger.ingest` (same skips, identity and transaction).
+
+The pack and the grid files go to the workers once, as a broadcast of their text and bytes;
+each Python worker parses them once (:mod:`wattledger.partials`). pyspark is imported here
+only, when one of these functions runs: ``import wattledger`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from wattledger import _core
+from wattledger.config import load_config
+from wattledger.errors import UsageError
+from wattledger.ingest import IngestSummary
+from wattledger.ingest import ingest as local_ingest
+from wattledger.partials import (
+    GROUP_COLUMNS,
+    ClusterRun,
+    TaskOutput,
+    WorkerPlan,
+    make_plan,
+    plain,
+    read_tasks,
+    run_batches,
+    run_files,
+    task_json,
+)
+from wattledger.progress import phase
+from wattledger.schema import KEY_COLUMNS, MEASURE_COLUMNS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+PathLike = str | os.PathLike[str]
+
+#: The column of :func:`_task_schema` holding one task's file statistics (JSON); null on the
+#: rows of cells.
+_TASK = "task"
+
+
+def session(master: str = "local[*]") -> SparkSession:
+    """The active Spark session, else a new one on ``master`` for wattledger: UTC session time
+    (hours are UTC), Spark's console progress off (wattledger draws its own), the workers on
+    this interpreter (so they import this wattledger)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("wattledger")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _ddl(with_source: bool, with_task: bool) -> str:
+    """The Spark schema of partial aggregates (the ledger's key and measure columns)."""
+    types = {"hour": "timestamp", "records": "bigint"}
+    cols = [*(("source",) if with_source else ()), *KEY_COLUMNS, *MEASURE_COLUMNS]
+    ddl = [f"{c} {types.get(c, 'string' if c in GROUP_COLUMNS else 'double')}" for c in cols]
+    if with_task:
+        ddl.append(f"{_TASK} string")
+    return ", ".join(ddl)
+
+
+def _with_task(out: TaskOutput) -> Iterator[pa.RecordBatch]:
+    """The task's cells (``task`` null), then one row holding its statistics."""
+    import pyarrow as pa
+
+    cells = out.aggregates.append_column(_TASK, pa.nulls(out.aggregates.num_rows, pa.string()))
+    yield from cells.to_batches()
+    stats = {c: pa.nulls(1, t) for c, t in zip(cells.column_names, cells.schema.types, strict=True)}
+    stats[_TASK] = pa.array([task_json(out)], pa.string())
+    yield pa.RecordBatch.from_pydict(stats, schema=cells.schema)
+
+
+def _sums(df: DataFrame, by: Sequence[str]) -> DataFrame:
+    """SUM per group: Spark's sum skips nulls and is null when all are, as the engine's cells."""
+    from pyspark.sql import functions as F
+
+    return df.groupBy(*by).agg(*(F.sum(m).alias(m) for m in MEASURE_COLUMNS))
+
+
+def _to_arrow(df: DataFrame) -> pa.Table:
+    return df.toArrow()
+
+
+class SparkEngine:
+    """Runs :func:`wattledger.ingest`'s reading on Spark: one task per file."""
+
+    name = "Spark"
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def run_files(self, plan: WorkerPlan, paths: Sequence[str], *, show: bool) -> ClusterRun:
+        sc = self.spark.sparkContext
+        shipped = sc.broadcast(plan)
+
+        def work(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                for path in batch.column(0).to_pylist():
+                    yield from _with_task(run_files(shipped.value, [path]))
+
+        # One partition per file: the cluster balances files, each read by the engine whole.
+        files = self.spark.createDataFrame(sc.parallelize([(p,) for p in paths], len(paths)), "path string")
+        out = files.mapInArrow(work, _ddl(with_source=True, with_task=True)).persist()
+        try:
+            with phase(f"reading {len(paths):,} files on {self.name}", show=show):
+                tasks = [r[0] for r in out.where(out[_TASK].isNotNull()).select(_TASK).collect()]
+                cells = _sums(out.where(out[_TASK].isNull()).drop(_TASK), GROUP_COLUMNS)
+                table = _to_arrow(cells)
+        finally:
+            out.unpersist()
+            shipped.unpersist()
+        file_rows, names, warnings = read_tasks(tasks)
+        return ClusterRun(plain(table), file_rows, names, warnings)
+
+
+def engine(spark: SparkSession | None = None, master: str = "local[*]") -> SparkEngine:
+    """A cluster engine for :func:`wattledger.ingest` (``cluster=``) on ``spark`` (default:
+    :func:`session` on ``master``)."""
+    return SparkEngine(spark if spark is not None else session(master))
+
+
+def estimate(
+    df: DataFrame,
+    *,
+    config: PathLike | _core.Config | None = None,
+    grid: PathLike | Iterable[PathLike] = (),
+    lifecycle: bool = False,
+    grid_resolution: str = "hour",
+    columns: Sequence[str] = (),
+    preset: str | None = None,
+    site: str | None = None,
+    max_names: int = _core.DEFAULT_MAX_NAMES,
+) -> DataFrame:
+    """Hourly partial aggregates of ``df`` (log records, canonical or mapped columns): the
+    ledger's key and measure columns, one set per partition, computed by the engine in each
+    worker. Partials of one key add up (:func:`reduce`) to the local engine's cell.
+
+    Records the engine rejects (no timestamp, an unknown site...) are left out as in a local
+    run; their counts are on the ledger only through :func:`ingest`."""
+    plan = make_plan(
+        load_config(config),
+        grid,
+        lifecycle=lifecycle,
+        grid_resolution=grid_resolution,
+        columns=list(columns),
+        preset=preset,
+        site=site,
+        max_names=max_names,
+    )
+    shipped = df.sparkSession.sparkContext.broadcast(plan)
+    keep = [*KEY_COLUMNS, *MEASURE_COLUMNS]
+
+    def work(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        out = run_batches(shipped.value, batches, "<spark>")
+        if out is not None:
+            yield from out.aggregates.select(keep).to_batches()
+
+    return df.mapInArrow(work, _ddl(with_source=False, with_task=False))
+
+
+def reduce(partials: DataFrame) -> DataFrame:
+    """Partial aggregates summed by the ledger's key (null-preserving: SQL's SUM)."""
+    by = [c for c in GROUP_COLUMNS if c in partials.columns]
+    return _sums(partials, by)
+
+
+def ingest(
+    paths_or_df: PathLike | Iterable[PathLike] | DataFrame,
+    *,
+    ledger: PathLike,
+    config: PathLike | _core.Config | None = None,
+    grid: PathLike | Iterable[PathLike] = (),
+    spark: SparkSession | None = None,
+    **options: Any,
+) -> IngestSummary:
+    """:func:`wattledger.ingest` with the reading on Spark (``spark``, default :func:`session`).
+
+    Paths (files, directories, globs) are read one task per file by the engine's readers.
+    A DataFrame is ingested through the files it was read from (``inputFiles()``): they are
+    the sources the ledger records, with their size and content hash, and are read by the
+    engine as files, so the result, the rejects and the skips are a local run's. ``options``
+    are :func:`wattledger.ingest`'s."""
+    if _is_dataframe(paths_or_df):
+        _check_bare_scan(paths_or_df)
+        files = list(paths_or_df.inputFiles())
+        if not files:
+            raise UsageError(
+                "the DataFrame was not read from files (inputFiles() is empty); ingest the files"
+            )
+        paths: PathLike | Iterable[PathLike] = [_local_path(f) for f in files]
+        spark = paths_or_df.sparkSession
+    else:
+        paths = paths_or_df  # type: ignore[assignment]
+    return local_ingest(paths, ledger=ledger, config=config, grid=grid, cluster=engine(spark), **options)
+
+
+def _is_dataframe(value: object) -> TypeGuard[DataFrame]:
+    pyspark_sql = sys.modules.get("pyspark.sql")
+    return pyspark_sql is not None and isinstance(value, pyspark_sql.DataFrame)
+
+
+def _check_bare_scan(df: DataFrame) -> None:
+    """A DataFrame stands for its files only if it is their plain scan: a filter or a projection
+    would be silently undone by reading the files whole."""
+    jdf = getattr(df, "_jdf", None)  # absent on Spark Connect: its plan is not inspected
+    if jdf is None:
+        return
+    plan = jdf.queryExecution().analyzed().getClass().getSimpleName()
+    if plan != "LogicalRelation":
+        raise UsageError(
+            f"the DataFrame is not a plain read of files (its plan is {plan}); ingest records and "
+            "reads its input files whole: pass the files, or use wattledger.spark.estimate for a "
+            "transformed DataFrame"
+        )
+
+
+def _local_path(uri: str) -> str:
+    """A ``file:`` URI as a path; other schemes are object storage, not read yet."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path) if parsed.scheme else uri
+    raise UsageError(f"{uri}: only local files can be ingested yet (object storage is not supported)")
