@@ -114,9 +114,17 @@ class RayEngine:
 
     name = "Ray"
 
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+
     def run_files(self, plan: WorkerPlan, paths: Sequence[str], *, show: bool) -> ClusterRun:
         import ray
         import ray.data
+
+        with phase(f"starting {self.name}", show=show):
+            # On first use: a run whose files are all skipped starts none.
+            init(self.address, self.num_cpus)
 
         shipped = ray.put(plan)
         files = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=len(paths))
@@ -157,9 +165,8 @@ def _concat(ds: Dataset) -> pa.Table:
 
 def engine(address: str | None = None, num_cpus: int | None = None) -> RayEngine:
     """A cluster engine for :func:`wattledger.ingest` (``cluster=``) on the Ray at ``address``
-    (None: a local Ray, see :func:`init`)."""
-    init(address, num_cpus)
-    return RayEngine()
+    (None: a local Ray, see :func:`init`), connected when the first file is to be read."""
+    return RayEngine(address, num_cpus)
 
 
 def estimate(

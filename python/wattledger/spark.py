@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from wattledger import _core
@@ -52,7 +56,13 @@ _TASK = "task"
 def session(master: str = "local[*]") -> SparkSession:
     """The active Spark session, else a new one on ``master`` for wattledger: UTC session time
     (hours are UTC), Spark's console progress off (wattledger draws its own), the workers on
-    this interpreter (so they import this wattledger)."""
+    this interpreter (so they import this wattledger).
+
+    The JVM's own output (its start banner, a JDK notice, Spark's log at ERROR) goes to
+    ``spark-driver.log`` in a temporary directory, not into the run's output: a failing job's
+    error still reaches Python with Spark's message."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -60,17 +70,46 @@ def session(master: str = "local[*]") -> SparkSession:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    spark = (
-        SparkSession.builder.master(master)
-        .appName("wattledger")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        .getOrCreate()
+    logs = Path(tempfile.mkdtemp(prefix="wattledger-spark-"))
+    log_conf = logs / "log4j2.properties"
+    log_conf.write_text(_LOG4J2)
+    conf = (
+        SparkConf()
+        .setMaster(master)
+        .setAppName("wattledger")
+        .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf}")
+        .set("spark.log.level", "ERROR")
+        .set("spark.sql.session.timeZone", "UTC")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.ui.enabled", "false")
+        .set("spark.sql.shuffle.partitions", "8")
     )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    with open(logs / "spark-driver.log", "ab") as jvm_out:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": jvm_out, "stderr": jvm_out})  # type: ignore[no-untyped-call]
+    with _quiet():
+        context = SparkContext(conf=conf, gateway=gateway)
+        return SparkSession(context)
+
+
+_LOG4J2 = """rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """pyspark warns that it "does not yet fully support pandas >= 3" whenever it checks for
+    pandas, though ``mapInArrow`` does not use pandas: not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support", category=FutureWarning
+        )
+        yield
 
 
 def _ddl(with_source: bool, with_task: bool) -> str:
@@ -110,11 +149,20 @@ class SparkEngine:
 
     name = "Spark"
 
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
+    def __init__(self, spark: SparkSession | None = None, master: str = "local[*]") -> None:
+        self._spark = spark
+        self.master = master
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session, started on first use: a run whose files are all skipped starts none."""
+        if self._spark is None:
+            self._spark = session(self.master)
+        return self._spark
 
     def run_files(self, plan: WorkerPlan, paths: Sequence[str], *, show: bool) -> ClusterRun:
-        sc = self.spark.sparkContext
+        with phase(f"starting {self.name}", show=show):
+            sc = self.spark.sparkContext
         shipped = sc.broadcast(plan)
 
         def work(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -123,10 +171,13 @@ class SparkEngine:
                     yield from _with_task(run_files(shipped.value, [path]))
 
         # One partition per file: the cluster balances files, each read by the engine whole.
-        files = self.spark.createDataFrame(sc.parallelize([(p,) for p in paths], len(paths)), "path string")
-        out = files.mapInArrow(work, _ddl(with_source=True, with_task=True)).persist()
+        with _quiet():
+            files = self.spark.createDataFrame(
+                sc.parallelize([(p,) for p in paths], len(paths)), "path string"
+            )
+            out = files.mapInArrow(work, _ddl(with_source=True, with_task=True)).persist()
         try:
-            with phase(f"reading {len(paths):,} files on {self.name}", show=show):
+            with _quiet(), phase(f"reading {len(paths):,} files on {self.name}", show=show):
                 tasks = [r[0] for r in out.where(out[_TASK].isNotNull()).select(_TASK).collect()]
                 cells = _sums(out.where(out[_TASK].isNull()).drop(_TASK), GROUP_COLUMNS)
                 table = _to_arrow(cells)
@@ -139,8 +190,8 @@ class SparkEngine:
 
 def engine(spark: SparkSession | None = None, master: str = "local[*]") -> SparkEngine:
     """A cluster engine for :func:`wattledger.ingest` (``cluster=``) on ``spark`` (default:
-    :func:`session` on ``master``)."""
-    return SparkEngine(spark if spark is not None else session(master))
+    :func:`session` on ``master``, started when the first file is to be read)."""
+    return SparkEngine(spark, master)
 
 
 def estimate(
@@ -179,7 +230,8 @@ def estimate(
         if out is not None:
             yield from out.aggregates.select(keep).to_batches()
 
-    return df.mapInArrow(work, _ddl(with_source=False, with_task=False))
+    with _quiet():
+        return df.mapInArrow(work, _ddl(with_source=False, with_task=False))
 
 
 def reduce(partials: DataFrame) -> DataFrame:
