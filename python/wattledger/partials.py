@@ -11,11 +11,7 @@ SQL's SUM semantics: a measure null in every partial stays null, as the local en
 from __future__ import annotations
 
 import atexit
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -84,6 +80,8 @@ def make_plan(
         raise UsageError(
             "a cluster engine needs the grid files (paths), not a loaded Grid: it ships their bytes"
         )
+    import hashlib
+
     specs = [os.fspath(grid)] if isinstance(grid, str | os.PathLike) else [os.fspath(g) for g in grid]
     files = tuple(_grid_file(s) for s in specs)
     digest = hashlib.sha256()
@@ -117,6 +115,8 @@ _LOCK = threading.Lock()
 
 
 def _cleanup() -> None:
+    import shutil
+
     for loaded in _LOADED.values():
         shutil.rmtree(loaded.work_dir, ignore_errors=True)
 
@@ -125,6 +125,8 @@ atexit.register(_cleanup)
 
 
 def _load(plan: WorkerPlan) -> _Loaded:
+    import tempfile
+
     with _LOCK:
         loaded = _LOADED.get(plan.key)
         if loaded is not None:
@@ -267,6 +269,8 @@ def run_files(plan: WorkerPlan, paths: Sequence[str]) -> TaskOutput:
 
 def task_json(out: TaskOutput) -> str:
     """A task's statistics (not its cells) as one JSON text, to travel beside the cells."""
+    import json
+
     return json.dumps(
         {
             "files": [asdict(f) for f in out.files],
@@ -280,6 +284,8 @@ def task_json(out: TaskOutput) -> str:
 def read_tasks(texts: Iterable[str]) -> tuple[list[FileStatsRow], list[NameRow], list[str]]:
     """The tasks' statistics from :func:`task_json`, in file order; the first task's error
     is raised as the engine's own exception class (what a local run would raise)."""
+    import json
+
     files: list[FileStatsRow] = []
     names: list[NameRow] = []
     warnings: list[list[str]] = []
