@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
+import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +41,7 @@ from wattledger.partials import (
     run_files,
     task_json,
 )
-from wattledger.progress import phase
+from wattledger.progress import Phase, phase
 from wattledger.schema import KEY_COLUMNS, MEASURE_COLUMNS
 
 if TYPE_CHECKING:
@@ -59,8 +61,8 @@ def session(master: str = "local[*]") -> SparkSession:
     this interpreter (so they import this wattledger).
 
     The JVM's own output (its start banner, a JDK notice, Spark's log at ERROR) goes to
-    ``spark-driver.log`` in a temporary directory, not into the run's output: a failing job's
-    error still reaches Python with Spark's message."""
+    ``wattledger-spark-UID/spark-driver.log`` in the temporary directory, not into the run's
+    output: a failing job's error still reaches Python with Spark's message."""
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
@@ -70,7 +72,9 @@ def session(master: str = "local[*]") -> SparkSession:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    logs = Path(tempfile.mkdtemp(prefix="wattledger-spark-"))
+    # One directory per user, reused: each run's log replaces the last one's.
+    logs = Path(tempfile.gettempdir(), f"wattledger-spark-{os.getuid()}")
+    logs.mkdir(mode=0o700, exist_ok=True)
     log_conf = logs / "log4j2.properties"
     log_conf.write_text(_LOG4J2)
     conf = (
@@ -84,7 +88,7 @@ def session(master: str = "local[*]") -> SparkSession:
         .set("spark.ui.enabled", "false")
         .set("spark.sql.shuffle.partitions", "8")
     )
-    with open(logs / "spark-driver.log", "ab") as jvm_out:
+    with open(logs / "spark-driver.log", "wb") as jvm_out:
         gateway = launch_gateway(conf, popen_kwargs={"stdout": jvm_out, "stderr": jvm_out})  # type: ignore[no-untyped-call]
     with _quiet():
         context = SparkContext(conf=conf, gateway=gateway)
@@ -177,8 +181,10 @@ class SparkEngine:
             )
             out = files.mapInArrow(work, _ddl(with_source=True, with_task=True)).persist()
         try:
-            with _quiet(), phase(f"reading {len(paths):,} files on {self.name}", show=show):
-                tasks = [r[0] for r in out.where(out[_TASK].isNotNull()).select(_TASK).collect()]
+            reading = f"reading {len(paths):,} files on {self.name}"
+            with _quiet(), phase(reading, show=show, total=len(paths), kind="files") as bar:
+                stats = out.where(out[_TASK].isNotNull()).select(_TASK)
+                tasks = self._collect_counting(stats, bar)
                 cells = _sums(out.where(out[_TASK].isNull()).drop(_TASK), GROUP_COLUMNS)
                 table = _to_arrow(cells)
         finally:
@@ -186,6 +192,43 @@ class SparkEngine:
             shipped.unpersist()
         file_rows, names, warnings = read_tasks(tasks)
         return ClusterRun(plain(table), file_rows, names, warnings)
+
+    def _collect_counting(self, stats: DataFrame, bar: Phase) -> list[str]:
+        """Collect the tasks' statistics (the job that reads the files: one task per file),
+        advancing ``bar`` by the tasks done as Spark's status tracker reports them. Ctrl-C
+        cancels the job instead of leaving it running on the cluster."""
+        sc = self.spark.sparkContext
+        group = f"wattledger-{uuid.uuid4().hex}"
+        rows: list[str] = []
+        errors: list[BaseException] = []
+
+        def collect() -> None:
+            try:
+                # Thread-local (pyspark pins a JVM thread to each Python thread): this job only.
+                sc.setJobGroup(group, "wattledger: read files", interruptOnCancel=True)
+                rows.extend(r[0] for r in stats.collect())
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=collect, name="wattledger-spark", daemon=True)
+        worker.start()
+        tracker = sc.statusTracker()
+        try:
+            while worker.is_alive():
+                worker.join(0.25)
+                done = 0
+                for job in tracker.getJobIdsForGroup(group):
+                    info = tracker.getJobInfo(job)
+                    for stage in info.stageIds if info is not None else ():
+                        stage_info = tracker.getStageInfo(stage)
+                        done += stage_info.numCompletedTasks if stage_info is not None else 0
+                bar.update(completed=done)
+        except BaseException:
+            sc.cancelJobGroup(group)
+            raise
+        if errors:
+            raise errors[0]
+        return rows
 
 
 def engine(spark: SparkSession | None = None, master: str = "local[*]") -> SparkEngine:
