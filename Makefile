@@ -4,14 +4,21 @@
 PYTHON ?= python3
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test build dev cargo-test pytest lint lint-quick clippy stubtest fmt bench bench-startup bench-rust demo \
+.PHONY: test jdk build dev cargo-test pytest lint lint-quick clippy stubtest fmt bench bench-startup bench-rust demo \
 	fuzz fuzz-cmin fuzz-tools
 
 # Order: the checks that compile nothing run right after the install, so a formatting or typing
 # slip fails in seconds rather than after the Rust tests; clippy, whose check build of every
 # crate takes about 3 minutes from cold on 2 cores (seconds when only the workspace changed),
 # comes after the Rust tests; stubtest needs the built extension.
-test: build lint-quick cargo-test lint stubtest pytest
+test: jdk build lint-quick cargo-test lint stubtest pytest
+
+# The Spark tests need a Java 17+ runtime (pyspark 4); pyspark and ray come with `.[test]`.
+# Installed only when missing, from Debian's packages (root, else through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+jdk:
+	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 
 # The README's own install (`pip install .`, not editable), so the tests run the package as a
 # user gets it and a user's install is not switched to an editable one. maturin builds in

@@ -54,6 +54,7 @@ else:
 
 if TYPE_CHECKING:
     from wattledger._core import FileStats
+    from wattledger.partials import ClusterEngine
 
 EXIT_OK = 0
 EXIT_REJECTS = 1
@@ -216,6 +217,12 @@ class RollupFormat(str, enum.Enum):
     html = "html"
     json = "json"
     csv = "csv"
+
+
+class Engine(str, enum.Enum):
+    local = "local"
+    spark = "spark"
+    ray = "ray"
 
 
 class GridResolution(str, enum.Enum):
@@ -524,6 +531,22 @@ def ingest(
             "`attributed`; the energy no request claimed is reported as idle (docs/attribution.md).",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where the engine runs: this process (local), or one task per file on Spark or Ray "
+            "(docs/scale-out.md); the ledger is written here either way.",
+        ),
+    ] = Engine.local,
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL for --engine spark (local[*]: every core here).")
+    ] = "local[*]",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address for --engine ray (e.g. ray://head:10001); default: a local Ray."
+        ),
+    ] = None,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
     content, pack and mapping (--preset, --column, --site); a file no record could be read from
@@ -543,6 +566,7 @@ def ingest(
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", RunWarning)  # printed below as `warning:` lines instead
+        cluster = _cluster_engine(engine, spark_master, ray_address)
         summary = run_ingest(
             logs,
             ledger=ledger,
@@ -567,6 +591,7 @@ def ingest(
             max_line=line_limit,
             max_inflate=max_inflate,
             node_energy=node_energy or (),
+            cluster=cluster,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -574,6 +599,32 @@ def ingest(
     # At the end, where a nightly log's reader looks: what the run could not read as intended.
     for warning in summary.warnings:
         _note(f"warning: {warning}")
+
+
+def _cluster_engine(engine: Engine, spark_master: str, ray_address: str | None) -> ClusterEngine | None:
+    """The cluster engine --engine names (None: local), imported only then: pyspark and ray
+    cost seconds to import, which a local run never pays. The engine starts (a JVM, a Ray)
+    only when a file is to be read."""
+    if engine is Engine.local:
+        return None
+    from wattledger.errors import UsageError
+
+    try:
+        if engine is Engine.spark:
+            import pyspark  # noqa: F401  (its absence said here, before the ledger is opened)
+
+            from wattledger import spark
+
+            return spark.engine(master=spark_master)
+        import ray  # noqa: F401
+
+        from wattledger import ray as on_ray
+
+        return on_ray.engine(ray_address)
+    except ImportError as exc:
+        raise UsageError(
+            f"--engine {engine.value} needs {exc.name}: pip install 'wattledger[{engine.value}]'"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as replace_field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from wattledger import _core
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
@@ -37,6 +37,7 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.mapping import check_readable, is_empty, read_as_text
+from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_unsupported
 from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.testhooks import pause_at
@@ -236,6 +237,7 @@ def ingest(
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
     node_energy: PathLike | Sequence[PathLike] = (),
+    cluster: ClusterEngine | None = None,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -282,7 +284,16 @@ def ingest(
     in the run (default 100,000; each costs about 400 bytes): more is a per-request value such
     as a request id mapped as a name, and the run stops with :class:`UsageError` naming the
     column, leaving the ledger unchanged.
+
+    ``cluster``: a cluster engine (:func:`wattledger.spark.engine`, :func:`wattledger.ray.engine`)
+    runs the same readers and kernel there, one task per file, and hands back the partial
+    aggregates reduced on the cluster; everything else (skips, identity, the commit) is this
+    function's, as for a local run. ``dedupe`` and ``rejects`` need the local engine.
     """
+    if cluster is not None:
+        refuse_unsupported(
+            cluster.name, rejects=rejects, dedupe=dedupe, node_energy=bool(_as_inputs(node_energy))
+        )
     share = parse_share(warn_share)
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
@@ -317,7 +328,24 @@ def ingest(
             pause_at("before_read")
             try:
                 result: _core.EstimateResult | None = None
-                if read_paths:
+                distributed: ClusterRun | None = None
+                if read_paths and cluster is not None:
+                    plan = make_plan(
+                        cfg,
+                        grid,
+                        lifecycle=lifecycle,
+                        grid_resolution=grid_resolution,
+                        columns=rules,
+                        preset=preset,
+                        memory_budget_cells=memory_budget_cells,
+                        hash=True,
+                        site=site,
+                        max_line=max_line,
+                        max_inflate=max_inflate,
+                        max_names=max_names,
+                    )
+                    distributed = cluster.run_files(plan, read_paths, show=show)
+                elif read_paths:
                     spill_dir.mkdir(parents=True, exist_ok=True)
                     job = _core.Job()
                     options = _core.RunOptions(
@@ -346,15 +374,21 @@ def ingest(
                             raise  # e.g. the --rejects file: its own message says which
                         raise _work_files_error(ledger, exc) from exc
                 names_by_path: dict[str, list[tuple[str, str, str, int]]] = {}
-                for n in result.names if result is not None else ():
+                run_names = result.names if result is not None else distributed.names if distributed else ()
+                for n in run_names:
                     names_by_path.setdefault(n.path, []).append((n.kind, n.raw, n.resolved, n.records))
                 files = list(result.files) if result is not None else []
+                if distributed is not None:
+                    # FileStatsRow has every attribute of FileStats the bookkeeping below reads.
+                    files = cast("list[_core.FileStats]", distributed.files)
                 # Before anything is written: a file no record could be read from fails the run.
                 check_readable(files)
                 warnings = (*grd.warnings, *result.warnings) if result is not None else ()
                 node_table, node_summary = node_energy_summary(result) if result is not None else (None, None)
                 if result is not None:
                     warnings += node_energy_warnings(result)
+                if distributed is not None:
+                    warnings = (*grd.warnings, *distributed.warnings)
                 # An empty file adds nothing; recording it would make the file's first real content
                 # look like a change (exit 4), so it is left unrecorded and read again next time.
                 empty = [f.path for f in files if is_empty(f)]
@@ -385,7 +419,7 @@ def ingest(
                         run,
                         identity,
                         sources,
-                        None,
+                        distributed.aggregates if distributed is not None else None,
                         hourly=hourly,
                         skipped=skipped,
                         replace=replace,

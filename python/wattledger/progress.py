@@ -102,8 +102,8 @@ def _counted_columns(kind: str) -> tuple[Any, ...]:
                 records = task.fields.get("records", 0)
                 megabytes = task.completed / 1e6
                 return Text(f"{rate(megabytes, elapsed, 'MB')} {rate(records, elapsed, 'records')}")
-            done = f"{count(task.completed)}/{count(task.total or 0)} records"
-            return Text(f"{done} {rate(task.completed, elapsed, 'records')}")
+            done = f"{count(task.completed)}/{count(task.total or 0)} {kind}"  # records, files
+            return Text(f"{done} {rate(task.completed, elapsed, kind)}")
 
     return (
         SpinnerColumn(finished_text="✓"),
