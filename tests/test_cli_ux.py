@@ -259,6 +259,49 @@ def test_model_filter_matching_nothing_names_what_exists(ledger: Path) -> None:
     assert found.exit_code == 0 and "Mistral-Large" in found.stdout
 
 
+def test_site_filter_sums_only_that_site_and_names_the_sites_when_it_matches_none(tmp_path: Path) -> None:
+    import wattledger
+
+    path = tmp_path / "sites.duckdb"
+    build_ledger(
+        path,
+        tmp_path,
+        {
+            "a.jsonl": [
+                cell("", utc(2025, 3, 1, 0), "llama-3.1-8b", 1.0),
+                cell("", utc(2025, 3, 1, 1), "llama-3.1-8b", 2.0, site="par-1", zone="FR"),
+                cell("", utc(2025, 3, 1, 2), "gemma-2-27b", 4.0, site="par-1", zone="FR"),
+            ]
+        },
+    )
+    only_paris = run("report", "--ledger", path, "--year", "2025", "--site", "par-1", "--format", "csv")
+    assert only_paris.exit_code == 0, only_paris.output
+    energy = {
+        row.split(",")[0]: row.split(",")[REPORT_COLUMNS.index("energy_kwh")]
+        for row in only_paris.stdout.splitlines()[1:]
+    }
+    assert {m: float(v) for m, v in energy.items()} == {"gemma-2-27b": 4.0, "llama-3.1-8b": 2.0}
+    api = wattledger.report(path, year=2025, site="fra-1")
+    assert api["model"].to_list() == ["llama-3.1-8b"] and api["energy_kwh"].to_list() == [1.0]
+    both = wattledger.report(path, year=2025, site="par-1", model="gemma-2-27b")
+    assert both["energy_kwh"].to_list() == [4.0]
+    wrong_case = run("report", "--ledger", path, "--year", "2025", "--site", "PAR-1")
+    assert wrong_case.exit_code == EXIT_INPUT
+    assert (
+        "--site 'PAR-1' matches no site in 2025; names are case-sensitive: did you mean 'par-1'?"
+        in one_error_line(wrong_case.stderr)
+    )
+    unknown = run("report", "--ledger", path, "--year", "2025", "--site", "atlantis")
+    assert unknown.exit_code == EXIT_INPUT and "its sites in 2025: fra-1, par-1" in one_error_line(
+        unknown.stderr
+    )
+    # The filing document is the whole fleet per model: a site slice of it is refused, not drawn.
+    document = run("report", "--ledger", path, "--year", "2025", "--site", "par-1", "--document")
+    assert document.exit_code == EXIT_INPUT and "--site filters the report table" in one_error_line(
+        document.stderr
+    )
+
+
 def test_a_parquet_file_as_ledger_exits_2(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

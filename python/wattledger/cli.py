@@ -713,6 +713,9 @@ def report(
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
     out: Annotated[Path | None, typer.Option(help="Write here (atomically) instead of stdout.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="Only this site (as the ledger stores it; not with --document).")
+    ] = None,
     threads: ThreadsOpt = 0,
     strict: StrictOpt = False,
     document: Annotated[
@@ -742,6 +745,13 @@ def report(
         # The filing document (issue: report --format md|html|json|csv): html only exists as
         # the document; md/json/csv become it with --document, and otherwise stay the plain
         # section 9 table whose csv header is a contract.
+        if site is not None:
+            # The filing document is a provider's whole fleet per model (Annex XI); a one-site
+            # slice of it would read as the model's total.
+            _fail(
+                "--site filters the report table, not the document: drop --site, or --document/--format html",
+                EXIT_INPUT,
+            )
         doc_fmt = RollupFormat(fmt.value) if fmt != ReportFormat.table else RollupFormat.md
         rollup(
             ledger=ledger,
@@ -757,18 +767,19 @@ def report(
     with _user_errors(ledger=ledger):
         con = connect_ledger(ledger)
         try:
-            _check_model_filter(con, model, year, month)
+            _check_name_filter(con, "model", model, year, month)
+            _check_name_filter(con, "site", site, year, month)
             use_threads(con, threads)
             # Plain rows, not polars: a report is a few dozen rows, and skipping the polars and
             # pyarrow imports halves the command's run time.
             frame = formatting.ResultRows.from_relation(
-                report_relation(con, year=year, month=month, by=by.value, model=model)
+                report_relation(con, year=year, month=month, by=by.value, model=model, site=site)
             )
             configs = formatting.ResultRows.from_relation(
-                configs_relation(con, year=year, month=month, model=model)
+                configs_relation(con, year=year, month=month, model=model, site=site)
             )
-            partial = rows_without_outcomes(con, year=year, month=month, model=model)
-            warned = runs_with_warnings(con, year=year, month=month, model=model)
+            partial = rows_without_outcomes(con, year=year, month=month, model=model, site=site)
+            warned = runs_with_warnings(con, year=year, month=month, model=model, site=site)
         finally:
             con.close()
         period = f"{year}" if month is None else f"{year}-{month:02d}"
@@ -786,15 +797,15 @@ def report(
         _emit(text, out)
 
 
-def _check_model_filter(
-    con: duckdb.DuckDBPyConnection, model: str | None, year: int, month: int | None
+def _check_name_filter(
+    con: duckdb.DuckDBPyConnection, column: str, value: str | None, year: int, month: int | None
 ) -> None:
-    """Exit 2 with the names that exist when ``--model`` matches none in the period."""
-    if model is None:
+    """Exit 2 with the names that exist when ``--model``/``--site`` matches none in the period."""
+    if value is None:
         return
     from wattledger.filters import no_match_message
 
-    message = no_match_message(con, column="model", value=model, year=year, month=month)
+    message = no_match_message(con, column=column, value=value, year=year, month=month)
     if message:
         _fail(message, EXIT_INPUT)
 
@@ -840,7 +851,7 @@ def rollup(
 
             con = connect_ledger(ledger)
             try:
-                _check_model_filter(con, model, year, month)
+                _check_name_filter(con, "model", model, year, month)
             finally:
                 con.close()
         from wattledger.progress import phase, should_show

@@ -1,4 +1,4 @@
-"""What to say when a name filter (``--model``) matches nothing in the ledger.
+"""What to say when a name filter (``--model``, ``--site``) matches nothing in the ledger.
 
 Why a module of its own: a filter that matches no row used to print an empty table and
 "the ledger has no rows in 2025", which reads as "the period is empty" when the name was

@@ -72,13 +72,16 @@ def report_columns(by: str) -> tuple[str, ...]:
     return (by, *REPORT_COLUMNS[1:])
 
 
-def _where(year: int, month: int | None, model: str | None) -> tuple[str, list[object]]:
+def _where(
+    year: int, month: int | None, model: str | None, site: str | None = None
+) -> tuple[str, list[object]]:
     start, end = period_bounds(year, month)
     sql = "hour >= ? AND hour < ?"
     params: list[object] = [start, end]
-    if model is not None:
-        sql += " AND model = ?"
-        params.append(model)
+    for column, value in (("model", model), ("site", site)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
     return sql, params
 
 
@@ -89,11 +92,12 @@ def report_relation(
     month: int | None = None,
     by: str = "model",
     model: str | None = None,
+    site: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """The report query, not yet fetched: columns are ``report_columns(by)``."""
     if by not in _KEY_SQL:
         raise UsageError(f"cannot report by {by!r}; choose one of {', '.join(REPORT_BY)}")
-    where, params = _where(year, month, model)
+    where, params = _where(year, month, model, site)
     sql = f"""SELECT {_KEY_SQL[by]} AS {by},
     {report_sums_sql()}
 FROM wl_hourly
@@ -110,17 +114,23 @@ def report_from(
     month: int | None = None,
     by: str = "model",
     model: str | None = None,
+    site: str | None = None,
 ) -> pl.DataFrame:
     """:func:`report` on an open ledger connection."""
-    frame: pl.DataFrame = report_relation(con, year=year, month=month, by=by, model=model).pl()
+    frame: pl.DataFrame = report_relation(con, year=year, month=month, by=by, model=model, site=site).pl()
     return frame
 
 
 def configs_relation(
-    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    model: str | None = None,
+    site: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """The configs query behind :func:`configs_from`, not yet fetched."""
-    where, params = _where(year, month, model)
+    where, params = _where(year, month, model, site)
     sql = f"""SELECT h.config_sha256, c.name, c.version, c.origin,
        CAST(SUM(h.records) AS BIGINT) AS records,
        {exact_sum_sql("h.energy_kwh", "energy_kwh")} AS energy_kwh
@@ -132,28 +142,43 @@ ORDER BY energy_kwh DESC NULLS LAST, config_sha256"""
 
 
 def configs_from(
-    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    model: str | None = None,
+    site: str | None = None,
 ) -> pl.DataFrame:
     """The methodology packs behind a period's numbers: sha, name, version, origin, the energy
     and records each produced. More than one row means the period mixes methodologies."""
-    frame: pl.DataFrame = configs_relation(con, year=year, month=month, model=model).pl()
+    frame: pl.DataFrame = configs_relation(con, year=year, month=month, model=model, site=site).pl()
     return frame
 
 
 def rows_without_outcomes(
-    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    model: str | None = None,
+    site: str | None = None,
 ) -> int:
     """Hourly rows of the period written before outcomes were counted (ledger schema 1)."""
-    where, params = _where(year, month, model)
+    where, params = _where(year, month, model, site)
     return int(con.execute(outcome_coverage_sql(where), params).fetchall()[0][0])
 
 
 def runs_with_warnings(
-    con: duckdb.DuckDBPyConnection, *, year: int, month: int | None = None, model: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    year: int,
+    month: int | None = None,
+    model: str | None = None,
+    site: str | None = None,
 ) -> list[tuple[str, tuple[str, ...]]]:
     """(run_id, warnings) of every run with live rows in the period whose row carries warnings,
     oldest first: the caveats behind the period's numbers."""
-    where, params = _where(year, month, model)
+    where, params = _where(year, month, model, site)
     rows = con.execute(
         f"""SELECT r.run_id, r.warnings FROM wl_runs r
 WHERE len(coalesce(r.warnings, [])) > 0
@@ -181,9 +206,11 @@ def report(
     month: int | None = None,
     by: ReportBy = "model",
     model: str | None = None,
+    site: str | None = None,
     threads: int = 0,
 ) -> pl.DataFrame:
-    """Energy and emissions of a UTC year or month, one row per ``by`` value, sorted by it.
+    """Energy and emissions of a UTC year or month, one row per ``by`` value, sorted by it;
+    only ``model`` and/or ``site`` when given (names as the ledger stores them).
 
     The sums are exact and order-independent, so the same ledger gives the same numbers, to the
     last bit, on every run and with any ``threads`` (DuckDB threads; 0 = all cores).
@@ -196,10 +223,10 @@ def report(
     con = connect_ledger(ledger)
     try:
         use_threads(con, threads)
-        frame = report_from(con, year=year, month=month, by=by, model=model)
-        configs = configs_from(con, year=year, month=month, model=model)
-        partial = rows_without_outcomes(con, year=year, month=month, model=model)
-        warned = runs_with_warnings(con, year=year, month=month, model=model)
+        frame = report_from(con, year=year, month=month, by=by, model=model, site=site)
+        configs = configs_from(con, year=year, month=month, model=model, site=site)
+        partial = rows_without_outcomes(con, year=year, month=month, model=model, site=site)
+        warned = runs_with_warnings(con, year=year, month=month, model=model, site=site)
     finally:
         con.close()
     if configs.height > 1:
