@@ -672,6 +672,8 @@ def estimate(
     from wattledger.estimate import estimate_parquet
 
     line_limit = _parse_size(max_line)
+    if not grid:
+        _note("warning: no --grid given: emissions rely on site fallback factors or stay unresolved")
     with _user_errors(f"interrupted; {out} was not written"):
         summary = estimate_parquet(
             logs,
