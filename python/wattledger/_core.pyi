@@ -33,6 +33,7 @@ __all__ = [
     "InternalError",
     "Job",
     "LedgerRows",
+    "NodeEnergyReport",
     "OutputError",
     "Progress",
     "Reader",
