@@ -454,7 +454,10 @@ struct NodeEnergyReport {
     series: u64,
     samples: u64,
     duplicate_samples: u64,
-    /// (kind `reset` or `gap`, node, device, start, end (RFC 3339), joules)
+    resets: u64,
+    gaps: u64,
+    /// The first 1000 resets and gaps: (kind `reset` or `gap`, node, device, start, end
+    /// (RFC 3339), joules).
     events: Vec<(String, String, String, String, String, f64)>,
     /// Energy counters read but not used, by metric name.
     skipped: BTreeMap<String, u64>,
@@ -525,6 +528,8 @@ impl EstimateResult {
             series: r.series,
             samples: r.samples,
             duplicate_samples: r.duplicate_samples,
+            resets: r.resets,
+            gaps: r.gaps,
             events: r
                 .events
                 .iter()

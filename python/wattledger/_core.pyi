@@ -34,6 +34,7 @@ __all__ = [
     "InternalError",
     "Job",
     "LedgerRows",
+    "NodeEnergyReport",
     "OutputError",
     "Progress",
     "Reader",
@@ -311,8 +312,13 @@ class NodeEnergyReport:
     @property
     def duplicate_samples(self) -> int: ...
     @property
+    def resets(self) -> int: ...
+    @property
+    def gaps(self) -> int: ...
+    @property
     def events(self) -> list[tuple[str, str, str, str, str, float]]:
-        """(``reset`` or ``gap``, node, device, start, end (RFC 3339), joules)."""
+        """The first 1000 resets and gaps: (``reset`` or ``gap``, node, device, start, end
+        (RFC 3339), joules)."""
     @property
     def skipped(self) -> dict[str, int]:
         """Energy counters read but not used (host energy), by metric name."""

@@ -158,8 +158,8 @@ def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, 
         nodes=report.nodes,
         series=report.series,
         samples=report.samples,
-        resets=sum(1 for e in report.events if e[0] == "reset"),
-        gaps=sum(1 for e in report.events if e[0] == "gap"),
+        resets=report.resets,
+        gaps=report.gaps,
         skipped=dict(report.skipped),
     )
     return table, summary
@@ -174,8 +174,9 @@ def node_energy_warnings(result: _core.EstimateResult) -> tuple[str, ...]:
     for kind, node, device, start, end, joules in report.events[:20]:
         what = "counter reset (energy since the restart counted)" if kind == "reset" else "gap in the counter"
         out.append(f"node energy: {what} on {node} {device or ''} between {start} and {end}: {joules:.6g} J")
-    if len(report.events) > 20:
-        out.append(f"node energy: {len(report.events) - 20} more resets or gaps (see docs/attribution.md)")
+    more = report.resets + report.gaps - min(len(report.events), 20)
+    if more > 0:
+        out.append(f"node energy: {more} more resets or gaps (see docs/attribution.md)")
     for name, n in report.skipped.items():
         out.append(
             f"node energy: {n} samples of {name} not used (not accelerator energy, see docs/attribution.md)"

@@ -38,6 +38,11 @@ pub const MAX_LINE: usize = 1 << 20;
 /// Samples kept over all files of a run (24 bytes each: 480 MB at the cap). A year of 15 s
 /// scrapes of 8 GPUs is 17M samples per node; sum a fleet by node first (`sum by (Hostname)`).
 pub const MAX_SAMPLES: usize = 20_000_000;
+/// Distinct series (node, device, metric) over all files: a fleet of 10,000 nodes of 8 GPUs
+/// is 80,000. Bounds the memory of hostile label values (each series keeps its names).
+pub const MAX_SERIES: usize = 1_000_000;
+/// Resets and gaps kept with their details for the report; more are counted only.
+pub const MAX_EVENTS: usize = 1000;
 /// A counter value beyond this (joules) is not a real counter: 1e15 J is 32 years at 1 MW.
 pub const MAX_JOULES: f64 = 1e15;
 /// An interval this many times the series' median step is reported as a gap.
@@ -108,6 +113,9 @@ pub struct CounterReport {
     pub series: u64,
     /// Samples at a time their series already had (the first is kept).
     pub duplicate_samples: u64,
+    pub resets: u64,
+    pub gaps: u64,
+    /// The first [`MAX_EVENTS`] resets and gaps (in series order), with their details.
     pub events: Vec<SeriesEvent>,
     /// Energy counters read but not used, by metric name (host energy, see module docs), and
     /// container series dropped because their node has a node-level counter.
@@ -284,6 +292,13 @@ impl Samples {
         let key = SeriesKey { node, device, metric };
         let id = match self.keys.get(&key) {
             Some(&i) => i,
+            None if self.series.len() >= MAX_SERIES => {
+                return Err(bad(
+                    path,
+                    line,
+                    format!("more than {MAX_SERIES} counter series; are node and device labels per sample?"),
+                ));
+            }
             None => {
                 let i = self.series.len() as u32;
                 self.keys.insert(key.clone(), i);
@@ -450,7 +465,7 @@ impl Samples {
                 i = j;
                 continue;
             }
-            let (ivs, dups) = series_intervals(&self.samples[i..j], key, &mut report.events);
+            let (ivs, dups) = series_intervals(&self.samples[i..j], key, report);
             report.duplicate_samples += dups;
             per_node.entry(key.node.clone()).or_default().extend(ivs);
             i = j;
@@ -476,13 +491,9 @@ impl Samples {
     }
 }
 
-/// One series' intervals (samples sorted by time), its resets and gaps noted in `events`;
+/// One series' intervals (samples sorted by time), its resets and gaps counted in `report`;
 /// also the number of samples dropped as repeats of a time already seen.
-fn series_intervals(
-    samples: &[(u32, i64, f64)],
-    key: &SeriesKey,
-    events: &mut Vec<SeriesEvent>,
-) -> (Vec<Interval>, u64) {
+fn series_intervals(samples: &[(u32, i64, f64)], key: &SeriesKey, report: &mut CounterReport) -> (Vec<Interval>, u64) {
     let mut pts: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
     let mut dups = 0;
     for &(_, t, v) in samples {
@@ -499,23 +510,32 @@ fn series_intervals(
     let mut out = Vec::with_capacity(pts.len().saturating_sub(1));
     for w in pts.windows(2) {
         let ((t0, v0), (t1, v1)) = (w[0], w[1]);
-        let event = |kind, joules| SeriesEvent {
-            kind,
-            node: key.node.clone(),
-            device: key.device.clone(),
-            start_us: t0,
-            end_us: t1,
-            joules,
+        let mut event = |kind: &'static str, joules| {
+            if kind == "reset" {
+                report.resets += 1;
+            } else {
+                report.gaps += 1;
+            }
+            if report.events.len() < MAX_EVENTS {
+                report.events.push(SeriesEvent {
+                    kind,
+                    node: key.node.clone(),
+                    device: key.device.clone(),
+                    start_us: t0,
+                    end_us: t1,
+                    joules,
+                });
+            }
         };
         let joules = if v1 >= v0 {
             (v1 - v0) * scale
         } else {
             let j = v1 * scale;
-            events.push(event("reset", j));
+            event("reset", j);
             j
         };
         if median > 0 && t1 - t0 > GAP_FACTOR * median {
-            events.push(event("gap", joules));
+            event("gap", joules);
         }
         out.push(Interval { start_us: t0, end_us: t1, joules });
     }
@@ -658,6 +678,7 @@ DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"1\",UUID=\"GPU-b\",device=\"nvidia1\"
         let j: Vec<f64> = e.intervals[0].iter().map(|i| i.joules).collect();
         assert_eq!(j, vec![4.0, 2.0, 1.0]);
         assert_eq!(e.report.events.len(), 1);
+        assert_eq!((e.report.resets, e.report.gaps), (1, 0));
         assert_eq!(e.report.events[0].kind, "reset");
         assert_eq!(e.report.events[0].joules, 2.0);
     }
