@@ -165,7 +165,15 @@ def test_cli_engine_spark_prints_the_local_summary(spark: object, case: Case, tm
     counters.write_text('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",Hostname="n1"} 1000 1735689600000\n')
     refused = runner.invoke(
         app,
-        [*common, "--ledger", str(tmp_path / "e.duckdb"), "--engine", "spark", "--node-energy", str(counters)],
+        [
+            *common,
+            "--ledger",
+            str(tmp_path / "e.duckdb"),
+            "--engine",
+            "spark",
+            "--node-energy",
+            str(counters),
+        ],
     )
     assert refused.exit_code == 2 and "--node-energy" in refused.output and "--engine local" in refused.output
     assert not (tmp_path / "e.duckdb").exists()

@@ -59,16 +59,23 @@ pub struct CanonicalSink {
     node: StringBuilder,
     file: Vec<u32>,
     line: Vec<i64>,
-    /// Rows of merged sinks, already finished: (columns without source/line, file, line).
-    done: Vec<(Vec<ArrayRef>, Vec<u32>, Vec<i64>)>,
+    /// The input block of each row: records of one line can sit in two blocks (a JSON array
+    /// on one line, cut anywhere), read by two workers, so (file, line) alone does not give
+    /// their order back.
+    block: Vec<u64>,
+    current_block: u64,
+    /// Rows of merged sinks, already finished: (columns without source/line, file, line, block).
+    done: Vec<Part>,
 }
+
+type Part = (Vec<ArrayRef>, Vec<u32>, Vec<i64>, Vec<u64>);
 
 impl CanonicalSink {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn take_columns(&mut self) -> (Vec<ArrayRef>, Vec<u32>, Vec<i64>) {
+    fn take_columns(&mut self) -> Part {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish().with_timezone("UTC")),
             Arc::new(self.model.finish()),
@@ -86,10 +93,11 @@ impl CanonicalSink {
             Arc::new(self.cache_hit.finish()),
             Arc::new(self.node.finish()),
         ];
-        (cols, std::mem::take(&mut self.file), std::mem::take(&mut self.line))
+        (cols, std::mem::take(&mut self.file), std::mem::take(&mut self.line), std::mem::take(&mut self.block))
     }
 
-    /// The records as one batch in the canonical schema, sorted by (file index, line);
+    /// The records as one batch in the canonical schema, in input order: sorted by (file index,
+    /// line, block);
     /// `source` is the path of `files[file index]`.
     pub fn finish(mut self, files: &[FileStats]) -> Result<RecordBatch> {
         let mut parts = std::mem::take(&mut self.done);
@@ -104,8 +112,10 @@ impl CanonicalSink {
         }
         let file: Vec<u32> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
         let line: Vec<i64> = parts.iter().flat_map(|p| p.2.iter().copied()).collect();
+        let block: Vec<u64> = parts.iter().flat_map(|p| p.3.iter().copied()).collect();
         let mut order: Vec<u32> = (0..file.len() as u32).collect();
-        order.sort_by_key(|&i| (file[i as usize], line[i as usize]));
+        // Stable: the rows of one block come from one worker, in input order.
+        order.sort_by_key(|&i| (file[i as usize], line[i as usize], block[i as usize]));
         let idx = UInt32Array::from(order);
         let mut out: Vec<ArrayRef> = Vec::with_capacity(ncols + 2);
         for c in &columns {
@@ -145,6 +155,14 @@ impl RecordSink for CanonicalSink {
         self.node.append_option(r.node);
         self.file.push(loc.file);
         self.line.push(loc.line as i64);
+        self.block.push(self.current_block);
+    }
+
+    /// Numbered blocks, so rows of one line read by two workers keep their input order.
+    const ORDERED: bool = true;
+
+    fn begin_block(&mut self, seq: u64) {
+        self.current_block = seq;
     }
 
     fn merge(&mut self, mut other: Self) -> Result<()> {
