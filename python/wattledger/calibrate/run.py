@@ -46,6 +46,13 @@ class Options:
     inputs: tuple[str, ...] = ()
 
 
+def total_error(measured_wh: float | None, estimated_wh: float | None) -> float | None:
+    """Estimated / measured total - 1 (signed); None without a measured total above 0."""
+    if measured_wh is None or estimated_wh is None or measured_wh <= 0:
+        return None
+    return estimated_wh / measured_wh - 1.0
+
+
 @dataclass(frozen=True)
 class GroupResult:
     """One (model, hardware): what the table prints and the pack records."""
@@ -69,8 +76,7 @@ class GroupResult:
     @property
     def holdout_total_error(self) -> float | None:
         """Held-out estimated / measured total - 1 (signed)."""
-        m, e = self.holdout_measured_wh, self.holdout_estimated_wh
-        return None if m is None or e is None or m <= 0 else e / m - 1.0
+        return total_error(self.holdout_measured_wh, self.holdout_estimated_wh)
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,8 @@ class UtilizationResult:
 
     @property
     def holdout_total_error(self) -> float | None:
-        m, e = self.holdout_measured_wh, self.holdout_estimated_wh
-        return None if m is None or e is None or m <= 0 else e / m - 1.0
+        """Held-out estimated / measured total - 1 (signed)."""
+        return total_error(self.holdout_measured_wh, self.holdout_estimated_wh)
 
 
 @dataclass
