@@ -332,7 +332,12 @@ impl Estimator {
         ctl: &ScanControl,
         out: &mut dyn BatchOut,
     ) -> Result<EstimateOutput> {
-        let m = self.methodology()?;
+        // The same two passes as `estimate_files`: a row is the contribution its cell gets,
+        // attributed energy included.
+        let mut m = self.methodology()?;
+        if let Some(energy) = &self.node_energy {
+            m.set_attribution(Arc::new(self.claims(files, energy, ctl)?));
+        }
         with_rejects(self.reader.rejects.as_ref(), |rj| estimate_records_files(files, &m, &self.files, ctl, rj, out))
     }
 
@@ -346,6 +351,9 @@ impl Estimator {
     where
         I: Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send,
     {
+        if self.node_energy.is_some() {
+            return Err(Error::Usage("node energy applies to log files, not to record batches".into()));
+        }
         let m = self.methodology()?;
         let opts = &self.batches;
         with_rejects(self.reader.rejects.as_ref(), |rj| {
@@ -711,6 +719,60 @@ mod tests {
 
     fn counts(files: &[FileStats]) -> Vec<(u64, u64, BTreeMap<String, u64>)> {
         files.iter().map(|f| (f.records, f.rejected, f.rejects.clone())).collect()
+    }
+
+    /// Per-record rows with node energy are the contributions the cells get: the same two
+    /// passes, so a request on a metered node is `attributed` in both, with the same share.
+    #[test]
+    fn per_record_rows_attribute_node_energy_as_the_cells_do() {
+        use arrow_array::types::Float64Type;
+        use arrow_array::Array;
+        let t = crate::testutil::tempdir().unwrap();
+        let dir = t.path();
+        // n1: 54 kJ in 10:00-10:01 over two requests (30 and 10 GPU-seconds), 12 kJ idle after.
+        std::fs::write(
+            dir.join("c.csv"),
+            "timestamp,__name__,Hostname,gpu,value\n\
+             2025-06-01T10:00:00Z,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,0\n\
+             2025-06-01T10:01:00Z,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,54000000\n\
+             2025-06-01T10:02:00Z,DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION,n1,0,66000000\n",
+        )
+        .unwrap();
+        let rec = |ts: &str, node: &str, d: f64| {
+            format!(r#"{{"ts":"{ts}","model":"m","zone":"DE","node":"{node}","duration_s":{d},"output_tokens":10}}"#)
+        };
+        let log = [
+            rec("2025-06-01T10:00:40Z", "n1", 30.0),
+            rec("2025-06-01T10:00:50Z", "n1", 10.0),
+            rec("2025-06-01T10:05:00Z", "n2", 10.0),
+        ];
+        std::fs::write(dir.join("a.jsonl"), log.join("\n") + "\n").unwrap();
+        let files = expand_inputs(&[dir.join("a.jsonl").to_string_lossy().into_owned()]).unwrap();
+        let config = Arc::new(Config::from_toml("", "t").unwrap());
+        let opts = RunOptions { node_energy: vec![dir.join("c.csv")], threads: 2, ..RunOptions::default() };
+        let est = Estimator::new(config, Arc::new(Grid::empty()), &opts).unwrap();
+        let ctl = ScanControl::default();
+        let cells = est.estimate_files(&files, &ctl).unwrap();
+        let attributed_j: f64 = cells.attribution.as_ref().unwrap().node_hours().iter().map(|h| h.attributed_j).sum();
+        assert_eq!(attributed_j, 54_000.0);
+
+        let mut rows = crate::per_record::Collect::default();
+        est.estimate_records_files(&files, &ctl, &mut rows).unwrap();
+        let mut by_method: BTreeMap<String, f64> = BTreeMap::new();
+        for b in &rows.0 {
+            let method = b.column_by_name("method").unwrap().as_string::<i32>();
+            let wh = b.column_by_name("accelerator_wh").unwrap().as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                *by_method.entry(method.value(i).to_string()).or_default() +=
+                    if wh.is_null(i) { 0.0 } else { wh.value(i) };
+            }
+        }
+        assert_eq!(by_method.keys().map(String::as_str).collect::<Vec<_>>(), ["attributed", "none"]);
+        assert!((by_method["attributed"] - 15.0).abs() < 1e-9, "54 kJ = 15 Wh: {by_method:?}");
+
+        // Record batches cannot be read twice: refused, as for the aggregates.
+        let e = est.estimate_records_batches(std::iter::empty(), &ctl, &mut rows).err().unwrap();
+        assert!(e.to_string().contains("node energy applies to log files"), "{e}");
     }
 
     /// The options are checked when a reader or an estimator is built, before any input is
