@@ -309,6 +309,43 @@ def test_cli_ingest_node_energy_summary(fleet: dict[str, Path]) -> None:
     assert "node energy:" in out and "on 3 nodes" in out
     assert "1 resets, 0 gaps" in out
     assert "warning: node energy: counter reset" in result.stderr
+    assert "no request was active on metered node" not in result.stderr
+
+
+def test_a_node_name_the_logs_spell_otherwise_is_warned_not_quietly_idle(tmp_path: Path) -> None:
+    """Counters say n1, the logs say n1.cluster.local: no request is attributed and the whole
+    metered energy would be idle; that is said, naming the node, not left to the totals."""
+    counters = tmp_path / "dcgm.prom"
+    counters.write_text(
+        "# timestamp: 2025-06-01T10:00:00Z\n"
+        'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-a",Hostname="n1"} 1000000000\n'
+        "# timestamp: 2025-06-01T10:01:00Z\n"
+        'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-a",Hostname="n1"} 1036000000\n'
+    )
+    line = (
+        "warning: node energy: no request was active on metered node(s) n1: "
+        "all their energy is counted as idle"
+    )
+    for node, warned in (("n1.cluster.local", True), ("n1", False)):
+        logs = tmp_path / f"{node}.jsonl"
+        logs.write_text(
+            f'{{"ts":"2025-06-01T10:00:40Z","model":"llama-3.1-8b","zone":"DE","node":"{node}",'
+            '"hardware":"nvidia-h100-sxm","duration_s":30,"output_tokens":100}\n'
+        )
+        result = CliRunner().invoke(
+            app,
+            [
+                "ingest",
+                str(logs),
+                "--ledger",
+                str(tmp_path / f"{node}.duckdb"),
+                "--node-energy",
+                str(counters),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert (line in result.stderr) is warned, result.stderr
+        assert ("  attributed" in result.stdout) is not warned
 
 
 def test_bad_counter_file_is_one_line_and_writes_nothing(fleet: dict[str, Path], tmp_path: Path) -> None:

@@ -130,6 +130,9 @@ class NodeEnergySummary:
     gaps: int
     #: Energy counters read but not used (host energy), by metric name.
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Metered nodes no request claimed any energy of: all their energy is idle, which is
+    #: what a node name that differs between logs and counters looks like.
+    unclaimed_nodes: tuple[str, ...] = ()
 
 
 def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, NodeEnergySummary | None]:
@@ -142,10 +145,15 @@ def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, 
         return None, None
     table = pa.table(rows)
     idle_by_node: dict[str, float] = {}
-    for node, idle in zip(
-        table.column("node").to_pylist(), table.column("idle_kwh").to_pylist(), strict=True
+    claimed_by_node: dict[str, float] = {}
+    for node, idle, claimed in zip(
+        table.column("node").to_pylist(),
+        table.column("idle_kwh").to_pylist(),
+        table.column("attributed_kwh").to_pylist(),
+        strict=True,
     ):
         idle_by_node[node] = idle_by_node.get(node, 0.0) + idle
+        claimed_by_node[node] = claimed_by_node.get(node, 0.0) + claimed
 
     def col(name: str) -> float:
         return float(sum(table.column(name).to_pylist()))
@@ -155,6 +163,9 @@ def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, 
         attributed_kwh=col("attributed_kwh"),
         idle_kwh=col("idle_kwh"),
         idle_kwh_by_node=dict(sorted(idle_by_node.items())),
+        unclaimed_nodes=tuple(
+            sorted(n for n, claimed in claimed_by_node.items() if claimed == 0 and idle_by_node[n] > 0)
+        ),
         nodes=report.nodes,
         series=report.series,
         samples=report.samples,
@@ -165,12 +176,22 @@ def node_energy_summary(result: _core.EstimateResult) -> tuple[pa.Table | None, 
     return table, summary
 
 
-def node_energy_warnings(result: _core.EstimateResult) -> tuple[str, ...]:
-    """One line per counter reset or gap (at most 20, then a count), and per unused counter."""
+def node_energy_warnings(result: _core.EstimateResult, summary: NodeEnergySummary | None) -> tuple[str, ...]:
+    """One line per counter reset or gap (at most 20, then a count), per unused counter, and
+    one for metered nodes no request claimed."""
     report = result.node_energy_report
     if report is None:
         return ()
     out: list[str] = []
+    if summary is not None and summary.unclaimed_nodes:
+        names = ", ".join(summary.unclaimed_nodes[:10])
+        more = len(summary.unclaimed_nodes) - 10
+        out.append(
+            f"node energy: no request was active on metered node(s) {names}"
+            + (f" and {more} more" if more > 0 else "")
+            + ": all their energy is counted as idle; if their requests are in the logs, their "
+            "`node` must equal the counters' node name (docs/attribution.md)"
+        )
     for kind, node, device, start, end, joules in report.events[:20]:
         what = "counter reset (energy since the restart counted)" if kind == "reset" else "gap in the counter"
         out.append(f"node energy: {what} on {node} {device or ''} between {start} and {end}: {joules:.6g} J")
@@ -387,7 +408,7 @@ def ingest(
                 warnings = (*grd.warnings, *result.warnings) if result is not None else ()
                 node_table, node_summary = node_energy_summary(result) if result is not None else (None, None)
                 if result is not None:
-                    warnings += node_energy_warnings(result)
+                    warnings += node_energy_warnings(result, node_summary)
                 if distributed is not None:
                     warnings = (*grd.warnings, *distributed.warnings)
                 # An empty file adds nothing; recording it would make the file's first real content
