@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from wattledger._core import FileStats
     from wattledger.partials import ClusterEngine
 
+#: What ingest and estimate say without --grid.
+NO_GRID = "no --grid given: emissions rely on site fallback factors or stay unresolved"
+
 EXIT_OK = 0
 EXIT_REJECTS = 1
 EXIT_INPUT = 2
@@ -557,7 +560,7 @@ def ingest(
 
     line_limit = _parse_size(max_line)
     if not grid:
-        no_grid = "no --grid given: emissions rely on site fallback factors or stay unresolved"
+        no_grid = NO_GRID
         if strict:
             _fail(f"--strict: {no_grid}; nothing was written", EXIT_STRICT)
         _note(f"warning: {no_grid}")
@@ -673,7 +676,7 @@ def estimate(
 
     line_limit = _parse_size(max_line)
     if not grid:
-        _note("warning: no --grid given: emissions rely on site fallback factors or stay unresolved")
+        _note(f"warning: {NO_GRID}")
     with _user_errors(f"interrupted; {out} was not written"):
         summary = estimate_parquet(
             logs,
