@@ -382,7 +382,7 @@ def test_old_ledger_migrates_and_keeps_working(fleet: dict[str, Path]) -> None:
     before = _acc_wh(fleet["ledger"])
     assert migrate_ledger(fleet["ledger"])
     with duckdb.connect(str(fleet["ledger"]), read_only=True) as con:
-        assert con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        assert con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchone() == ("6",)
         assert con.execute("SELECT count(*) FROM wl_node_energy").fetchone() == (0,)
     assert _acc_wh(fleet["ledger"]) == before
 

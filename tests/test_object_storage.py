@@ -35,7 +35,7 @@ import wattledger
 from object_store_servers import FileServer, MotoS3, free_port, moto_s3, range_http_server, without_cloud_env
 from oracle_sql import frames_close
 from scale_out_data import BAD_JSONL, Case, hourly_rows, make_case, report, sources, summary_view
-from wattledger.errors import InputError, SourceConflictError
+from wattledger.errors import InputError, SourceConflictError, UsageError
 from wattledger.schema import KEY_COLUMNS
 
 #: Where the case's five files go: ``s3://wl-case/case/a.jsonl`` and so on.
@@ -488,7 +488,8 @@ def test_storage_options_win_over_env(
 
 
 def test_unknown_storage_option_is_an_error_naming_it(s3_env: MotoS3, case_url: str, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="aws_endpoint_urll"):
+    # A misspelt setting is a usage error (the option, not the data, is wrong).
+    with pytest.raises(UsageError, match="aws_endpoint_urll"):
         wattledger.validate(case_url, storage_options={"aws_endpoint_urll": s3_env.endpoint})
     done = wattledger_cli(
         "validate", case_url, "--storage-option", "aws_endpoint_urll=http://x", env=s3_env.env()
