@@ -387,6 +387,22 @@ def test_wait_times_out_with_exit_3(tmp_path: Path) -> None:
         holder.wait()
 
 
+def test_schema_5_ledger_gains_the_etag_column_and_keeps_its_sources(tmp_path: Path) -> None:
+    """Schema 6 adds ``wl_sources.etag`` (objects in object storage): a schema 5 ledger is
+    refused until migrated, its sources (local files) get NULL, and they are still skipped."""
+    ledger = tmp_path / "old.duckdb"
+    plain = write_lines(tmp_path / "plain.jsonl", canonical())
+    assert run("ingest", plain, "--ledger", ledger).exit_code == 0
+    downgrade_schema(ledger, 5)
+    with pytest.raises(wl.LedgerSchemaError, match=r"schema version 5 .*ETag.*wattledger migrate"):
+        wl.report(ledger, year=2025)
+    assert wl.migrate_ledger(ledger)
+    assert rows(ledger, "SELECT etag, live FROM sources") == [(None, True)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("6",)]
+    again = run("ingest", plain, "--ledger", ledger)
+    assert again.exit_code == 0 and "unchanged since run" in again.stdout
+
+
 def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mapping(tmp_path: Path) -> None:
     ledger = tmp_path / "old.duckdb"
     plain = write_lines(tmp_path / "plain.jsonl", canonical())

@@ -268,6 +268,53 @@ def test_reingest_skips_unread_and_a_changed_object_is_refused_then_replaced(
     assert sources(ledger) == relocate(sources(local_ledger), logs, url)  # the replaced row too
 
 
+def test_the_same_bytes_count_once_whether_local_or_in_the_bucket(
+    s3_env: MotoS3, case: Case, tmp_path: Path
+) -> None:
+    """Identity is of the bytes, wherever they are: objects whose bytes a local ingest counted
+    are skipped (hashed by ranged reads before the run reads anything), and so are local copies
+    of objects counted; an object uploaded again unchanged (a new ETag on some stores, the same
+    bytes) is skipped too, after hashing, never counted twice."""
+    url = upload_case(s3_env, case, "wl-same", extras={})
+    run = dict(config=case.config, grid=case.grid, progress=False)
+    ledger = tmp_path / "local-first.duckdb"
+    wattledger.ingest(case.logs, ledger=ledger, **run)
+    before = report(ledger)
+    again = wattledger.ingest(url, ledger=ledger, **run)
+    assert (again.files_read, len(again.files_skipped)) == (0, 5)
+    assert all("unchanged" in s.reason or "same" in s.reason for s in again.files_skipped), (
+        again.files_skipped
+    )
+    assert frames_close(report(ledger), before, rel=0) == []
+
+    ledger = tmp_path / "bucket-first.duckdb"
+    wattledger.ingest(url, ledger=ledger, **run)
+    before = report(ledger)
+    again = wattledger.ingest(case.logs, ledger=ledger, **run)
+    assert (again.files_read, len(again.files_skipped)) == (0, 5)
+    assert frames_close(report(ledger), before, rel=0) == []
+
+    # Re-uploaded unchanged through a multipart upload: another ETag, the same bytes.
+    key = "case/a.jsonl"
+    old = s3_env.head("wl-same", key)["ETag"]
+    client = s3_env.client()
+    body = (logs_dir(case) / "a.jsonl").read_bytes()
+    part = 5 << 20
+    assert len(body) < part  # one part of a multipart upload: its ETag is "md5-1", not the md5
+    upload = client.create_multipart_upload(Bucket="wl-same", Key=key)
+    etag = client.upload_part(Bucket="wl-same", Key=key, PartNumber=1, UploadId=upload["UploadId"], Body=body)
+    client.complete_multipart_upload(
+        Bucket="wl-same",
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": etag["ETag"], "PartNumber": 1}]},
+    )
+    assert s3_env.head("wl-same", key)["ETag"] != old
+    again = wattledger.ingest(url, ledger=ledger, **run)
+    assert (again.files_read, len(again.files_skipped)) == (0, 5)
+    assert frames_close(report(ledger), before, rel=0) == []
+
+
 def test_cli_ingest_reingest_conflict_and_replace(s3: MotoS3, case: Case, tmp_path: Path) -> None:
     """The CLI with the AWS variables: the local run's summary (paths as URLs), the same
     sources; again: all skipped; a changed object: exit 4 naming it; ``--replace``: counted

@@ -47,6 +47,7 @@ __all__ = [
     "accelerator_energy_wh",
     "expand_inputs",
     "file_digests",
+    "is_url",
     "read_head",
     "suggest_mapping",
     "text_problem",

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar
 
 from wattledger import _core
-from wattledger.storage import StorageOptions, storage_dict
 from wattledger._deferred import deferred
 from wattledger.config import ColumnRules, GridResolution, column_rules, load_config, load_grid
 from wattledger.errors import OutputError, RunWarning, UsageError
@@ -32,6 +31,7 @@ from wattledger.ingest import (
 )
 from wattledger.mapping import arrow_columns, check_readable
 from wattledger.progress import run_with_progress, should_show
+from wattledger.storage import StorageOptions, storage_dict
 
 if TYPE_CHECKING:
     import polars as pl

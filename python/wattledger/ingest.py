@@ -39,8 +39,8 @@ from wattledger.ledger import (
 from wattledger.mapping import check_readable, is_empty, read_as_text
 from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_remote, refuse_unsupported
 from wattledger.progress import phase, run_with_progress, should_show
-from wattledger.storage import StorageOptions, storage_dict
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
+from wattledger.storage import StorageOptions, storage_dict
 from wattledger.testhooks import pause_at
 
 if TYPE_CHECKING:
