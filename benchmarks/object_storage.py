@@ -79,9 +79,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="where the fleet is cached")
     args = parser.parse_args()
 
+    import warnings
+
     import polars as pl
 
     import wattledger
+
+    warnings.simplefilter("ignore", wattledger.RunWarning)  # the SYNTHETIC fleet's coverage notes
     from object_store_servers import moto_s3, range_http_server, without_cloud_env
 
     work = Path(tempfile.mkdtemp(prefix="wl-os-bench-"))

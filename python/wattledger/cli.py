@@ -1440,8 +1440,12 @@ def demo(
 @_one_line_on_ctrl_c
 def calibrate(
     logs: Annotated[
-        list[Path],
-        typer.Argument(help="Log files, directories or globs with measured energy_j.", show_default=False),
+        list[str],
+        typer.Argument(
+            help="Log files, directories, globs or object storage URLs (credentials from the environment) "
+            "with measured energy_j.",
+            show_default=False,
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Where to write the calibrated pack (TOML).")],
     config: Annotated[

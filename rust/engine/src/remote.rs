@@ -47,6 +47,16 @@ pub const RANGE_BYTES: u64 = 8 << 20;
 /// times a single connection's, and its memory at most this many ranges (32 MiB).
 pub const READ_AHEAD: usize = 4;
 
+/// Ranges of one request for a Parquet row group closer than this are fetched as one: a request
+/// costs a round trip, a few hundred KiB of unwanted bytes cost less.
+const COALESCE_GAP: u64 = 1 << 20;
+
+/// The most bytes of one remote Parquet row group's column chunks held in memory at once (each
+/// worker holds the row group it decodes). Writers' row groups are far smaller (Spark and
+/// parquet-mr aim at 128 MiB before compression); a file claiming more is refused with what to
+/// do rather than taking memory without bound.
+pub const ROW_GROUP_FETCH_LIMIT: u64 = 512 << 20;
+
 /// Bytes read from the end of a Parquet file first: the footer and, for almost every file, the
 /// whole metadata in one request.
 const FOOTER_GUESS: u64 = 64 << 10;
@@ -253,8 +263,23 @@ impl RemoteObject {
         Ok(got)
     }
 
-    /// Several ranges at once (the store merges near ones into one request).
+    /// Several ranges at once: ranges less than [`COALESCE_GAP`] apart are fetched as one
+    /// request (a row group's column chunks are usually back to back), the requests in parallel.
     pub fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let merged = coalesce(ranges);
+        let fetched = self.fetch_all(&merged)?;
+        Ok(ranges
+            .iter()
+            .map(|r| {
+                let i =
+                    merged.iter().position(|m| m.start <= r.start && r.end <= m.end).expect("a range is in its merge");
+                let m = &merged[i];
+                fetched[i].slice((r.start - m.start) as usize..(r.end - m.start) as usize)
+            })
+            .collect())
+    }
+
+    fn fetch_all(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let futs: Vec<_> = ranges.iter().map(|r| self.get(r.clone())).collect();
         let got = runtime().block_on(async move {
             let handles: Vec<_> = futs.into_iter().map(|f| tokio::spawn(f)).collect();
@@ -295,6 +320,20 @@ impl RemoteObject {
 
 fn describe(url: &str, e: &object_store::Error) -> Error {
     Error::input(url, message(e))
+}
+
+/// `ranges` sorted and merged where they overlap or lie less than [`COALESCE_GAP`] apart.
+fn coalesce(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(COALESCE_GAP) => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// One line for an object store error, with what to do.
@@ -678,6 +717,16 @@ pub fn fetch_row_group(
     mask: &parquet::arrow::ProjectionMask,
     rg: usize,
 ) -> Result<Fetched> {
+    fetch_row_group_within(obj, meta, mask, rg, ROW_GROUP_FETCH_LIMIT)
+}
+
+fn fetch_row_group_within(
+    obj: &RemoteObject,
+    meta: &parquet::file::metadata::ParquetMetaData,
+    mask: &parquet::arrow::ProjectionMask,
+    rg: usize,
+    limit: u64,
+) -> Result<Fetched> {
     let ranges: Vec<Range<u64>> = meta
         .row_group(rg)
         .columns()
@@ -696,6 +745,19 @@ pub fn fetch_row_group(
             format!(
                 "corrupt Parquet metadata: row group {rg} claims bytes {}..{} of a {}-byte file",
                 r.start, r.end, obj.size
+            ),
+        ));
+    }
+    let wanted: u64 = coalesce(&ranges).iter().map(|r| r.end - r.start).sum();
+    if wanted > limit {
+        return Err(Error::input(
+            &obj.url,
+            format!(
+                "row group {rg} needs {} of column chunks in memory, more than the {} a row group read from \
+                 object storage may take; rewrite the file with smaller row groups (e.g. 128 MiB) or copy it \
+                 locally",
+                crate::source::human_bytes_approx(wanted),
+                crate::source::human_bytes(limit)
             ),
         ));
     }
@@ -761,8 +823,14 @@ mod tests {
         assert_eq!(out.len(), body.len());
         assert!(out == body);
         assert_eq!(&obj.read_range(10..20).unwrap()[..], &body[10..20]);
-        let parts = obj.read_ranges(&[0..3, 100..110]).unwrap();
-        assert_eq!((&parts[0][..], &parts[1][..]), (&body[0..3], &body[100..110]));
+        // Out of order, overlapping, near (merged into one request) and far apart.
+        let far = RANGE_BYTES * 2..RANGE_BYTES * 2 + 7;
+        let asked = [100..110, 0..3, 105..120, far.clone()];
+        let parts = obj.read_ranges(&asked).unwrap();
+        for (r, got) in asked.iter().zip(&parts) {
+            assert_eq!(&got[..], &body[r.start as usize..r.end as usize]);
+        }
+        assert_eq!(coalesce(&asked), [0..120, far]);
     }
 
     /// An object replaced after it was listed fails the read (its ETag no longer matches)
@@ -811,6 +879,63 @@ mod tests {
             .collect();
         assert_eq!(keys(pick_logs(matched, "logs", &is_log)), ["logs/2026-11-27/a.jsonl", "logs/2026-11-28/b.jsonl"]);
         assert!(s.list(&store, "", "memory:///", &|| true).is_err(), "Ctrl-C stops a listing");
+    }
+
+    /// A Parquet object read as the engine reads it remotely: the footer, then one row group's
+    /// projected column chunks from memory, gives the rows back; a row group over the memory
+    /// limit is refused with what to do.
+    #[test]
+    fn parquet_row_groups_come_from_fetched_column_chunks() {
+        use arrow_array::{Int64Array, RecordBatch, StringArray};
+        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+        use parquet::arrow::{ArrowWriter, ProjectionMask};
+
+        let n = 10_000i64;
+        let batch = RecordBatch::try_from_iter([
+            ("a", Arc::new(Int64Array::from_iter_values(0..n)) as _),
+            ("b", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("x{i}")))) as _),
+            ("c", Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 3))) as _),
+        ])
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(4096)).build();
+        let mut body = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut body, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let obj = RemoteObject::new(&store, "memory://", put(&store, "t.parquet", body));
+
+        let meta = ArrowReaderMetadata::load(&fetch_footer(&obj).unwrap(), ArrowReaderOptions::new()).unwrap();
+        assert_eq!(meta.metadata().num_row_groups(), 3);
+        let mask = ProjectionMask::roots(meta.parquet_schema(), [0, 2]);
+        let mut a_sum = 0i64;
+        let mut rows = 0;
+        for rg in 0..3 {
+            let chunks = fetch_row_group(&obj, meta.metadata(), &mask, rg).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, meta.clone())
+                .with_row_groups(vec![rg])
+                .with_projection(mask.clone())
+                .build()
+                .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                assert_eq!(b.num_columns(), 2);
+                let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let c = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+                assert!(a.iter().zip(c.iter()).all(|(a, c)| c.unwrap() == a.unwrap() * 3));
+                a_sum += a.iter().map(|v| v.unwrap()).sum::<i64>();
+                rows += b.num_rows();
+            }
+        }
+        assert_eq!((rows as i64, a_sum), (n, n * (n - 1) / 2));
+        let e = fetch_row_group_within(&obj, meta.metadata(), &mask, 0, 100).err().unwrap().to_string();
+        assert!(e.contains("row group 0 needs") && e.contains("smaller row groups"), "{e}");
+        let e =
+            fetch_footer(&RemoteObject::new(&store, "memory://", put(&store, "x.parquet", b"not parquet".repeat(3))))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(e.contains("not a readable Parquet file"), "{e}");
     }
 
     #[test]

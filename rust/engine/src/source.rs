@@ -619,6 +619,17 @@ pub fn human_bytes(n: u64) -> String {
     format!("{n} bytes")
 }
 
+/// `1.5 GiB`, `700.0 MiB`: a size people read at a glance (not necessarily a whole unit).
+pub fn human_bytes_approx(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} bytes")
+}
+
 fn decoder_msg(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         "unexpected end of file".to_string()
