@@ -26,6 +26,7 @@ use wattledger_engine::kernel::{Methodology, DEFAULT_MAX_NAMES};
 use wattledger_engine::per_record::{self, BatchOut, Collect, ParquetOut};
 use wattledger_engine::pipeline::{self, EstimateOutput, RunOptions as EngineRunOptions};
 use wattledger_engine::readers::{self, FileStats as EngineFileStats, ScanControl};
+use wattledger_engine::remote::{self, RemoteRead, StorageOptions};
 use wattledger_engine::source::{self, Compression, InputFile as EngineInputFile};
 use wattledger_engine::time::{format_us, US_PER_HOUR};
 use wattledger_engine::udf::{self, EnergyInputs};
@@ -398,6 +399,12 @@ struct InputFile {
     format: String,
     compression: Option<String>,
     size_bytes: u64,
+    /// The object's entity tag when listed (object storage only; None when the store gave none).
+    etag: Option<String>,
+    /// Last modification of an object, microseconds since the epoch (None for local files).
+    modified_us: Option<i64>,
+    /// Whether this is an object in object storage (`path` is then its URL).
+    remote: bool,
 }
 
 #[pymethods]
@@ -596,7 +603,12 @@ fn table(py: Python<'_>, batch: RecordBatch) -> CoreResult<Bound<'_, PyAny>> {
 /// Python's signals (at most every 20 ms, so a tree of a million entries is not slowed), in a
 /// job's worker thread by its cancel flag. A huge tree or a hung network mount must not leave
 /// the process deaf to Ctrl-C.
-fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> CoreResult<Vec<EngineInputFile>> {
+fn expand(
+    py: Python<'_>,
+    inputs: &[String],
+    storage: &StorageOptions,
+    ctl: Option<&ScanControl>,
+) -> CoreResult<Vec<EngineInputFile>> {
     use std::time::{Duration, Instant};
     let interrupted: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
     let out = py.detach(|| {
@@ -617,7 +629,7 @@ fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> CoreR
                 }
             })
         };
-        source::expand_inputs_until(inputs, &cancel)
+        source::expand_inputs_with(inputs, storage, &cancel)
     });
     if let Some(e) = interrupted.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e.into()); // KeyboardInterrupt, raised where the user pressed Ctrl-C
@@ -625,9 +637,26 @@ fn expand(py: Python<'_>, inputs: &[String], ctl: Option<&ScanControl>) -> CoreR
     Ok(out?)
 }
 
+/// Whether an input is an object storage URL (`s3://`, `gs://`, `az://`, `http(s)://`, ...)
+/// rather than a local path: the engine's own test, so Python never disagrees with it.
 #[pyfunction]
-fn expand_inputs(py: Python<'_>, inputs: Vec<String>) -> CoreResult<Vec<InputFile>> {
-    let files = expand(py, &inputs, None)?;
+fn is_url(path: &str) -> bool {
+    remote::is_url(path)
+}
+
+/// `key=value` settings of the object storage clients, checked (an unknown key is an error).
+fn storage_options(options: Option<BTreeMap<String, String>>) -> CoreResult<StorageOptions> {
+    Ok(StorageOptions::new(options.unwrap_or_default())?)
+}
+
+#[pyfunction]
+#[pyo3(signature = (inputs, storage_options = None))]
+fn expand_inputs(
+    py: Python<'_>,
+    inputs: Vec<String>,
+    storage_options: Option<BTreeMap<String, String>>,
+) -> CoreResult<Vec<InputFile>> {
+    let files = expand(py, &inputs, &self::storage_options(storage_options)?, None)?;
     Ok(files
         .into_iter()
         .map(|f| InputFile {
@@ -635,6 +664,9 @@ fn expand_inputs(py: Python<'_>, inputs: Vec<String>) -> CoreResult<Vec<InputFil
             format: f.format.as_str().to_string(),
             compression: compression_name(f.compression),
             size_bytes: f.size,
+            etag: f.remote.as_ref().and_then(|o| o.etag.clone()),
+            modified_us: f.remote.as_ref().map(|o| o.modified_us),
+            remote: f.remote.is_some(),
         })
         .collect())
 }
@@ -658,6 +690,7 @@ struct RunOptions {
     max_names: usize,
     source_name: String,
     node_energy: Vec<PathBuf>,
+    storage_options: BTreeMap<String, String>,
 }
 
 impl Default for RunOptions {
@@ -678,13 +711,16 @@ impl Default for RunOptions {
             max_names: d.max_names,
             source_name: d.source_name,
             node_energy: d.node_energy,
+            storage_options: BTreeMap::new(),
         }
     }
 }
 
-impl From<&RunOptions> for EngineRunOptions {
-    fn from(o: &RunOptions) -> Self {
-        let o = o.clone();
+impl RunOptions {
+    /// The engine's options; the storage options were checked when these were made.
+    fn engine(&self) -> EngineRunOptions {
+        let o = self.clone();
+        let storage = StorageOptions::new(o.storage_options).unwrap_or_default();
         EngineRunOptions {
             columns: o.columns,
             preset: o.preset,
@@ -700,6 +736,7 @@ impl From<&RunOptions> for EngineRunOptions {
             max_names: o.max_names,
             source_name: o.source_name,
             node_energy: o.node_energy,
+            storage,
         }
     }
 }
@@ -738,6 +775,10 @@ impl RunOptions {
                 "max_names" => set(&mut o.max_names, &k, &v)?,
                 "source_name" => set(&mut o.source_name, &k, &v)?,
                 "node_energy" => set(&mut o.node_energy, &k, &v)?,
+                "storage_options" => {
+                    set(&mut o.storage_options, &k, &v)?;
+                    StorageOptions::new(o.storage_options.clone()).map_err(|e| PyErr::from(CoreError::from(e)))?;
+                }
                 _ => {
                     return Err(PyTypeError::new_err(format!("RunOptions() got an unexpected keyword argument '{k}'")))
                 }
@@ -764,7 +805,7 @@ impl Reader {
     #[new]
     #[pyo3(signature = (options = None, config = None))]
     fn new(options: Option<&Bound<'_, RunOptions>>, config: Option<&Bound<'_, Config>>) -> CoreResult<Reader> {
-        let opts = options.map(|o| EngineRunOptions::from(o.get())).unwrap_or_default();
+        let opts = options.map(|o| o.get().engine()).unwrap_or_default();
         Ok(Reader(pipeline::Reader::new(config.map(|c| &*c.get().0), &opts)?))
     }
 
@@ -798,7 +839,7 @@ fn validate(
     job: Option<&Bound<'_, Job>>,
 ) -> CoreResult<Vec<FileStats>> {
     let ctl = control(job);
-    let files = expand(py, inputs, Some(&ctl))?;
+    let files = expand(py, inputs, reader.storage(), Some(&ctl))?;
     Ok(file_stats(py.detach(|| reader.validate(&files, &ctl))?))
 }
 
@@ -809,7 +850,7 @@ fn read<'py>(
     job: Option<&Bound<'py, Job>>,
 ) -> CoreResult<(Bound<'py, PyAny>, Vec<FileStats>)> {
     let ctl = control(job);
-    let files = expand(py, inputs, Some(&ctl))?;
+    let files = expand(py, inputs, reader.storage(), Some(&ctl))?;
     let (batch, stats) = py.detach(|| reader.read(&files, &ctl))?;
     Ok((table(py, batch)?, file_stats(stats)))
 }
@@ -828,7 +869,7 @@ impl Estimator {
         grid: Option<&Bound<'_, Grid>>,
         options: Option<&Bound<'_, RunOptions>>,
     ) -> CoreResult<Estimator> {
-        let opts = options.map(|o| EngineRunOptions::from(o.get())).unwrap_or_default();
+        let opts = options.map(|o| o.get().engine()).unwrap_or_default();
         let grid = grid.map_or_else(|| Arc::new(EngineGrid::empty()), |g| g.get().0.clone());
         Ok(Estimator(pipeline::Estimator::new(config.get().0.clone(), grid, &opts)?))
     }
@@ -842,7 +883,7 @@ impl Estimator {
         job: Option<&Bound<'_, Job>>,
     ) -> CoreResult<EstimateResult> {
         let ctl = control(job);
-        let files = expand(py, &inputs, Some(&ctl))?;
+        let files = expand(py, &inputs, self.0.reader().storage(), Some(&ctl))?;
         Ok(py.detach(|| self.0.estimate_files(&files, &ctl))?.into())
     }
 
@@ -872,7 +913,7 @@ impl Estimator {
         job: Option<&Bound<'_, Job>>,
     ) -> CoreResult<(EstimateResult, Option<Bound<'py, PyAny>>)> {
         let ctl = control(job);
-        let files = expand(py, &inputs, Some(&ctl))?;
+        let files = expand(py, &inputs, self.0.reader().storage(), Some(&ctl))?;
         records_run(py, out, |o| self.0.estimate_records_files(&files, &ctl, o))
     }
 
@@ -942,10 +983,15 @@ fn records_run<'py>(
 /// The first `max_bytes` of a text log (JSON Lines or CSV) after decompression, for naming
 /// the columns of a file whose records could not be read.
 #[pyfunction]
-#[pyo3(signature = (path, max_bytes = 65536))]
-fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> CoreResult<Bound<'py, pyo3::types::PyBytes>> {
+#[pyo3(signature = (path, max_bytes = 65536, storage_options = None))]
+fn read_head<'py>(
+    py: Python<'py>,
+    path: String,
+    max_bytes: u64,
+    storage_options: Option<BTreeMap<String, String>>,
+) -> CoreResult<Bound<'py, pyo3::types::PyBytes>> {
     use std::io::Read;
-    let files = expand(py, &[path], None)?;
+    let files = expand(py, &[path], &self::storage_options(storage_options)?, None)?;
     let mut out = Vec::new();
     if let Some(f) = files.first() {
         let stream = source::open_text(f)?;
@@ -958,17 +1004,36 @@ fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> CoreResult<B
 /// that was: at most `limit`. The ledger hashes a file before reading it only when a source
 /// it holds may be the same file, and needs SHA-256 only for sources recorded before schema 4.
 /// An unreadable file raises OSError.
+///
+/// `path` may be an object storage URL (one object): it is then read by ranges with
+/// `storage_options`, and a store error raises the engine's InputError.
 #[pyfunction]
-#[pyo3(signature = (path, *, sha256 = false, limit = None))]
+#[pyo3(signature = (path, *, sha256 = false, limit = None, storage_options = None))]
 fn file_digests(
     py: Python<'_>,
     path: PathBuf,
     sha256: bool,
     limit: Option<u64>,
+    storage_options: Option<BTreeMap<String, String>>,
 ) -> PyResult<(String, Option<String>, u64)> {
+    use wattledger_engine::digest;
+    let path = path.to_string_lossy().into_owned();
+    if remote::is_url(&path) {
+        let storage = self::storage_options(storage_options)?;
+        let files = expand(py, std::slice::from_ref(&path), &storage, None)?;
+        let obj = match files.as_slice() {
+            [f] => f.remote.clone().ok_or_else(|| CoreError::from(Error::input(&path, "not an object")))?,
+            _ => return Err(CoreError::from(Error::input(&path, "names more than one object")).into()),
+        };
+        let d = py
+            .detach(|| digest::digests_of(RemoteRead::new(obj), sha256, limit))
+            .map_err(|e| CoreError::from(Error::input(&path, e.to_string())))?;
+        return Ok((d.blake3, d.sha256, d.bytes));
+    }
+    let p = PathBuf::from(&path);
     let d = py
-        .detach(|| wattledger_engine::digest::file_digests(&path, sha256, limit))
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+        .detach(|| digest::file_digests(&p, sha256, limit))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{path}: {e}")))?;
     Ok((d.blake3, d.sha256, d.bytes))
 }
 
@@ -1092,6 +1157,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeEnergyReport>()?;
     m.add_class::<InputFile>()?;
     m.add_function(wrap_pyfunction!(expand_inputs, m)?)?;
+    m.add_function(wrap_pyfunction!(is_url, m)?)?;
     m.add_function(wrap_pyfunction!(accelerator_energy_wh, m)?)?;
     m.add_function(wrap_pyfunction!(read_head, m)?)?;
     m.add_function(wrap_pyfunction!(file_digests, m)?)?;

@@ -124,6 +124,7 @@ def build_ledger(
 
 #: Columns each ledger schema version added, newest first (what a downgrade drops).
 _COLUMNS_ADDED_IN: dict[int, tuple[tuple[str, str], ...]] = {
+    6: (("wl_sources", "etag"),),
     4: (("wl_sources", "blake3"),),
     3: (
         ("wl_sources", "read_as"),
@@ -163,8 +164,10 @@ def downgrade_schema(ledger: Path, version: int) -> None:
             if added > version:
                 for table, column in _COLUMNS_ADDED_IN[added]:
                     con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        con.execute("ALTER TABLE wl_runs ALTER COLUMN config_sha256 SET NOT NULL")
-        con.execute("ALTER TABLE wl_sources ALTER COLUMN sha256 SET NOT NULL")
+        if version < 3:  # schema 3 let a forget's run row have no config
+            con.execute("ALTER TABLE wl_runs ALTER COLUMN config_sha256 SET NOT NULL")
+        if version < 4:  # schema 4 made BLAKE3 the identity, SHA-256 optional
+            con.execute("ALTER TABLE wl_sources ALTER COLUMN sha256 SET NOT NULL")
         if version < 2:
             con.execute("DROP TABLE wl_source_names")
         con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(version)])

@@ -378,11 +378,12 @@ def test_old_ledger_migrates_and_keeps_working(fleet: dict[str, Path]) -> None:
     with duckdb.connect(str(fleet["ledger"])) as con:
         con.execute("DROP VIEW node_energy")
         con.execute("DROP TABLE wl_node_energy")
+        con.execute("ALTER TABLE wl_sources DROP COLUMN etag")  # schema 6's, not in a 4
         con.execute("UPDATE wl_meta SET value = '4' WHERE key = 'schema_version'")
     before = _acc_wh(fleet["ledger"])
     assert migrate_ledger(fleet["ledger"])
     with duckdb.connect(str(fleet["ledger"]), read_only=True) as con:
-        assert con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        assert con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchone() == ("6",)
         assert con.execute("SELECT count(*) FROM wl_node_energy").fetchone() == (0,)
     assert _acc_wh(fleet["ledger"]) == before
 

@@ -387,6 +387,22 @@ def test_wait_times_out_with_exit_3(tmp_path: Path) -> None:
         holder.wait()
 
 
+def test_schema_5_ledger_gains_the_etag_column_and_keeps_its_sources(tmp_path: Path) -> None:
+    """Schema 6 adds ``wl_sources.etag`` (objects in object storage): a schema 5 ledger is
+    refused until migrated, its sources (local files) get NULL, and they are still skipped."""
+    ledger = tmp_path / "old.duckdb"
+    plain = write_lines(tmp_path / "plain.jsonl", canonical())
+    assert run("ingest", plain, "--ledger", ledger).exit_code == 0
+    downgrade_schema(ledger, 5)
+    with pytest.raises(wl.LedgerSchemaError, match=r"schema version 5 .*ETag.*wattledger migrate"):
+        wl.report(ledger, year=2025)
+    assert wl.migrate_ledger(ledger)
+    assert rows(ledger, "SELECT etag, live FROM sources") == [(None, True)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("6",)]
+    again = run("ingest", plain, "--ledger", ledger)
+    assert again.exit_code == 0 and "unchanged since run" in again.stdout
+
+
 def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mapping(tmp_path: Path) -> None:
     ledger = tmp_path / "old.duckdb"
     plain = write_lines(tmp_path / "plain.jsonl", canonical())
@@ -400,7 +416,7 @@ def test_schema_2_ledger_is_migrated_and_old_sources_count_as_the_default_mappin
     assert r.exit_code == 0 and "upgraded" in r.stderr, r.stderr
     assert not wl.migrate_ledger(ledger)
     assert rows(ledger, "SELECT read_as, live FROM sources ORDER BY path") == [(None, True), (None, True)]
-    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("6",)]
     # NULL compares as the default mapping: the plain file is unchanged ...
     again = run("ingest", plain, "--ledger", ledger)
     assert again.exit_code == 0 and "unchanged since run" in again.stdout
@@ -420,7 +436,7 @@ def test_new_sources_are_identified_by_blake3(tmp_path: Path) -> None:
 
     b3 = _core.file_digests(log)[0]
     assert rows(ledger, "SELECT blake3, sha256, size_bytes FROM sources") == [(b3, None, log.stat().st_size)]
-    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("6",)]
     copy = tmp_path / "copy.jsonl"
     shutil.copyfile(log, copy)
     again = run("ingest", copy, "--ledger", ledger)
@@ -451,7 +467,7 @@ def test_schema_3_ledger_keeps_sha256_identities(tmp_path: Path) -> None:
         wl.report(ledger, year=2025)
     r = run("migrate", "--ledger", ledger)
     assert r.exit_code == 0 and "upgraded" in r.stderr, r.stderr
-    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(ledger, "SELECT value FROM wl_meta WHERE key = 'schema_version'") == [("6",)]
     before = wl.report(ledger, year=2025)
     assert rows(ledger, "SELECT count(*) FROM sources WHERE blake3 IS NULL AND sha256 IS NOT NULL") == [(2,)]
 

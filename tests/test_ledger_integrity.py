@@ -189,7 +189,7 @@ def test_check_of_a_sound_ledger_is_ok_and_exit_0(setup: Setup, ledger: Path) ->
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     assert "storage: ok" in done.stdout and "sound: 2 runs" in done.stdout, done.stdout
     result = wl.check(ledger)
-    assert result.sound and result.schema_version == 5
+    assert result.sound and result.schema_version == 6
     assert [r.status for r in result.runs] == ["ok", "ok"]
     assert sum(r.records for r in result.runs) == 40_000 - _rejected(ledger)
     assert sha256(ledger) == before

@@ -49,7 +49,7 @@ def test_columns_keep_their_order_and_append_the_outcomes() -> None:
         "failed_requests",
         "cached_requests",
     )
-    assert len(REPORT_COLUMNS) == 18 and SCHEMA_VERSION == 5
+    assert len(REPORT_COLUMNS) == 18 and SCHEMA_VERSION == 6
 
 
 def test_ingest_prints_and_stores_warnings_and_raw_names(cases: EdgeCaseFiles, tmp_path: Path) -> None:

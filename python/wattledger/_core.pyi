@@ -7,7 +7,7 @@ object implementing ``__arrow_c_stream__`` (pyarrow Table/RecordBatchReader, pol
 DuckDB relation via ``.arrow()``).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol, final
@@ -47,6 +47,7 @@ __all__ = [
     "accelerator_energy_wh",
     "expand_inputs",
     "file_digests",
+    "is_url",
     "read_head",
     "suggest_mapping",
     "text_problem",
@@ -262,6 +263,15 @@ class InputFile:
     def compression(self) -> str | None: ...
     @property
     def size_bytes(self) -> int: ...
+    @property
+    def etag(self) -> str | None:
+        """The object's entity tag when listed (object storage only)."""
+    @property
+    def modified_us(self) -> int | None:
+        """An object's last modification, microseconds since the epoch (None for local files)."""
+    @property
+    def remote(self) -> bool:
+        """Whether this is an object in object storage (``path`` is then its URL)."""
 
 @final
 class EstimateResult:
@@ -331,8 +341,10 @@ class LedgerRows:
     def __arrow_c_schema__(self) -> object: ...
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
 
-def expand_inputs(inputs: Sequence[str]) -> list[InputFile]:
+def expand_inputs(inputs: Sequence[str], storage_options: Mapping[str, str] | None = None) -> list[InputFile]:
     """Files, directories (recursive) and globs -> the log files behind them, in order.
+    Object storage URLs (``s3://bucket/prefix/``, a glob on keys, ``https://host/f.jsonl``) ->
+    their objects, sorted by key, listed with ``storage_options`` over the environment.
     Regular files only (a FIFO or device is an ``InputError``); a symlink loop is an
     ``InputError``; Ctrl-C while listing raises ``KeyboardInterrupt``."""
 
@@ -358,7 +370,12 @@ class RunOptions:
         max_names: int = ...,
         source_name: str = ...,
         node_energy: Sequence[str | PathLike[str]] = ...,
+        storage_options: Mapping[str, str] = ...,
     ) -> RunOptions: ...
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """Settings of the object storage clients (``object_store`` key names); an unknown key
+        is a ``UsageError``."""
     @property
     def columns(self) -> list[str]:
         """``canonical=source`` rules, applied after the pack's ``[columns]`` and the preset."""
@@ -471,14 +488,22 @@ def accelerator_energy_wh(
     Returns ``(wh, method)`` as pyarrow arrays (float64, utf8); null where the model is null
     or an ingest would reject the row."""
 
-def read_head(path: str, max_bytes: int = 65536) -> bytes:
+def is_url(path: str) -> bool:
+    """Whether an input is an object storage URL rather than a local path."""
+
+def read_head(path: str, max_bytes: int = 65536, storage_options: Mapping[str, str] | None = None) -> bytes:
     """The first ``max_bytes`` of a text log after decompression (for naming its columns)."""
 
 def file_digests(
-    path: str | PathLike[str], *, sha256: bool = False, limit: int | None = None
+    path: str | PathLike[str],
+    *,
+    sha256: bool = False,
+    limit: int | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> tuple[str, str | None, int]:
     """(BLAKE3, SHA-256 if asked else None, bytes hashed) of a file's stored bytes, at most
-    ``limit`` of them, in one pass. Raises OSError when the file cannot be read."""
+    ``limit`` of them, in one pass. Raises OSError when the file cannot be read; an object
+    storage URL is read by ranges, and a store error raises ``InputError``."""
 
 def suggest_mapping(columns_seen: Sequence[str], columns_found: Sequence[str]) -> str | None:
     """``try --column ts=timestamp or --preset openai`` for records lacking ts/model; None when

@@ -375,6 +375,25 @@ def _emit(text: str, out: Path | None) -> None:
 # ingest
 # --------------------------------------------------------------------------------------------
 
+#: Plain strings, not Paths: Path("s3://b/logs/") would become "s3:/b/logs".
+LogsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Log files, directories or globs; or object storage URLs: s3://bucket/prefix/ (every log "
+        "under it), s3://bucket/logs/*/x.jsonl (a glob on keys), gs://, az://, https://host/file.jsonl.",
+        show_default=False,
+    ),
+]
+StorageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        help="Setting of the object storage client (repeatable), on top of the AWS_*, GOOGLE_*, "
+        "AZURE_* environment: e.g. aws_endpoint=http://127.0.0.1:9000, aws_allow_http=true, "
+        "aws_region=eu-west-1 (docs/object-storage.md).",
+    ),
+]
 ColumnOpt = Annotated[
     list[str] | None,
     typer.Option("--column", help="Column rename canonical=source (repeatable), e.g. ts=timestamp."),
@@ -473,7 +492,7 @@ SiteOpt = Annotated[
 @app.command()
 @_one_line_on_ctrl_c
 def ingest(
-    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    logs: LogsArg,
     ledger: Annotated[Path, typer.Option(help="Ledger DuckDB file (created if missing).")],
     grid: Annotated[
         list[Path] | None,
@@ -550,6 +569,7 @@ def ingest(
             help="Ray cluster address for --engine ray (e.g. ray://head:10001); default: a local Ray."
         ),
     ] = None,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Estimate LOG files and add them to the ledger in one transaction. A file counts once per
     content, pack and mapping (--preset, --column, --site); a file no record could be read from
@@ -557,6 +577,7 @@ def ingest(
     from wattledger.config import parse_grid_resolution
     from wattledger.errors import RunWarning
     from wattledger.ingest import ingest as run_ingest
+    from wattledger.storage import parse_storage_options
 
     line_limit = _parse_size(max_line)
     if not grid:
@@ -569,6 +590,7 @@ def ingest(
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", RunWarning)  # printed below as `warning:` lines instead
+        storage_options = parse_storage_options(storage_option or ())
         cluster = _cluster_engine(engine, spark_master, ray_address)
         summary = run_ingest(
             logs,
@@ -595,6 +617,7 @@ def ingest(
             max_inflate=max_inflate,
             node_energy=node_energy or (),
             cluster=cluster,
+            storage_options=storage_options,
         )
     from wattledger.summary import format_ingest_summary
 
@@ -638,7 +661,7 @@ def _cluster_engine(engine: Engine, spark_master: str, ray_address: str | None) 
 @app.command()
 @_one_line_on_ctrl_c
 def estimate(
-    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    logs: LogsArg,
     out: Annotated[Path, typer.Option(help="Parquet file to write (atomically: complete or not at all).")],
     per_record: Annotated[
         bool,
@@ -667,17 +690,20 @@ def estimate(
     grid_resolution: GridResolutionOpt = GridResolution.hour,
     max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
     max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Estimate LOG files into a Parquet file, without a ledger: the hourly aggregates, or with
     --per-record one row per request (the same kernel as ingest: summed per hour the rows give
     the aggregates). Rejected records are counted and, with --rejects, written as for ingest."""
     from wattledger.config import parse_grid_resolution
     from wattledger.estimate import estimate_parquet
+    from wattledger.storage import parse_storage_options
 
     line_limit = _parse_size(max_line)
     if not grid:
         _note(f"warning: {NO_GRID}")
     with _user_errors(f"interrupted; {out} was not written"):
+        storage_options = parse_storage_options(storage_option or ())
         summary = estimate_parquet(
             logs,
             out,
@@ -695,6 +721,7 @@ def estimate(
             max_line=line_limit,
             max_inflate=max_inflate,
             progress=progress,
+            storage_options=storage_options,
         )
     from wattledger.summary import format_estimate_summary
 
@@ -876,18 +903,20 @@ def rollup(
 @app.command()
 @_one_line_on_ctrl_c
 def validate(
-    logs: Annotated[list[Path], typer.Argument(help="Log files, directories or globs.", show_default=False)],
+    logs: LogsArg,
     column: ColumnOpt = None,
     preset: PresetOpt = None,
     rejects: RejectsOpt = None,
     config: Annotated[Path | None, typer.Option(help="Methodology pack (its [columns] apply).")] = None,
     max_line: MaxLineOpt = _DEFAULT_MAX_LINE_TEXT,
     max_inflate: MaxInflateOpt = DEFAULT_MAX_INFLATE,
+    storage_option: StorageOpt = None,
 ) -> None:
     """Read LOG files without estimating: records, rejects by reason, columns found per file."""
     import polars as pl
 
     from wattledger.estimate import validate_files
+    from wattledger.storage import parse_storage_options
 
     line_limit = _parse_size(max_line)
     with _user_errors():
@@ -899,6 +928,7 @@ def validate(
             rejects=rejects,
             max_line=line_limit,
             max_inflate=max_inflate,
+            storage_options=parse_storage_options(storage_option or ()),
         )
     frame = pl.DataFrame(
         {
@@ -1410,8 +1440,12 @@ def demo(
 @_one_line_on_ctrl_c
 def calibrate(
     logs: Annotated[
-        list[Path],
-        typer.Argument(help="Log files, directories or globs with measured energy_j.", show_default=False),
+        list[str],
+        typer.Argument(
+            help="Log files, directories, globs or object storage URLs (credentials from the environment) "
+            "with measured energy_j.",
+            show_default=False,
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Where to write the calibrated pack (TOML).")],
     config: Annotated[

@@ -31,6 +31,7 @@ from wattledger.ingest import (
 )
 from wattledger.mapping import arrow_columns, check_readable
 from wattledger.progress import run_with_progress, should_show
+from wattledger.storage import StorageOptions, storage_dict
 
 if TYPE_CHECKING:
     import polars as pl
@@ -110,6 +111,7 @@ def _reader(
     threads: int,
     max_line: int,
     max_inflate: int,
+    storage_options: StorageOptions,
 ) -> _core.Reader:
     options = _core.RunOptions(
         columns=column_rules(columns),
@@ -118,6 +120,7 @@ def _reader(
         threads=threads,
         max_line=max_line,
         max_inflate=max_inflate,
+        storage_options=storage_dict(storage_options),
     )
     return _core.Reader(options, load_config(config) if config is not None else None)
 
@@ -132,12 +135,14 @@ def read_logs(
     threads: int = 0,
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    storage_options: StorageOptions = None,
 ) -> pl.DataFrame:
     """Log records in canonical columns (plus ``source`` and ``line``), as the engine reads
     them. For inspecting small files: every record is materialised. A file from which no
     record could be read raises :class:`NoRecordsError` (columns seen, a mapping to try).
-    ``max_line`` and ``max_inflate`` bound the input as in :func:`wattledger.ingest`."""
-    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate)
+    ``max_line`` and ``max_inflate`` bound the input as in :func:`wattledger.ingest`; paths may
+    be object storage URLs, read with ``storage_options`` (see :func:`wattledger.ingest`)."""
+    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate, storage_options)
     table, stats = _in_job(reader.read, _paths(paths))
     check_readable(stats)
     return pl.DataFrame(table)
@@ -153,9 +158,10 @@ def validate_files(
     threads: int = 0,
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    storage_options: StorageOptions = None,
 ) -> list[_core.FileStats]:
     """:func:`validate` with the engine's typed per-file statistics (the CLI's ``validate``)."""
-    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate)
+    reader = _reader(columns, preset, config, rejects, threads, max_line, max_inflate, storage_options)
     return _in_job(reader.validate, _paths(paths))
 
 
@@ -169,10 +175,12 @@ def validate(
     threads: int = 0,
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    storage_options: StorageOptions = None,
 ) -> list[dict[str, Any]]:
     """Per-file statistics (path, format, records, rejected, rejects by reason, columns found)
     without keeping records: a dry run of the readers. ``max_line`` and ``max_inflate`` bound
-    the input as in :func:`wattledger.ingest`."""
+    the input as in :func:`wattledger.ingest`; paths may be object storage URLs, read with
+    ``storage_options``."""
     stats = validate_files(
         paths,
         columns=columns,
@@ -182,6 +190,7 @@ def validate(
         threads=threads,
         max_line=max_line,
         max_inflate=max_inflate,
+        storage_options=storage_options,
     )
     return [stats_dict(s) for s in stats]
 
@@ -303,6 +312,7 @@ def _options(
     max_line: int,
     max_inflate: int,
     source_name: str,
+    storage_options: StorageOptions = None,
 ) -> dict[str, Any]:
     return {
         "columns": column_rules(columns),
@@ -316,6 +326,7 @@ def _options(
         "max_line": max_line,
         "max_inflate": max_inflate,
         "source_name": source_name,
+        "storage_options": storage_dict(storage_options),
     }
 
 
@@ -337,6 +348,7 @@ def estimate(
     grid_resolution: GridResolution = "hour",
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    storage_options: StorageOptions = None,
     per_record: bool = False,
 ) -> pl.DataFrame:
     """Hourly partial aggregates (methodology section 8, plus ``source``) of log files or of
@@ -365,7 +377,8 @@ def estimate(
     Input from which no record could be read (misnamed columns) raises
     :class:`NoRecordsError` naming the columns seen and a mapping to try, rather than
     returning an empty frame; empty input gives an empty frame. ``max_line`` and
-    ``max_inflate`` bound log files as in :func:`wattledger.ingest`."""
+    ``max_inflate`` bound log files as in :func:`wattledger.ingest`; log paths may be object
+    storage URLs, read with ``storage_options`` (see :func:`wattledger.ingest`)."""
     grd = load_grid(grid, lifecycle, grid_resolution)
     options = _options(
         columns,
@@ -379,6 +392,7 @@ def estimate(
         max_line,
         max_inflate,
         source_name,
+        storage_options,
     )
     with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:
         estimator = _estimator(config, grd, spill_dir, options)
@@ -412,6 +426,7 @@ def estimate_parquet(
     grid_resolution: GridResolution = "hour",
     max_line: int = DEFAULT_MAX_LINE,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    storage_options: StorageOptions = None,
     progress: bool | None = False,
 ) -> EstimateSummary:
     """:func:`estimate` written to the Parquet file ``out``: with ``per_record`` (the default)
@@ -435,6 +450,7 @@ def estimate_parquet(
         max_line,
         max_inflate,
         source_name,
+        storage_options,
     )
     target = Path(out)
     with tempfile.TemporaryDirectory(prefix="wattledger-spill-") as spill_dir:

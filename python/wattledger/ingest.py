@@ -37,9 +37,10 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.mapping import check_readable, is_empty, read_as_text
-from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_unsupported
+from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_remote, refuse_unsupported
 from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
+from wattledger.storage import StorageOptions, storage_dict
 from wattledger.testhooks import pause_at
 
 if TYPE_CHECKING:
@@ -215,17 +216,20 @@ def _as_inputs(logs: PathLike | Iterable[PathLike]) -> list[str]:
     return [os.fspath(p) for p in logs]
 
 
-def expand_unique(logs: PathLike | Iterable[PathLike]) -> list[str]:
-    """Files behind the given paths, directories and globs, each once, in order."""
+def expand_unique(
+    logs: PathLike | Iterable[PathLike], storage_options: StorageOptions = None
+) -> list[_core.InputFile]:
+    """Files (and objects) behind the given paths, directories, globs and URLs, each once, in
+    order."""
     inputs = _as_inputs(logs)
     if not inputs:
         raise InputError("no log files given; pass files, directories or globs")
-    found = _core.expand_inputs(inputs)
+    found = _core.expand_inputs(inputs, storage_dict(storage_options))
     if not found:
         raise InputError(f"no log files found in {' '.join(inputs)}")
-    unique: dict[str, str] = {}
+    unique: dict[str, _core.InputFile] = {}
     for f in found:  # one entry per file, however it was named ("a.csv", "./a.csv", a glob)
-        unique.setdefault(os.path.abspath(f.path), f.path)
+        unique.setdefault(_abs(f.path), f)
     return list(unique.values())
 
 
@@ -260,6 +264,7 @@ def ingest(
     max_inflate: int = DEFAULT_MAX_INFLATE,
     node_energy: PathLike | Sequence[PathLike] = (),
     cluster: ClusterEngine | None = None,
+    storage_options: StorageOptions = None,
 ) -> IngestSummary:
     """Estimate log files and add them to the ledger in one transaction.
 
@@ -307,6 +312,16 @@ def ingest(
     as a request id mapped as a name, and the run stops with :class:`UsageError` naming the
     column, leaving the ledger unchanged.
 
+    Logs may be in object storage: ``s3://bucket/prefix/`` (every log object under it),
+    ``s3://bucket/logs/2026-11-*/*.jsonl`` (a glob on keys), ``gs://``, ``az://`` and
+    ``https://host/file.jsonl`` URLs are listed and read by ranges, nothing downloaded to a
+    temporary file. The clients take credentials, region and endpoint from the environment
+    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``,
+    ``AWS_ALLOW_HTTP=true`` for a plain http endpoint; ``GOOGLE_*``, ``AZURE_*``), then from
+    ``storage_options`` (``object_store`` key names such as ``aws_endpoint``), which win. An
+    object's source is its URL, size, ETag and the BLAKE3 of its bytes: an object with the URL,
+    size and ETag of a live source is skipped without being read (docs/object-storage.md).
+
     ``cluster``: a cluster engine (:func:`wattledger.spark.engine`, :func:`wattledger.ray.engine`)
     runs the same readers and kernel there, one task per file, and hands back the partial
     aggregates reduced on the cluster; everything else (skips, identity, the commit) is this
@@ -320,8 +335,11 @@ def ingest(
     cfg = load_config(config)
     grd = load_grid(grid, lifecycle, grid_resolution)
     rules = column_rules(columns)
-    paths = expand_unique(logs)
-    stamps = {p: FileStamp.of(p) for p in paths}
+    found = expand_unique(logs, storage_options)
+    if cluster is not None:
+        refuse_remote(cluster.name, [f.path for f in found if f.remote])
+    paths = [f.path for f in found]
+    stamps = {f.path: FileStamp.of_input(f) for f in found}
     started = datetime.now(UTC)
     run = RunInfo(
         run_id=new_run_id(started),
@@ -343,7 +361,9 @@ def ingest(
         with writer_for_run as writer:
             opened = True
             _remove_stale_spill_dirs(ledger)
-            to_read, skipped = writer.precheck(list(stamps.values()), cfg.sha256, read_as, replace=replace)
+            to_read, skipped = writer.precheck(
+                list(stamps.values()), cfg.sha256, read_as, replace=replace, storage_options=storage_options
+            )
             by_abs = {stamps[p].path: p for p in paths}
             read_paths = [by_abs[s.path] for s in to_read]
             spill_dir = Path(f"{os.fspath(ledger)}.spill-{run.run_id}")
@@ -384,6 +404,7 @@ def ingest(
                         max_inflate=max_inflate,
                         max_names=max_names,
                         node_energy=[os.fspath(p) for p in _as_inputs(node_energy)],
+                        storage_options=storage_dict(storage_options),
                     )
 
                     def work() -> _core.EstimateResult:
@@ -512,6 +533,8 @@ EMPTY_REASON = "empty (no records); not recorded, so it is read again once it ha
 
 
 def _abs(path: str) -> str:
+    if _core.is_url(path):
+        return path
     return os.path.abspath(path)
 
 
@@ -547,7 +570,7 @@ def _source_read(
     # makes the next run see a file that grew afterwards as grown, and one that did not as
     # unchanged.
     hashed = stats.hashed_bytes
-    stamp = FileStamp(seen.path, hashed, seen.mtime) if hashed is not None else seen
+    stamp = replace_field(seen, size_bytes=hashed) if hashed is not None else seen
     return SourceRead(
         engine_path=path,
         stamp=stamp,

@@ -20,7 +20,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -60,6 +60,7 @@ from wattledger.schema import (
     MIGRATE_2_TO_3,
     MIGRATE_3_TO_4,
     MIGRATE_4_TO_5,
+    MIGRATE_5_TO_6,
     SCHEMA_VERSION,
     SOURCE_TOTALS_DDL,
     TABLES_DDL,
@@ -94,6 +95,22 @@ class FileStamp:
     path: str
     size_bytes: int
     mtime: datetime
+    #: An object's entity tag when listed (object storage); None for local files. With the
+    #: URL and size it says an object is the one a live source recorded without reading it.
+    etag: str | None = None
+
+    @staticmethod
+    def of_input(found: _core.InputFile) -> FileStamp:
+        """The stamp of a file or object the engine listed: a local file is stat'ed (its
+        absolute path); an object keeps its URL, size, modification time and ETag."""
+        if not found.remote:
+            return FileStamp.of(found.path)
+        return FileStamp(
+            path=found.path,
+            size_bytes=found.size_bytes,
+            mtime=_EPOCH + timedelta(microseconds=found.modified_us or 0),
+            etag=found.etag,
+        )
 
     @staticmethod
     def of(path: PathLike) -> FileStamp:
@@ -363,7 +380,7 @@ def _check_schema_of(con: duckdb.DuckDBPyConnection, name: str, *, creating: boo
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the next query.
     rows = con.execute("SELECT value FROM wl_meta WHERE key = 'schema_version'").fetchall()
     version = int(rows[0][0]) if rows else 0
-    if version in (1, 2, 3, 4):
+    if version in (1, 2, 3, 4, 5):
         if migrate:
             if version == 1:
                 _migrate_1_to_2(con)
@@ -371,13 +388,16 @@ def _check_schema_of(con: duckdb.DuckDBPyConnection, name: str, *, creating: boo
                 _migrate_2_to_3(con)
             if version <= 3:
                 _migrate_3_to_4(con)
-            _migrate_4_to_5(con)
+            if version <= 4:
+                _migrate_4_to_5(con)
+            _migrate_5_to_6(con)
             return True
         why = {
             1: "before request outcomes were counted",
             2: "before sources kept their mapping",
             3: "before sources were identified by BLAKE3",
             4: "before metered node energy was kept",
+            5: "before sources in object storage kept their ETag",
         }[version]
         raise LedgerSchemaError(
             f"ledger {name} has schema version {version} ({why}); upgrade it in place with "
@@ -430,9 +450,19 @@ def _migrate_4_to_5(con: duckdb.DuckDBPyConnection) -> None:
     """Add the metered node energy table (``schema.MIGRATE_4_TO_5``); old runs have none."""
     for ddl in MIGRATE_4_TO_5:
         con.execute(ddl)
-    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute("UPDATE wl_meta SET value = '5' WHERE key = 'schema_version'")
     con.execute(
         "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_4_to_5_at', ?)", [datetime.now(UTC).isoformat()]
+    )
+
+
+def _migrate_5_to_6(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``wl_sources.etag`` (``schema.MIGRATE_5_TO_6``); old sources are local files: NULL."""
+    for ddl in MIGRATE_5_TO_6:
+        con.execute(ddl)
+    con.execute("UPDATE wl_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO wl_meta VALUES ('migrated_5_to_6_at', ?)", [datetime.now(UTC).isoformat()]
     )
 
 
@@ -625,7 +655,7 @@ class LedgerWriter:
         """Live sources (neither replaced nor forgotten) with one of these paths, BLAKE3 hashes
         or sizes (a source recorded with SHA-256 only is found by its path or size)."""
         rel = self._con.execute(
-            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, blake3, config_sha256, read_as
+            """SELECT source_id, run_id, path, size_bytes, mtime, sha256, blake3, config_sha256, read_as, etag
                FROM wl_sources
                WHERE replaced_at IS NULL AND forgotten_at IS NULL
                  AND (list_contains(?, path) OR list_contains(?, blake3) OR list_contains(?, size_bytes))
@@ -642,6 +672,7 @@ class LedgerWriter:
         read_as: str = "",
         *,
         replace: bool = False,
+        storage_options: Mapping[str, str] | None = None,
     ) -> tuple[list[FileStamp], list[SkippedFile]]:
         """Split files into (to read, skipped) before reading them.
 
@@ -651,6 +682,10 @@ class LedgerWriter:
         size, content, pack or mapping, or the same bytes under another identity: refused now,
         before spending time reading (unless ``replace``). The rest is decided by the engine's
         hash of the bytes it read, in :meth:`commit_run`.
+
+        An object in object storage with the URL, size and ETag a live source recorded is that
+        source's bytes: it is not read again to find out (``storage_options`` are for the objects
+        that must be hashed here).
         """
         live = self._live_sources(paths=[s.path for s in stamps], sizes=[s.size_bytes for s in stamps])
         to_read: list[FileStamp] = []
@@ -660,8 +695,8 @@ class LedgerWriter:
             if not candidates:
                 to_read.append(stamp)
                 continue
-            content = (
-                _Content.of_file(stamp.path, candidates)
+            content = _Content.recorded(stamp, candidates) or (
+                _Content.of_file(stamp.path, candidates, stamp.size_bytes, storage_options)
                 if any(r["size_bytes"] == stamp.size_bytes for r in candidates)
                 else None
             )
@@ -872,7 +907,7 @@ class LedgerWriter:
         self._con.executemany(
             """INSERT INTO wl_sources
                VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, CAST(? AS JSON), ?::VARCHAR[], NULL, NULL, ?,
-                       CAST(? AS JSON), ?, NULL, NULL, ?)""",
+                       CAST(? AS JSON), ?, NULL, NULL, ?, ?)""",
             [
                 [
                     source_ids[s.engine_path],
@@ -889,6 +924,7 @@ class LedgerWriter:
                     json.dumps(dict(sorted(s.skip_reasons.items())), separators=(",", ":")),
                     s.read_as,
                     s.blake3,
+                    s.stamp.etag,
                 ]
                 for s in kept
             ],
@@ -1106,25 +1142,62 @@ class _Content:
     unless a file may be one they already counted.
     """
 
-    def __init__(self, path: str, blake3: str | None, size: int, sha256: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        blake3: str | None,
+        size: int,
+        sha256: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = path
         #: None when the file cannot be read now (the engine reports it when it reads it).
         self.blake3 = blake3
         self.size = size
         self._sha256 = sha256
         self._sha_tried = sha256 is not None
+        self._storage_options = dict(storage_options or {})
 
     @staticmethod
-    def of_file(path: str, candidates: Sequence[dict[str, Any]]) -> _Content:
+    def recorded(stamp: FileStamp, candidates: Sequence[dict[str, Any]]) -> _Content | None:
+        """The content of an object a live source recorded under the same URL, size and (strong)
+        ETag: the store gives a new ETag to every new version of an object, so those bytes are
+        known without reading them. None for local files and for objects that may differ."""
+        if stamp.etag is None or stamp.etag.startswith("W/"):
+            return None
+        for r in candidates:
+            if (
+                r["path"] == stamp.path
+                and r["etag"] == stamp.etag
+                and r["size_bytes"] == stamp.size_bytes
+                and r["blake3"] is not None
+            ):
+                return _Content(stamp.path, r["blake3"], stamp.size_bytes)
+        return None
+
+    @staticmethod
+    def of_file(
+        path: str,
+        candidates: Sequence[dict[str, Any]],
+        size_hint: int = -1,
+        storage_options: Mapping[str, str] | None = None,
+    ) -> _Content:
         """Hash a file before reading it (a live source may hold it): BLAKE3, and SHA-256 too
-        when a source recorded with SHA-256 only has its size."""
-        size = os.stat(path).st_size if os.path.exists(path) else -1
+        when a source recorded with SHA-256 only has its size. An object (URL) is read by ranges
+        with ``storage_options``."""
+        remote = _core.is_url(path)
+        if remote:
+            size = size_hint
+        else:
+            size = os.stat(path).st_size if os.path.exists(path) else -1
         legacy = any(r["blake3"] is None and r["size_bytes"] == size for r in candidates)
         try:
-            blake3, sha256, read = _core.file_digests(path, sha256=legacy)
-        except OSError:
+            blake3, sha256, read = _core.file_digests(
+                path, sha256=legacy, storage_options=dict(storage_options or {})
+            )
+        except (OSError, _core.InputError):
             return _Content(path, None, size)
-        return _Content(path, blake3, read, sha256)
+        return _Content(path, blake3, read, sha256, storage_options)
 
     def sha256(self) -> str | None:
         """SHA-256 of the same bytes, computed once on demand; None if the file no longer holds
@@ -1132,8 +1205,10 @@ class _Content:
         if not self._sha_tried:
             self._sha_tried = True
             try:
-                blake3, sha256, read = _core.file_digests(self.path, sha256=True, limit=self.size)
-            except OSError:
+                blake3, sha256, read = _core.file_digests(
+                    self.path, sha256=True, limit=self.size, storage_options=self._storage_options
+                )
+            except (OSError, _core.InputError):
                 return None
             if blake3 == self.blake3 and read == self.size:
                 self._sha256 = sha256

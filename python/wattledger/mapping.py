@@ -75,6 +75,8 @@ def columns_seen(path: str, fmt: str | None, head: bytes | None = None) -> list[
     """The file's own top-level column names: a CSV header, the keys of the first JSON record,
     a Parquet schema. Best effort (empty when the head does not parse): it only feeds a hint."""
     if fmt == "parquet":
+        if _core.is_url(path):
+            return []  # pyarrow would open the object with clients of its own, not the run's
         import pyarrow.parquet as pq
 
         try:

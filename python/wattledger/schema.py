@@ -13,7 +13,9 @@ from __future__ import annotations
 #: 4: a source's content identity is the BLAKE3 of its stored bytes (``wl_sources.blake3``);
 #: sources recorded before keep their SHA-256 (``sha256``, NULL for later sources) and are still
 #: recognised by it (docs/internals.md, "File identity").
-SCHEMA_VERSION = 5
+#: 5: metered node energy (``wl_node_energy``).
+#: 6: a source in object storage keeps its ETag (``wl_sources.etag``; NULL for local files).
+SCHEMA_VERSION = 6
 
 #: Section 8 keys, in order.
 KEY_COLUMNS: tuple[str, ...] = ("hour", "model", "site", "zone", "hardware", "method")
@@ -247,7 +249,8 @@ TABLES_DDL: tuple[str, ...] = (
     read_as VARCHAR,
     forgotten_at TIMESTAMPTZ,
     forgotten_by VARCHAR,
-    blake3 VARCHAR
+    blake3 VARCHAR,
+    etag VARCHAR
 )""",
     # Raw names of a source that the pack's aliases (or a zone's case) changed: the hourly rows
     # hold the resolved name, this keeps what the log wrote.
@@ -362,3 +365,8 @@ MIGRATE_3_TO_4: tuple[str, ...] = (
 #: Schema version 4 -> 5, in one transaction: the metered node energy table (attributed and
 #: idle energy). Old runs had no node energy: the table starts empty and nothing else changes.
 MIGRATE_4_TO_5: tuple[str, ...] = (NODE_ENERGY_DDL,)
+
+#: Schema version 5 -> 6, in one transaction: the ETag of a source read from object storage
+#: (its URL, size and ETag say an object is unchanged without reading it). Old sources are
+#: local files: NULL.
+MIGRATE_5_TO_6: tuple[str, ...] = ("ALTER TABLE wl_sources ADD COLUMN etag VARCHAR",)

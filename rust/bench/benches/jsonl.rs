@@ -53,12 +53,7 @@ fn input(shape: &str) -> Input {
 }
 
 fn scan(inp: &Input) -> u64 {
-    let f = InputFile {
-        path: inp.file.path().to_path_buf(),
-        format: Format::Jsonl,
-        compression: Compression::None,
-        size: inp.bytes as u64,
-    };
+    let f = InputFile::local(inp.file.path().to_path_buf(), Format::Jsonl, Compression::None, inp.bytes as u64);
     let out = scan_files(&[f], &inp.opts, &ScanControl::default(), None, || CountingSink).expect("scan");
     out.files[0].records
 }

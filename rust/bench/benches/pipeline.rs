@@ -25,12 +25,7 @@ fn bench_estimate(bencher: Bencher, name: &str, scan: ScanOptions) {
     let m = methodology();
     let data = jsonl_flat(&fleet(LINES, 24, 9));
     let file = TempFile::new(&format!("{name}.jsonl"), &data);
-    let files = [InputFile {
-        path: file.path().to_path_buf(),
-        format: Format::Jsonl,
-        compression: Compression::None,
-        size: data.len() as u64,
-    }];
+    let files = [InputFile::local(file.path().to_path_buf(), Format::Jsonl, Compression::None, data.len() as u64)];
     let opts =
         EstimateOptions { scan, memory_budget_cells: DEFAULT_MEMORY_BUDGET_CELLS, spill_dir: None, dedupe: false };
     let run = || {

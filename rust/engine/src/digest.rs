@@ -44,10 +44,14 @@ pub struct FileDigests {
 /// Hash a file's stored bytes in one pass: BLAKE3 always, SHA-256 too when `sha256` is set,
 /// at most `limit` bytes when given (the bytes a scan read, if the file grew since).
 pub fn file_digests(path: &Path, sha256: bool, limit: Option<u64>) -> io::Result<FileDigests> {
-    let file = File::open(path)?;
+    digests_of(File::open(path)?, sha256, limit)
+}
+
+/// [`file_digests`] of any byte stream (an object in object storage, read by ranges).
+pub fn digests_of(stored: impl Read, sha256: bool, limit: Option<u64>) -> io::Result<FileDigests> {
     let mut reader: Box<dyn Read> = match limit {
-        Some(n) => Box::new(file.take(n)),
-        None => Box::new(file),
+        Some(n) => Box::new(stored.take(n)),
+        None => Box::new(stored),
     };
     let mut b3 = blake3::Hasher::new();
     let mut sha = sha256.then(Sha256::new);

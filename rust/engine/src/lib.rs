@@ -27,6 +27,7 @@ pub mod presets;
 pub mod readers;
 pub mod record;
 pub mod rejects;
+pub mod remote;
 pub mod resolved;
 pub mod rows;
 pub mod source;

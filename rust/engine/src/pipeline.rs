@@ -28,6 +28,7 @@ use crate::per_record::{BatchOut, Ordered, PerRecordSink, RowTap};
 use crate::readers::{scan_batches, scan_files, CanonicalSink, FileStats, ScanControl, ScanOptions};
 use crate::record::{Loc, Record, RecordSink};
 use crate::rejects::RejectsWriter;
+use crate::remote::StorageOptions;
 use crate::source::InputFile;
 use crate::spill::{Partitioner, SpillStore};
 
@@ -115,6 +116,8 @@ pub struct RunOptions {
     pub source_name: String,
     /// Metered node energy counter files (`--node-energy`): attributed energy (section 10).
     pub node_energy: Vec<PathBuf>,
+    /// Settings of the object storage clients (`--storage-option`), for URL inputs.
+    pub storage: StorageOptions,
 }
 
 impl Default for RunOptions {
@@ -134,6 +137,7 @@ impl Default for RunOptions {
             max_names: DEFAULT_MAX_NAMES,
             source_name: "<arrow>".to_string(),
             node_energy: Vec::new(),
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -196,12 +200,18 @@ fn with_rejects<T>(rejects: Option<&PathBuf>, f: impl FnOnce(Option<&RejectsWrit
 pub struct Reader {
     scan: ScanOptions,
     rejects: Option<PathBuf>,
+    storage: StorageOptions,
 }
 
 impl Reader {
     /// `config` only contributes its `[columns]`; nothing is hashed.
     pub fn new(config: Option<&Config>, opts: &RunOptions) -> Result<Reader> {
-        Ok(Reader { scan: opts.scan(config, false)?, rejects: opts.rejects.clone() })
+        Ok(Reader { scan: opts.scan(config, false)?, rejects: opts.rejects.clone(), storage: opts.storage.clone() })
+    }
+
+    /// The object storage settings URL inputs of this reader are expanded and read with.
+    pub fn storage(&self) -> &StorageOptions {
+        &self.storage
     }
 
     /// Per-file counts, keeping no record (a dry run of the readers).

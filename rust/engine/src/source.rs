@@ -13,8 +13,10 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::digest::ContentHash;
+use crate::remote::{self, RemoteObject, RemoteRead, StorageOptions, Stores};
 
 use crate::error::{Error, Result};
 
@@ -79,6 +81,15 @@ pub struct InputFile {
     pub compression: Compression,
     /// Size on disk (compressed size for `.gz`/`.zst`): the unit of progress reporting.
     pub size: u64,
+    /// The object in object storage this is (`path` is then its URL); None for a local file.
+    pub remote: Option<Arc<RemoteObject>>,
+}
+
+impl InputFile {
+    /// A local file of a known kind (tests and benches build their inputs so).
+    pub fn local(path: PathBuf, format: Format, compression: Compression, size: u64) -> Self {
+        InputFile { path, format, compression, size, remote: None }
+    }
 }
 
 /// Format and compression from a file name, or None when the name is not a known log kind.
@@ -113,7 +124,7 @@ fn input_file(path: &Path) -> Result<InputFile> {
     if !meta.is_file() {
         return Err(not_regular(path, &meta.file_type()));
     }
-    Ok(InputFile { path: path.to_path_buf(), format, compression, size: meta.len() })
+    Ok(InputFile::local(path.to_path_buf(), format, compression, meta.len()))
 }
 
 /// A FIFO blocks the run until some writer comes along, a device such as `/dev/zero` never
@@ -229,6 +240,15 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
 /// [`expand_inputs`] that stops with `Error::Cancelled` as soon as `cancel()` says so (Ctrl-C
 /// while a large tree is listed).
 pub fn expand_inputs_until(inputs: &[String], cancel: Cancel<'_>) -> Result<Vec<InputFile>> {
+    expand_inputs_with(inputs, &StorageOptions::default(), cancel)
+}
+
+/// [`expand_inputs_until`] where inputs may also be object storage URLs (`s3://bucket/prefix/`,
+/// `gs://...`, `az://...`, `https://host/file.jsonl`; see [`remote`]), whose clients take
+/// `storage` on top of the environment.
+pub fn expand_inputs_with(inputs: &[String], storage: &StorageOptions, cancel: Cancel<'_>) -> Result<Vec<InputFile>> {
+    let mut stores = Stores::new(storage.clone());
+    let mut seen_urls: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut push = |p: PathBuf, out: &mut Vec<InputFile>| -> Result<()> {
@@ -243,6 +263,18 @@ pub fn expand_inputs_until(inputs: &[String], cancel: Cancel<'_>) -> Result<Vec<
             return Err(Error::Cancelled);
         }
         let path = Path::new(input);
+        if remote::is_url(input) {
+            let is_log = |key: &str| detect_format(Path::new(key)).is_some();
+            for obj in stores.expand(input, &is_log, cancel)? {
+                let url = PathBuf::from(&obj.url);
+                let (format, compression) =
+                    detect_format(&url).ok_or_else(|| Error::UnknownFormat { path: url.clone() })?;
+                if seen_urls.insert(obj.url.clone()) {
+                    out.push(InputFile { path: url, format, compression, size: obj.size, remote: Some(obj) });
+                }
+            }
+            continue;
+        }
         if input == "-" {
             // The format is told from the file name, and a run's provenance is the file's
             // hash and path: a pipe has neither.
@@ -331,12 +363,27 @@ fn glob_recursive(pattern: &str, cancel: Cancel<'_>) -> Result<Vec<PathBuf>> {
 /// Reads the file as stored, counting (for progress) and optionally hashing every byte. It
 /// sits *under* the decompressor so the hash is of the stored bytes, as `b3sum` gives.
 pub(crate) struct RawReader<'c> {
-    inner: File,
+    inner: Raw,
     hasher: Option<ContentHash>,
     counter: Option<&'c AtomicU64>,
     /// Bytes read so far: with the hash, the size of exactly the bytes it covers (a file
     /// appended to while it is read has more bytes than its size when the scan started).
     read: u64,
+}
+
+/// Where the stored bytes come from: a local file, or ranged reads of an object.
+enum Raw {
+    File(File),
+    Remote(Box<RemoteRead>),
+}
+
+impl Read for Raw {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Raw::File(f) => f.read(buf),
+            Raw::Remote(r) => r.read(buf),
+        }
+    }
 }
 
 impl Read for RawReader<'_> {
@@ -483,13 +530,18 @@ pub(crate) struct TextStream<'c> {
 impl<'c> TextStream<'c> {
     /// `max_inflate`: see [`inflate_limit`].
     pub(crate) fn open(file: &InputFile, hash: bool, counter: Option<&'c AtomicU64>, max_inflate: u64) -> Result<Self> {
-        // Checked again here (not only when the inputs were listed): opening a FIFO blocks.
-        let meta = std::fs::metadata(&file.path).map_err(|e| io_input(&file.path, &e))?;
-        if !meta.is_file() {
-            return Err(not_regular(&file.path, &meta.file_type()));
-        }
-        let f = File::open(&file.path).map_err(|e| io_input(&file.path, &e))?;
-        let raw = RawReader { inner: f, hasher: hash.then(ContentHash::new), counter, read: 0 };
+        let (inner, stored) = match &file.remote {
+            Some(obj) => (Raw::Remote(Box::new(RemoteRead::new(obj.clone()))), obj.size),
+            None => {
+                // Checked again here (not only when the inputs were listed): opening a FIFO blocks.
+                let meta = std::fs::metadata(&file.path).map_err(|e| io_input(&file.path, &e))?;
+                if !meta.is_file() {
+                    return Err(not_regular(&file.path, &meta.file_type()));
+                }
+                (Raw::File(File::open(&file.path).map_err(|e| io_input(&file.path, &e))?), meta.len())
+            }
+        };
+        let raw = RawReader { inner, hasher: hash.then(ContentHash::new), counter, read: 0 };
         let dec = match file.compression {
             Compression::None => Decoder::Plain(raw),
             // Big buffers: fewer syscalls, and the decoder is the bottleneck anyway.
@@ -501,7 +553,7 @@ impl<'c> TextStream<'c> {
         };
         let limit = match file.compression {
             Compression::None => u64::MAX,
-            _ => inflate_limit(meta.len().max(file.size), max_inflate),
+            _ => inflate_limit(stored.max(file.size), max_inflate),
         };
         Ok(TextStream { dec, out: 0, limit, ratio: max_inflate })
     }
@@ -562,6 +614,17 @@ pub fn human_bytes(n: u64) -> String {
     for (size, unit) in UNITS {
         if n >= size && n.is_multiple_of(size) {
             return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// `1.5 GiB`, `700.0 MiB`: a size people read at a glance (not necessarily a whole unit).
+pub fn human_bytes_approx(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
         }
     }
     format!("{n} bytes")

@@ -805,7 +805,7 @@ fn produce_doc(
 
 /// Send one Parquet file's row groups; hash the file on the way when asked.
 fn produce_parquet(sh: &Shared<'_>, idx: u32, f: &InputFile, tx: &Sender<Work>, meta: &mut FileMeta) -> Result<()> {
-    let pq = Arc::new(parquet::open(&f.path, &sh.opts.columns, f.size)?);
+    let pq = Arc::new(parquet::open(f, &sh.opts.columns)?);
     meta.found = schema_found(pq.meta.schema(), &sh.opts.columns);
     for rg in 0..pq.row_offsets.len() {
         if sh.stopped() {

@@ -14,6 +14,8 @@ use parquet::arrow::ProjectionMask;
 
 use crate::columns::{Col, ColumnMap};
 use crate::error::{Error, Result};
+use crate::remote::{self, RemoteObject};
+use crate::source::InputFile;
 
 /// What every row group task of one file shares.
 pub(crate) struct PqFile {
@@ -24,13 +26,21 @@ pub(crate) struct PqFile {
     /// Bytes of the file each row group stands for in the progress counters: its compressed
     /// size, so a progress bar advances as row groups are done rather than when the file ends.
     pub(crate) progress_bytes: Vec<u64>,
+    /// The object a remote file is (its row groups are fetched by range); None for a local file.
+    pub(crate) remote: Option<Arc<RemoteObject>>,
 }
 
-/// `size`: the file's size when the scan started, which the progress shares add up to at most.
-pub(crate) fn open(path: &Path, map: &ColumnMap, size: u64) -> Result<PqFile> {
-    let file = File::open(path).map_err(|e| Error::input(path, e))?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+/// `f.size`: the file's size when the scan started, which the progress shares add up to at most.
+pub(crate) fn open(f: &InputFile, map: &ColumnMap) -> Result<PqFile> {
+    let path = f.path.as_path();
+    let unreadable = |e: parquet::errors::ParquetError| Error::input(path, format!("not a readable Parquet file: {e}"));
+    let meta = match &f.remote {
+        Some(obj) => ArrowReaderMetadata::load(&remote::fetch_footer(obj)?, ArrowReaderOptions::new()),
+        None => {
+            ArrowReaderMetadata::load(&File::open(path).map_err(|e| Error::input(path, e))?, ArrowReaderOptions::new())
+        }
+    }
+    .map_err(unreadable)?;
     let schema = meta.schema().clone();
     let roots: Vec<usize> = schema
         .fields()
@@ -54,8 +64,8 @@ pub(crate) fn open(path: &Path, map: &ColumnMap, size: u64) -> Result<PqFile> {
     }
     let compressed: Vec<u64> =
         meta.metadata().row_groups().iter().map(|rg| rg.compressed_size().max(0) as u64).collect();
-    let progress_bytes = progress_shares(&compressed, size);
-    Ok(PqFile { meta, mask, row_offsets, progress_bytes })
+    let progress_bytes = progress_shares(&compressed, f.size);
+    Ok(PqFile { meta, mask, row_offsets, progress_bytes, remote: f.remote.clone() })
 }
 
 /// Each row group's share of a file of `size` bytes for progress: its compressed size, scaled
@@ -110,13 +120,21 @@ pub(crate) fn read_row_group(
     rg: usize,
     mut f: impl FnMut(u64, RecordBatch) -> Result<()>,
 ) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::input(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, pq.meta.clone())
-        .with_row_groups(vec![rg])
-        .with_projection(pq.mask.clone())
-        .with_batch_size(32 * 1024)
-        .build()
-        .map_err(|e| Error::input(path, format!("cannot read Parquet row group {rg}: {e}")))?;
+    let cannot =
+        |e: parquet::errors::ParquetError| Error::input(path, format!("cannot read Parquet row group {rg}: {e}"));
+    let reader = match &pq.remote {
+        // The row group's column chunks in memory (one round of parallel ranged reads), so the
+        // reader's many small page reads never become requests.
+        Some(obj) => {
+            let chunks = remote::fetch_row_group(obj, pq.meta.metadata(), &pq.mask, rg)?;
+            batches(ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, pq.meta.clone()), pq, rg)
+        }
+        None => {
+            let file = File::open(path).map_err(|e| Error::input(path, e))?;
+            batches(ParquetRecordBatchReaderBuilder::new_with_metadata(file, pq.meta.clone()), pq, rg)
+        }
+    }
+    .map_err(cannot)?;
     let mut row = pq.row_offsets[rg];
     for batch in reader {
         let batch = batch.map_err(|e| Error::input(path, format!("corrupt Parquet data in row group {rg}: {e}")))?;
@@ -125,6 +143,17 @@ pub(crate) fn read_row_group(
         row += n;
     }
     Ok(())
+}
+
+fn batches<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    pq: &PqFile,
+    rg: usize,
+) -> parquet::errors::Result<Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>> + Send>>
+{
+    let reader =
+        builder.with_row_groups(vec![rg]).with_projection(pq.mask.clone()).with_batch_size(32 * 1024).build()?;
+    Ok(Box::new(reader))
 }
 
 #[cfg(test)]
