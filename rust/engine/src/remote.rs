@@ -897,7 +897,8 @@ mod tests {
             ("c", Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 3))) as _),
         ])
         .unwrap();
-        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(4096)).build();
+        let props =
+            parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(4096)).build();
         let mut body = Vec::new();
         let mut w = ArrowWriter::try_new(&mut body, batch.schema(), Some(props)).unwrap();
         w.write(&batch).unwrap();
