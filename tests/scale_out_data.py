@@ -14,6 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -75,6 +76,21 @@ def sources(ledger: Path) -> list[tuple[object, ...]]:
         ).fetchall()
     finally:
         con.close()
+
+
+def sources_as_urls(
+    rows: list[tuple[object, ...]], local_dir: Path, url_prefix: str
+) -> list[tuple[object, ...]]:
+    """:func:`sources` rows of local files with each path written as the URL of the same file
+    under ``url_prefix`` (the objects of a bucket the files were uploaded to), sorted by it."""
+    return sorted((str(r[0]).replace(f"{local_dir}/", url_prefix), *r[1:]) for r in rows)
+
+
+def upload_case_to(s3: Any, case: Case, bucket: str) -> str:
+    """The case's files as objects of a new bucket under ``case/``; returns the prefix URL."""
+    s3.create_bucket(bucket)
+    s3.upload_tree(Path(case.logs[0]).parent, bucket, "case/")
+    return f"s3://{bucket}/case/"
 
 
 def hourly_rows(ledger: Path) -> int:

@@ -17,8 +17,18 @@ import ray.data
 from typer.testing import CliRunner
 
 import wattledger
+from object_store_servers import moto_s3
 from oracle_sql import frames_close
-from scale_out_data import Case, hourly_rows, make_case, report, sources, summary_view
+from scale_out_data import (
+    Case,
+    hourly_rows,
+    make_case,
+    report,
+    sources,
+    sources_as_urls,
+    summary_view,
+    upload_case_to,
+)
 from wattledger import ray as wray
 from wattledger.cli import app
 from wattledger.errors import InputError
@@ -49,6 +59,22 @@ def test_same_report_rejects_identity_and_skips_as_local(local_ray: None, case: 
     again = wray.ingest(case.logs, ledger=tmp_path / "r.duckdb", config=case.config, grid=case.grid)
     assert again.files_read == 0 and sorted(s.path for s in again.files_skipped) == sorted(case.logs)
     assert frames_close(report(tmp_path / "r.duckdb"), want, rel=1e-9) == []
+
+
+def test_objects_in_s3_are_read_by_the_tasks_as_locally(local_ray: None, case: Case, tmp_path: Path) -> None:
+    """``s3://`` objects on Ray: the tasks read them with the storage options shipped in the
+    plan; the same report, rejects and identity per object as the local files give."""
+    with moto_s3(tmp_path / "moto") as s3:
+        url = upload_case_to(s3, case, "wl-ray")
+        run = dict(config=case.config, grid=case.grid, storage_options=s3.storage_options())
+        local = wattledger.ingest(case.logs, ledger=tmp_path / "l.duckdb", config=case.config, grid=case.grid)
+        on_ray = wray.ingest(url, ledger=tmp_path / "r.duckdb", **run)
+        assert (on_ray.records, on_ray.rejected) == (local.records, local.rejected)
+        assert frames_close(report(tmp_path / "r.duckdb"), report(tmp_path / "l.duckdb"), rel=1e-9) == []
+        local_dir = Path(case.logs[0]).parent
+        assert sources(tmp_path / "r.duckdb") == sources_as_urls(
+            sources(tmp_path / "l.duckdb"), local_dir, url
+        )
 
 
 def test_estimate_partials_reduce_to_the_local_cells(local_ray: None, case: Case) -> None:

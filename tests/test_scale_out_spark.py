@@ -19,8 +19,18 @@ import pytest
 from typer.testing import CliRunner
 
 import wattledger
+from object_store_servers import MotoS3, moto_s3
 from oracle_sql import frames_close
-from scale_out_data import Case, hourly_rows, make_case, report, sources, summary_view
+from scale_out_data import (
+    Case,
+    hourly_rows,
+    make_case,
+    report,
+    sources,
+    sources_as_urls,
+    summary_view,
+    upload_case_to,
+)
 from wattledger import spark as wspark
 from wattledger.cli import app
 from wattledger.errors import InputError, SourceConflictError, UsageError
@@ -67,6 +77,39 @@ def test_same_report_rejects_and_identity_as_local(local_ledger, spark_ledger) -
     assert sources(on_spark) == sources(local)  # rejects per file, size, BLAKE3, columns
     assert hourly_rows(on_spark) == hourly_rows(local)
     assert summary_view(spark_summary) == summary_view(local_summary)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    with moto_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+def test_objects_in_s3_are_read_by_the_tasks_as_locally(
+    spark: object, s3: MotoS3, case: Case, local_ledger, tmp_path: Path
+) -> None:
+    """``s3://`` objects on Spark: each task reads its object with the run's storage options
+    (shipped in the plan, not the workers' environment): the local report, rejects and BLAKE3
+    per file, the URL as the source; a second run skips every object unread."""
+    url = upload_case_to(s3, case, "wl-spark")
+    run = dict(config=case.config, grid=case.grid, progress=False, storage_options=s3.storage_options())
+    ledger = tmp_path / "s3.duckdb"
+    summary = wspark.ingest(url, ledger=ledger, **run)
+    local, local_summary = local_ledger
+    assert summary.records == local_summary.records and summary.rejected == local_summary.rejected
+    assert frames_close(report(ledger), report(local), rel=1e-9) == []
+    assert sources(ledger) == sources_as_urls(sources(local), Path(case.logs[0]).parent, url)
+    again = wspark.ingest(url, ledger=ledger, **run)
+    assert again.files_read == 0 and len(again.files_skipped) == len(case.logs)
+
+
+def test_dataframe_input_files_in_object_storage_are_urls_the_engine_reads() -> None:
+    """A DataFrame read from ``s3a://`` stands for its objects: their URIs go to the engine as
+    URLs; a scheme the engine cannot read is refused naming it."""
+    assert wspark._local_path("s3a://bucket/logs/a.jsonl") == "s3a://bucket/logs/a.jsonl"
+    assert wspark._local_path("file:///data/a%20b.jsonl") == "/data/a b.jsonl"
+    with pytest.raises(UsageError, match=r"hdfs://nn/logs/a\.jsonl"):
+        wspark._local_path("hdfs://nn/logs/a.jsonl")
 
 
 def test_reingest_skips_every_file(case: Case, spark_ledger) -> None:

@@ -37,7 +37,7 @@ from wattledger.ledger import (
     new_run_id,
 )
 from wattledger.mapping import check_readable, is_empty, read_as_text
-from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_remote, refuse_unsupported
+from wattledger.partials import ClusterEngine, ClusterRun, make_plan, refuse_unsupported
 from wattledger.progress import phase, run_with_progress, should_show
 from wattledger.run_checks import DEFAULT_WARN_SHARE, enforce_strict, parse_share, share_warnings
 from wattledger.storage import StorageOptions, storage_dict
@@ -325,7 +325,8 @@ def ingest(
     ``cluster``: a cluster engine (:func:`wattledger.spark.engine`, :func:`wattledger.ray.engine`)
     runs the same readers and kernel there, one task per file, and hands back the partial
     aggregates reduced on the cluster; everything else (skips, identity, the commit) is this
-    function's, as for a local run. ``dedupe`` and ``rejects`` need the local engine.
+    function's, as for a local run. ``dedupe`` and ``rejects`` need the local engine. Object
+    storage URLs are listed here and read by the tasks, with ``storage_options`` shipped to them.
     """
     if cluster is not None:
         refuse_unsupported(
@@ -336,8 +337,6 @@ def ingest(
     grd = load_grid(grid, lifecycle, grid_resolution)
     rules = column_rules(columns)
     found = expand_unique(logs, storage_options)
-    if cluster is not None:
-        refuse_remote(cluster.name, [f.path for f in found if f.remote])
     paths = [f.path for f in found]
     stamps = {f.path: FileStamp.of_input(f) for f in found}
     started = datetime.now(UTC)
@@ -385,6 +384,9 @@ def ingest(
                         max_line=max_line,
                         max_inflate=max_inflate,
                         max_names=max_names,
+                        # Shipped with the plan: a task reads its object with the run's settings
+                        # (over the worker's own environment, e.g. an instance's credentials).
+                        storage_options=storage_dict(storage_options),
                     )
                     distributed = cluster.run_files(plan, read_paths, show=show)
                 elif read_paths:

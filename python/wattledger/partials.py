@@ -356,17 +356,6 @@ class ClusterEngine(Protocol):
     def run_files(self, plan: WorkerPlan, paths: Sequence[str], *, show: bool) -> ClusterRun: ...
 
 
-def refuse_remote(engine: str, urls: Sequence[str]) -> None:
-    """Object storage URLs are listed and read by this machine's engine (ranged reads with the
-    run's storage options); a cluster engine reads the paths its tasks are given, where those
-    options and clients are not set up. Refused before any work, naming the first URL."""
-    if urls:
-        raise UsageError(
-            f"{urls[0]}: object storage URLs are read by --engine local (ranged reads on this machine); "
-            f"with --engine {engine}, give the cluster paths it can read itself"
-        )
-
-
 def refuse_unsupported(engine: str, *, rejects: object, dedupe: bool, node_energy: bool = False) -> None:
     """Options a distributed run cannot honour as a local one does, refused before any work:
     ``dedupe`` needs one set of request ids across all files; a rejects file would be written

@@ -334,10 +334,15 @@ def _check_bare_scan(df: DataFrame) -> None:
 
 
 def _local_path(uri: str) -> str:
-    """A ``file:`` URI as a path; other schemes are object storage, not read yet."""
+    """A ``file:`` URI as a path; an object storage URI (``s3a://``, ``gs://``, ``abfss://``)
+    as the URL the engine reads itself (docs/object-storage.md)."""
     from urllib.parse import unquote, urlparse
 
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return unquote(parsed.path) if parsed.scheme else uri
-    raise UsageError(f"{uri}: only local files can be ingested yet (object storage is not supported)")
+    if _core.is_url(uri):
+        return uri
+    raise UsageError(
+        f"{uri}: the engine reads local files and s3://, gs://, az:// and http(s):// objects, not this scheme"
+    )
