@@ -372,8 +372,34 @@ pub(crate) fn message(e: &object_store::Error) -> String {
     }
 }
 
-/// The error and its causes on one line (the crate nests them).
+/// The error and its causes on one line (the crate nests them), a store's XML error body cut to
+/// its code and message.
 fn one_line(e: &dyn std::error::Error) -> String {
+    compact_xml(&chain(e))
+}
+
+/// `... 403 Forbidden: <?xml ...><Error><Code>C</Code><Message>M</Message>...` ->
+/// `... 403 Forbidden: C: M`: S3 and Azure answer errors with an XML document whose code and
+/// message are all a person needs.
+fn compact_xml(text: &str) -> String {
+    let Some(start) = text.find("<?xml").or_else(|| text.find("<Error>")) else {
+        return text.to_string();
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let from = text[start..].find(&open)? + start + open.len();
+        let to = text[from..].find(&format!("</{name}>"))? + from;
+        Some(text[from..to].trim().to_string())
+    };
+    let head = text[..start].trim_end();
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{head} {c}: {m}"),
+        (Some(c), None) => format!("{head} {c}"),
+        _ => text.to_string(),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -937,6 +963,17 @@ mod tests {
                 .unwrap()
                 .to_string();
         assert!(e.contains("not a readable Parquet file"), "{e}");
+    }
+
+    #[test]
+    fn xml_error_bodies_are_cut_to_code_and_message() {
+        let t = "GET http://h/b?list-type=2 - 403 Forbidden: <?xml version=\"1.0\"?> <Error><Code>SignatureDoesNotMatch</Code>\
+                 <Message>The signature does not match.</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(
+            compact_xml(t),
+            "GET http://h/b?list-type=2 - 403 Forbidden: SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(compact_xml("connection refused"), "connection refused");
     }
 
     #[test]
