@@ -37,6 +37,7 @@ from oracle_sql import frames_close
 from scale_out_data import BAD_JSONL, Case, hourly_rows, make_case, report, sources, summary_view
 from wattledger.errors import InputError, SourceConflictError, UsageError
 from wattledger.schema import KEY_COLUMNS
+from wattledger.storage import parse_storage_options
 
 #: Where the case's five files go: ``s3://wl-case/case/a.jsonl`` and so on.
 CASE_BUCKET = "wl-case"
@@ -542,6 +543,16 @@ def test_unknown_storage_option_is_an_error_naming_it(s3_env: MotoS3, case_url: 
         "validate", case_url, "--storage-option", "aws_endpoint_urll=http://x", env=s3_env.env()
     )
     assert done.returncode == 2 and "aws_endpoint_urll" in one_error_line(done.stderr)
+
+
+def test_storage_option_texts_are_key_value_pairs() -> None:
+    """``--storage-option KEY=VALUE``: a later key wins, a value may hold ``=``; a text without
+    ``=`` is a usage error saying the form."""
+    got = parse_storage_options(["aws_region=eu-west-1", " aws_region =us-east-1", "token=a=b"])
+    assert got == {"aws_region": "us-east-1", "token": "a=b"}
+    for bad in ("aws_region", "=x"):
+        with pytest.raises(UsageError, match="expected KEY=VALUE"):
+            parse_storage_options([bad])
 
 
 def test_cli_storage_option(s3: MotoS3, case: Case, case_url: str, tmp_path: Path) -> None:

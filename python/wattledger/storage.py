@@ -10,15 +10,11 @@ names its settings (``aws_endpoint``, ``aws_region``, ``aws_allow_http``, ...), 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 
-from wattledger import _core
 from wattledger.errors import UsageError
 
 #: Settings of the object storage clients (None: the environment's only).
 StorageOptions = Mapping[str, str] | None
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def storage_dict(options: StorageOptions) -> dict[str, str]:
@@ -38,13 +34,3 @@ def parse_storage_options(pairs: Iterable[str]) -> dict[str, str]:
             )
         out[key.strip()] = value
     return out
-
-
-def is_url(path: str) -> bool:
-    """Whether an input names an object in object storage rather than a local path."""
-    return _core.is_url(path)
-
-
-def modified_at(us: int) -> datetime:
-    """An object's last modification (microseconds since the epoch) as a UTC datetime."""
-    return _EPOCH + timedelta(microseconds=us)
