@@ -983,15 +983,11 @@ fn records_run<'py>(
 /// The first `max_bytes` of a text log (JSON Lines or CSV) after decompression, for naming
 /// the columns of a file whose records could not be read.
 #[pyfunction]
-#[pyo3(signature = (path, max_bytes = 65536, storage_options = None))]
-fn read_head<'py>(
-    py: Python<'py>,
-    path: String,
-    max_bytes: u64,
-    storage_options: Option<BTreeMap<String, String>>,
-) -> CoreResult<Bound<'py, pyo3::types::PyBytes>> {
+#[pyo3(signature = (path, max_bytes = 65536))]
+fn read_head<'py>(py: Python<'py>, path: String, max_bytes: u64) -> CoreResult<Bound<'py, pyo3::types::PyBytes>> {
     use std::io::Read;
-    let files = expand(py, &[path], &self::storage_options(storage_options)?, None)?;
+    // Object storage URLs with the environment's settings only: this feeds a hint.
+    let files = expand(py, &[path], &StorageOptions::default(), None)?;
     let mut out = Vec::new();
     if let Some(f) = files.first() {
         let stream = source::open_text(f)?;

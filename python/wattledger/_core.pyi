@@ -491,7 +491,7 @@ def accelerator_energy_wh(
 def is_url(path: str) -> bool:
     """Whether an input is an object storage URL rather than a local path."""
 
-def read_head(path: str, max_bytes: int = 65536, storage_options: Mapping[str, str] | None = None) -> bytes:
+def read_head(path: str, max_bytes: int = 65536) -> bytes:
     """The first ``max_bytes`` of a text log after decompression (for naming its columns)."""
 
 def file_digests(

@@ -576,22 +576,10 @@ fn key_and_base(url: &Url, scheme: &ObjectStoreScheme, shown: &str) -> Result<(S
 }
 
 fn percent_decode(s: &str) -> std::result::Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(v) = hex {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| "the URL's path is not UTF-8 once percent-decoded".to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| "the URL's path is not UTF-8 once percent-decoded".to_string())
 }
 
 /// `a/b/c.jsonl`, `a/b`, `a`: a key and its parent prefixes.
